@@ -1,0 +1,75 @@
+# Confidential Cat Counter — every target does its own set-up on a fresh machine.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+ESDK_CLI_VENV := .venv-esdk-cli
+MODEL := models/nanodet-g.onnx
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup venv model test test-unit test-integration test-e2e test-infra lint demo bench synth clean help
+
+help:
+	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
+	@echo "make test   - set up, then lint and run every test tier"
+	@echo "make bench  - benchmarks (JSON + human output)"
+	@echo "make synth  - synthesise the CDK app offline (cdk.out/)"
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -q -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -q --no-deps -e . 2>&1 | grep -vi -e "is ignored" -e warning -e "^ *$$" -e "!!" -e "\*\*\*" || true
+	$(PY) -c "import ccc, ccc_common, enclave_worker, functions, cdk, onnxruntime, aws_encryption_sdk, aws_cdk"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The official ESDK CLI pins aws-encryption-sdk 3.x, so it lives in its own venv (compatibility tests).
+$(ESDK_CLI_VENV)/.installed:
+	test -x $(ESDK_CLI_VENV)/bin/python || $(PY_BOOT) -m venv $(ESDK_CLI_VENV)
+	$(ESDK_CLI_VENV)/bin/pip install -q aws-encryption-sdk-cli==4.3.0 2>&1 | grep -v "is ignored" || true
+	$(ESDK_CLI_VENV)/bin/aws-encryption-cli --version
+	touch $@
+
+$(MODEL): $(STAMP)
+	$(PY) -m ccc.model.build --out-dir models --cache-dir .cache/npm
+
+model: $(MODEL)
+
+setup: $(STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src layers functions enclave_worker cdk tests app.py
+	$(VENV)/bin/mypy src layers functions enclave_worker cdk app.py
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+test-infra: setup
+	$(PY) -m pytest -q tests/infra
+
+test-e2e: setup
+	$(PY) -m pytest -q tests/e2e
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/infra
+	$(PY) -m pytest -q tests/e2e
+
+demo: setup
+	$(PY) -m ccc.demo
+
+bench: setup
+	$(VENV)/bin/ccc bench count --out bench-results/count.json
+
+synth: $(STAMP)
+	$(PY) app.py
+
+clean:
+	rm -rf $(VENV) $(ESDK_CLI_VENV) cdk.out models/*.onnx models/*.json .ccc build *.egg-info

@@ -1,0 +1,79 @@
+"""Operational settings shared by CDK and the local stack (queue, fleet, limits).
+
+Why here: the visibility timeout must exceed the longest job, the DLQ redrive count must match
+what the parent agent expects, and the size limits must be the same on the client, the parent and
+the enclave. One function returns them per stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    visibility_timeout_s: int
+    max_receive_count: int
+    retention_s: int
+    dlq_retention_s: int
+    receive_wait_s: int
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    max_instances: int
+    jobs_per_instance: int
+    idle_timeout_s: int
+    scaler_rate_minutes: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_image_bytes: int
+    max_ciphertext_bytes: int
+    max_frame_bytes: int
+    max_image_pixels: int
+    job_timeout_s: int
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    stage: str
+    queue: QueueSettings
+    fleet: FleetSettings
+    limits: Limits
+    job_ttl_days: int
+
+
+LIMITS = Limits(
+    max_image_bytes=20 * 1024 * 1024,
+    max_ciphertext_bytes=24 * 1024 * 1024,
+    max_frame_bytes=32 * 1024 * 1024,
+    max_image_pixels=40_000_000,
+    job_timeout_s=120,
+)
+
+
+def stage_settings(stage: str) -> StageSettings:
+    """The one function that sets queue, fleet and limit values for a stage."""
+    queue = QueueSettings(
+        # > job_timeout_s with margin; the parent agent also extends visibility while it works.
+        visibility_timeout_s=LIMITS.job_timeout_s * 3,
+        max_receive_count=3,
+        retention_s=4 * 24 * 3600,
+        dlq_retention_s=14 * 24 * 3600,
+        receive_wait_s=20,
+    )
+    if stage == "local":
+        queue = QueueSettings(
+            visibility_timeout_s=30, max_receive_count=3, retention_s=4 * 24 * 3600,
+            dlq_retention_s=14 * 24 * 3600, receive_wait_s=1,
+        )
+        fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=30, scaler_rate_minutes=1)
+    elif stage == "dev":
+        fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=600, scaler_rate_minutes=1)
+    elif stage == "prod":
+        fleet = FleetSettings(max_instances=10, jobs_per_instance=4, idle_timeout_s=900, scaler_rate_minutes=1)
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    return StageSettings(stage=stage, queue=queue, fleet=fleet, limits=LIMITS, job_ttl_days=30 if stage != "prod" else 90)

@@ -25,6 +25,9 @@ INBOX_PREFIX = "jobs/"
 RESULTS_PREFIX = "results/"
 CIPHERTEXT_SUFFIX = ".ccc"
 ATTESTATION_SUFFIX = ".att"
+# Written by the parent agent when the enclave rejects a job for good (bad ciphertext, wrong
+# context, not an image): metadata only, so the job ends `failed` with a reason instead of vanishing.
+FAILURE_SUFFIX = ".failed.json"
 
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _JOB_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -71,6 +74,10 @@ class JobRef:
     def attestation_key(self) -> str:
         return f"{RESULTS_PREFIX}{self.tenant}/{self.job_id}{ATTESTATION_SUFFIX}"
 
+    @property
+    def failure_key(self) -> str:
+        return f"{RESULTS_PREFIX}{self.tenant}/{self.job_id}{FAILURE_SUFFIX}"
+
     def input_context(self) -> dict[str, str]:
         """The encryption context a client must use for this job's input."""
         return {CTX_JOB: self.job_id, CTX_TENANT: self.tenant}
@@ -101,6 +108,11 @@ def parse_inbox_key(key: str) -> JobRef:
 def parse_result_key(key: str) -> JobRef:
     """Inverse of JobRef.result_key."""
     return _parse_key(key, RESULTS_PREFIX, CIPHERTEXT_SUFFIX)
+
+
+def parse_failure_key(key: str) -> JobRef:
+    """Inverse of JobRef.failure_key."""
+    return _parse_key(key, RESULTS_PREFIX, FAILURE_SUFFIX)
 
 
 @dataclass(frozen=True)

@@ -76,4 +76,5 @@ def stage_settings(stage: str) -> StageSettings:
         fleet = FleetSettings(max_instances=10, jobs_per_instance=4, idle_timeout_s=900, scaler_rate_minutes=1)
     else:
         raise ValueError(f"unknown stage {stage!r}")
-    return StageSettings(stage=stage, queue=queue, fleet=fleet, limits=LIMITS, job_ttl_days=30 if stage != "prod" else 90)
+    ttl_days = 90 if stage == "prod" else 30
+    return StageSettings(stage=stage, queue=queue, fleet=fleet, limits=LIMITS, job_ttl_days=ttl_days)

@@ -74,7 +74,10 @@ def test_clipped_sum_is_bounded_by_count_times_clip(values, clip):
     assert 0.0 <= total <= len(values) * clip + 1e-6
 
 
-@given(st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=30), st.integers(min_value=0, max_value=29))
+@given(
+    st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=30),
+    st.integers(min_value=0, max_value=29),
+)
 def test_one_image_changes_the_clipped_sum_by_at_most_clip(values, index):
     clip = 6.0
     neighbour = list(values)

@@ -1,0 +1,512 @@
+"""The KMS key policy of the CCC data key: one builder, one linter, used by every tier.
+
+Why one function: the key policy *is* the security boundary. CDK deploys it, the local stack puts
+it on the moto key and the local attested-KMS gateway enforces it. If each built its own, the
+tiers would drift and a local test would prove nothing about AWS.
+
+The policy (see docs/kms.md for the reasoning):
+
+* account root: only the key-management actions (never `kms:*`), so the key can never become
+  unmanageable (the "default key policy" lockout problem) yet IAM cannot hand out decryption;
+* administrators: the same management actions, never Decrypt / ReEncrypt / GenerateDataKey*,
+  and no `kms:CreateGrant` (a grant would bypass every condition below);
+* each tenant's principals: Encrypt / GenerateDataKey* only for *inputs* of their own tenant
+  (`ccc:tenant` == tenant and no `ccc:kind` key), and Decrypt only of their own *results*
+  (`ccc:tenant` == tenant and `ccc:kind` == "result");
+* the parent instance role(s): Decrypt and GenerateDataKey only with `StringEqualsIgnoreCase`
+  on `kms:RecipientAttestation:ImageSha384` (= PCR0) and `PCR<n>` for every other given PCR,
+  i.e. only an attested enclave running the measured image gets key material, wrapped for it;
+* DescribeKey for every named principal.
+
+Pure standard library: the Lambdas, CDK and the local stack all import it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ccc_common.naming import CTX_KIND, CTX_TENANT, KIND_RESULT, NamingError, validate_tenant
+
+POLICY_VERSION = "2012-10-17"
+MAX_POLICY_BYTES = 32768  # KMS key policy size limit
+
+# Management only. Explicit names instead of `kms:Create*`-style wildcards: `Create*` covers
+# kms:CreateGrant, and a grant bypasses the key policy's attestation conditions.
+ADMIN_ACTIONS: tuple[str, ...] = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+TENANT_INPUT_ACTIONS: tuple[str, ...] = ("kms:Encrypt", "kms:GenerateDataKey")
+TENANT_RESULT_ACTIONS: tuple[str, ...] = ("kms:Decrypt",)
+ENCLAVE_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
+
+# Actions that hand out key material or the power to obtain it.
+KEY_RELEASE_ACTIONS: tuple[str, ...] = (
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:CreateGrant",
+)
+# Actions that create ciphertext under a chosen context: harmless for inputs, forgery for results.
+DATA_KEY_ACTIONS: tuple[str, ...] = (
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+)
+
+ATTESTATION_PREFIX = "kms:RecipientAttestation:"
+IMAGE_SHA384 = ATTESTATION_PREFIX + "ImageSha384"
+CONTEXT_PREFIX = "kms:EncryptionContext:"
+ATTESTATION_OPERATOR = "StringEqualsIgnoreCase"
+MAX_PCR_INDEX = 31
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_PARTITION_RE = re.compile(r"^aws(-[a-z]+)*$")
+_PCR_HEX_RE = re.compile(r"^[0-9a-fA-F]{96}$")
+_PRINCIPAL_PATH_RE = re.compile(r"^(root|(user|role)/[A-Za-z0-9+=,.@_/-]{1,512})$")
+
+
+class KeyPolicyError(ValueError):
+    """The key-policy specification would produce an unsafe or invalid policy."""
+
+
+def _validate_pcr_hex(index: int, value: object) -> str:
+    if not isinstance(value, str) or not _PCR_HEX_RE.fullmatch(value):
+        raise KeyPolicyError(f"PCR{index} must be 96 hex characters (SHA-384), got {value!r}")
+    if set(value) == {"0"}:
+        raise KeyPolicyError(f"PCR{index} is all zeros: a debug-mode enclave must never get key material")
+    return value.lower()
+
+
+def _validate_principal(arn: object, partition: str, role: str) -> str:
+    if not isinstance(arn, str):
+        raise KeyPolicyError(f"{role} principal {arn!r} is not a string")
+    parts = arn.split(":", 5)
+    if (
+        len(parts) != 6
+        or parts[0] != "arn"
+        or parts[1] != partition
+        or parts[2] != "iam"
+        or parts[3] != ""
+        or not _ACCOUNT_RE.fullmatch(parts[4])
+        or not _PRINCIPAL_PATH_RE.fullmatch(parts[5])
+    ):
+        raise KeyPolicyError(
+            f"{role} principal {arn!r} is not an IAM ARN arn:{partition}:iam::<account>:(root|user/..|role/..)"
+        )
+    return arn
+
+
+def _principal_tuple(values: object, partition: str, role: str) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise KeyPolicyError(f"{role} principals must be a sequence of ARNs, not {type(values).__name__}")
+    result = tuple(_validate_principal(v, partition, role) for v in values)
+    if len(set(result)) != len(result):
+        raise KeyPolicyError(f"{role} principals contain duplicates")
+    return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyPolicySpec:
+    """What the key policy grants, to whom. Validated on construction; immutable afterwards."""
+
+    account_id: str
+    partition: str = "aws"
+    admin_principals: tuple[str, ...] = ()
+    tenant_principals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    parent_role_arns: tuple[str, ...] = ()
+    pcrs: Mapping[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.account_id, str) or not _ACCOUNT_RE.fullmatch(self.account_id):
+            raise KeyPolicyError(f"account id {self.account_id!r} is not 12 digits")
+        if not isinstance(self.partition, str) or not _PARTITION_RE.fullmatch(self.partition):
+            raise KeyPolicyError(f"partition {self.partition!r} is not an AWS partition")
+        admins = _principal_tuple(self.admin_principals, self.partition, "admin")
+        parents = _principal_tuple(self.parent_role_arns, self.partition, "parent role")
+        if not parents:
+            raise KeyPolicyError("at least one parent instance role is needed (the enclave's only way in)")
+        for arn in parents:
+            if ":role/" not in arn:
+                raise KeyPolicyError(f"parent principal {arn!r} must be an IAM role")
+        if not isinstance(self.tenant_principals, Mapping):
+            raise KeyPolicyError("tenant_principals must map tenant id -> principal ARNs")
+        tenants: dict[str, tuple[str, ...]] = {}
+        for tenant, principals in sorted(self.tenant_principals.items(), key=lambda kv: str(kv[0])):
+            try:
+                validate_tenant(tenant)
+            except NamingError as exc:
+                raise KeyPolicyError(str(exc)) from None
+            arns = _principal_tuple(principals, self.partition, f"tenant {tenant!r}")
+            if not arns:
+                raise KeyPolicyError(f"tenant {tenant!r} has no principals")
+            tenants[tenant] = arns
+        self._check_disjoint(admins, parents, tenants)
+        if not isinstance(self.pcrs, Mapping):
+            raise KeyPolicyError("pcrs must map PCR index -> hex")
+        pcrs: dict[int, str] = {}
+        for index, value in self.pcrs.items():
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_PCR_INDEX:
+                raise KeyPolicyError(f"PCR index {index!r} is not an integer 0..{MAX_PCR_INDEX}")
+            pcrs[index] = _validate_pcr_hex(index, value)
+        if 0 not in pcrs:
+            raise KeyPolicyError("PCR0 (the enclave image measurement) is required")
+        object.__setattr__(self, "admin_principals", admins)
+        object.__setattr__(self, "parent_role_arns", parents)
+        object.__setattr__(self, "tenant_principals", MappingProxyType(tenants))
+        object.__setattr__(self, "pcrs", MappingProxyType(dict(sorted(pcrs.items()))))
+
+    @staticmethod
+    def _check_disjoint(
+        admins: tuple[str, ...], parents: tuple[str, ...], tenants: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        # One principal in two roles would merge their rights: an admin who is also a tenant could
+        # decrypt results; a principal shared by two tenants would break tenant isolation.
+        owner: dict[str, str] = {}
+        groups: list[tuple[str, tuple[str, ...]]] = [("admin", admins), ("parent role", parents)]
+        groups += [(f"tenant {t!r}", arns) for t, arns in tenants.items()]
+        for role, arns in groups:
+            for arn in arns:
+                if arn in owner:
+                    raise KeyPolicyError(f"principal {arn} is both {owner[arn]} and {role}")
+                owner[arn] = role
+
+    @property
+    def root_principal(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:root"
+
+
+def attestation_conditions(pcrs: Mapping[int, str]) -> dict[str, str]:
+    """Condition keys pinning the enclave: ImageSha384 for PCR0, PCR<n> for the others."""
+    conditions: dict[str, str] = {}
+    for index, value in sorted(pcrs.items()):
+        key = IMAGE_SHA384 if index == 0 else f"{ATTESTATION_PREFIX}PCR{index}"
+        conditions[key] = _validate_pcr_hex(index, value)
+    return conditions
+
+
+def _aws(principals: Iterable[str]) -> dict[str, Any]:
+    values = list(principals)
+    return {"AWS": values[0] if len(values) == 1 else values}
+
+
+def _statement(sid: str, principals: Iterable[str], actions: Iterable[str], condition: dict | None = None) -> dict:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": _aws(principals),
+        "Action": list(actions),
+        "Resource": "*",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def build_key_policy(spec: KeyPolicySpec) -> dict[str, Any]:
+    """The key policy (IAM JSON as a dict) for `spec`. Deterministic: same spec, same policy."""
+    statements = [
+        _statement("Account root keeps the key manageable, no data access", [spec.root_principal], ADMIN_ACTIONS)
+    ]
+    if spec.admin_principals:
+        statements.append(_statement("Key administrators manage, never decrypt", spec.admin_principals, ADMIN_ACTIONS))
+    everyone = [*spec.admin_principals, *spec.parent_role_arns]
+    for tenant, principals in spec.tenant_principals.items():
+        everyone += principals
+        statements.append(
+            _statement(
+                f"Tenant {tenant} encrypts its inputs",
+                principals,
+                TENANT_INPUT_ACTIONS,
+                {
+                    "StringEquals": {CONTEXT_PREFIX + CTX_TENANT: tenant},
+                    "Null": {CONTEXT_PREFIX + CTX_KIND: "true"},
+                },
+            )
+        )
+        statements.append(
+            _statement(
+                f"Tenant {tenant} decrypts its results",
+                principals,
+                TENANT_RESULT_ACTIONS,
+                {"StringEquals": {CONTEXT_PREFIX + CTX_TENANT: tenant, CONTEXT_PREFIX + CTX_KIND: KIND_RESULT}},
+            )
+        )
+    statements.append(
+        _statement(
+            "Only the attested enclave image gets key material",
+            spec.parent_role_arns,
+            ENCLAVE_ACTIONS,
+            {ATTESTATION_OPERATOR: attestation_conditions(spec.pcrs)},
+        )
+    )
+    statements.append(_statement("Named principals may describe the key", everyone, ["kms:DescribeKey"]))
+    policy = {"Version": POLICY_VERSION, "Id": "ccc-data-key", "Statement": statements}
+    size = len(json.dumps(policy, separators=(",", ":")).encode())
+    if size > MAX_POLICY_BYTES:
+        raise KeyPolicyError(f"key policy is {size} bytes, KMS allows {MAX_POLICY_BYTES}: too many principals")
+    return policy
+
+
+# --- linter -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyFinding:
+    """One property a key policy violates. `rule` is stable (tests and CI match on it)."""
+
+    rule: str
+    message: str
+    sid: str | None = None
+
+    def __str__(self) -> str:
+        where = f" [{self.sid}]" if self.sid else ""
+        return f"{self.rule}{where}: {self.message}"
+
+
+RULES: Mapping[str, str] = MappingProxyType(
+    {
+        "malformed-policy": "the document is not a key policy this linter can check",
+        "not-element": "NotPrincipal / NotAction / NotResource invert matching and hide grants",
+        "wildcard-action": "'*' or 'kms:*' grants everything, including decryption",
+        "wildcard-principal": "a '*' principal without conditions opens the key to everyone",
+        "unattested-key-release": "Decrypt / ReEncrypt* / GenerateDataKeyPair* / CreateGrant without attestation",
+        "unconstrained-data-key": "Encrypt / GenerateDataKey* without attestation and not limited to tenant inputs",
+        "weak-attestation-operator": "attestation keys must be compared with StringEqualsIgnoreCase/StringEquals",
+        "missing-image-sha384": "an attested statement must pin kms:RecipientAttestation:ImageSha384 (PCR0)",
+        "malformed-pcr": "an attestation value is not 96 hex characters / an unknown attestation key",
+        "zero-pcr": "an all-zero PCR is a debug-mode enclave",
+        "pcr-mismatch": "the pinned measurements differ from the expected ones",
+        "no-attested-statement": "expected PCRs given, but no statement releases keys to an attested enclave",
+    }
+)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _action_matches(pattern: object, action: str) -> bool:
+    # IAM action matching is case-insensitive with '*' and '?' wildcards.
+    if not isinstance(pattern, str):
+        return False
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower().replace("[", "[[]"))
+
+
+def _condition_values(conditions: Mapping[str, Any], operator: str, key: str) -> list[Any] | None:
+    block = conditions.get(operator)
+    if not isinstance(block, Mapping):
+        return None
+    for name, values in block.items():
+        if isinstance(name, str) and name.lower() == key.lower():
+            return _as_list(values)
+    return None
+
+
+def _exact_strings(values: list[Any] | None) -> list[str]:
+    if not values or not all(isinstance(v, str) and v and not any(c in v for c in "*?$") for v in values):
+        return []
+    return values
+
+
+def _constrains_tenant(conditions: Mapping[str, Any]) -> bool:
+    return bool(_exact_strings(_condition_values(conditions, "StringEquals", CONTEXT_PREFIX + CTX_TENANT)))
+
+
+def _is_result_decrypt(conditions: Mapping[str, Any]) -> bool:
+    kinds = _condition_values(conditions, "StringEquals", CONTEXT_PREFIX + CTX_KIND)
+    return _constrains_tenant(conditions) and kinds == [KIND_RESULT]
+
+
+def _is_input_only(conditions: Mapping[str, Any]) -> bool:
+    kind_null = _condition_values(conditions, "Null", CONTEXT_PREFIX + CTX_KIND)
+    return _constrains_tenant(conditions) and kind_null is not None and [str(v).lower() for v in kind_null] == ["true"]
+
+
+def _attestation_entries(conditions: Mapping[str, Any]) -> list[tuple[str, str, list[Any]]]:
+    entries = []
+    for operator, block in conditions.items():
+        if not isinstance(block, Mapping):
+            continue
+        for key, values in block.items():
+            if isinstance(key, str) and key.lower().startswith(ATTESTATION_PREFIX.lower()):
+                entries.append((str(operator), key, _as_list(values)))
+    return entries
+
+
+def _pcr_index(key: str) -> int | None:
+    suffix = key[len(ATTESTATION_PREFIX) :]
+    if suffix.lower() == "imagesha384":
+        return 0
+    match = re.fullmatch(r"PCR(\d{1,2})", suffix, flags=re.IGNORECASE)
+    if match and int(match.group(1)) <= MAX_PCR_INDEX:
+        return int(match.group(1))
+    return None
+
+
+class _StatementLinter:
+    def __init__(self, statement: Mapping[str, Any], index: int, expected: Mapping[int, str] | None) -> None:
+        self.statement = statement
+        sid = statement.get("Sid")
+        self.sid = sid if isinstance(sid, str) else f"#{index}"
+        self.expected = expected
+        self.findings: list[PolicyFinding] = []
+        self.attested = False
+
+    def add(self, rule: str, message: str) -> None:
+        self.findings.append(PolicyFinding(rule, message, self.sid))
+
+    def run(self) -> list[PolicyFinding]:
+        st = self.statement
+        for element in ("NotPrincipal", "NotAction", "NotResource"):
+            if element in st:
+                self.add("not-element", f"{element} is not allowed in the key policy")
+        effect = st.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            self.add("malformed-policy", f"Effect {effect!r} is neither Allow nor Deny")
+            return self.findings
+        conditions = st.get("Condition", {})
+        if not isinstance(conditions, Mapping):
+            self.add("malformed-policy", "Condition is not an object")
+            return self.findings
+        self._lint_attestation(conditions)
+        if effect == "Allow":
+            self._lint_allow(conditions)
+        return self.findings
+
+    def _lint_attestation(self, conditions: Mapping[str, Any]) -> None:
+        entries = _attestation_entries(conditions)
+        pinned: dict[int, list[str]] = {}
+        for operator, key, values in entries:
+            index = _pcr_index(key)
+            if index is None:
+                self.add("malformed-pcr", f"unknown attestation condition key {key}")
+                continue
+            if operator not in (ATTESTATION_OPERATOR, "StringEquals"):
+                self.add("weak-attestation-operator", f"{key} is compared with {operator}")
+                continue
+            for value in values:
+                if not isinstance(value, str) or not _PCR_HEX_RE.fullmatch(value):
+                    self.add("malformed-pcr", f"{key} value {value!r} is not 96 hex characters")
+                elif set(value) == {"0"}:
+                    self.add("zero-pcr", f"{key} is all zeros (debug-mode enclave)")
+                else:
+                    pinned.setdefault(index, []).append(value.lower())
+        if not entries:
+            return
+        if 0 not in pinned:
+            self.add("missing-image-sha384", f"{IMAGE_SHA384} is not pinned")
+            return
+        self.attested = True
+        if self.expected is None:
+            return
+        for index, expected in sorted(self.expected.items()):
+            got = pinned.get(index)
+            if got is None:
+                self.add("pcr-mismatch", f"PCR{index} is expected but not pinned")
+            elif any(v != expected.lower() for v in got):
+                self.add("pcr-mismatch", f"PCR{index} pins {got} instead of {expected.lower()}")
+        for index in sorted(set(pinned) - set(self.expected)):
+            self.add("pcr-mismatch", f"PCR{index} is pinned but not expected")
+
+    def _principals(self) -> list[Any]:
+        principal = self.statement.get("Principal")
+        if principal == "*":
+            return ["*"]
+        if isinstance(principal, Mapping):
+            found: list[Any] = []
+            for values in principal.values():
+                found += _as_list(values)
+            return found
+        self.add("malformed-policy", "Principal is missing or not an object")
+        return []
+
+    def _lint_allow(self, conditions: Mapping[str, Any]) -> None:
+        principals = self._principals()
+        if "*" in principals and not conditions:
+            self.add("wildcard-principal", "Principal '*' without conditions")
+        actions = _as_list(self.statement.get("Action", []))
+        for action in actions:
+            if isinstance(action, str) and action.lower() in ("*", "kms:*"):
+                self.add("wildcard-action", f"Action {action!r} grants every KMS action")
+        who = ", ".join(str(p) for p in principals) or "?"
+        for sensitive in KEY_RELEASE_ACTIONS + DATA_KEY_ACTIONS:
+            if not any(_action_matches(a, sensitive) for a in actions) or self.attested:
+                continue
+            if sensitive == "kms:Decrypt" and _is_result_decrypt(conditions):
+                continue
+            if sensitive in DATA_KEY_ACTIONS:
+                if not _is_input_only(conditions):
+                    self.add(
+                        "unconstrained-data-key",
+                        f"{sensitive} for {who} without attestation is not limited to one tenant's inputs",
+                    )
+                continue
+            self.add("unattested-key-release", f"{sensitive} for {who} without kms:RecipientAttestation conditions")
+
+
+def lint_key_policy(policy: object, *, expected_pcrs: Mapping[int, str] | None = None) -> list[PolicyFinding]:
+    """Check any key policy document (ours, or e.g. a synthesised template's) for the CCC properties.
+
+    Returns the findings; an empty list means the policy has every property. Deny statements are
+    checked for malformed attestation values but never count as granting anything.
+    """
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError:
+            return [PolicyFinding("malformed-policy", "the policy is not JSON")]
+    if not isinstance(policy, Mapping):
+        return [PolicyFinding("malformed-policy", "the policy is not a JSON object")]
+    statements = policy.get("Statement")
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        return [PolicyFinding("malformed-policy", "the policy has no Statement list")]
+    expected = None
+    if expected_pcrs is not None:
+        try:
+            expected = {i: _validate_pcr_hex(i, v) for i, v in expected_pcrs.items()}
+        except KeyPolicyError as exc:
+            return [PolicyFinding("malformed-pcr", f"expected PCRs: {exc}")]
+    findings: list[PolicyFinding] = []
+    attested_any = False
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, Mapping):
+            findings.append(PolicyFinding("malformed-policy", f"statement #{index} is not an object"))
+            continue
+        linter = _StatementLinter(statement, index, expected)
+        findings += linter.run()
+        attested_any = attested_any or (linter.attested and statement.get("Effect") == "Allow")
+    if expected is not None and not attested_any:
+        findings.append(PolicyFinding("no-attested-statement", "no Allow statement pins the expected enclave"))
+    return findings

@@ -8,6 +8,7 @@ indefinite-length payload maps, which a decode/encode round trip would silently 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +45,13 @@ def decode_sign1(data: bytes) -> CoseSign1:
     if isinstance(item, cbor2.CBORTag):
         if item.tag != COSE_SIGN1_TAG:
             raise AttestationError(f"attestation document has CBOR tag {item.tag}, expected 18 (COSE_Sign1)")
-        item = item.value
-    if not isinstance(item, list) or len(item) != 4:
+        item = item.value  # cbor2 decodes a tag's content immutably: tuple / frozendict
+    if not isinstance(item, list | tuple) or len(item) != 4:
         raise AttestationError("attestation document is not a COSE_Sign1 array of four items")
     protected, unprotected, payload, signature = item
     if not isinstance(protected, bytes):
         raise AttestationError("COSE protected header is not a byte string")
-    if not isinstance(unprotected, dict):
+    if not isinstance(unprotected, Mapping):
         raise AttestationError("COSE unprotected header is not a map")
     if not isinstance(payload, bytes) or not payload:
         raise AttestationError("COSE payload is missing or not a byte string")
@@ -61,7 +62,7 @@ def decode_sign1(data: bytes) -> CoseSign1:
         raise AttestationError(
             f"COSE signature is {len(signature)} bytes, ES384 needs {ES384_SIGNATURE_BYTES} (raw r||s)"
         )
-    return CoseSign1(protected=protected, unprotected=unprotected, payload=payload, signature=signature)
+    return CoseSign1(protected=protected, unprotected=dict(unprotected), payload=payload, signature=signature)
 
 
 def _check_protected_header(protected: bytes) -> None:

@@ -154,7 +154,8 @@ def test_field_over_512_bytes_is_refused_by_default(local_ca: LocalNitroCA, fiel
     data = craft_document(local_ca, NOW, **{field: b"x" * 513})
     with pytest.raises(AttestationError, match=f"{field} is 513 bytes, policy allows 512"):
         verify_document(data, root_der=local_ca.root_der, at=NOW)
-    verify_document(data, root_der=local_ca.root_der, at=NOW, policy=AttestationPolicy(max_user_data=1024, max_nonce=1024))
+    large = AttestationPolicy(max_user_data=1024, max_nonce=1024)
+    verify_document(data, root_der=local_ca.root_der, at=NOW, policy=large)
 
 
 @pytest.mark.parametrize("field", ["user_data", "nonce", "public_key"])
@@ -285,6 +286,11 @@ def test_structured_junk_raises_only_attestation_error(protected, unprotected, p
 def test_payloads_with_random_field_values_raise_only_attestation_error(local_ca: LocalNitroCA, overrides):
     data = craft_document(local_ca, NOW, **overrides)
     try:
-        verify_document(data, root_der=local_ca.root_der, at=NOW, policy=LENIENT)
+        document = verify_document(data, root_der=local_ca.root_der, at=NOW, policy=LENIENT)
     except AttestationError:
-        pass
+        return
+    # Accepted only when every replaced value is well-typed, and then reported unchanged.
+    for name, value in overrides.items():
+        assert name in {"public_key", "user_data", "nonce"}
+        assert value is None or isinstance(value, bytes)
+        assert getattr(document, name) == value

@@ -10,12 +10,14 @@ unknown critical extension.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
 from ccc.attestation.errors import AttestationError
@@ -32,7 +34,7 @@ def verify_chain(
         return _verify_chain(leaf_der, cabundle, root_der, at)
     except AttestationError:
         raise
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         # `cryptography` parses certificate fields lazily: a malformed field surfaces on access.
         raise AttestationError(f"certificate chain is malformed ({type(exc).__name__}: {exc})") from exc
 
@@ -62,9 +64,12 @@ def _verify_chain(
 
 def _load(der: bytes, name: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise AttestationError(f"{name} certificate is not valid DER X.509") from exc
+        with warnings.catch_warnings():
+            # Tampered serial numbers trigger deprecation warnings; the refusal below is the answer.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(der)
+    except Exception as exc:  # ValueError, x509.InvalidVersion, ...: any parse failure is a refusal
+        raise AttestationError(f"{name} certificate is not valid DER X.509 ({type(exc).__name__})") from exc
 
 
 def _check_validity(cert: x509.Certificate, name: str, at: datetime) -> None:

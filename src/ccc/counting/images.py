@@ -30,13 +30,15 @@ from ccc_common.settings import LIMITS
 
 DEFAULT_MAX_PIXELS = LIMITS.max_image_pixels
 DEFAULT_MAX_BYTES = LIMITS.max_image_bytes
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# (Multi-picture JPEGs from phones open through the JPEG plugin, which returns an MPO image.)
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 # Pillow's own guard (warning above the limit, error above twice the limit) is a backstop for the
 # explicit header check below; keep it no looser than the project's limit.
 if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > DEFAULT_MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.init()  # register every plugin now so that `formats=` can name MPO/WEBP/TIFF
 
 
 class ImageError(ValueError):
@@ -59,15 +61,16 @@ def load_image(
         raise ImageError(f"image is {len(data)} bytes, over the limit of {max_bytes} bytes")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # plugins' notes on odd-but-readable files
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return _decode(bytes(data), max_pixels)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"image rejected as a decompression bomb: {exc}") from None
+        raise ImageError(f"image is over the pixel limit (decompression bomb guard): {exc}") from None
     except Image.UnidentifiedImageError:
         raise ImageError(
-            "not a supported image (expected " + "/".join(f for f in SUPPORTED_FORMATS if f != "MPO") + ")"
+            "not a supported image (expected " + "/".join(SUPPORTED_FORMATS) + ")"
         ) from None
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None
@@ -86,7 +89,9 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
         if width <= 0 or height <= 0:
             raise ImageError(f"image has invalid dimensions {width}x{height}")
         if width * height > max_pixels:
-            raise ImageError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+            raise ImageError(
+                f"image is {width}x{height} = {width * height} pixels, over the pixel limit of {max_pixels}"
+            )
         img.seek(0)  # first frame of animations / multi-page TIFF
         img.load()
         oriented = ImageOps.exif_transpose(img)

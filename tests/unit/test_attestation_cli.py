@@ -13,7 +13,7 @@ import pytest
 
 from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
 from ccc.cli import COMMAND_MODULES, attest_cmd
-from tests.unit.test_attestation_support import FIXTURES, vector
+from tests.unit.test_attestation_support import FIXTURES, VECTORS, Vector, vector
 
 REAL = vector("mysten_nautilus_weather")
 DEBUG = vector("dstack_attest_nitro_attestation_dbg")
@@ -177,3 +177,25 @@ def test_at_and_at_doc_time_are_exclusive(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run("attest", "verify", "doc", "--at", "2025-01-01T00:00:00Z", "--at-doc-time")
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("v", VECTORS, ids=lambda v: v.name)
+def test_every_real_document_is_accepted_at_its_time_and_refused_when_tampered(tmp_path, capsys, v: Vector):
+    lenient = ("--at-doc-time", "--allow-debug", "--max-field-bytes", "1024")
+    assert run("attest", "verify", str(FIXTURES / f"{v.name}.cbor"), *lenient) == 0
+    for position in (len(v.data) // 3, len(v.data) - 50):  # inside a certificate / the signature
+        tampered = bytearray(v.data)
+        tampered[position] ^= 0x01
+        assert run("attest", "verify", _write(tmp_path, "t.cbor", bytes(tampered)), *lenient) == 1
+
+
+def test_real_process_reading_stdin(tmp_path):
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "ccc", "attest", "verify", "-", "--at-doc-time", "--json"],
+        input=REAL.data.hex().encode(), capture_output=True, timeout=60, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["module_id"] == REAL.meta["module_id"]

@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "CBOR (COSE_Sign1, tagged or not), base64 or hex; the encoding is detected. Exit 0 if valid, "
         "1 if not, 2 on bad arguments.",
     )
-    verify.add_argument("doc", type=Path, metavar="DOC", help="file with the document (raw CBOR, base64 or hex)")
+    verify.add_argument(
+        "doc", type=Path, metavar="DOC", help="file with the document (raw CBOR, base64 or hex); - for stdin"
+    )
     verify.add_argument(
         "--root", type=Path, metavar="PEM", help="trusted root certificate (PEM or DER); default: pinned AWS Root-G1"
     )
@@ -106,8 +108,11 @@ def read_document_file(path: Path) -> bytes:
 
 def _read_file(path: Path, what: str) -> bytes:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {what} file {path}: {exc.strerror}") from exc
     if len(data) > MAX_INPUT_BYTES:

@@ -122,7 +122,12 @@ def _to_nchw(b: GraphBuilder, x: Value, fmt: str, name: str) -> Tensor:
 
 
 def _from_nchw(b: GraphBuilder, y: Tensor, fmt: str, name: str) -> Value:
-    return b.transpose(y, NCHW_TO_NHWC, f"{name}/to_nhwc") if fmt == "NHWC" else y
+    """Back to the op's layout; the last node emitted for a TF node carries the TF node's name."""
+    return b.transpose(y, NCHW_TO_NHWC, name) if fmt == "NHWC" else y
+
+
+def _core_name(node: TfNode, fmt: str) -> str:
+    return f"{node.name}/nchw" if fmt == "NHWC" else node.name
 
 
 # --- convolution and pooling -------------------------------------------------------------------
@@ -143,7 +148,7 @@ def _conv(b: GraphBuilder, node: TfNode, x_value: Value, weight_oihw: np.ndarray
     y = b.emit1(
         "Conv",
         [x.name, w_name],
-        name=node.name,
+        name=_core_name(node, fmt),
         shape=(x.shape[0], int(weight_oihw.shape[0]), out_hw[0], out_hw[1]),
         dtype=x.dtype,
         kernel_shape=list(kernel),
@@ -199,7 +204,7 @@ def max_pool(b: GraphBuilder, node: TfNode, args: list[Value]) -> list[Value]:
     y = b.emit1(
         "MaxPool",
         [x.name],
-        name=node.name,
+        name=_core_name(node, fmt),
         shape=(x.shape[0], x.shape[1], out_hw[0], out_hw[1]),
         dtype=x.dtype,
         kernel_shape=list(kernel),
@@ -225,7 +230,7 @@ def resize_bilinear(b: GraphBuilder, node: TfNode, args: list[Value]) -> list[Va
     y = b.emit1(
         "Resize",
         [x.name, "", "", sizes],
-        name=node.name,
+        name=_core_name(node, "NHWC"),
         shape=(x.shape[0], x.shape[1], size[0], size[1]),
         dtype=x.dtype,
         mode="linear",

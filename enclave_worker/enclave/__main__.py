@@ -1,0 +1,94 @@
+"""`python -m enclave_worker.enclave`: boot the enclave server (model, key pair, NSM) and serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from ccc_common.settings import stage_settings
+from enclave_worker.logs import configure_logging, log_event
+
+_LOG = logging.getLogger("ccc.enclave")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m enclave_worker.enclave", description=__doc__)
+    parser.add_argument("--listen", default=env("CCC_ENCLAVE_LISTEN"),
+                        help="vsock://any:PORT, tcp://HOST:PORT or unix:///path (env CCC_ENCLAVE_LISTEN)")
+    parser.add_argument("--model-dir", type=Path, default=env("CCC_MODEL_DIR"),
+                        help="directory holding the model card nanodet-g.json and its ONNX (env CCC_MODEL_DIR)")
+    parser.add_argument("--spec", type=Path, default=None, help="a detector spec file instead of the model card")
+    parser.add_argument("--nsm", default=env("CCC_ENCLAVE_NSM", "device"),
+                        help="'device' (/dev/nsm) or 'simulated:<ca_dir>' (env CCC_ENCLAVE_NSM)")
+    parser.add_argument("--concurrency", type=int, default=int(env("CCC_ENCLAVE_CONCURRENCY", "2")),
+                        help="jobs processed at once; more are answered 'busy' (env CCC_ENCLAVE_CONCURRENCY)")
+    parser.add_argument("--max-connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session")
+    parser.add_argument("--stage", default=env("CCC_STAGE", "local"), choices=["local", "dev", "prod"],
+                        help="selects the size limits (env CCC_STAGE)")
+    parser.add_argument("--log-level", default=env("CCC_LOG_LEVEL", "INFO"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging("enclave", args.log_level)
+    if not args.listen:
+        print("error: --listen (or CCC_ENCLAVE_LISTEN) is required", file=sys.stderr)
+        return 2
+    try:
+        server = boot(args)
+    except Exception as exc:  # a boot failure is fatal and must say why (but never print secrets)
+        log_event(_LOG, logging.ERROR, "enclave boot failed", error_type=type(exc).__name__, error=str(exc)[:250])
+        return 1
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.serve_forever()
+    return 0
+
+
+def boot(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Load and warm the model, create the boot key pair, set up the NSM, bind the listener."""
+    from ccc.kms.recipient import EnclaveKeyPair
+    from enclave_worker.enclave.attester import NsmAttester, build_nsm
+    from enclave_worker.enclave.esdk_crypto import AttestedEsdkCrypto
+    from enclave_worker.enclave.model import OnnxCounter, load_spec
+    from enclave_worker.enclave.pipeline import JobProcessor
+    from enclave_worker.enclave.server import EnclaveServer, ServerSettings
+    from enclave_worker.transport import listen
+
+    limits = stage_settings(args.stage).limits
+    start = time.perf_counter()
+    counter = OnnxCounter(load_spec(args.model_dir, args.spec), threads=args.threads,
+                          max_pixels=limits.max_image_pixels)
+    model_ms = round((time.perf_counter() - start) * 1000, 1)
+    keypair = EnclaveKeyPair.generate()
+    nsm = build_nsm(args.nsm, counter.model_path)
+    attester = NsmAttester(nsm, keypair.public_key_der)
+    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester)
+    settings = ServerSettings(
+        concurrency=args.concurrency, max_connections=args.max_connections,
+        shutdown_grace_s=float(limits.job_timeout_s), max_frame_bytes=limits.max_frame_bytes,
+        max_ciphertext_bytes=limits.max_ciphertext_bytes,
+    )
+    listener = listen(args.listen)
+    log_event(_LOG, logging.INFO, "enclave booted", model_name=counter.model_name, model_sha256=counter.model_sha256,
+              pcr0=attester.pcr0_hex, model_load_ms=model_ms, endpoint=listener.endpoint.uri)
+    return EnclaveServer(listener, processor, model_name=counter.model_name, model_sha256=counter.model_sha256,
+                         pcr0_hex=attester.pcr0_hex, settings=settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.count_cmd",
     "ccc.cli.report_cmd",
     "ccc.cli.attest_cmd",
+    "ccc.cli.local_cmd",
+    "ccc.cli.client_cmd",
 )
 
 

@@ -1,0 +1,120 @@
+"""`ccc submit` and `ccc result`: encrypt images, send them to the enclave pipeline, verify results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--state-dir", type=Path, default=None, help="local stack state dir (default .ccc/local)")
+    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (AWS tiers)")
+    parser.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
+    parser.add_argument("--tenant", help="tenant id (local default: the stack's first tenant, tenant-a)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for each result")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    submit = subparsers.add_parser("submit", help="encrypt images and submit them to the confidential pipeline")
+    submit.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    submit.add_argument("--wait", action="store_true", help="wait for each result, verify and decrypt it")
+    _add_target_options(submit)
+    submit.set_defaults(func=run_submit)
+
+    result = subparsers.add_parser("result", help="fetch, verify and decrypt the result of a job")
+    result.add_argument("job_id", metavar="JOB_ID")
+    result.add_argument("--wait", action="store_true", help="wait until the job has finished")
+    _add_target_options(result)
+    result.set_defaults(func=run_result)
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from ccc.client import cloudformation_target, local_target
+
+    if args.stack:
+        return cloudformation_target(args.stack, region=args.region)
+    from ccc.local.state import DEFAULT_STATE_DIR
+
+    return local_target(args.state_dir or DEFAULT_STATE_DIR)
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        print(report.to_json(), flush=True)
+        return
+    label = report.image or report.job_id
+    if report.status == "done" and report.verified:
+        noun = "cat" if report.cats == 1 else "cats"
+        print(
+            f"{label}: {report.cats} {noun}  (verified; PCR0 {report.pcr0[:16]}…; {report.elapsed_ms} ms; "
+            f"job {report.job_id})",
+            flush=True,
+        )
+    elif report.status == "done":
+        print(f"{label}: result NOT VERIFIED: {report.error} (job {report.job_id})", flush=True)
+    elif report.status == "failed":
+        print(f"{label}: job failed: {report.error} (job {report.job_id})", flush=True)
+    else:
+        suffix = f": {report.error}" if report.error else ""
+        print(f"{label}: pending{suffix} (job {report.job_id})", flush=True)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from ccc.client import CccClient, ClientError, JobReport, check_images
+
+    try:
+        target = _target(args)
+        client = CccClient(target, args.tenant)
+        images = check_images(list(args.images), target.limits.max_image_bytes)
+    except ClientError as exc:
+        print(f"ccc submit: {exc}", file=sys.stderr)
+        return 2
+    submitted = []
+    for image in images:
+        try:
+            job = client.submit(image)
+        except ClientError as exc:
+            print(f"ccc submit: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # botocore/ESDK failures: report them without a traceback
+            print(f"ccc submit: {image.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        submitted.append(job)
+        if not args.wait:
+            report = JobReport(image=job.image, job_id=job.job.job_id, status="submitted", tenant=job.job.tenant)
+            _print_report(report, args.json) if args.json else print(f"{job.image}: submitted as job {job.job.job_id}")
+    if not args.wait:
+        return 0
+    status = 0
+    for job in submitted:
+        report = client.wait(job.job, timeout=args.timeout, image=job.image, started=job.started)
+        _print_report(report, args.json)
+        if not report.ok:
+            status = 1
+    return status
+
+
+def run_result(args: argparse.Namespace) -> int:
+    from ccc.client import CccClient, ClientError
+    from ccc_common.naming import JobRef, NamingError
+
+    try:
+        target = _target(args)
+        client = CccClient(target, args.tenant)
+        job = JobRef(tenant=client.tenant, job_id=args.job_id)
+    except (ClientError, NamingError) as exc:
+        print(f"ccc result: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = client.wait(job, timeout=args.timeout) if args.wait else client.fetch(job)
+    except Exception as exc:
+        print(f"ccc result: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    _print_report(report, args.json)
+    return 0 if report.ok else 1

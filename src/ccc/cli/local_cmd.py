@@ -1,0 +1,95 @@
+"""`ccc local up|down|env`: the embedded local stack (moto + attested-KMS gateway + enclave workers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = subparsers.add_parser("local", help="run the whole pipeline on this machine (moto + simulated enclave)")
+    commands = local.add_subparsers(dest="local_command", metavar="COMMAND")
+    commands.required = True
+
+    up = commands.add_parser("up", help="start the local stack in the foreground (Ctrl-C stops it)")
+    _state_dir(up)
+    up.add_argument("--workers", type=int, default=1, help="parent agent + enclave pairs (default 1)")
+    up.add_argument("--idle-timeout", type=int, default=None, metavar="S", help="scale-to-zero idle time (seconds)")
+    up.add_argument("--model", type=Path, default=None, help="ONNX model for the enclave (default models/)")
+    up.add_argument("--ready-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
+    up.add_argument("-v", "--verbose", action="store_true", help="debug logging of the supervisor")
+    up.set_defaults(func=run_up)
+
+    down = commands.add_parser("down", help="stop the local stack running in a state dir")
+    _state_dir(down)
+    down.set_defaults(func=run_down)
+
+    env = commands.add_parser("env", help="print the stack description or `export AWS_...` lines")
+    _state_dir(env)
+    env.add_argument("--json", action="store_true", help="print stack.json")
+    env.add_argument("--identity", default="tenant-a", help="whose credentials to export (default tenant-a)")
+    env.set_defaults(func=run_env)
+
+
+def _state_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, default=Path(".ccc/local"), help="state directory (.ccc/local)")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from ccc.local.stack import StackAlreadyRunning, StackOptions, run_foreground
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # botocore logs request details at DEBUG; keep it at WARNING even in verbose mode.
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        options = StackOptions(
+            state_dir=args.state_dir, workers=args.workers, idle_timeout_s=args.idle_timeout,
+            model_path=args.model, ready_timeout_s=args.ready_timeout,
+        )
+    except ValueError as exc:
+        print(f"ccc local up: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_foreground(options)
+    except StackAlreadyRunning as exc:
+        print(f"ccc local up: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from ccc.local.stack import stop_stack
+
+    if stop_stack(args.state_dir):
+        print(f"stopped the local stack in {args.state_dir}")
+    else:
+        print(f"no local stack is running in {args.state_dir}")
+    return 0
+
+
+def run_env(args: argparse.Namespace) -> int:
+    from ccc.local.aws_config import environment
+    from ccc.local.state import StackStateError, read_stack_info
+
+    try:
+        info = read_stack_info(args.state_dir)
+        if args.json:
+            print(json.dumps(info.to_json(), indent=2, sort_keys=True))
+            return 0
+        variables = environment(info, args.identity)
+    except StackStateError as exc:
+        print(f"ccc local env: {exc}", file=sys.stderr)
+        return 1
+    print(f"# local stack in {info.state_dir} as {args.identity}")
+    print("unset AWS_SESSION_TOKEN AWS_PROFILE")
+    for name, value in variables.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0

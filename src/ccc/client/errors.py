@@ -1,0 +1,31 @@
+"""Client errors: each carries a reason a user can act on."""
+
+from __future__ import annotations
+
+
+class ClientError(RuntimeError):
+    """Base class: the client could not do what was asked (the message says why)."""
+
+
+class InputError(ClientError):
+    """An image path that cannot be submitted (missing, unreadable, empty, too large)."""
+
+
+class TargetError(ClientError):
+    """The stack to talk to cannot be found or is incompletely described."""
+
+
+class VerificationError(ClientError):
+    """A result whose attestation or encryption context does not prove it came from our enclave."""
+
+
+class JobFailed(ClientError):
+    """The pipeline ended the job as failed; `reason` comes from the failure record."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WaitTimeout(ClientError):
+    """Neither a result nor a failure record appeared within the timeout."""

@@ -1,0 +1,219 @@
+"""Submit images as jobs and collect verified results: the client's one code path for all tiers.
+
+Submit: check the file -> ESDK-encrypt it to a temporary file (streaming, flat memory) under the
+job's encryption context -> upload it to the inbox key (multipart above 8 MiB).
+Collect: poll the results prefix of the job -> a failure record ends the job as failed; a result
+is trusted only after its attestation document verifies (chain to the tier's root, the expected
+PCRs, user_data = SHA-256 of the result ciphertext) and it decrypts under the result context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
+from ccc.client.errors import ClientError, JobFailed, VerificationError
+from ccc.client.inputs import ImageInput
+from ccc.client.progress import Progress
+from ccc.client.target import Target
+from ccc_common.naming import JobRef
+
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+MAX_FAILURE_RECORD_BYTES = 64 * 1024
+MAX_ATTESTATION_BYTES = 16 * 1024
+MAX_RESULT_CIPHERTEXT_BYTES = 1024 * 1024
+POLL_START_S = 0.1
+POLL_MAX_S = 1.0
+
+
+@dataclass
+class JobReport:
+    """One line of `ccc submit --json` / `ccc result --json`."""
+
+    image: str | None
+    job_id: str
+    status: str  # "done" | "failed" | "pending"
+    cats: int | None = None
+    verified: bool = False
+    pcr0: str | None = None
+    error: str | None = None
+    elapsed_ms: int | None = None
+    tenant: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done" and self.verified
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("tenant")
+        return json.dumps(data, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job: JobRef
+    image: str
+    started: float  # time.monotonic() when submission began
+    ciphertext_bytes: int
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the results prefix holds for a job right now."""
+
+    result: bool
+    attestation: bool
+    failure: bool
+
+
+class CccClient:
+    """Submits and collects jobs of one tenant on one target."""
+
+    def __init__(self, target: Target, tenant: str | None = None, *, show_progress: bool | None = None) -> None:
+        self.target = target
+        self.tenant = target.tenant(tenant)
+        self.show_progress = show_progress
+        self._s3: Any = None
+        self._provider: Any = None
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = self.target.s3_client(self.tenant)
+        return self._s3
+
+    @property
+    def provider(self) -> Any:
+        if self._provider is None:
+            self._provider = key_provider(self.target.key_arn, self.target.botocore_session(self.tenant))
+        return self._provider
+
+    # ----- submit -------------------------------------------------------------------------
+    def submit(self, image: ImageInput, *, job_id: str | None = None) -> SubmittedJob:
+        """Encrypt and upload one checked image; returns once the ciphertext is in the inbox."""
+        started = time.monotonic()
+        job = JobRef(tenant=self.tenant, job_id=job_id or uuid.uuid4().hex)
+        with tempfile.TemporaryFile(prefix="ccc-") as sealed:
+            with open(image.path, "rb") as source:
+                progress = Progress(f"encrypt {image.path.name}", image.size, enabled=self.show_progress)
+                size = encrypt_stream(
+                    source, sealed, provider=self.provider, context=job.input_context(), progress=progress
+                )
+                progress.finish()
+            if size > self.target.limits.max_ciphertext_bytes:
+                limit = self.target.limits.max_ciphertext_bytes
+                raise ClientError(f"{image.path}: ciphertext is {size} bytes, over the limit of {limit}")
+            sealed.seek(0)
+            self.upload(sealed, job, size, label=f"upload {image.path.name}")
+        return SubmittedJob(job=job, image=str(image.path), started=started, ciphertext_bytes=size)
+
+    def upload(self, body: Any, job: JobRef, size: int, *, label: str = "upload") -> None:
+        """Put a ciphertext at the job's inbox key (multipart for large bodies)."""
+        from boto3.s3.transfer import TransferConfig
+
+        progress = Progress(label, size, enabled=self.show_progress)
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+        self.s3.upload_fileobj(
+            body,
+            self.target.inbox_bucket,
+            job.inbox_key,
+            ExtraArgs={"ContentType": "application/octet-stream"},
+            Config=config,
+            Callback=progress,
+        )
+        progress.finish()
+
+    # ----- collect ------------------------------------------------------------------------
+    def wait(self, job: JobRef, *, timeout: float, image: str | None = None, started: float | None = None) -> JobReport:
+        """Poll until the job has a result or a failure record; verified report or failed report."""
+        began = started if started is not None else time.monotonic()
+        deadline = time.monotonic() + timeout
+        delay = POLL_START_S
+        while True:
+            report = self.fetch(job, image=image, started=began)
+            if report.status != "pending":
+                return report
+            if time.monotonic() >= deadline:
+                report.error = f"no result after {timeout:.0f}s"
+                return report
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(POLL_MAX_S, delay * 1.5)
+
+    def fetch(self, job: JobRef, *, image: str | None = None, started: float | None = None) -> JobReport:
+        """The job's state right now: done (verified or not), failed, or pending."""
+        report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
+        stored = self._stored(job)
+        try:
+            if stored.result and stored.attestation:
+                report.status = "done"
+                self._collect_result(job, report)
+            elif stored.failure:
+                report.status = "failed"
+                report.error = self._failure_reason(job)
+        except JobFailed as exc:
+            report.status, report.error = "failed", exc.reason
+        except VerificationError as exc:
+            report.verified, report.error = False, str(exc)
+        if started is not None and report.status != "pending":
+            report.elapsed_ms = int((time.monotonic() - started) * 1000)
+        return report
+
+    def _stored(self, job: JobRef) -> _Stored:
+        prefix = job.result_key.rsplit(".", 1)[0]
+        listing = self.s3.list_objects_v2(Bucket=self.target.results_bucket, Prefix=prefix)
+        keys = {item["Key"] for item in listing.get("Contents", [])}
+        return _Stored(
+            result=job.result_key in keys, attestation=job.attestation_key in keys, failure=job.failure_key in keys
+        )
+
+    def _get(self, key: str, limit: int) -> bytes:
+        response = self.s3.get_object(Bucket=self.target.results_bucket, Key=key)
+        length = int(response.get("ContentLength", 0))
+        if length > limit:
+            response["Body"].close()
+            raise VerificationError(f"{key} is {length} bytes, more than the {limit} a genuine one can have")
+        data: bytes = response["Body"].read(limit + 1)
+        if len(data) > limit:
+            raise VerificationError(f"{key} is larger than {limit} bytes")
+        return data
+
+    def _failure_reason(self, job: JobRef) -> str:
+        raw = self._get(job.failure_key, MAX_FAILURE_RECORD_BYTES)
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return "job failed (the failure record is not JSON)"
+        if isinstance(record, dict):
+            for field in ("reason", "error", "message"):
+                if isinstance(record.get(field), str):
+                    code = record.get("code")
+                    return f"{code}: {record[field]}" if isinstance(code, str) and code else record[field]
+        return "job failed (no reason recorded)"
+
+    def _collect_result(self, job: JobRef, report: JobReport) -> None:
+        from datetime import UTC, datetime
+
+        from ccc.attestation import AttestationError, AttestationPolicy, verify_document
+
+        ciphertext = self._get(job.result_key, MAX_RESULT_CIPHERTEXT_BYTES)
+        document = self._get(job.attestation_key, MAX_ATTESTATION_BYTES)
+        policy = AttestationPolicy(
+            expected_pcrs=dict(self.target.expected_pcrs), user_data=hashlib.sha256(ciphertext).digest()
+        )
+        try:
+            verified = verify_document(
+                document, root_der=self.target.attestation_root_der, at=datetime.now(UTC), policy=policy
+            )
+        except AttestationError as exc:
+            raise VerificationError(f"attestation does not verify: {exc}") from None
+        report.pcr0 = verified.pcrs[0].hex()
+        payload = decrypt_result(ciphertext, job, provider=self.provider)
+        report.cats = payload.cats
+        report.verified = True

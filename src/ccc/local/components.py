@@ -1,0 +1,280 @@
+"""The parts the local stack is built from: identities, CA, measurement, resources, processes.
+
+Each function builds one part from the stack layout; `stack.Supervisor` calls them in order.
+Process builders return a `ManagedProcess` plus a readiness check, and keep secrets out of
+command lines (they go into 0600 files under `<state-dir>/run`, or the child's environment).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ccc.local.identities import LocalIdentity, default_identities
+from ccc.local.processes import ManagedProcess, clean_environment, python_command
+from ccc.local.provision import ProvisionedResources, provision, sort_principals
+from ccc.local.state import IdentityRecord, StatePaths, write_json_atomic
+from ccc_common.naming import ResourceNames, resource_names
+from ccc_common.settings import stage_settings
+
+STAGE = "local"
+HEALTH_TIMEOUT_S = 2.0
+
+
+class ComponentError(RuntimeError):
+    """A part of the stack cannot be built (missing model, bad layout, ...)."""
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """What every component builder needs to know about the stack being built."""
+
+    paths: StatePaths
+    region: str
+    account_id: str
+    endpoint_url: str  # moto
+    model_path: Path
+
+    @property
+    def names(self) -> ResourceNames:
+        return resource_names(STAGE, self.account_id, self.region)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.model_path.parent
+
+
+@dataclass
+class Component:
+    """A process and the check that says it is ready to serve."""
+
+    process: ManagedProcess
+    ready: Callable[[], bool]
+    url: str = ""
+
+
+@dataclass
+class Worker:
+    enclave: Component
+    parent: Component
+
+
+# ----- static parts ------------------------------------------------------------------------
+
+
+def resolve_model_path(model_path: Path | None) -> Path:
+    """The enclave's ONNX model: the given file, else the default model card's model."""
+    if model_path is None:
+        from ccc.counting import default_model_dir
+        from ccc.counting.spec import DEFAULT_MODEL_NAME
+
+        model_path = default_model_dir() / f"{DEFAULT_MODEL_NAME}.onnx"
+    model_path = Path(model_path).resolve()
+    if not model_path.is_file():
+        raise ComponentError(f"model {model_path} not found; build it with `make model`")
+    return model_path
+
+
+def local_identities(account_id: str) -> list[LocalIdentity]:
+    return list(default_identities(account_id).values())
+
+
+def create_ca(layout: StackLayout) -> Path:
+    """A fresh local Nitro-shaped CA for this stack; returns the root certificate's PEM path."""
+    from ccc.attestation.local_ca import LocalNitroCA
+
+    ca = LocalNitroCA.create(layout.paths.ca)
+    root_pem = layout.paths.ca / "root.crt"
+    if root_pem.read_bytes() != ca.root_pem:
+        raise ComponentError(f"{root_pem} does not hold the CA root just created")
+    return root_pem
+
+
+def enclave_code_roots() -> list[Path]:
+    """The source trees whose code runs inside the enclave (what PCR0/PCR2 measure)."""
+    from enclave_worker.enclave import measurement_code_roots
+
+    return [Path(p) for p in measurement_code_roots()]
+
+
+def measure(layout: StackLayout) -> dict[int, bytes]:
+    from ccc.attestation.measurement import measure_enclave
+
+    return measure_enclave(enclave_code_roots(), layout.model_path)
+
+
+def provision_stack(
+    layout: StackLayout, identities: Iterable[LocalIdentity], pcrs: Mapping[int, bytes]
+) -> ProvisionedResources:
+    """Create the resources in moto, as the admin identity."""
+    import boto3
+
+    admin = next(i for i in identities if i.name == "admin")
+    session = boto3.session.Session(
+        aws_access_key_id=admin.access_key_id,
+        aws_secret_access_key=admin.secret_access_key,
+        region_name=layout.region,
+    )
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=layout.endpoint_url)  # type: ignore[call-overload]
+
+    return provision(
+        s3=client("s3"),
+        sqs=client("sqs"),
+        dynamodb=client("dynamodb"),
+        kms=client("kms"),
+        names=layout.names,
+        settings=stage_settings(STAGE),
+        principals=sort_principals(list(identities)),
+        pcrs=pcrs,
+    )
+
+
+def write_client_config(
+    layout: StackLayout, kms_endpoint_url: str, identities: Iterable[IdentityRecord]
+) -> tuple[Path, Path]:
+    from ccc.local.aws_config import write_aws_files
+
+    return write_aws_files(
+        layout.paths.aws,
+        region=layout.region,
+        endpoint_url=layout.endpoint_url,
+        kms_endpoint_url=kms_endpoint_url,
+        identities=identities,
+    )
+
+
+# ----- readiness probes ---------------------------------------------------------------------
+
+
+def free_tcp_port() -> int:
+    """A port that was free a moment ago (only for programs that cannot bind port 0 themselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tcp_listening(host: str, port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=HEALTH_TIMEOUT_S):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+def file_exists(path: Path) -> Callable[[], bool]:
+    return path.exists
+
+
+# ----- processes ----------------------------------------------------------------------------
+
+
+def gateway_process(
+    layout: StackLayout, identities: Iterable[LocalIdentity], resources: ProvisionedResources
+) -> Component:
+    """The attested-KMS gateway in front of moto's KMS."""
+    port = free_tcp_port()
+    config_path = layout.paths.run / "kms-gateway.json"
+    config = {
+        "upstream_url": layout.endpoint_url,
+        "host": "127.0.0.1",
+        "port": port,
+        "attestation_root_pem": str(layout.paths.ca / "root.crt"),
+        "identities": {i.name: i.to_dict() for i in identities},
+    }
+    write_json_atomic(config_path, config)
+    process = ManagedProcess(
+        name="kms-gateway",
+        command=python_command("ccc.kms.gateway", "--config", str(config_path)),
+        log_path=layout.paths.log("kms-gateway"),
+        env=clean_environment(),
+    )
+    return Component(process=process, ready=tcp_listening("127.0.0.1", port), url=f"http://127.0.0.1:{port}")
+
+
+def worker_endpoint(layout: StackLayout, index: int) -> str:
+    """A UNIX socket in the state dir, or TCP when the path would exceed sun_path."""
+    path = layout.paths.run / f"enclave-{index}.sock"
+    if len(str(path).encode()) < 100:
+        return f"unix://{path}"
+    return f"tcp://127.0.0.1:{free_tcp_port()}"
+
+
+def worker_processes(
+    layout: StackLayout,
+    identities: Iterable[LocalIdentity],
+    resources: ProvisionedResources,
+    kms_endpoint_url: str,
+    index: int,
+) -> Worker:
+    """Enclave server + parent agent pair number `index` (1-based), connected by their own socket."""
+    endpoint = worker_endpoint(layout, index)
+    enclave_ready_file = layout.paths.run / f"enclave-{index}.ready"
+    enclave = ManagedProcess(
+        name=f"enclave-{index}",
+        command=python_command(
+            "enclave_worker.enclave",
+            "--listen", endpoint,
+            "--model-dir", str(layout.model_dir),
+            "--nsm", f"simulated:{layout.paths.ca}",
+        ),
+        log_path=layout.paths.log(f"enclave-{index}"),
+        env=clean_environment(),
+    )
+    parent_identity = next(i for i in identities if i.name == "parent")
+    parent_config_path = layout.paths.run / f"parent-{index}.json"
+    parent_config = {
+        "region": layout.region,
+        "endpoint_url": layout.endpoint_url,
+        "kms_endpoint_url": kms_endpoint_url,
+        "queue_url": resources.queue_url,
+        "inbox_bucket": layout.names.inbox_bucket,
+        "results_bucket": layout.names.results_bucket,
+        "enclave": endpoint,
+        "credentials": {
+            "access_key_id": parent_identity.access_key_id,
+            "secret_access_key": parent_identity.secret_access_key,
+        },
+        "instance_id": f"local-{index}",
+    }
+    write_json_atomic(parent_config_path, parent_config)
+    parent = ManagedProcess(
+        name=f"parent-{index}",
+        command=python_command("enclave_worker.parent", "--config", str(parent_config_path)),
+        log_path=layout.paths.log(f"parent-{index}"),
+        env=clean_environment(),
+    )
+    return Worker(
+        enclave=Component(process=enclave, ready=_enclave_ready(endpoint, enclave_ready_file)),
+        parent=Component(process=parent, ready=lambda: True),
+    )
+
+
+def _enclave_ready(endpoint: str, ready_file: Path) -> Callable[[], bool]:
+    """Ready when a health request over the worker's socket answers."""
+
+    def check() -> bool:
+        from enclave_worker.protocol import HealthRequest
+        from enclave_worker.transport import Channel, TransportError
+
+        try:
+            with Channel.connect(endpoint, timeout=HEALTH_TIMEOUT_S) as channel:
+                channel.send(HealthRequest(request_id="local-stack-ready"), timeout=HEALTH_TIMEOUT_S)
+                channel.receive(timeout=HEALTH_TIMEOUT_S)
+            return True
+        except (TransportError, OSError, ValueError):
+            return False
+
+    return check
+
+
+def describe(config: Mapping[str, object]) -> str:
+    return json.dumps(config, sort_keys=True)

@@ -1,0 +1,494 @@
+"""The local stack supervisor: start, provision, watch and stop every process of the local tier.
+
+`Supervisor` runs in the `ccc local up` process: it starts moto, provisions the resources
+(`provision.py`), creates the per-stack attestation CA, measures the enclave, starts the
+attested-KMS gateway and N workers (enclave server + parent agent pairs), writes stack.json,
+then watches: a worker process that dies is started again (an enclave crash must not lose a job),
+a dead moto ends the stack (its state is gone). SIGINT/SIGTERM stop everything in order.
+
+`LocalStack.start(...)` is the Python API for tests and the demo: it runs `ccc local up` as a
+child process and hands back a handle (context manager) once stack.json is ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from ccc.local import components
+from ccc.local.processes import ManagedProcess, ProcessStartError, clean_environment, python_command, wait_until
+from ccc.local.state import (
+    DEFAULT_STATE_DIR,
+    IdentityRecord,
+    StackInfo,
+    StackStateError,
+    StatePaths,
+    pid_alive,
+    process_start_ticks,
+    read_pid_file,
+    read_stack_info,
+    signal_process,
+    write_json_atomic,
+    write_pid_file,
+)
+
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account: ARNs moto returns carry it
+LOCAL_REGION = "us-east-1"
+DEFAULT_READY_TIMEOUT_S = 90.0
+MONITOR_INTERVAL_S = 0.25
+# A process that dies within this many seconds of its start is restarted only after a pause, which
+# doubles each time up to the maximum: a crash loop must not spin the CPU.
+QUICK_DEATH_S = 5.0
+MAX_RESTART_DELAY_S = 10.0
+
+log = logging.getLogger("ccc.local")
+
+
+class StackAlreadyRunning(RuntimeError):
+    """`up` on a state directory whose supervisor is alive."""
+
+
+class StackError(RuntimeError):
+    """The stack could not start, or broke while running."""
+
+
+@dataclass
+class StackOptions:
+    state_dir: Path = DEFAULT_STATE_DIR
+    workers: int = 1
+    idle_timeout_s: int | None = None
+    region: str = LOCAL_REGION
+    account_id: str = LOCAL_ACCOUNT_ID
+    model_path: Path | None = None
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir)
+        if not 0 <= self.workers <= 16:
+            raise ValueError("workers must be 0..16")
+        if self.idle_timeout_s is not None and self.idle_timeout_s < 1:
+            raise ValueError("idle timeout must be at least 1 second")
+
+
+@dataclass
+class _Watch:
+    """Restart bookkeeping for one process."""
+
+    process: ManagedProcess
+    delay_s: float = 0.5
+    restart_at: float | None = None
+
+
+@dataclass
+class Supervisor:
+    """Owns every child process of one stack (see the module docstring)."""
+
+    options: StackOptions
+    paths: StatePaths = field(init=False)
+    info: StackInfo | None = field(default=None, init=False)
+    _moto: ManagedProcess | None = field(default=None, init=False)
+    _watches: list[_Watch] = field(default_factory=list, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _owns_pid_file: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.paths = StatePaths(self.options.state_dir.resolve())
+
+    # ----- lifecycle ----------------------------------------------------------------------
+    def start(self) -> StackInfo:
+        """Bring the whole stack up; on any failure stop what was started and raise StackError."""
+        began = time.monotonic()
+        self._claim_state_dir()
+        try:
+            info = self._start_components(began)
+        except BaseException:
+            self.stop()
+            raise
+        self.info = info
+        return info
+
+    def run(self) -> int:
+        """Watch the processes until stop() is called (or a signal arrives). Returns an exit status."""
+        status = 0
+        try:
+            while not self._stopping.wait(MONITOR_INTERVAL_S):
+                if self._moto is not None and not self._moto.running:
+                    log.error("moto exited (status %s): the stack's state is gone, stopping", self._moto.exit_code)
+                    status = 1
+                    break
+                self._restart_dead()
+        finally:
+            self.stop()
+        return status
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Stop workers (parents first: they drain), then the gateway, then moto; clean up files."""
+        self._stopping.set()
+        for watch in reversed(self._watches):
+            if watch.process.running:
+                log.info("stopping %s (pid %s)", watch.process.name, watch.process.pid)
+            watch.process.stop()
+        self._watches.clear()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        if self._owns_pid_file:
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.stack_file.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.pid_file.unlink()
+            self._owns_pid_file = False
+
+    # ----- start-up steps -----------------------------------------------------------------
+    def _claim_state_dir(self) -> None:
+        self.paths.prepare()
+        record = read_pid_file(self.paths.pid_file)
+        if record is not None and record.pid != os.getpid() and record.alive():
+            raise StackAlreadyRunning(
+                f"a local stack is already running in {self.paths.root} (supervisor pid {record.pid}); "
+                f"stop it with `ccc local down --state-dir {self.options.state_dir}`"
+            )
+        if record is not None:
+            log.info("removing stale state of a stack that is no longer running (pid %s)", record.pid)
+        for stale in (self.paths.stack_file, self.paths.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        write_pid_file(self.paths.pid_file)
+        self._owns_pid_file = True
+        # A fresh stack gets fresh state: a new CA (documents of an old stack must not verify),
+        # fresh logs and sockets.
+        for directory in (self.paths.ca, self.paths.run, self.paths.logs):
+            shutil.rmtree(directory, ignore_errors=True)
+        self.paths.prepare()
+
+    def _start_components(self, began: float) -> StackInfo:
+        opts = self.options
+        deadline = time.monotonic() + opts.ready_timeout_s
+
+        def remaining() -> float:
+            return max(1.0, deadline - time.monotonic())
+
+        moto_ready = self.paths.run / "moto.json"
+        self._moto = ManagedProcess(
+            name="moto",
+            command=python_command("ccc.local.moto_service", "--ready-file", str(moto_ready)),
+            log_path=self.paths.log("moto"),
+            env=clean_environment(),
+            restartable=False,
+        )
+        self._moto.start()
+        wait_until(moto_ready.exists, timeout=remaining(), process=self._moto, what="moto to listen")
+        endpoint_url = json.loads(moto_ready.read_text())["endpoint_url"]
+        log.info("moto listening on %s", endpoint_url)
+
+        # CA and measurement while moto starts are cheap; provisioning needs the PCRs for the key policy.
+        layout = components.StackLayout(
+            paths=self.paths,
+            region=opts.region,
+            account_id=opts.account_id,
+            endpoint_url=endpoint_url,
+            model_path=components.resolve_model_path(opts.model_path),
+        )
+        identities = components.local_identities(opts.account_id)
+        root_pem = components.create_ca(layout)
+        pcrs = components.measure(layout)
+        resources = components.provision_stack(layout, identities, pcrs)
+        log.info("provisioned key %s, queue %s", resources.key_arn, resources.queue_url)
+
+        gateway = components.gateway_process(layout, identities, resources)
+        self._watch(gateway.process)
+        gateway.process.start()
+        wait_until(gateway.ready, timeout=remaining(), process=gateway.process, what="the KMS gateway to listen")
+        log.info("attested-KMS gateway on %s", gateway.url)
+
+        workers = [
+            components.worker_processes(layout, identities, resources, gateway.url, index)
+            for index in range(1, opts.workers + 1)
+        ]
+        for worker in workers:
+            self._watch(worker.enclave.process)
+            worker.enclave.process.start()
+        for worker in workers:
+            wait_until(
+                worker.enclave.ready, timeout=remaining(), process=worker.enclave.process,
+                what=f"{worker.enclave.process.name} to answer health checks",
+            )
+            self._watch(worker.parent.process)
+            worker.parent.process.start()
+        for worker in workers:
+            wait_until(
+                worker.parent.ready, timeout=remaining(), process=worker.parent.process,
+                what=f"{worker.parent.process.name} to start polling",
+            )
+
+        records = {
+            identity.name: IdentityRecord(
+                name=identity.name,
+                principal_arn=identity.principal_arn,
+                access_key_id=identity.access_key_id,
+                secret_access_key=identity.secret_access_key,
+            )
+            for identity in identities
+        }
+        config_file, credentials_file = components.write_client_config(layout, gateway.url, records.values())
+        info = StackInfo(
+            state_dir=str(self.paths.root),
+            stage="local",
+            account_id=opts.account_id,
+            region=opts.region,
+            endpoint_url=endpoint_url,
+            kms_endpoint_url=gateway.url,
+            inbox_bucket=layout.names.inbox_bucket,
+            results_bucket=layout.names.results_bucket,
+            artifacts_bucket=layout.names.artifacts_bucket,
+            queue_url=resources.queue_url,
+            dlq_url=resources.dlq_url,
+            jobs_table=resources.jobs_table,
+            key_arn=resources.key_arn,
+            key_alias=resources.key_alias,
+            identities=records,
+            attestation_root_pem=str(root_pem),
+            expected_pcrs={str(i): v.hex() for i, v in sorted(pcrs.items())},
+            workers=opts.workers,
+            pids=self.pids(),
+            supervisor_pid=os.getpid(),
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            ready_seconds=round(time.monotonic() - began, 2),
+            aws_config_file=str(config_file),
+            aws_credentials_file=str(credentials_file),
+        )
+        write_json_atomic(self.paths.stack_file, info.to_json())
+        return info
+
+    def pids(self) -> dict[str, int]:
+        found = {} if self._moto is None or self._moto.pid is None else {"moto": self._moto.pid}
+        for watch in self._watches:
+            if watch.process.pid is not None:
+                found[watch.process.name] = watch.process.pid
+        return found
+
+    def _watch(self, process: ManagedProcess) -> None:
+        self._watches.append(_Watch(process))
+
+    # ----- monitoring ---------------------------------------------------------------------
+    def _restart_dead(self) -> None:
+        now = time.monotonic()
+        changed = False
+        for watch in self._watches:
+            process = watch.process
+            if process.running or not process.restartable:
+                continue
+            if watch.restart_at is None:
+                quick = process.uptime < QUICK_DEATH_S
+                delay = watch.delay_s if quick else 0.0
+                watch.delay_s = min(MAX_RESTART_DELAY_S, watch.delay_s * 2) if quick else 0.5
+                watch.restart_at = now + delay
+                log.warning(
+                    "%s exited with status %s; restarting in %.1fs", process.name, process.exit_code, delay
+                )
+            if now >= watch.restart_at:
+                watch.restart_at = None
+                process.restart()
+                changed = True
+                log.info("%s restarted (pid %s, restart #%d)", process.name, process.pid, process.restarts)
+        if changed and self.info is not None:
+            self.info = replace(self.info, pids=self.pids())
+            write_json_atomic(self.paths.stack_file, self.info.to_json())
+
+
+# ----- `ccc local down` ---------------------------------------------------------------------
+
+
+def stop_stack(state_dir: Path, *, timeout: float = 30.0) -> bool:
+    """Stop the stack whose supervisor runs in `state_dir`. Returns False if none was running."""
+    paths = StatePaths(Path(state_dir).resolve())
+    record = read_pid_file(paths.pid_file)
+    if record is None or not record.alive():
+        _kill_leftovers(paths)
+        for stale in (paths.stack_file, paths.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        return False
+    signal_process(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while record.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if record.alive():
+        log.warning("supervisor %s did not stop within %.0fs; killing it", record.pid, timeout)
+        signal_process(record.pid, signal.SIGKILL)
+        _kill_leftovers(paths)
+        for stale in (paths.stack_file, paths.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+    return True
+
+
+def _kill_leftovers(paths: StatePaths) -> None:
+    """Children of a supervisor that was SIGKILLed get SIGTERM from the kernel; this is the backstop."""
+    try:
+        pids = json.loads(paths.stack_file.read_text()).get("pids", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    for name, pid in dict(pids).items():
+        if isinstance(pid, int) and pid_alive(pid) and _cmdline_mentions(pid, "ccc"):
+            log.info("stopping leftover %s (pid %s)", name, pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _cmdline_mentions(pid: int, word: str) -> bool:
+    try:
+        return word in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+# ----- Python API: the stack in a child process ---------------------------------------------
+
+
+class LocalStack:
+    """A running local stack started by `LocalStack.start`; a context manager that stops it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], info: StackInfo, log_path: Path) -> None:
+        self.process = process
+        self.info = info
+        self.log_path = log_path
+
+    @classmethod
+    def start(
+        cls,
+        state_dir: Path,
+        *,
+        workers: int = 1,
+        idle_timeout_s: int | None = None,
+        model_path: Path | None = None,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
+    ) -> LocalStack:
+        """Run `ccc local up` in a child process; return once its stack.json is written."""
+        state_dir = Path(state_dir).resolve()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        command = python_command(
+            "ccc", "local", "up", "--state-dir", str(state_dir), "--workers", str(workers),
+            "--ready-timeout", str(ready_timeout_s),
+        )
+        if idle_timeout_s is not None:
+            command += ["--idle-timeout", str(idle_timeout_s)]
+        if model_path is not None:
+            command += ["--model", str(model_path)]
+        log_path = state_dir / "supervisor.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                env=clean_environment(), start_new_session=True,
+            )
+        deadline = time.monotonic() + ready_timeout_s + 15
+        while True:
+            with contextlib.suppress(StackStateError):
+                info = read_stack_info(state_dir)
+                if info.supervisor_pid == process.pid:
+                    return cls(process, info, log_path)
+            if process.poll() is not None:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+                raise StackError(f"`ccc local up` exited with status {process.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise StackError(f"the local stack did not become ready in {ready_timeout_s:.0f}s; see {log_path}")
+            time.sleep(0.1)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.info.state_dir)
+
+    def refresh(self) -> StackInfo:
+        """Re-read stack.json (pids change when the supervisor restarts a worker)."""
+        self.info = read_stack_info(self.state_dir)
+        return self.info
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running_stack(state_dir: Path, **kwargs: object) -> Iterator[LocalStack]:
+    stack = LocalStack.start(state_dir, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def run_foreground(options: StackOptions) -> int:
+    """`ccc local up`: start, print where the stack is, supervise until SIGINT/SIGTERM."""
+    supervisor = Supervisor(options)
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping the stack", signal.Signals(signum).name)
+        supervisor.request_stop()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            info = supervisor.start()
+        except (ProcessStartError, StackError) as exc:
+            log.error("the local stack failed to start: %s", exc)
+            return 1
+        print(
+            f"local stack ready in {info.ready_seconds:.1f}s: moto {info.endpoint_url}, "
+            f"KMS gateway {info.kms_endpoint_url}, {info.workers} worker(s); state in {info.state_dir}\n"
+            f"  eval $(ccc local env --state-dir {options.state_dir})   # point the AWS CLI at it (as tenant-a)\n"
+            f"  Ctrl-C or `ccc local down --state-dir {options.state_dir}` stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+        return supervisor.run()
+    finally:
+        supervisor.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+__all__ = [
+    "LOCAL_ACCOUNT_ID",
+    "LOCAL_REGION",
+    "LocalStack",
+    "StackAlreadyRunning",
+    "StackError",
+    "StackOptions",
+    "Supervisor",
+    "process_start_ticks",
+    "run_foreground",
+    "running_stack",
+    "stop_stack",
+]

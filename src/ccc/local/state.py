@@ -1,0 +1,259 @@
+"""The on-disk state of one local stack: `stack.json`, the supervisor pid file, log and socket dirs.
+
+Why a file and not an API: `ccc local env`, `ccc submit`, the AWS CLI (through `env`) and tests in
+other processes all need to find the running stack. `stack.json` is written atomically and only
+once everything is ready, so a reader either sees a complete description or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = Path(".ccc/local")
+STACK_FILE = "stack.json"
+PID_FILE = "supervisor.pid"
+SCHEMA_VERSION = 1
+
+
+class StackStateError(RuntimeError):
+    """stack.json or the pid file is missing, unreadable or from another schema."""
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """Credentials of one local identity (moto accepts any; the KMS gateway maps them to a principal)."""
+
+    name: str
+    principal_arn: str
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Everything a client needs to use a running local stack (the content of stack.json)."""
+
+    state_dir: str
+    stage: str
+    account_id: str
+    region: str
+    endpoint_url: str
+    kms_endpoint_url: str
+    inbox_bucket: str
+    results_bucket: str
+    artifacts_bucket: str
+    queue_url: str
+    dlq_url: str
+    jobs_table: str
+    key_arn: str
+    key_alias: str
+    identities: dict[str, IdentityRecord]
+    attestation_root_pem: str
+    expected_pcrs: dict[str, str]
+    workers: int
+    pids: dict[str, int] = field(default_factory=dict)
+    supervisor_pid: int = 0
+    started_at: str = ""
+    ready_seconds: float = 0.0
+    aws_config_file: str = ""
+    aws_credentials_file: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def identity(self, name: str) -> IdentityRecord:
+        try:
+            return self.identities[name]
+        except KeyError:
+            known = ", ".join(sorted(self.identities))
+            raise StackStateError(f"the local stack has no identity {name!r} (known: {known})") from None
+
+    def expected_pcr_bytes(self) -> dict[int, bytes]:
+        return {int(index): bytes.fromhex(value) for index, value in self.expected_pcrs.items()}
+
+    def attestation_root_der(self) -> bytes:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            pem = Path(self.attestation_root_pem).read_bytes()
+            return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+        except (OSError, ValueError) as exc:
+            raise StackStateError(f"cannot read the local attestation root {self.attestation_root_pem}: {exc}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StackInfo:
+        if not isinstance(data, Mapping):
+            raise StackStateError("stack.json is not a JSON object")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise StackStateError(
+                f"stack.json has schema {data.get('schema_version')!r}, this ccc understands {SCHEMA_VERSION}"
+            )
+        try:
+            values = dict(data)
+            values["identities"] = {
+                name: IdentityRecord(**record) for name, record in dict(data["identities"]).items()
+            }
+            values["expected_pcrs"] = {str(k): str(v) for k, v in dict(data["expected_pcrs"]).items()}
+            values["pids"] = {str(k): int(v) for k, v in dict(data.get("pids", {})).items()}
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StackStateError(f"stack.json is malformed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Where a stack keeps its files under its state directory."""
+
+    root: Path
+
+    @property
+    def stack_file(self) -> Path:
+        return self.root / STACK_FILE
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / PID_FILE
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        """Sockets and per-process config files (0700: the files carry credentials)."""
+        return self.root / "run"
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def aws(self) -> Path:
+        return self.root / "aws"
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        for private in (self.run, self.aws):
+            private.mkdir(mode=0o700, exist_ok=True)
+            private.chmod(0o700)
+
+
+def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
+    """Write JSON so that readers see the old file or the whole new one, never a torn write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def read_stack_info(state_dir: Path) -> StackInfo:
+    """The running stack's description, or StackStateError saying how to start one."""
+    path = StatePaths(Path(state_dir)).stack_file
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StackStateError(
+            f"no local stack in {state_dir} (no {STACK_FILE}); start one with `ccc local up --state-dir {state_dir}`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise StackStateError(f"cannot read {path}: {exc}") from exc
+    return StackInfo.from_json(data)
+
+
+# ----- supervisor pid file --------------------------------------------------------------------
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The kernel's start time of `pid` (Linux /proc), to tell a live pid from a recycled one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """True if `pid` runs and (when known) is the same process that was recorded."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    current = process_start_ticks(pid)
+    if current is not None and _is_zombie(pid):
+        return False
+    return start_ticks is None or current is None or current == start_ticks
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].startswith("Z")
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    pid: int
+    start_ticks: int | None
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.start_ticks)
+
+
+def read_pid_file(path: Path) -> PidRecord | None:
+    try:
+        data = json.loads(path.read_text())
+        return PidRecord(pid=int(data["pid"]), start_ticks=data.get("start_ticks"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # A torn or foreign pid file describes no process we can trust: treat it as stale.
+        return PidRecord(pid=0, start_ticks=None)
+
+
+def write_pid_file(path: Path) -> PidRecord:
+    record = PidRecord(pid=os.getpid(), start_ticks=process_start_ticks(os.getpid()))
+    write_json_atomic(path, {"pid": record.pid, "start_ticks": record.start_ticks}, mode=0o644)
+    return record
+
+
+def signal_process(pid: int, signum: int = signal.SIGTERM) -> bool:
+    try:
+        os.kill(pid, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False

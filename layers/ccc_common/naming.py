@@ -28,6 +28,8 @@ ATTESTATION_SUFFIX = ".att"
 # Written by the parent agent when the enclave rejects a job for good (bad ciphertext, wrong
 # context, not an image): metadata only, so the job ends `failed` with a reason instead of vanishing.
 FAILURE_SUFFIX = ".failed.json"
+# CloudWatch namespace of every custom metric (Lambdas, parent agent, dashboards, alarms).
+METRICS_NAMESPACE = "CCC"
 
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _JOB_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -181,7 +183,7 @@ class ResourceNames:
 
     @property
     def metrics_namespace(self) -> str:
-        return "CCC"
+        return METRICS_NAMESPACE
 
     def function_name(self, short: str) -> str:
         return f"{self.prefix}-{short.replace('_', '-')}"

@@ -1,0 +1,173 @@
+"""Job lifecycle from S3 events: what the job-events Lambda does, without the Lambda.
+
+inbox ``jobs/<t>/<j>.ccc`` created          -> queued (and wake the scaler)
+results ``results/<t>/<j>.ccc`` created     -> done (the parent writes the ``.att`` first)
+results ``results/<t>/<j>.failed.json``     -> failed, with the reason the record gives
+
+Every transition goes through ``JobStore.apply`` (rank rule), so duplicate and out-of-order
+deliveries are harmless. A tenant mismatch is refused and reported, never merged; the failure
+record is read as metadata only (bounded size, JSON, a reason string).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ccc_common.events import (
+    EventError,
+    Ignored,
+    JobObject,
+    ObjectKind,
+    S3ObjectCreated,
+    classify_object,
+    parse_eventbridge_s3,
+)
+from ccc_common.fleet import ScalerWaker
+from ccc_common.jobs import JobEvent, JobStatus, TenantMismatch, clip_error
+from ccc_common.jobs_dal import JobStore
+from ccc_common.naming import JobRef
+
+MAX_FAILURE_RECORD_BYTES = 64 * 1024
+UNREADABLE_FAILURE = "the enclave rejected the job (failure record unreadable)"
+
+
+def reason_from_failure_record(raw: bytes) -> str:
+    """The reason in a failure record: JSON with ``reason`` (or ``error``/``message``) and an
+    optional ``code``, the same reading the client applies."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return "the enclave rejected the job (failure record is not JSON)"
+    if isinstance(record, dict):
+        for field in ("reason", "error", "message"):
+            value = record.get(field)
+            if isinstance(value, str) and value.strip():
+                code = record.get("code")
+                text = f"{code}: {value}" if isinstance(code, str) and code else value
+                return clip_error(text)
+    return "the enclave rejected the job (no reason recorded)"
+
+
+class FailureRecordReader(ABC):
+    @abstractmethod
+    def read(self, bucket: str, key: str) -> bytes:
+        """At most MAX_FAILURE_RECORD_BYTES + 1 bytes of the object."""
+
+
+class S3FailureRecordReader(FailureRecordReader):
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read(self, bucket: str, key: str) -> bytes:
+        response = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_FAILURE_RECORD_BYTES}")
+        body = response["Body"]
+        try:
+            data: bytes = body.read(MAX_FAILURE_RECORD_BYTES + 1)
+        finally:
+            body.close()
+        return data
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # the job moved forward
+    STALE = "stale"  # duplicate or out of order: the job already had this or a later status
+    IGNORED = "ignored"  # not a job object (attestation doc, other prefix, other bucket...)
+    REFUSED = "refused"  # tenant in the key does not own the job id
+
+
+@dataclass(frozen=True)
+class LifecycleResult:
+    outcome: Outcome
+    detail: str
+    ref: JobRef | None = None
+    kind: ObjectKind | None = None
+    status: JobStatus | None = None
+    woke_scaler: bool = False
+    wake_error: str | None = None
+
+
+class JobLifecycle:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        inbox_bucket: str,
+        results_bucket: str,
+        failure_reader: FailureRecordReader,
+        waker: ScalerWaker,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._inbox = inbox_bucket
+        self._results = results_bucket
+        self._reader = failure_reader
+        self._waker = waker
+        self._clock = clock
+
+    def handle_eventbridge(self, event: Any) -> LifecycleResult:
+        """Raises EventError for an event that is not a well-formed EventBridge S3 event."""
+        parsed = parse_eventbridge_s3(event)
+        if isinstance(parsed, Ignored):
+            return LifecycleResult(outcome=Outcome.IGNORED, detail=parsed.reason)
+        return self.on_object_created(parsed)
+
+    def on_object_created(self, obj: S3ObjectCreated) -> LifecycleResult:
+        classified = classify_object(obj, inbox_bucket=self._inbox, results_bucket=self._results)
+        if isinstance(classified, Ignored):
+            return LifecycleResult(outcome=Outcome.IGNORED, detail=classified.reason)
+        event = self._event_for(classified)
+        try:
+            transition = self._store.apply(event)
+        except TenantMismatch as exc:
+            return LifecycleResult(outcome=Outcome.REFUSED, detail=str(exc), ref=classified.ref, kind=classified.kind)
+        result = LifecycleResult(
+            outcome=Outcome.APPLIED if transition.applied else Outcome.STALE,
+            detail=f"{classified.kind.value} -> {transition.job.status.value}",
+            ref=classified.ref,
+            kind=classified.kind,
+            status=transition.job.status,
+        )
+        if classified.kind is ObjectKind.INPUT and transition.applied:
+            try:
+                self._waker.wake(classified.ref.job_id)
+            except Exception as exc:  # the job is recorded; the schedule still scales the fleet
+                return _with(result, wake_error=f"{exc.__class__.__name__}: {str(exc)[:200]}")
+            return _with(result, woke_scaler=True)
+        return result
+
+    def _event_for(self, classified: JobObject) -> JobEvent:
+        at = classified.obj.event_time or self._clock()
+        ref = classified.ref
+        if classified.kind is ObjectKind.INPUT:
+            return JobEvent.queued(ref, at)
+        if classified.kind is ObjectKind.RESULT:
+            return JobEvent.done(ref, at)
+        try:
+            raw = self._reader.read(classified.obj.bucket, classified.obj.key)
+        except Exception:  # missing/denied: still a failure, with a generic reason
+            return JobEvent.failed(ref, at, UNREADABLE_FAILURE)
+        if len(raw) > MAX_FAILURE_RECORD_BYTES:
+            return JobEvent.failed(ref, at, "the enclave rejected the job (failure record too large)")
+        return JobEvent.failed(ref, at, reason_from_failure_record(raw))
+
+
+def _with(result: LifecycleResult, **changes: Any) -> LifecycleResult:
+    return replace(result, **changes)
+
+
+__all__ = [
+    "MAX_FAILURE_RECORD_BYTES",
+    "EventError",
+    "FailureRecordReader",
+    "JobLifecycle",
+    "LifecycleResult",
+    "Outcome",
+    "S3FailureRecordReader",
+    "reason_from_failure_record",
+]

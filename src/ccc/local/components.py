@@ -94,17 +94,11 @@ def create_ca(layout: StackLayout) -> Path:
     return root_pem
 
 
-def enclave_code_roots() -> list[Path]:
-    """The source trees whose code runs inside the enclave (what PCR0/PCR2 measure)."""
-    from enclave_worker.enclave import measurement_code_roots
-
-    return [Path(p) for p in measurement_code_roots()]
-
-
 def measure(layout: StackLayout) -> dict[int, bytes]:
-    from ccc.attestation.measurement import measure_enclave
+    """PCR0/1/2 the simulated enclave will report: the enclave's own recipe, so they cannot disagree."""
+    from enclave_worker.enclave.attester import enclave_pcrs
 
-    return measure_enclave(enclave_code_roots(), layout.model_path)
+    return enclave_pcrs(layout.model_path)
 
 
 def provision_stack(
@@ -177,27 +171,40 @@ def file_exists(path: Path) -> Callable[[], bool]:
 # ----- processes ----------------------------------------------------------------------------
 
 
-def gateway_process(
-    layout: StackLayout, identities: Iterable[LocalIdentity], resources: ProvisionedResources
-) -> Component:
-    """The attested-KMS gateway in front of moto's KMS."""
-    port = free_tcp_port()
+def gateway_process(layout: StackLayout, identities: Iterable[LocalIdentity]) -> Component:
+    """The attested-KMS gateway in front of moto's KMS.
+
+    It binds port 0 and reports its URL in a ready file; `pin_gateway_port` then rewrites its
+    config with that port, so that a restarted gateway comes back at the URL clients already know.
+    """
     config_path = layout.paths.run / "kms-gateway.json"
+    ready_file = layout.paths.run / "kms-gateway.ready.json"
     config = {
         "upstream_url": layout.endpoint_url,
         "host": "127.0.0.1",
-        "port": port,
-        "attestation_root_pem": str(layout.paths.ca / "root.crt"),
+        "port": 0,
+        "attestation_root_pem": (layout.paths.ca / "root.crt").read_text(),
         "identities": {i.name: i.to_dict() for i in identities},
+        "iam_admins": ["admin"],
     }
     write_json_atomic(config_path, config)
     process = ManagedProcess(
         name="kms-gateway",
-        command=python_command("ccc.kms.gateway", "--config", str(config_path)),
+        command=python_command("ccc.kms.gateway", "--config", str(config_path), "--ready-file", str(ready_file)),
         log_path=layout.paths.log("kms-gateway"),
         env=clean_environment(),
     )
-    return Component(process=process, ready=tcp_listening("127.0.0.1", port), url=f"http://127.0.0.1:{port}")
+    return Component(process=process, ready=ready_file.exists)
+
+
+def pin_gateway_port(layout: StackLayout) -> str:
+    """Read the gateway's bound URL and fix its port in the config (for restarts). Returns the URL."""
+    config_path = layout.paths.run / "kms-gateway.json"
+    ready = json.loads((layout.paths.run / "kms-gateway.ready.json").read_text())
+    config = json.loads(config_path.read_text())
+    config["port"] = int(ready["port"])
+    write_json_atomic(config_path, config)
+    return str(ready["url"])
 
 
 def worker_endpoint(layout: StackLayout, index: int) -> str:
@@ -217,7 +224,6 @@ def worker_processes(
 ) -> Worker:
     """Enclave server + parent agent pair number `index` (1-based), connected by their own socket."""
     endpoint = worker_endpoint(layout, index)
-    enclave_ready_file = layout.paths.run / f"enclave-{index}.ready"
     enclave = ManagedProcess(
         name=f"enclave-{index}",
         command=python_command(
@@ -253,12 +259,12 @@ def worker_processes(
         env=clean_environment(),
     )
     return Worker(
-        enclave=Component(process=enclave, ready=_enclave_ready(endpoint, enclave_ready_file)),
+        enclave=Component(process=enclave, ready=_enclave_ready(endpoint)),
         parent=Component(process=parent, ready=lambda: True),
     )
 
 
-def _enclave_ready(endpoint: str, ready_file: Path) -> Callable[[], bool]:
+def _enclave_ready(endpoint: str) -> Callable[[], bool]:
     """Ready when a health request over the worker's socket answers."""
 
     def check() -> bool:

@@ -211,10 +211,11 @@ class Supervisor:
         resources = components.provision_stack(layout, identities, pcrs)
         log.info("provisioned key %s, queue %s", resources.key_arn, resources.queue_url)
 
-        gateway = components.gateway_process(layout, identities, resources)
+        gateway = components.gateway_process(layout, identities)
         self._watch(gateway.process)
         gateway.process.start()
         wait_until(gateway.ready, timeout=remaining(), process=gateway.process, what="the KMS gateway to listen")
+        gateway.url = components.pin_gateway_port(layout)
         log.info("attested-KMS gateway on %s", gateway.url)
 
         workers = [

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client = CccClient(target, "tenant-a", show_progress=False)
             checked = check_images(images, target.limits.max_image_bytes)
             submitted = [client.submit(image) for image in checked]
-            print(f"demo: submitted {len(submitted)} encrypted jobs as tenant-a; waiting for attested results", flush=True)
+            print(f"demo: submitted {len(submitted)} encrypted jobs as tenant-a; waiting for results", flush=True)
             reports = [
                 client.wait(job.job, timeout=args.timeout, image=job.image, started=job.started) for job in submitted
             ]

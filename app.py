@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""CDK app entry point: `cdk synth -c stage=dev|prod` or `make synth` (python app.py, offline)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from cdk.application import build_app  # noqa: E402  (after the jsii environment is set)
+from cdk.config import ConfigError  # noqa: E402
+from cdk.measurements import MeasurementsError  # noqa: E402
+
+
+def main() -> int:
+    try:
+        app, stack = build_app(outdir=os.environ.get("CDK_OUTDIR") or "cdk.out")
+    except (ConfigError, MeasurementsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if stack.inputs.measurements.placeholder:
+        print(
+            f"WARNING: {stack.stack_name} uses PLACEHOLDER enclave measurements: no enclave can decrypt "
+            "until enclave_worker/build_eif.sh writes enclave_worker/measurements.json",
+            file=sys.stderr,
+        )
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Build the CDK app for a stage from CDK context: the one entry point for `app.py` and tests.
+
+Context keys (all optional, `cdk synth -c key=value` or cdk.json):
+  stage                   dev (default) | prod
+  measurements            path to a measurements JSON (default enclave_worker/measurements.json)
+  pcr0, pcr1, pcr2, pcr8  PCR values directly (override the file)
+  tenants                 comma-separated tenant ids that get a client role (default "demo")
+  tenant_principals       JSON {tenant: [IAM ARNs]} of external client principals
+  key_admins              comma-separated IAM ARNs that administer (never use) the data key
+  powertools_layer_version  version of the public Powertools layer (default in cdk/orchestration.py)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from cdk.config import DEFAULT_STAGE, ConfigError
+from cdk.measurements import resolve_measurements
+from cdk.nag_acknowledgements import apply_acknowledgements
+from cdk.orchestration import POWERTOOLS_LAYER_VERSION
+from cdk.stack import CccStack, StackInputs
+
+
+def _csv(value: object) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+def _json_mapping(value: object, key: str) -> dict[str, tuple[str, ...]]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"context {key} is not JSON: {exc}") from None
+    if not isinstance(value, Mapping) or not all(isinstance(v, list) for v in value.values()):
+        raise ConfigError(f"context {key} must be a JSON object of tenant -> [ARN, ...]")
+    return {str(k): tuple(str(a) for a in v) for k, v in value.items()}
+
+
+def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
+    tenants = _csv(context.get("tenants", "demo"))
+    version = context.get("powertools_layer_version", POWERTOOLS_LAYER_VERSION)
+    try:
+        layer_version = int(version)
+    except (TypeError, ValueError):
+        raise ConfigError(f"powertools_layer_version {version!r} is not an integer") from None
+    return StackInputs(
+        measurements=resolve_measurements(stage, context),
+        tenants=tenants,
+        external_tenant_principals=_json_mapping(context.get("tenant_principals"), "tenant_principals"),
+        key_admins=_csv(context.get("key_admins")),
+        powertools_layer_version=layer_version,
+    )
+
+
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, CccStack]:
+    """The app with one stage's stack, cdk-nag AwsSolutions as a validation plugin, and the
+    acknowledgement table applied. `context` adds to (and overrides) cdk.json / `-c` context."""
+    app = App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
+    stage = str(app.node.try_get_context("stage") or DEFAULT_STAGE)
+    merged = {key: app.node.try_get_context(key) for key in _CONTEXT_KEYS}
+    stack = CccStack(app, stage=stage, inputs=inputs_from_context(stage, {k: v for k, v in merged.items() if v is not None}))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    apply_acknowledgements(stack)
+    return app, stack
+
+
+# CDK feature flags, here rather than in cdk.json so that `python app.py` and tests get them too.
+FEATURE_FLAGS: dict[str, Any] = {
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,  # log delivery by bucket policy, no ACLs
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+    "@aws-cdk/core:target-partitions": ["aws"],
+}
+
+_CONTEXT_KEYS = (
+    "measurements", "pcr0", "pcr1", "pcr2", "pcr8", "tenants", "tenant_principals", "key_admins",
+    "powertools_layer_version",
+)

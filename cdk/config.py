@@ -1,0 +1,109 @@
+"""Per-stage infrastructure configuration: the CDK-only facts (sizes, retention, purchase options).
+
+Why a separate module from `ccc_common.settings`: settings there are shared with the local stack
+and the runtime (queue timeouts, fleet maximum, limits); what lives here only matters to the AWS
+deployment (instance types, how many AZs carry VPC endpoints, log retention, removal policies).
+Everything below is *derived* from the shared settings where a shared fact exists, so the two
+cannot contradict each other (e.g. inbox objects outlive the DLQ retention, the lifecycle-hook
+heartbeat covers a whole visibility timeout).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from ccc_common.naming import PROJECT, ResourceNames, resource_names
+from ccc_common.settings import StageSettings, stage_settings
+
+from aws_cdk import Aws
+
+DEPLOYABLE_STAGES = ("dev", "prod")
+DEFAULT_STAGE = "dev"
+
+# Nitro Enclaves need a Nitro instance with >= 4 vCPUs; the enclave takes whole cores (2 vCPUs)
+# and its memory from the host. All x86_64 (the EIF is built for x86_64), all >= 8 GiB, so a
+# 4 GiB enclave fits. Several families make spot capacity likelier in dev.
+ENCLAVE_INSTANCE_TYPES: tuple[str, ...] = ("m6i.xlarge", "c6i.xlarge", "m5.xlarge", "c5.xlarge", "r6i.xlarge")
+
+# Tag keys applied to every resource of a stage (cost allocation and the placeholder flag).
+TAG_PROJECT = "ccc:project"
+TAG_STAGE = "ccc:stage"
+TAG_MEASUREMENTS = "ccc:enclave-measurements"
+
+
+class ConfigError(ValueError):
+    """A stage or context value the app cannot deploy."""
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Everything the constructs need to know about one deployable stage."""
+
+    stage: str
+    settings: StageSettings
+    names: ResourceNames
+    removal_policy: RemovalPolicy
+    auto_delete_objects: bool
+    inbox_expiry_days: int
+    results_expiry_days: int
+    noncurrent_expiry_days: int
+    access_log_expiry_days: int
+    log_retention: logs.RetentionDays
+    use_spot: bool
+    instance_types: tuple[str, ...]
+    max_azs: int
+    enclave_cpu_count: int
+    enclave_memory_mib: int
+    root_volume_gib: int
+    alarm_topic: bool
+    api_rate_limit: int
+    api_burst_limit: int
+    oldest_message_slo_s: int
+    lambda_memory_mb: int
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {TAG_PROJECT: PROJECT, TAG_STAGE: self.stage}
+
+    @property
+    def lifecycle_heartbeat_s(self) -> int:
+        """The drain hook must outlast one job's visibility timeout, or a job is cut mid-way."""
+        return self.settings.queue.visibility_timeout_s + 60
+
+
+def stage_config(stage: str) -> StageConfig:
+    """The one function that sets the AWS-only knobs of a stage (names come from ccc_common)."""
+    if stage not in DEPLOYABLE_STAGES:
+        raise ConfigError(f"stage {stage!r} cannot be deployed to AWS; use one of {DEPLOYABLE_STAGES}")
+    settings = stage_settings(stage)
+    # Environment-agnostic stack: account and region are CloudFormation pseudo parameters.
+    names = resource_names(stage, Aws.ACCOUNT_ID, Aws.REGION)
+    prod = stage == "prod"
+    # A job can be redriven from the DLQ until the DLQ drops it, so its input must live that long.
+    dlq_days = math.ceil(settings.queue.dlq_retention_s / 86400)
+    return StageConfig(
+        stage=stage,
+        settings=settings,
+        names=names,
+        removal_policy=RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY,
+        auto_delete_objects=not prod,
+        inbox_expiry_days=dlq_days + 1,
+        results_expiry_days=settings.job_ttl_days,
+        noncurrent_expiry_days=7 if prod else 1,
+        access_log_expiry_days=365 if prod else 30,
+        log_retention=logs.RetentionDays.ONE_YEAR if prod else logs.RetentionDays.TWO_WEEKS,
+        use_spot=not prod,
+        instance_types=ENCLAVE_INSTANCE_TYPES,
+        max_azs=2 if prod else 1,
+        enclave_cpu_count=2,
+        enclave_memory_mib=4096,
+        root_volume_gib=30,
+        alarm_topic=prod,
+        api_rate_limit=100 if prod else 20,
+        api_burst_limit=200 if prod else 40,
+        oldest_message_slo_s=900 if prod else 1800,
+        lambda_memory_mb=512,
+    )

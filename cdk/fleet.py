@@ -1,0 +1,235 @@
+"""The enclave fleet: a VPC without internet, VPC endpoints, the launch template, the Auto Scaling
+group (min 0) with a termination lifecycle hook, and the parent role's permissions.
+
+Why no NAT: the hosts only talk to AWS APIs, and the enclave's single path out is vsock-proxy to
+the regional KMS endpoint. Interface endpoints make that work in isolated subnets; they are also
+the dominant idle cost of the stack (see docs/deploy.md), which is why dev spans one AZ.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX
+from constructs import Construct
+
+from cdk import contract
+from cdk.config import StageConfig
+from cdk.identities import s3_via_service
+from cdk.measurements import Measurements
+from cdk.orchestration import fleet_group_arn
+from cdk.user_data import HostSettings, render
+
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "Sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+    "SsmMessages": ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES,
+    "Ec2Messages": ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES,
+    "AutoScaling": ec2.InterfaceVpcEndpointAwsService.AUTOSCALING,
+}
+
+
+class Fleet(Construct):
+    """Network, hosts and their permissions."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        role: iam.Role,
+        measurements: Measurements,
+        work_queue: sqs.IQueue,
+        inbox: s3.IBucket,
+        results: s3.IBucket,
+        artifacts: s3.IBucket,
+        access_logs: s3.IBucket,
+        storage_key: kms.IKey,
+        data_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = config.names
+        fleet = config.settings.fleet
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
+            max_azs=config.max_azs,
+            nat_gateways=0,
+            restrict_default_security_group=False,  # the setting is a custom-resource Lambda; nothing uses the default SG
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="enclave-hosts", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)
+            ],
+        )
+        self.vpc.add_flow_log(
+            "FlowLogs",
+            destination=ec2.FlowLogDestination.to_s3(access_logs, "vpc-flow-logs/"),
+            traffic_type=ec2.FlowLogTrafficType.REJECT,
+        )
+        subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets])
+        self.endpoints = {
+            name: self.vpc.add_interface_endpoint(name, service=service, subnets=subnets, private_dns_enabled=True)
+            for name, service in INTERFACE_ENDPOINTS.items()
+        }
+
+        self.log_group = logs.LogGroup(
+            self, "HostLogs", retention=config.log_retention, removal_policy=config.removal_policy
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "HostSecurityGroup",
+            vpc=self.vpc,
+            description="CCC enclave hosts: no inbound; HTTPS out, which only reaches VPC endpoints",
+            allow_all_outbound=False,
+        )
+        # Isolated subnets have no route to the internet: 443 reaches the endpoints and S3 only.
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs via VPC endpoints")
+
+        environment = {
+            contract.STAGE: config.stage,
+            contract.AWS_REGION: Aws.REGION,
+            contract.METRICS_NAMESPACE: names.metrics_namespace,
+            contract.WORK_QUEUE_URL: work_queue.queue_url,
+            contract.INBOX_BUCKET: inbox.bucket_name,
+            contract.RESULTS_BUCKET: results.bucket_name,
+            contract.FLEET_GROUP: names.fleet_group,
+            contract.LIFECYCLE_HOOK: names.lifecycle_hook,
+            contract.DATA_KEY_ARN: data_key.key_arn,
+            contract.ENCLAVE_CID: str(contract.ENCLAVE_CID_VALUE),
+            contract.ENCLAVE_PORT: str(contract.ENCLAVE_PORT_VALUE),
+            contract.KMS_PROXY_PORT: str(contract.KMS_PROXY_PORT_VALUE),
+        }
+        assert set(environment) == set(contract.PARENT_ENV)
+        self.user_data_script = render(
+            HostSettings(
+                region=Aws.REGION,
+                artifacts_bucket=artifacts.bucket_name,
+                release_id=measurements.release_id,
+                log_group=self.log_group.log_group_name,
+                enclave_cpu_count=config.enclave_cpu_count,
+                enclave_memory_mib=config.enclave_memory_mib,
+                environment=environment,
+            )
+        )
+        self.launch_template = ec2.LaunchTemplate(
+            self,
+            "LaunchTemplate",
+            machine_image=ec2.MachineImage.latest_amazon_linux2023(),
+            role=role,
+            security_group=self.security_group,
+            user_data=ec2.UserData.custom(self.user_data_script),
+            nitro_enclave_enabled=True,
+            require_imdsv2=True,
+            http_put_response_hop_limit=1,  # only the host itself reads IMDS; the enclave never does
+            http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+            instance_metadata_tags=False,
+            detailed_monitoring=False,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        config.root_volume_gib,
+                        encrypted=True,
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
+                        delete_on_termination=True,
+                    ),
+                )
+            ],
+        )
+        self.group = autoscaling.AutoScalingGroup(
+            self,
+            "Group",
+            auto_scaling_group_name=names.fleet_group,
+            vpc=self.vpc,
+            vpc_subnets=subnets,
+            min_capacity=0,
+            max_capacity=fleet.max_instances,
+            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
+                launch_template=self.launch_template,
+                launch_template_overrides=[
+                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t)) for t in config.instance_types
+                ],
+                instances_distribution=autoscaling.InstancesDistribution(
+                    on_demand_base_capacity=0,
+                    on_demand_percentage_above_base_capacity=0 if config.use_spot else 100,
+                    on_demand_allocation_strategy=autoscaling.OnDemandAllocationStrategy.LOWEST_PRICE,
+                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+                ),
+            ),
+            capacity_rebalance=config.use_spot,
+            group_metrics=[autoscaling.GroupMetrics.all()],
+            health_checks=autoscaling.HealthChecks.ec2(grace_period=Duration.minutes(10)),
+            update_policy=autoscaling.UpdatePolicy.rolling_update(min_instances_in_service=0),
+        )
+        self.group.add_lifecycle_hook(
+            "Drain",
+            lifecycle_hook_name=names.lifecycle_hook,
+            lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+            heartbeat_timeout=Duration.seconds(config.lifecycle_heartbeat_s),
+            default_result=autoscaling.DefaultResult.CONTINUE,
+        )
+        self._grant_parent(config, role, work_queue, inbox, results, artifacts, storage_key)
+
+    def _grant_parent(
+        self,
+        config: StageConfig,
+        role: iam.Role,
+        work_queue: sqs.IQueue,
+        inbox: s3.IBucket,
+        results: s3.IBucket,
+        artifacts: s3.IBucket,
+        storage_key: kms.IKey,
+    ) -> None:
+        """What the host may do. Deliberately absent: any right on the data key (the key policy,
+        with its attestation conditions, is the only grant) and any right on other tenants' data
+        beyond reading the inbox and writing results."""
+        names = config.names
+        work_queue.grant(
+            role,
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}*")])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[artifacts.arn_for_objects(f"{contract.RELEASE_PREFIX}*")]
+            )
+        )
+        role.add_to_policy(s3_via_service(storage_key, ["kms:Decrypt", "kms:GenerateDataKey"]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+                resources=[fleet_group_arn(names.fleet_group)],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],  # PutMetricData has no resource-level permissions; the namespace is the limit
+                conditions={"StringEquals": {"cloudwatch:namespace": names.metrics_namespace}},
+            )
+        )
+        self.log_group.grant_write(role)
+        # Session Manager for operators: a shell on the host, never inside the enclave.
+        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))

@@ -1,0 +1,77 @@
+"""IAM roles that the data key policy names: the parent instance role and one role per tenant.
+
+Why they exist before everything else: the key policy (built first, by the shared builder) must
+name them, while their permissions refer to buckets, queues and the API created later. A role's
+ARN does not depend on its policies, so the roles come first and the grants are attached after,
+without a dependency cycle (key -> role, policy -> key/bucket, never role -> key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
+from constructs import Construct
+
+from cdk.config import StageConfig
+
+
+def s3_via_service(key: kms.IKey, actions: list[str]) -> iam.PolicyStatement:
+    """Storage-key use only when S3 makes the call for the principal (SSE-KMS), never directly."""
+    return iam.PolicyStatement(
+        actions=actions,
+        resources=[key.key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+    )
+
+
+class Identities(Construct):
+    """The parent instance role and the tenant client roles."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, tenants: Iterable[str]) -> None:
+        super().__init__(scope, construct_id)
+        self.parent_role = iam.Role(
+            self,
+            "ParentInstanceRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"CCC {config.stage} enclave host: queue, inbox read, results write; KMS only via attestation",
+        )
+        self.tenant_roles: dict[str, iam.Role] = {}
+        for tenant in sorted(set(tenants)):
+            validate_tenant(tenant)
+            self.tenant_roles[tenant] = iam.Role(
+                self,
+                f"TenantRole-{tenant}",
+                # Who in the account may act for the tenant is decided by IAM (sts:AssumeRole).
+                assumed_by=iam.AccountRootPrincipal(),
+                description=f"CCC {config.stage} client of tenant {tenant}: submit jobs, read own results",
+            )
+
+    def grant_tenants(self, *, api: apigw.RestApi, inbox: s3.IBucket, results: s3.IBucket, storage_key: kms.IKey) -> None:
+        """Each tenant role: call the jobs API, write its own inbox prefix, read its own results.
+
+        The data key (encrypt inputs, decrypt results) is granted by the key policy, not here.
+        """
+        for tenant, role in self.tenant_roles.items():
+            role.add_to_policy(iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[api.arn_for_execute_api()]))
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}{tenant}/*")])
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[results.arn_for_objects(f"{RESULTS_PREFIX}{tenant}/*")],
+                )
+            )
+            role.add_to_policy(s3_via_service(storage_key, ["kms:GenerateDataKey", "kms:Decrypt"]))
+
+    def tenant_role_arns(self) -> dict[str, tuple[str, ...]]:
+        return {tenant: (role.role_arn,) for tenant, role in self.tenant_roles.items()}
+
+    def tenant_roles_json(self) -> str:
+        return Stack.of(self).to_json_string({tenant: role.role_arn for tenant, role in self.tenant_roles.items()})

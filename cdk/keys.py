@@ -1,0 +1,139 @@
+"""KMS keys: the attested *data key* (policy from the shared builder) and the *storage key*.
+
+Why two keys: the data key encrypts job inputs and results (AWS Encryption SDK) and its policy
+releases key material to the parent role only with an enclave attestation. S3, SNS and the like
+cannot attest, so using the data key for server-side encryption would either break them or need an
+unattested Decrypt for the parent role, which would defeat the whole design. The storage key does
+the at-rest encryption of buckets and the alarm topic; everything in those is ESDK ciphertext or
+metadata already, and IAM grants on it are limited to `kms:ViaService` S3.
+
+The data key policy is built by `ccc_common.key_policy.build_key_policy`, the same function the
+local stack enforces. That builder validates real ARNs (12-digit account, known principals), but
+this stack is environment-agnostic, so account and role ARNs are CloudFormation tokens. We build
+with *sentinel* ARNs and then swap each sentinel for its token, string for string: the builder
+still decides every statement, action and condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from ccc_common.key_policy import KeyPolicySpec, build_key_policy
+from constructs import Construct
+
+from cdk.config import StageConfig
+
+SENTINEL_ACCOUNT = "000000000000"
+_SENTINEL_PARTITION = "aws"
+
+
+def sentinel_role_arn(label: str) -> str:
+    return f"arn:{_SENTINEL_PARTITION}:iam::{SENTINEL_ACCOUNT}:role/ccc-sentinel-{label}"
+
+
+def substitute_strings(document: Any, replacements: Mapping[str, str]) -> Any:
+    """Replace whole strings anywhere in a JSON-like document (dict keys untouched)."""
+    if isinstance(document, str):
+        return replacements.get(document, document)
+    if isinstance(document, list):
+        return [substitute_strings(item, replacements) for item in document]
+    if isinstance(document, dict):
+        return {key: substitute_strings(value, replacements) for key, value in document.items()}
+    return document
+
+
+def data_key_policy(
+    *,
+    parent_role_arns: Sequence[str],
+    tenant_role_arns: Mapping[str, Sequence[str]],
+    external_tenant_principals: Mapping[str, Sequence[str]],
+    admin_principals: Sequence[str],
+    pcrs: Mapping[int, str],
+) -> dict[str, Any]:
+    """The data key policy with CloudFormation tokens in place of this stack's own ARNs.
+
+    `parent_role_arns` and `tenant_role_arns` may be tokens (roles of this stack); the external
+    tenant principals and admins must be literal ARNs and are validated by the builder as given.
+    """
+    replacements: dict[str, str] = {
+        f"arn:{_SENTINEL_PARTITION}:iam::{SENTINEL_ACCOUNT}:root": f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:root",
+    }
+    parents: list[str] = []
+    for index, arn in enumerate(parent_role_arns):
+        sentinel = sentinel_role_arn(f"parent-{index}")
+        replacements[sentinel] = arn
+        parents.append(sentinel)
+    tenants: dict[str, tuple[str, ...]] = {}
+    for tenant in sorted(set(tenant_role_arns) | set(external_tenant_principals)):
+        principals: list[str] = []
+        for index, arn in enumerate(tenant_role_arns.get(tenant, ())):
+            sentinel = sentinel_role_arn(f"tenant-{tenant}-{index}")
+            replacements[sentinel] = arn
+            principals.append(sentinel)
+        principals += list(external_tenant_principals.get(tenant, ()))
+        tenants[tenant] = tuple(principals)
+    spec = KeyPolicySpec(
+        account_id=SENTINEL_ACCOUNT,
+        partition=_SENTINEL_PARTITION,
+        admin_principals=tuple(admin_principals),
+        tenant_principals=tenants,
+        parent_role_arns=tuple(parents),
+        pcrs=dict(pcrs),
+    )
+    return substitute_strings(build_key_policy(spec), replacements)
+
+
+class Keys(Construct):
+    """The data key (attested, alias from naming) and the storage key (SSE for S3 and SNS)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        parent_role_arns: Sequence[str],
+        tenant_role_arns: Mapping[str, Sequence[str]],
+        external_tenant_principals: Mapping[str, Sequence[str]],
+        admin_principals: Sequence[str],
+        pcrs: Mapping[int, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.policy_document = data_key_policy(
+            parent_role_arns=parent_role_arns,
+            tenant_role_arns=tenant_role_arns,
+            external_tenant_principals=external_tenant_principals,
+            admin_principals=admin_principals,
+            pcrs=pcrs,
+        )
+        self.data_key = kms.Key(
+            self,
+            "DataKey",
+            description=f"CCC {config.stage}: job inputs and results; key material only for the attested enclave",
+            enable_key_rotation=True,
+            policy=iam.PolicyDocument.from_json(self.policy_document),
+            removal_policy=config.removal_policy,
+            pending_window=Duration.days(30 if config.stage == "prod" else 7),
+        )
+        self.data_key_alias = kms.Alias(self, "DataKeyAlias", alias_name=config.names.key_alias, target_key=self.data_key)
+        self.storage_key = kms.Key(
+            self,
+            "StorageKey",
+            description=f"CCC {config.stage}: server-side encryption of buckets and the alarm topic (ciphertext only)",
+            enable_key_rotation=True,
+            removal_policy=config.removal_policy,
+            pending_window=Duration.days(30 if config.stage == "prod" else 7),
+        )
+        # CloudWatch alarms publish to the SSE-KMS topic; the service needs the key for that.
+        self.storage_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )

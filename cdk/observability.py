@@ -1,0 +1,158 @@
+"""Dashboard, alarms and (prod) the encrypted SNS topic they notify.
+
+Metric sources: SQS and Auto Scaling publish their own; the parent agent and the Lambdas publish
+to namespace `CCC` (ccc_common.naming ResourceNames.metrics_namespace) with dimension
+`Stage=<stage>`: JobLatencyMs, InferenceMs, AttestationFailures, JobsFailed, KmsThrottles. Those names are
+part of the contract with the agent and the functions (see METRICS below).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk.config import StageConfig
+
+# Custom metric names (namespace from naming, dimension Stage=<stage>).
+METRIC_JOB_LATENCY = "JobLatencyMs"
+METRIC_INFERENCE = "InferenceMs"
+METRIC_ATTESTATION_FAILURES = "AttestationFailures"
+METRIC_JOBS_FAILED = "JobsFailed"
+METRIC_KMS_THROTTLES = "KmsThrottles"  # ThrottlingException seen by the enclave or the parent
+METRICS = (METRIC_JOB_LATENCY, METRIC_INFERENCE, METRIC_ATTESTATION_FAILURES, METRIC_JOBS_FAILED, METRIC_KMS_THROTTLES)
+PERIOD = Duration.minutes(1)
+
+
+class Observability(Construct):
+    """What an operator looks at, and what wakes them up."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        work_queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        fleet_group_name: str,
+        functions: dict[str, lambda_.Function],
+        storage_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        namespace = config.names.metrics_namespace
+        dims = {"Stage": config.stage}
+
+        def custom(name: str, statistic: str) -> cw.Metric:
+            return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=PERIOD)
+
+        def fleet(name: str) -> cw.Metric:
+            return cw.Metric(
+                namespace="AWS/AutoScaling",
+                metric_name=name,
+                dimensions_map={"AutoScalingGroupName": fleet_group_name},
+                statistic="Average",
+                period=PERIOD,
+            )
+
+        self.topic: sns.Topic | None = None
+        if config.alarm_topic:
+            self.topic = sns.Topic(
+                self, "AlarmTopic", display_name=f"CCC {config.stage} alarms", master_key=storage_key, enforce_ssl=True
+            )
+
+        backlog = work_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+        in_flight = work_queue.metric_approximate_number_of_messages_not_visible(period=PERIOD, statistic="Maximum")
+        oldest = work_queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")
+        dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+        dlq_received = dead_letter_queue.metric_number_of_messages_received(period=Duration.minutes(5), statistic="Sum")
+        attestation_failures = custom(METRIC_ATTESTATION_FAILURES, "Sum")
+        kms_usage = cw.Metric(
+            namespace="AWS/Usage",
+            metric_name="CallCount",
+            dimensions_map={
+                "Type": "API", "Service": "KMS", "Resource": "CryptographicOperationsSymmetric", "Class": "None"
+            },
+            statistic="Sum",
+            period=PERIOD,
+            label="KMS symmetric operations (account quota usage)",
+        )
+        kms_throttles = custom(METRIC_KMS_THROTTLES, "Sum")
+        errors = [fn.metric_errors(period=PERIOD, statistic="Sum", label=f"{name} errors") for name, fn in functions.items()]
+
+        self.alarms = [
+            cw.Alarm(
+                self,
+                "DeadLetters",
+                alarm_description="A job reached the DLQ (failed max_receive_count times or could not be delivered)",
+                metric=cw.MathExpression(
+                    expression="MAX([depth, received])",
+                    using_metrics={"depth": dlq_depth, "received": dlq_received},
+                    period=Duration.minutes(5),
+                    label="DLQ depth or receives",
+                ),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "AttestationFailures",
+                alarm_description="An enclave could not get key material (wrong image, debug mode, stale PCRs)",
+                metric=attestation_failures.with_(period=Duration.minutes(5)),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "OldestMessageAge",
+                alarm_description=f"A job has waited more than {config.oldest_message_slo_s} s (fleet not keeping up)",
+                metric=oldest.with_(period=Duration.minutes(5)),
+                threshold=config.oldest_message_slo_s,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        if self.topic is not None:
+            for alarm in self.alarms:
+                alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.names.prefix}-overview")
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Work queue", left=[backlog, in_flight], right=[oldest], width=12),
+            cw.GraphWidget(
+                title="Fleet", left=[fleet("GroupDesiredCapacity"), fleet("GroupInServiceInstances")], width=12
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Job latency (ms)",
+                left=[custom(METRIC_JOB_LATENCY, "p50"), custom(METRIC_JOB_LATENCY, "p95")],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Inference (ms)",
+                left=[custom(METRIC_INFERENCE, "p50"), custom(METRIC_INFERENCE, "p95")],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Failures",
+                left=[attestation_failures, custom(METRIC_JOBS_FAILED, "Sum"), dlq_depth],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Lambda errors", left=errors, width=12),
+            cw.GraphWidget(title="KMS", left=[kms_throttles], right=[kms_usage], width=12),
+            cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24),
+        )
+        self.dashboard = dashboard

@@ -1,0 +1,254 @@
+"""Lambdas (scaler, job_events, jobs_api, dead_letters), the shared layer, the jobs table, the
+scaler schedule and the IAM-authenticated jobs API.
+
+Least privilege, by design rather than by review: no Lambda has any permission on the data key,
+and none has `kms:Decrypt` at all. The only KMS right a Lambda holds is `jobs_api`'s
+`kms:GenerateDataKey` on the *storage* key, through S3 only, because a presigned PUT is
+authorised as the signer and the inbox is SSE-KMS. (A presigned GET of a result would need
+`kms:Decrypt` on the storage key: clients therefore download results with their tenant role.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from ccc_common.naming import INBOX_PREFIX
+from constructs import Construct
+
+from cdk import contract
+from cdk.bundling import copy_tree_bundling
+from cdk.config import StageConfig
+from cdk.identities import s3_via_service
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+LAYER_PACKAGE_DIR = REPO_ROOT / "layers" / "ccc_common"
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# AWS Lambda Powertools for Python v3, public layer (account 017000801446), arm64, python3.13.
+# It also brings pydantic v2, which ccc_common needs. Override with -c powertools_layer_version=N.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python313-arm64"
+POWERTOOLS_LAYER_VERSION = 27
+
+
+def powertools_layer_arn(version: int) -> str:
+    return f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_LAYER_ACCOUNT}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
+
+
+def fleet_group_arn(group_name: str) -> str:
+    """The Auto Scaling group ARN by name (its middle part is a random id, hence the wildcard)."""
+    return (
+        f"arn:{Aws.PARTITION}:autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:autoScalingGroup:*:"
+        f"autoScalingGroupName/{group_name}"
+    )
+
+
+def handler_path(function: str) -> str:
+    """The `functions` package ships whole, so handlers can import siblings absolutely."""
+    return f"functions.{function}.handler.handler"
+
+
+class Orchestration(Construct):
+    """Everything serverless that tracks jobs and drives the fleet."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        inbox: s3.IBucket,
+        results: s3.IBucket,
+        storage_key: kms.IKey,
+        work_queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        data_key: kms.IKey,
+        tenant_principals_json: str,
+        powertools_layer_version: int = POWERTOOLS_LAYER_VERSION,
+        functions_dir: Path = FUNCTIONS_DIR,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = config.names
+        self.table = dynamodb.Table(
+            self,
+            "JobsTable",
+            table_name=names.jobs_table,
+            partition_key=dynamodb.Attribute(name=contract.TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=contract.TABLE_TTL_ATTRIBUTE,
+            deletion_protection=config.stage == "prod",
+            removal_policy=config.removal_policy,
+        )
+        self.table.add_global_secondary_index(
+            index_name=contract.TENANT_INDEX_NAME,
+            partition_key=dynamodb.Attribute(name=contract.TENANT_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=contract.TENANT_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+
+        shared_layer = lambda_.LayerVersion(
+            self,
+            "SharedLayer",
+            code=lambda_.Code.from_asset(
+                str(LAYER_PACKAGE_DIR), bundling=copy_tree_bundling(LAYER_PACKAGE_DIR, "python/ccc_common")
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="ccc_common: names, settings, key policy, job model, scaling policy",
+            removal_policy=config.removal_policy,
+        )
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self, "PowertoolsLayer", powertools_layer_arn(powertools_layer_version)
+        )
+        code = lambda_.Code.from_asset(str(functions_dir), bundling=copy_tree_bundling(functions_dir, "functions"))
+
+        common_env = {
+            contract.STAGE: config.stage,
+            contract.METRICS_NAMESPACE: names.metrics_namespace,
+            "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        values = {
+            contract.JOBS_TABLE: self.table.table_name,
+            contract.JOBS_TENANT_INDEX: contract.TENANT_INDEX_NAME,
+            contract.INBOX_BUCKET: inbox.bucket_name,
+            contract.RESULTS_BUCKET: results.bucket_name,
+            contract.WORK_QUEUE_URL: work_queue.queue_url,
+            contract.DEAD_LETTER_QUEUE_URL: dead_letter_queue.queue_url,
+            contract.FLEET_GROUP: names.fleet_group,
+            contract.SCALER_FUNCTION: names.function_name("scaler"),
+            contract.DATA_KEY_ARN: data_key.key_arn,
+            contract.TENANT_PRINCIPALS: tenant_principals_json,
+        }
+        self.functions: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        for function in contract.FUNCTIONS:
+            if not (functions_dir / function).is_dir():
+                # Deploy what exists: a missing handler package fails the synth with a clear reason.
+                raise FileNotFoundError(f"Lambda package {functions_dir / function} is missing")
+            log_group = logs.LogGroup(
+                self,
+                f"{function}-logs",
+                log_group_name=f"/aws/lambda/{names.function_name(function)}",
+                retention=config.log_retention,
+                removal_policy=config.removal_policy,
+            )
+            env = dict(common_env)
+            env["POWERTOOLS_SERVICE_NAME"] = function
+            env.update({name: values[name] for name in contract.FUNCTION_ENV[function]})
+            self.functions[function] = lambda_.Function(
+                self,
+                function,
+                function_name=names.function_name(function),
+                runtime=RUNTIME,
+                architecture=ARCHITECTURE,
+                handler=handler_path(function),
+                code=code,
+                layers=[powertools, shared_layer],
+                environment=env,
+                memory_size=config.lambda_memory_mb,
+                timeout=Duration.seconds(30),
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+            )
+            self.log_groups[function] = log_group
+
+        scaler = self.functions["scaler"]
+        job_events = self.functions["job_events"]
+        jobs_api = self.functions["jobs_api"]
+        dead_letters = self.functions["dead_letters"]
+
+        # scaler: read the backlog, set the fleet's desired capacity (min 0, max from settings).
+        work_queue.grant(scaler, "sqs:GetQueueAttributes")
+        scaler.add_to_role_policy(
+            iam.PolicyStatement(actions=["autoscaling:SetDesiredCapacity"], resources=[fleet_group_arn(names.fleet_group)])
+        )
+        scaler.add_to_role_policy(
+            # Describe* calls have no resource-level permissions in Auto Scaling.
+            iam.PolicyStatement(actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"])
+        )
+        events.Rule(
+            self,
+            "ScalerSchedule",
+            description="Re-evaluate the fleet size even when no event arrives (scale to zero when idle)",
+            schedule=events.Schedule.rate(Duration.minutes(config.settings.fleet.scaler_rate_minutes)),
+            targets=[targets.LambdaFunction(scaler, retry_attempts=0)],
+        )
+
+        # job_events: job status transitions, and an asynchronous wake-up of the scaler.
+        self.table.grant(job_events, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        scaler.grant_invoke(job_events)
+
+        # jobs_api: create and list jobs, presign the inbox PUT (SSE-KMS: GenerateDataKey via S3 only).
+        self.table.grant(jobs_api, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+        jobs_api.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}*")])
+        )
+        jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"]))
+
+        # dead_letters: drain the DLQ into `failed` job records.
+        dead_letters.add_event_source(
+            sources.SqsEventSource(dead_letter_queue, batch_size=10, report_batch_item_failures=True)
+        )
+        self.table.grant(dead_letters, "dynamodb:GetItem", "dynamodb:UpdateItem")
+
+        self.api = self._jobs_api(config, jobs_api)
+
+    def _jobs_api(self, config: StageConfig, handler: lambda_.IFunction) -> apigw.RestApi:
+        access_logs = logs.LogGroup(
+            self, "ApiAccessLogs", retention=config.log_retention, removal_policy=config.removal_policy
+        )
+        api = apigw.RestApi(
+            self,
+            "JobsApi",
+            rest_api_name=f"{config.names.prefix}-jobs",
+            description="CCC jobs API (IAM auth): POST /jobs, GET /jobs, GET /jobs/{id}",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,  # request/response bodies stay out of logs
+                metrics_enabled=True,
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True,
+                ),
+            ),
+            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+        )
+        validator = api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(handler)
+        jobs = api.root.add_resource("jobs")
+        jobs.add_method("POST", integration, request_validator=validator)
+        jobs.add_method("GET", integration, request_validator=validator)
+        job = jobs.add_resource("{id}")
+        job.add_method(
+            "GET", integration, request_validator=validator, request_parameters={"method.request.path.id": True}
+        )
+        Stack.of(self)  # the API lives in this stack; the URL is a stack output
+        return api

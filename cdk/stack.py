@@ -1,0 +1,155 @@
+"""`CccStack`: the whole system for one stage, composed from one construct per concern.
+
+Order matters only where CloudFormation needs it: the roles the key policy names come first,
+then the keys, storage, queue, functions, fleet, and last the grants that refer to all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aws_cdk import Annotations, CfnOutput, Stack, Tags
+from constructs import Construct
+
+from cdk import contract
+from cdk.config import TAG_MEASUREMENTS, StageConfig, stage_config
+from cdk.fleet import Fleet
+from cdk.identities import Identities
+from cdk.keys import Keys
+from cdk.measurements import Measurements
+from cdk.observability import Observability
+from cdk.orchestration import POWERTOOLS_LAYER_VERSION, Orchestration
+from cdk.storage import Storage
+from cdk.work_queue import WorkQueue
+
+PLACEHOLDER_TAG_VALUE = "PLACEHOLDER-no-enclave-can-decrypt"
+PLACEHOLDER_WARNING_ID = "ccc:placeholder-measurements"
+
+
+@dataclass(frozen=True)
+class StackInputs:
+    """What varies per deployment beyond the stage (all from CDK context, see cdk/application.py)."""
+
+    measurements: Measurements
+    tenants: Sequence[str] = ("demo",)
+    external_tenant_principals: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    key_admins: Sequence[str] = ()
+    powertools_layer_version: int = POWERTOOLS_LAYER_VERSION
+
+
+class CccStack(Stack):
+    """One stage of CCC (environment-agnostic: account and region are deploy-time parameters)."""
+
+    def __init__(self, scope: Construct, *, stage: str, inputs: StackInputs) -> None:
+        config: StageConfig = stage_config(stage)
+        super().__init__(
+            scope,
+            config.names.stack_name,
+            description=f"Confidential Cat Counter ({stage}): attested Nitro Enclave inference pipeline",
+        )
+        self.config = config
+        self.inputs = inputs
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)
+        self._flag_measurements(inputs.measurements)
+
+        self.identities = Identities(self, "Identities", config=config, tenants=inputs.tenants)
+        tenant_principals_json = json.dumps({t: list(p) for t, p in sorted(inputs.external_tenant_principals.items())})
+        self.keys = Keys(
+            self,
+            "Keys",
+            config=config,
+            parent_role_arns=[self.identities.parent_role.role_arn],
+            tenant_role_arns=self.identities.tenant_role_arns(),
+            external_tenant_principals=inputs.external_tenant_principals,
+            admin_principals=inputs.key_admins,
+            pcrs=inputs.measurements.pcrs,
+        )
+        self.storage = Storage(self, "Storage", config=config, storage_key=self.keys.storage_key)
+        self.work_queue = WorkQueue(self, "WorkQueue", config=config)
+        self.orchestration = Orchestration(
+            self,
+            "Orchestration",
+            config=config,
+            inbox=self.storage.inbox,
+            results=self.storage.results,
+            storage_key=self.keys.storage_key,
+            work_queue=self.work_queue.queue,
+            dead_letter_queue=self.work_queue.dead_letter_queue,
+            data_key=self.keys.data_key,
+            tenant_principals_json=self._tenant_principals_json(tenant_principals_json),
+            powertools_layer_version=inputs.powertools_layer_version,
+        )
+        self.work_queue.route(
+            inbox=self.storage.inbox,
+            results=self.storage.results,
+            job_events=self.orchestration.functions["job_events"],
+        )
+        self.fleet = Fleet(
+            self,
+            "Fleet",
+            config=config,
+            role=self.identities.parent_role,
+            measurements=inputs.measurements,
+            work_queue=self.work_queue.queue,
+            inbox=self.storage.inbox,
+            results=self.storage.results,
+            artifacts=self.storage.artifacts,
+            access_logs=self.storage.access_logs,
+            storage_key=self.keys.storage_key,
+            data_key=self.keys.data_key,
+        )
+        self.identities.grant_tenants(
+            api=self.orchestration.api,
+            inbox=self.storage.inbox,
+            results=self.storage.results,
+            storage_key=self.keys.storage_key,
+        )
+        self.observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            work_queue=self.work_queue.queue,
+            dead_letter_queue=self.work_queue.dead_letter_queue,
+            fleet_group_name=config.names.fleet_group,
+            functions=self.orchestration.functions,
+            storage_key=self.keys.storage_key,
+        )
+        self._outputs()
+
+    def _tenant_principals_json(self, external_json: str) -> str:
+        """{tenant: [principal ARNs]} for jobs_api: stack roles (tokens) plus external principals."""
+        merged: dict[str, list[str]] = {t: list(p) for t, p in json.loads(external_json).items()}
+        for tenant, arns in self.identities.tenant_role_arns().items():
+            merged.setdefault(tenant, []).extend(arns)
+        return self.to_json_string({t: merged[t] for t in sorted(merged)})
+
+    def _flag_measurements(self, measurements: Measurements) -> None:
+        if measurements.placeholder:
+            Annotations.of(self).add_warning_v2(
+                PLACEHOLDER_WARNING_ID,
+                f"PLACEHOLDER enclave measurements ({measurements.source}): the key policy pins a PCR0 that no "
+                "enclave image has, so no enclave can decrypt. Build the EIF (enclave_worker/build_eif.sh) "
+                "before expecting results. prod refuses to synthesise like this.",
+            )
+            Tags.of(self).add(TAG_MEASUREMENTS, PLACEHOLDER_TAG_VALUE)
+        else:
+            Tags.of(self).add(TAG_MEASUREMENTS, measurements.pcr0[:16])
+
+    def _outputs(self) -> None:
+        storage = self.storage
+        release = f"s3://{storage.artifacts.bucket_name}/{contract.RELEASE_PREFIX}{self.inputs.measurements.release_id}/"
+        outputs = {
+            contract.OUTPUT_STAGE: (self.config.stage, "Stage of this stack"),
+            contract.OUTPUT_API_URL: (self.orchestration.api.url, "Jobs API base URL (IAM auth)"),
+            contract.OUTPUT_INBOX_BUCKET: (storage.inbox.bucket_name, "Inbox bucket (client ciphertext)"),
+            contract.OUTPUT_RESULTS_BUCKET: (storage.results.bucket_name, "Results bucket (enclave ciphertext)"),
+            contract.OUTPUT_ARTIFACTS_BUCKET: (storage.artifacts.bucket_name, "Artifacts bucket (EIF, agent)"),
+            contract.OUTPUT_DATA_KEY_ARN: (self.keys.data_key.key_arn, "Data key: encrypt inputs with it"),
+            contract.OUTPUT_TENANT_ROLES: (self.identities.tenant_roles_json(), "JSON {tenant: client role ARN}"),
+            contract.OUTPUT_RELEASE_PREFIX: (release, "Where the fleet fetches the EIF and agent from"),
+        }
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)

@@ -1,0 +1,105 @@
+"""S3 buckets: inbox (client ciphertext), results (enclave ciphertext + attestation), artifacts
+(EIF + parent agent), and the access-log bucket they all log to.
+
+Every bucket: public access blocked, TLS-only bucket policy, versioning, lifecycle expiry per
+stage, EventBridge notifications where a rule listens. Data buckets use SSE-KMS with the storage
+key (bucket keys on, to keep KMS request costs flat); the log bucket must use SSE-S3 because S3
+server access logging cannot write to SSE-KMS buckets.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk.config import StageConfig
+
+
+def _enable_eventbridge(bucket: s3.Bucket) -> None:
+    # Set on the L1 resource: the L2 flag goes through a notifications custom resource (a Lambda).
+    cfn = bucket.node.default_child
+    assert isinstance(cfn, s3.CfnBucket)
+    cfn.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+        event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+    )
+
+
+class Storage(Construct):
+    """The four buckets of a stage."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, storage_key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        names = config.names
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            bucket_name=names.access_logs_bucket,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(config.access_log_expiry_days),
+                    noncurrent_version_expiration=Duration.days(config.noncurrent_expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=config.removal_policy,
+            auto_delete_objects=config.auto_delete_objects,
+        )
+        self.inbox = self._data_bucket(
+            "Inbox", names.inbox_bucket, config, storage_key, config.inbox_expiry_days, "inbox/", eventbridge=True
+        )
+        self.results = self._data_bucket(
+            "Results", names.results_bucket, config, storage_key, config.results_expiry_days, "results/",
+            eventbridge=True,
+        )
+        # Artifacts are releases (EIF + agent bundle): they must not expire under a running fleet.
+        self.artifacts = self._data_bucket(
+            "Artifacts", names.artifacts_bucket, config, storage_key, None, "artifacts/", eventbridge=False
+        )
+
+    def _data_bucket(
+        self,
+        construct_id: str,
+        name: str,
+        config: StageConfig,
+        key: kms.IKey,
+        expiry_days: int | None,
+        log_prefix: str,
+        *,
+        eventbridge: bool,
+    ) -> s3.Bucket:
+        rule = s3.LifecycleRule(
+            id="expire-objects" if expiry_days else "expire-old-versions",
+            expiration=Duration.days(expiry_days) if expiry_days else None,
+            noncurrent_version_expiration=Duration.days(config.noncurrent_expiry_days),
+            abort_incomplete_multipart_upload_after=Duration.days(1),
+        )
+        bucket = s3.Bucket(
+            self,
+            construct_id,
+            bucket_name=name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=log_prefix,
+            lifecycle_rules=[rule],
+            removal_policy=config.removal_policy,
+            auto_delete_objects=config.auto_delete_objects,
+        )
+        if eventbridge:
+            _enable_eventbridge(bucket)
+        return bucket

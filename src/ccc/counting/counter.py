@@ -9,14 +9,14 @@ cat class -> drop "group" boxes -> map boxes back to original pixels.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ccc.counting.decoders import decode
 from ccc.counting.images import DEFAULT_MAX_PIXELS, load_image
-from ccc.counting.letterbox import preprocess
+from ccc.counting.letterbox import Letterbox, preprocess
 from ccc.counting.postprocess import nms_per_class, suppress_groups
 from ccc.counting.session import LoadedModel, SessionProfile, load_model
 from ccc.counting.spec import DetectorSpec
@@ -27,7 +27,7 @@ class Detection:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in original image pixels
     score: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"box": [round(value, 1) for value in self.box], "score": round(self.score, 3)}
 
 
@@ -85,35 +85,43 @@ class CatCounter:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {type(image).__name__} {shape}")
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError("image has no pixels")
+        outputs, placement, pre_ms, infer_ms = self._infer(image)
+        after_infer = time.perf_counter()
+        detections = postprocess(outputs, placement, self.spec)
+        end = time.perf_counter()
+        return CountResult(
+            cats=len(detections),
+            detections=detections,
+            timings=Timings(pre_ms=pre_ms, infer_ms=infer_ms, post_ms=(end - after_infer) * 1000),
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+        )
+
+    def raw_outputs(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
+        """The model's raw outputs and the letterbox placement (for threshold sweeps and debugging)."""
+        outputs, placement, _pre_ms, _infer_ms = self._infer(image)
+        return outputs, placement
+
+    def _infer(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox, float, float]:
+        """Pre-process and run the session; no per-call state on `self`, so threads may share a counter."""
         start = time.perf_counter()
         tensor, placement = preprocess(image, self.spec)
         after_pre = time.perf_counter()
         raw = self._model.session.run(None, {self._model.input_name: tensor})
         after_infer = time.perf_counter()
         outputs = dict(zip(self._model.output_names, raw, strict=True))
-        detections = self._postprocess(outputs, placement)
-        end = time.perf_counter()
-        return CountResult(
-            cats=len(detections),
-            detections=detections,
-            timings=Timings(
-                pre_ms=(after_pre - start) * 1000,
-                infer_ms=(after_infer - after_pre) * 1000,
-                post_ms=(end - after_infer) * 1000,
-            ),
-            image_size=(int(image.shape[1]), int(image.shape[0])),
-        )
+        return outputs, placement, (after_pre - start) * 1000, (after_infer - after_pre) * 1000
 
-    def _postprocess(self, outputs: dict[str, np.ndarray], placement: Any) -> tuple[Detection, ...]:
-        spec = self.spec
-        found = decode(outputs, spec)
-        kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
-        cats = kept[found.class_ids[kept] == spec.cat_class][: spec.max_detections]
-        boxes = found.boxes[cats]
-        scores = found.scores[cats]
-        not_group = suppress_groups(boxes, spec.group_threshold, spec.group_min_members)
-        boxes, scores = placement.to_original(boxes[not_group]), scores[not_group]
-        return tuple(
-            Detection(box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(s))
-            for b, s in zip(boxes, scores, strict=True)
-        )
+
+def postprocess(outputs: Mapping[str, np.ndarray], placement: Letterbox, spec: DetectorSpec) -> tuple[Detection, ...]:
+    """Decode -> per-class NMS -> cat class only -> drop group boxes -> original pixels, best first."""
+    found = decode(outputs, spec)
+    kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
+    cats = kept[found.class_ids[kept] == spec.cat_class][: spec.max_detections]
+    boxes = found.boxes[cats]
+    scores = found.scores[cats]
+    not_group = suppress_groups(boxes, spec.group_threshold, spec.group_min_members)
+    boxes, scores = placement.to_original(boxes[not_group]), scores[not_group]
+    return tuple(
+        Detection(box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(s))
+        for b, s in zip(boxes, scores, strict=True)
+    )

@@ -51,6 +51,7 @@ class SampleImage:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     cats: int
     kind: Literal["photo", "negative", "composite"]
+    boxes: tuple[tuple[int, int, int, int], ...] = ()  # where the cats are (composites), x1, y1, x2, y2
 
 
 def _rgb(array: np.ndarray) -> np.ndarray:
@@ -157,7 +158,7 @@ def _distractor(rng: np.random.Generator) -> Image.Image:
 
 
 def _paste_fitted(canvas: Image.Image, patch: Image.Image, cell: tuple[int, int, int, int], rng: np.random.Generator,
-                  fill: tuple[float, float]) -> None:
+                  fill: tuple[float, float]) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = cell
     cell_w, cell_h = x1 - x0, y1 - y0
     factor = float(rng.uniform(*fill)) * min(cell_w / patch.width, cell_h / patch.height)
@@ -166,6 +167,7 @@ def _paste_fitted(canvas: Image.Image, patch: Image.Image, cell: tuple[int, int,
     px = x0 + int(rng.integers(0, max(1, cell_w - size[0] + 1)))
     py = y0 + int(rng.integers(0, max(1, cell_h - size[1] + 1)))
     canvas.paste(patch, (px, py), patch)
+    return (px, py, px + size[0], py + size[1])
 
 
 def composite(cats: int, seed: int) -> SampleImage:
@@ -183,14 +185,13 @@ def composite(cats: int, seed: int) -> SampleImage:
     cell_w, cell_h = size[0] // cols, size[1] // rows
     cells = [(c * cell_w, r * cell_h, (c + 1) * cell_w, (r + 1) * cell_h) for r in range(rows) for c in range(cols)]
     order = rng.permutation(len(cells))
-    for index in order[:cats]:
-        _paste_fitted(canvas, _varied_cat(rng), cells[index], rng, (0.6, 0.95))
+    boxes = tuple(_paste_fitted(canvas, _varied_cat(rng), cells[index], rng, (0.6, 0.95)) for index in order[:cats])
     spare = [cells[i] for i in order[cats:]]
     for cell in spare:
         if rng.random() < 0.5:
             _paste_fitted(canvas, _distractor(rng), cell, rng, (0.5, 0.9))
     name = f"composite-{cats}cats-seed{seed}-{background_name}"
-    return SampleImage(name=name, image=np.asarray(canvas.convert("RGB")), cats=cats, kind="composite")
+    return SampleImage(name=name, image=np.asarray(canvas.convert("RGB")), cats=cats, kind="composite", boxes=boxes)
 
 
 def sample_set(split: Split = "validate", per_count: int = 10) -> list[SampleImage]:

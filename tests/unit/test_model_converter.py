@@ -12,11 +12,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from ccc.model.converter import tfjs_to_onnx
-from ccc.model.errors import ConversionError, GraphFormatError, UnsupportedOpError
+from ccc.model.errors import ConversionError, GraphFormatError, ModelBuildError, UnsupportedOpError
 from ccc.model.ops import SUPPORTED_OPS
-from ccc.model.tfjs_format import TfNode, dump_graph_model, load_graph_model, make_node, placeholder
+from ccc.model.tfjs_format import TfNode, attr_value, dump_graph_model, load_graph_model, make_node, placeholder
 
 RNG = np.random.default_rng(20240601)
 
@@ -406,17 +409,22 @@ def test_dynamic_input_shape_needs_an_override():
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [2, 3]
 
 
-@pytest.mark.parametrize(
-    ("node", "consts", "message"),
-    [
-        (make_node("c", "Conv2D", ["x", "x"], strides=[1, 1, 1, 1], padding="VALID"), {}, "filter must be a constant"),
-        (make_node("c", "Conv2D", ["x", "w"], strides=[1, 1, 1, 1], padding="WEIRD"), {"w": rand(1, 1, 3, 2)}, "padding"),
-        (make_node("c", "Conv2D", ["x", "w"], strides=[1, 1, 1, 1], padding="VALID"), {"w": rand(1, 1, 2, 2)}, "channels"),
-        (make_node("r", "Reshape", ["x", "s"]), {"s": np.array([7, -1], np.int32)}, "cannot reshape"),
-        (make_node("t", "Transpose", ["x", "p"]), {"p": np.array([0, 0, 1, 2], np.int32)}, "permutation"),
-        (make_node("s", "SplitV", ["x", "n", "d"], num_split=2), {"n": np.array([1, 1], np.int32), "d": np.array(3, np.int32)}, "add up"),
-    ],
-)  # fmt: skip
+_STRIDES_1 = [1, 1, 1, 1]
+MALFORMED = [
+    (make_node("c", "Conv2D", ["x", "x"], strides=_STRIDES_1, padding="VALID"), {}, "filter must be a constant"),
+    (make_node("c", "Conv2D", ["x", "w"], strides=_STRIDES_1, padding="ODD"), {"w": rand(1, 1, 3, 2)}, "padding"),
+    (make_node("c", "Conv2D", ["x", "w"], strides=_STRIDES_1, padding="VALID"), {"w": rand(1, 1, 2, 2)}, "channels"),
+    (make_node("r", "Reshape", ["x", "s"]), {"s": np.array([7, -1], np.int32)}, "cannot reshape"),
+    (make_node("t", "Transpose", ["x", "p"]), {"p": np.array([0, 0, 1, 2], np.int32)}, "permutation"),
+    (
+        make_node("s", "SplitV", ["x", "n", "d"], num_split=2),
+        {"n": np.array([1, 1], np.int32), "d": np.array(3, np.int32)},
+        "add up",
+    ),
+]
+
+
+@pytest.mark.parametrize(("node", "consts", "message"), MALFORMED)
 def test_malformed_uses_of_supported_ops_fail_clearly(node, consts, message):
     nodes = [placeholder("x", (1, 4, 4, 3)), node]
     with pytest.raises(ConversionError, match=message):
@@ -487,3 +495,41 @@ def test_outputs_can_be_renamed_and_reordered():
     second, first = session.run(None, {"x": x})
     np.testing.assert_allclose(first, sigmoid(x), rtol=1e-6)
     np.testing.assert_allclose(second, leaky_relu(x, 0.2), rtol=1e-6)
+
+
+_ATTR_VALUES = st.one_of(
+    st.builds(lambda v: {"i": str(v)}, st.integers(-3, 5)),
+    st.builds(lambda v: {"f": v}, st.floats(allow_nan=False, width=32)),
+    st.builds(lambda v: {"b": v}, st.booleans()),
+    st.builds(lambda v: attr_value(v), st.sampled_from(["SAME", "VALID", "EXPLICIT", "NHWC", "NCHW", "??"])),
+    st.builds(lambda v: {"list": {"i": [str(i) for i in v]}}, st.lists(st.integers(-1, 3), max_size=9)),
+    st.builds(lambda h, w: {"list": {"i": ["1", str(h), str(w), "1"]}}, st.integers(1, 3), st.integers(1, 3)),
+    st.just({"type": "DT_FLOAT"}),
+    st.just("junk"),
+)
+_ATTR_KEYS = ["strides", "dilations", "padding", "explicit_paddings", "data_format", "ksize", "alpha",
+              "align_corners", "half_pixel_centers", "num_split"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    op=st.sampled_from(sorted(set(SUPPORTED_OPS) - {"Placeholder", "Const"})),
+    attrs=st.dictionaries(st.sampled_from(_ATTR_KEYS), _ATTR_VALUES, max_size=6),
+    const=hnp.arrays(np.int32, hnp.array_shapes(min_dims=0, max_dims=2, max_side=4), elements=st.integers(-2, 4)),
+    weight=hnp.arrays(
+        np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=3), elements=st.floats(-2, 2, width=32)
+    ),
+    inputs=st.lists(st.sampled_from(["x", "c", "f"]), min_size=1, max_size=4),
+)
+def test_fuzzed_nodes_fail_only_with_model_build_errors(op, attrs, const, weight, inputs):
+    """Whatever the attributes and constant operands, conversion succeeds or raises a clear error."""
+    nodes = [placeholder("x", (1, 4, 5, 3)), TfNode(name="n", op=op, inputs=("x", *inputs[1:]), attrs=attrs)]
+    try:
+        model = convert(nodes, {"c": const, "f": weight}, ["n"])
+    except ModelBuildError:
+        return
+    # What converts must run, and produce the shape the converter declared.
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.ones((1, 4, 5, 3), np.float32) for i in session.get_inputs()}
+    declared = [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output]
+    assert [list(r.shape) for r in session.run(None, feeds)] == declared

@@ -57,60 +57,85 @@ class TfNode:
         """The raw JSON AttrValue, or None when absent."""
         return self.attrs.get(key)
 
-    def attr_int(self, key: str, default: int | None = None) -> int:
+    def _field(self, key: str, kind: str) -> Any:
+        """``attrs[key][kind]`` or None; anything that is not an AttrValue object is an error."""
         value = self.attrs.get(key)
-        if value is None or "i" not in value:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not an AttrValue object")
+        return value.get(kind)
+
+    def attr_int(self, key: str, default: int | None = None) -> int:
+        raw = self._field(key, "i")
+        if raw is None:
             return _require_default(self, key, default)
-        return int(value["i"])
+        return _to_int(self, key, raw)
 
     def attr_float(self, key: str, default: float | None = None) -> float:
-        value = self.attrs.get(key)
-        if value is None or "f" not in value:
+        raw = self._field(key, "f")
+        if raw is None:
             return _require_default(self, key, default)
-        return float(value["f"])
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not a number")
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not a number") from exc
 
     def attr_bool(self, key: str, default: bool | None = None) -> bool:
-        value = self.attrs.get(key)
-        if value is None or "b" not in value:
+        raw = self._field(key, "b")
+        if raw is None:
             return _require_default(self, key, default)
-        return bool(value["b"])
+        if not isinstance(raw, bool):
+            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not a boolean")
+        return raw
 
     def attr_str(self, key: str, default: str | None = None) -> str:
-        value = self.attrs.get(key)
-        if value is None or "s" not in value:
+        raw = self._field(key, "s")
+        if raw is None:
             return _require_default(self, key, default)
         try:
-            return base64.b64decode(value["s"], validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
+            return base64.b64decode(raw, validate=True).decode("utf-8")
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not base64 text") from exc
 
     def attr_ints(self, key: str, default: Sequence[int] | None = None) -> tuple[int, ...]:
-        value = self.attrs.get(key)
-        if value is None or "list" not in value:
+        raw = self._field(key, "list")
+        if raw is None:
             return tuple(_require_default(self, key, default))
-        try:
-            return tuple(int(v) for v in value["list"].get("i", []))
-        except (TypeError, ValueError) as exc:
-            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not a list of ints") from exc
+        items = raw.get("i", []) if isinstance(raw, dict) else None
+        if not isinstance(items, list):
+            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not a list of ints")
+        return tuple(_to_int(self, key, v) for v in items)
 
     def attr_dtype(self, key: str, default: str | None = None) -> np.dtype[Any]:
-        value = self.attrs.get(key)
-        name = value.get("type") if isinstance(value, dict) else None
+        name = self._field(key, "type")
         if name is None:
             name = _require_default(self, key, default)
-        if name not in TF_DTYPES:
+        if not isinstance(name, str) or name not in TF_DTYPES:
             raise GraphFormatError(f"node {self.name!r}: unsupported data type {name!r} in {key!r}")
         return TF_DTYPES[name]
 
     def attr_shape(self, key: str) -> tuple[int, ...] | None:
         """A TensorShapeProto attribute as a tuple (-1 for unknown dims); None when unknown rank."""
-        value = self.attrs.get(key)
-        if value is None or "shape" not in value:
+        shape = self._field(key, "shape")
+        if shape is None or (isinstance(shape, dict) and shape.get("unknownRank")):
             return None
-        shape = value["shape"]
-        if shape.get("unknownRank"):
-            return None
-        return tuple(int(d.get("size", -1)) for d in shape.get("dim", []))
+        dims = shape.get("dim", []) if isinstance(shape, dict) else None
+        if not isinstance(dims, list) or not all(isinstance(d, dict) for d in dims):
+            raise GraphFormatError(f"node {self.name!r}: attribute {key!r} is not a shape")
+        return tuple(_to_int(self, key, d.get("size", -1)) for d in dims)
+
+
+def _to_int(node: TfNode, key: str, raw: Any) -> int:
+    """tfjs writes int64 attributes as decimal strings; accept those and plain ints only."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise GraphFormatError(f"node {node.name!r}: attribute {key!r} holds a non-integer {raw!r}")
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise GraphFormatError(f"node {node.name!r}: attribute {key!r} holds a non-integer {raw!r}") from exc
 
 
 def _require_default(node: TfNode, key: str, default: Any) -> Any:
@@ -242,6 +267,8 @@ def load_graph_model(model_json: bytes, read_shard: Callable[[str], bytes]) -> T
         constants[node.name] = stored[node.name].astype(node.attr_dtype("dtype"), copy=False)
 
     signature = doc.get("signature") or doc["modelTopology"].get("signature") or {}
+    if not isinstance(signature, dict):
+        raise GraphFormatError("signature must be an object")
     inputs = _signature_names(signature.get("inputs"))
     outputs = _signature_names(signature.get("outputs"))
     return TfjsGraphModel(

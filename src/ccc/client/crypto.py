@@ -86,7 +86,12 @@ def decrypt_result(ciphertext: bytes, job: JobRef, *, provider: Any) -> ResultPa
             )
     if context.get(CTX_KIND) != KIND_RESULT:
         raise VerificationError("result is not marked as a result")
-    return parse_result(plaintext)
+    payload = parse_result(plaintext)
+    # The enclave repeats the job inside the signed plaintext too: a second, independent binding.
+    for field, value in (("job_id", job.job_id), ("tenant", job.tenant)):
+        if payload.document.get(field) != value:
+            raise VerificationError(f"result document names {field}={payload.document.get(field)!r}, expected {value!r}")
+    return payload
 
 
 def parse_result(plaintext: bytes) -> ResultPayload:

@@ -23,6 +23,8 @@ from ccc_common.settings import stage_settings
 
 STAGE = "local"
 HEALTH_TIMEOUT_S = 2.0
+# Jobs one enclave runs at once (and parent threads feeding it): 2 cores on a small laptop/CI box.
+ENCLAVE_CONCURRENCY = 2
 
 
 class ComponentError(RuntimeError):
@@ -231,25 +233,33 @@ def worker_processes(
             "--listen", endpoint,
             "--model-dir", str(layout.model_dir),
             "--nsm", f"simulated:{layout.paths.ca}",
+            "--concurrency", str(ENCLAVE_CONCURRENCY),
+            "--stage", STAGE,
         ),
         log_path=layout.paths.log(f"enclave-{index}"),
         env=clean_environment(),
     )
     parent_identity = next(i for i in identities if i.name == "parent")
     parent_config_path = layout.paths.run / f"parent-{index}.json"
+    parent_ready_file = layout.paths.run / f"parent-{index}.ready"
+    # enclave_worker.parent.config documents this format.
     parent_config = {
+        "stage": STAGE,
         "region": layout.region,
-        "endpoint_url": layout.endpoint_url,
-        "kms_endpoint_url": kms_endpoint_url,
         "queue_url": resources.queue_url,
         "inbox_bucket": layout.names.inbox_bucket,
         "results_bucket": layout.names.results_bucket,
-        "enclave": endpoint,
-        "credentials": {
-            "access_key_id": parent_identity.access_key_id,
-            "secret_access_key": parent_identity.secret_access_key,
+        "enclave": {"uri": endpoint},
+        "aws": {
+            "endpoint_url": layout.endpoint_url,
+            "credentials": {
+                "access_key_id": parent_identity.access_key_id,
+                "secret_access_key": parent_identity.secret_access_key,
+            },
         },
-        "instance_id": f"local-{index}",
+        "kms": {"region": layout.region, "endpoint_url": kms_endpoint_url},
+        "workers": ENCLAVE_CONCURRENCY,
+        "ready_file": str(parent_ready_file),
     }
     write_json_atomic(parent_config_path, parent_config)
     parent = ManagedProcess(
@@ -260,7 +270,7 @@ def worker_processes(
     )
     return Worker(
         enclave=Component(process=enclave, ready=_enclave_ready(endpoint)),
-        parent=Component(process=parent, ready=lambda: True),
+        parent=Component(process=parent, ready=parent_ready_file.exists),
     )
 
 
@@ -281,6 +291,3 @@ def _enclave_ready(endpoint: str) -> Callable[[], bool]:
 
     return check
 
-
-def describe(config: Mapping[str, object]) -> str:
-    return json.dumps(config, sort_keys=True)

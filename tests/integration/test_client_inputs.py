@@ -1,0 +1,106 @@
+"""Client-side checks that run before anything is encrypted or uploaded, and stack discovery."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ccc.client import InputError, TargetError, check_image, check_images
+from ccc.client.crypto import parse_result
+from ccc.client.errors import VerificationError
+from ccc.client.target import measurements_to_pcrs, outputs_to_target
+
+PCR = "ab" * 48
+OUTPUTS = {"InboxBucket": "in", "ResultsBucket": "out", "DataKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/k",
+           "Stage": "dev", "EnclavePcr0": PCR}
+
+
+def test_good_image_passes_with_its_size(tmp_path):
+    image = tmp_path / "cat.jpg"
+    image.write_bytes(b"\xff\xd8" + b"x" * 100)
+    checked = check_image(image, 1000)
+    assert checked.size == 102 and checked.path == image
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "too_big"])
+def test_bad_images_are_refused_with_a_reason(tmp_path, case):
+    path = tmp_path / "img"
+    if case == "directory":
+        path.mkdir()
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "too_big":
+        path.write_bytes(b"x" * 1001)
+    with pytest.raises(InputError) as info:
+        check_image(path, 1000)
+    assert str(path) in str(info.value)
+    assert {"missing": "no such file", "directory": "not a regular file", "empty": "empty",
+            "too_big": "limit is 1000"}[case] in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
+def test_unreadable_image_is_refused(tmp_path):
+    path = tmp_path / "secret.jpg"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    with pytest.raises(InputError, match="not readable"):
+        check_image(path, 1000)
+
+
+def test_one_bad_path_stops_the_whole_batch(tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(b"x")
+    with pytest.raises(InputError, match="nope"):
+        check_images([good, tmp_path / "nope.jpg"], 1000)
+
+
+def test_cloudformation_outputs_become_a_target_verified_against_the_aws_root():
+    target = outputs_to_target("CccDev", OUTPUTS, "eu-west-1", lambda tenant: None)
+    assert (target.inbox_bucket, target.results_bucket, target.stage) == ("in", "out", "dev")
+    assert target.attestation_root_der is None  # None = the pinned AWS Nitro root
+    assert target.expected_pcrs == {0: bytes.fromhex(PCR)}
+
+
+def test_outputs_without_buckets_key_or_pcr0_are_refused():
+    with pytest.raises(TargetError, match="DataKeyArn"):
+        outputs_to_target("S", {k: v for k, v in OUTPUTS.items() if k != "DataKeyArn"}, "eu-west-1", lambda t: None)
+    with pytest.raises(TargetError, match="PCR0"):
+        outputs_to_target("S", {k: v for k, v in OUTPUTS.items() if k != "EnclavePcr0"}, "eu-west-1", lambda t: None)
+    with pytest.raises(TargetError, match="zeros"):
+        outputs_to_target("S", {**OUTPUTS, "EnclavePcr0": "00" * 48}, "eu-west-1", lambda t: None)
+
+
+def test_release_measurements_give_the_pcrs_and_placeholders_are_refused():
+    assert measurements_to_pcrs({"pcrs": {"PCR0": PCR, "PCR8": "cd" * 48}}) == {
+        0: bytes.fromhex(PCR), 8: bytes.fromhex("cd" * 48)
+    }
+    with pytest.raises(TargetError, match="placeholder"):
+        measurements_to_pcrs({"pcrs": {"PCR0": PCR}, "placeholder": True})
+    with pytest.raises(TargetError):
+        measurements_to_pcrs({"pcrs": {"PCR0": "short"}})
+
+
+def test_local_target_without_a_running_stack_says_how_to_start_one(tmp_path):
+    from ccc.client import local_target
+
+    with pytest.raises(TargetError, match="ccc local up"):
+        local_target(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "plaintext", [b"not json", b"[]", json.dumps({"cats": -1}).encode(), json.dumps({"cats": "2"}).encode(),
+                  json.dumps({"cats": True}).encode(), b"{" + b" " * 70000 + b"}"]
+)
+def test_result_documents_without_a_sane_count_are_refused(plaintext):
+    with pytest.raises(VerificationError):
+        parse_result(plaintext)
+
+
+def test_submit_cli_refuses_bad_inputs_before_contacting_anything(tmp_path, capsys):
+    from ccc.cli import main
+
+    status = main(["submit", str(tmp_path / "missing.jpg"), "--state-dir", str(tmp_path)])
+    assert status == 2
+    assert "ccc submit" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Provisioning of the local stack's resources (moto in-process): names, settings, policy, wiring."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from urllib.parse import unquote_plus
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ccc.local.identities import default_identities
+from ccc.local.provision import ProvisionError, provision, sort_principals
+from ccc_common.key_policy import lint_key_policy
+from ccc_common.naming import JobRef, resource_names
+from ccc_common.settings import stage_settings
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PCRS = {0: bytes([1]) * 48, 1: bytes([2]) * 48, 2: bytes([3]) * 48}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield SimpleNamespace(**{s: boto3.client(s, region_name=REGION) for s in ("s3", "sqs", "dynamodb", "kms")})
+
+
+@pytest.fixture
+def provisioned(aws):
+    names = resource_names("local", ACCOUNT, REGION)
+    identities = list(default_identities(ACCOUNT).values())
+    resources = provision(
+        s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms, names=names,
+        settings=stage_settings("local"), principals=sort_principals(identities), pcrs=PCRS,
+    )
+    return SimpleNamespace(aws=aws, names=names, identities=identities, resources=resources)
+
+
+def test_buckets_use_the_shared_names_and_block_public_access(provisioned):
+    names, s3 = provisioned.names, provisioned.aws.s3
+    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert {names.inbox_bucket, names.results_bucket, names.artifacts_bucket} <= buckets
+    block = s3.get_public_access_block(Bucket=names.inbox_bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+
+
+def test_work_queue_has_the_stage_settings_and_redrive_to_the_dlq(provisioned):
+    sqs, res = provisioned.aws.sqs, provisioned.resources
+    settings = stage_settings("local").queue
+    attributes = sqs.get_queue_attributes(QueueUrl=res.queue_url, AttributeNames=["All"])["Attributes"]
+    assert int(attributes["VisibilityTimeout"]) == settings.visibility_timeout_s
+    assert int(attributes["ReceiveMessageWaitTimeSeconds"]) == settings.receive_wait_s
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == res.dlq_arn
+    assert int(redrive["maxReceiveCount"]) == settings.max_receive_count
+    assert res.queue_url.endswith(provisioned.names.work_queue)
+
+
+def test_inbox_uploads_of_job_keys_reach_the_work_queue_and_nothing_else_does(provisioned):
+    s3, sqs, names, res = provisioned.aws.s3, provisioned.aws.sqs, provisioned.names, provisioned.resources
+    job = JobRef("tenant-a", "ab" * 16)
+    s3.put_object(Bucket=names.inbox_bucket, Key=job.inbox_key, Body=b"ciphertext")
+    s3.put_object(Bucket=names.inbox_bucket, Key="elsewhere/file.ccc", Body=b"x")
+    s3.put_object(Bucket=names.inbox_bucket, Key="jobs/tenant-a/readme.txt", Body=b"x")
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10)["Messages"]]
+    records = [r for body in bodies for r in body.get("Records", [])]
+    # Keys arrive URL-encoded, as on AWS.
+    assert [unquote_plus(r["s3"]["object"]["key"]) for r in records] == [job.inbox_key]
+    assert all(body.get("Event") == "s3:TestEvent" for body in bodies if "Records" not in body)
+
+
+def test_jobs_table_matches_the_job_store_layout(provisioned):
+    from ccc_common.jobs_dal import TENANT_INDEX
+
+    table = provisioned.aws.dynamodb.describe_table(TableName=provisioned.names.jobs_table)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
+    index = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}[TENANT_INDEX]
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["tenant", "created_at"]
+
+
+def test_data_key_carries_the_shared_policy_pinned_to_the_measurement(provisioned):
+    kms, res = provisioned.aws.kms, provisioned.resources
+    policy = json.loads(kms.get_key_policy(KeyId=res.key_id, PolicyName="default")["Policy"])
+    assert lint_key_policy(policy, expected_pcrs={i: v.hex() for i, v in PCRS.items()}) == []
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    assert aliases[provisioned.names.key_alias] == res.key_id
+    parent = next(i for i in provisioned.identities if i.name == "parent")
+    assert parent.principal_arn in json.dumps(policy)
+
+
+def test_principals_without_a_role_or_without_a_parent_are_refused():
+    stray = SimpleNamespace(name="mallory", principal_arn=f"arn:aws:iam::{ACCOUNT}:role/m")
+    with pytest.raises(ProvisionError):
+        sort_principals([stray])
+    tenant = SimpleNamespace(name="tenant-a", principal_arn=f"arn:aws:iam::{ACCOUNT}:role/t")
+    with pytest.raises(ProvisionError, match="parent"):
+        sort_principals([tenant])
+
+
+def test_debug_mode_measurements_cannot_be_provisioned(aws):
+    from ccc_common.key_policy import KeyPolicyError
+
+    identities = list(default_identities(ACCOUNT).values())
+    with pytest.raises(KeyPolicyError, match="zero"):
+        provision(
+            s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms,
+            names=resource_names("local", ACCOUNT, REGION), settings=stage_settings("local"),
+            principals=sort_principals(identities), pcrs={0: bytes(48)},
+        )

@@ -90,7 +90,8 @@ def decrypt_result(ciphertext: bytes, job: JobRef, *, provider: Any) -> ResultPa
     # The enclave repeats the job inside the signed plaintext too: a second, independent binding.
     for field, value in (("job_id", job.job_id), ("tenant", job.tenant)):
         if payload.document.get(field) != value:
-            raise VerificationError(f"result document names {field}={payload.document.get(field)!r}, expected {value!r}")
+            found = payload.document.get(field)
+            raise VerificationError(f"result document names {field}={found!r}, expected {value!r}")
     return payload
 
 

@@ -245,7 +245,6 @@ class DynamoJobStore(JobStore):
             ":tenant": _s(event.tenant),
             ":at": _s(at),
             ":ttl": _n(ttl_for(event.at, self._ttl_days)),
-            ":zero": _n(0),
         }
         sets = [
             "#status = :status",
@@ -271,6 +270,7 @@ class DynamoJobStore(JobStore):
                 values[":attempts"] = _n(event.attempts)
         if event.status is not JobStatus.FAILED or event.attempts is None:
             sets.append("attempts = if_not_exists(attempts, :zero)")
+            values[":zero"] = _n(0)
         expression = "SET " + ", ".join([*sets, "updated_at = :at"])
         if removes:
             expression += " REMOVE " + ", ".join(removes)

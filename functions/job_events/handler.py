@@ -1,0 +1,92 @@
+"""Job-events Lambda: S3 Object Created (inbox + results, via EventBridge) -> jobs table.
+
+inbox object -> queued (+ wake the scaler); result object -> done; failure record -> failed.
+A malformed event is logged and dropped (retrying cannot fix it); storage errors raise so that
+Lambda's asynchronous retries (and the rule's DLQ / on-failure destination) take over.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from ccc_common.env import JobEventsEnv, load_env
+from ccc_common.events import EventError, ObjectKind
+from ccc_common.fleet import LambdaScalerWaker, NullWaker, ScalerWaker
+from ccc_common.jobs_dal import DynamoJobStore
+from ccc_common.lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
+from ccc_common.observability import job_context, telemetry_for
+
+telemetry = telemetry_for("job_events")
+logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
+CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+_APPLIED_METRIC = {
+    ObjectKind.INPUT: "JobsQueued",
+    ObjectKind.RESULT: "JobsDone",
+    ObjectKind.FAILURE_RECORD: "JobsFailed",
+}
+
+
+@functools.cache
+def runtime() -> JobLifecycle:
+    env = load_env(JobEventsEnv)
+    waker: ScalerWaker = NullWaker()
+    if env.scaler_function:
+        waker = LambdaScalerWaker(boto3.client("lambda", config=CLIENT_CONFIG), env.scaler_function)
+    return JobLifecycle(
+        DynamoJobStore(boto3.client("dynamodb", config=CLIENT_CONFIG), env.jobs_table, env.settings.job_ttl_days),
+        inbox_bucket=env.inbox_bucket,
+        results_bucket=env.results_bucket,
+        failure_reader=S3FailureRecordReader(boto3.client("s3", config=CLIENT_CONFIG)),
+        waker=waker,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+def _report(result: LifecycleResult) -> None:
+    fields = {"outcome": result.outcome.value, "detail": result.detail}
+    if result.outcome is Outcome.APPLIED and result.kind is not None:
+        metrics.add_metric(name=_APPLIED_METRIC[result.kind], unit=MetricUnit.Count, value=1)
+    elif result.outcome is Outcome.STALE:
+        metrics.add_metric(name="StaleJobEvents", unit=MetricUnit.Count, value=1)
+    elif result.outcome is Outcome.REFUSED:
+        metrics.add_metric(name="RefusedJobEvents", unit=MetricUnit.Count, value=1)
+    if result.wake_error:
+        metrics.add_metric(name="ScalerWakeErrors", unit=MetricUnit.Count, value=1)
+        logger.warning("could not wake the scaler; the schedule will scale", extra={"error": result.wake_error})
+    if result.outcome is Outcome.REFUSED:
+        logger.warning("job event refused", extra=fields)
+    else:
+        logger.info("job event", extra={**fields, "woke_scaler": result.woke_scaler})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@event_source(data_class=EventBridgeEvent)
+def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    lifecycle = runtime()
+    try:
+        result = lifecycle.handle_eventbridge(event.raw_event)
+    except EventError as exc:
+        metrics.add_metric(name="MalformedJobEvents", unit=MetricUnit.Count, value=1)
+        logger.warning("malformed S3 event dropped", extra={"reason": exc.reason, "detail": exc.detail[:300]})
+        return {"outcome": "malformed", "detail": exc.reason}
+    if result.ref is not None:
+        with job_context(logger, result.ref, tracer):
+            _report(result)
+    else:
+        _report(result)
+    return {
+        "outcome": result.outcome.value,
+        "job_id": result.ref.job_id if result.ref else None,
+        "status": result.status.value if result.status else None,
+    }

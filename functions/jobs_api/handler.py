@@ -1,0 +1,72 @@
+"""Jobs API Lambda (API Gateway REST, IAM auth): adapts the proxy event to ``ccc_common.jobs_api``.
+
+The caller's tenant comes from ``requestContext.identity.userArn`` (set by API Gateway after SigV4
+verification) mapped through TENANT_PRINCIPALS; nothing in the request can choose a tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from ccc_common.env import JobsApiEnv, load_env
+from ccc_common.jobs_api import ApiRequest, JobsApi, JobsService, S3Presigner, TenantDirectory
+from ccc_common.jobs_dal import DynamoJobStore
+from ccc_common.observability import telemetry_for
+
+telemetry = telemetry_for("jobs_api")
+logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
+CLIENT_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4"
+)
+RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+
+
+@functools.cache
+def runtime() -> JobsApi:
+    env = load_env(JobsApiEnv)
+    settings = env.settings
+    service = JobsService(
+        DynamoJobStore(boto3.client("dynamodb", config=CLIENT_CONFIG), env.jobs_table, settings.job_ttl_days),
+        S3Presigner(boto3.client("s3", config=CLIENT_CONFIG)),
+        inbox_bucket=env.inbox_bucket,
+        results_bucket=env.results_bucket,
+        ttl_days=settings.job_ttl_days,
+        max_upload_bytes=settings.limits.max_ciphertext_bytes,
+        url_expiry_s=env.url_expiry_s,
+        clock=lambda: datetime.now(UTC),
+    )
+    return JobsApi(service, TenantDirectory(env.tenant_principals))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@event_source(data_class=APIGatewayProxyEvent)
+def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, Any]:
+    body = event.decoded_body if event.is_base64_encoded else event.body
+    request = ApiRequest(
+        method=event.http_method,
+        path=event.path,
+        principal_arn=event.request_context.identity.user_arn,
+        query=dict(event.query_string_parameters or {}),
+        body=body,
+    )
+    response = runtime().handle(request)
+    if response.status == 201:
+        metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
+        logger.set_correlation_id(str(response.body.get("job_id")))
+    elif response.status == 403:
+        metrics.add_metric(name="ApiForbidden", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "api request",
+        extra={"method": request.method, "route": event.resource, "status": response.status},
+    )
+    return {"statusCode": response.status, "headers": dict(RESPONSE_HEADERS), "body": response.json()}

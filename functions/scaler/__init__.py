@@ -1,0 +1,1 @@
+"""Lambda function: scaler (thin Powertools handler; logic in ccc_common)."""

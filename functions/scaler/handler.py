@@ -1,0 +1,84 @@
+"""Scaler Lambda: runs every minute (EventBridge schedule) and when job-events wakes it.
+
+Observe the work queue and the fleet group -> ``ccc_common.scaling.decide`` -> SetDesiredCapacity.
+Both triggers are treated alike; a wake-up only adds its "jobs just arrived" hint.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from ccc_common.env import ScalerEnv, load_env
+from ccc_common.fleet import AsgFleetGroup, FleetGroup, SqsQueueGauge, WorkQueueGauge, run_scaler, wake_hint
+from ccc_common.observability import telemetry_for
+from ccc_common.scaling import ScalingSettings
+
+telemetry = telemetry_for("scaler")
+logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
+CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+
+@dataclass(frozen=True)
+class Runtime:
+    gauge: WorkQueueGauge
+    group: FleetGroup
+    settings: ScalingSettings
+    stage: str
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """Built once per execution environment (cold start): environment checked, clients created."""
+    env = load_env(ScalerEnv)
+    return Runtime(
+        gauge=SqsQueueGauge(boto3.client("sqs", config=CLIENT_CONFIG), env.work_queue_url),
+        group=AsgFleetGroup(boto3.client("autoscaling", config=CLIENT_CONFIG), env.fleet_group),
+        settings=ScalingSettings.from_fleet(env.settings.fleet, idle_timeout_s=env.idle_timeout_s),
+        stage=env.stage,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@event_source(data_class=EventBridgeEvent)
+def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    rt = runtime()
+    hint = wake_hint(event.raw_event)
+    run = run_scaler(rt.gauge, rt.group, rt.settings, now=time.time(), arrivals_hint=hint)
+    obs, decision = run.observation, run.decision
+    metrics.add_dimension(name="stage", value=rt.stage)
+    metrics.add_metric(name="Backlog", unit=MetricUnit.Count, value=obs.backlog_visible)
+    metrics.add_metric(name="InFlight", unit=MetricUnit.Count, value=obs.in_flight)
+    metrics.add_metric(name="BacklogPerInstance", unit=MetricUnit.Count, value=run.backlog_per_instance)
+    metrics.add_metric(name="DesiredCapacity", unit=MetricUnit.Count, value=decision.desired)
+    metrics.add_metric(name="InServiceInstances", unit=MetricUnit.Count, value=obs.in_service)
+    logger.info(
+        "scaling decision",
+        extra={
+            "trigger": "wake" if hint else str(event.detail_type or "invoke"),
+            "backlog": obs.backlog_visible,
+            "in_flight": obs.in_flight,
+            "in_service": obs.in_service,
+            "draining": obs.draining,
+            "previous_desired": run.previous_desired,
+            "desired": decision.desired,
+            "reason": decision.reason.value,
+        },
+    )
+    return {
+        "previous_desired": run.previous_desired,
+        "desired": decision.desired,
+        "reason": decision.reason.value,
+        "backlog": obs.backlog_visible,
+        "in_flight": obs.in_flight,
+    }

@@ -1,0 +1,146 @@
+"""Scaling policy invariants (hypothesis) and the scaler loop against in-memory ports."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ccc_common.fleet import (
+    InMemoryFleetGroup,
+    InMemoryQueueGauge,
+    run_scaler,
+    wake_hint,
+    wake_payload,
+)
+from ccc_common.scaling import FleetObservation, ScalingReason, ScalingSettings, decide
+from ccc_common.settings import stage_settings
+
+settings_st = st.builds(
+    ScalingSettings,
+    jobs_per_instance=st.integers(1, 8),
+    max_instances=st.integers(0, 12),
+    idle_timeout_s=st.integers(0, 1200),
+    scale_in_step=st.integers(1, 3),
+)
+NOW = 1_700_000_000.0
+
+
+@st.composite
+def observations(draw) -> FleetObservation:
+    last = draw(st.one_of(st.none(), st.floats(NOW - 5000, NOW, allow_nan=False)))
+    return FleetObservation(
+        backlog_visible=draw(st.integers(0, 200)),
+        in_flight=draw(st.integers(0, 60)),
+        current_desired=draw(st.integers(0, 14)),
+        in_service=draw(st.integers(0, 14)),
+        draining=draw(st.integers(0, 4)),
+        last_activity=last,
+        now=NOW,
+    )
+
+
+@given(observations(), settings_st)
+def test_desired_is_within_bounds_and_covers_demand(obs: FleetObservation, cfg: ScalingSettings) -> None:
+    decision = decide(obs, cfg)
+    assert 0 <= decision.desired <= cfg.max_instances
+    need = min(math.ceil(obs.demand / cfg.jobs_per_instance), cfg.max_instances)
+    assert decision.need == need
+    assert decision.desired >= need  # never under-provisioned for the work that exists
+    assert decision.desired >= min(math.ceil(obs.in_flight / cfg.jobs_per_instance), cfg.max_instances)
+
+
+@given(observations(), settings_st)
+def test_zero_only_when_idle_long_enough(obs: FleetObservation, cfg: ScalingSettings) -> None:
+    decision = decide(obs, cfg)
+    if decision.desired == 0 and cfg.max_instances > 0 and obs.current_desired > 0:
+        assert obs.backlog_visible == 0 and obs.in_flight == 0
+        assert obs.last_activity is None or obs.now - obs.last_activity >= cfg.idle_timeout_s
+
+
+@given(observations(), settings_st)
+def test_scale_in_is_stepwise_and_waits_for_drains(obs: FleetObservation, cfg: ScalingSettings) -> None:
+    decision = decide(obs, cfg)
+    if obs.demand > 0 and decision.desired < obs.current_desired <= cfg.max_instances:
+        assert obs.draining == 0
+        assert obs.current_desired - decision.desired <= cfg.scale_in_step
+
+
+@given(observations(), settings_st, st.integers(1, 100))
+def test_more_backlog_never_means_fewer_instances(obs: FleetObservation, cfg: ScalingSettings, extra: int) -> None:
+    busier = FleetObservation(
+        backlog_visible=obs.backlog_visible + extra,
+        in_flight=obs.in_flight,
+        current_desired=obs.current_desired,
+        in_service=obs.in_service,
+        draining=obs.draining,
+        last_activity=obs.last_activity,
+        now=obs.now,
+    )
+    assert decide(busier, cfg).desired >= decide(obs, cfg).desired
+
+
+@given(observations(), settings_st)
+def test_activity_time_is_now_when_busy(obs: FleetObservation, cfg: ScalingSettings) -> None:
+    decision = decide(obs, cfg)
+    assert decision.last_activity == (obs.now if obs.demand else obs.last_activity)
+
+
+def test_worked_examples() -> None:
+    cfg = ScalingSettings(jobs_per_instance=4, max_instances=3, idle_timeout_s=60)
+
+    def obs(backlog=0, in_flight=0, desired=0, draining=0, last=None, now=NOW):
+        return FleetObservation(backlog, in_flight, desired, desired, draining, last, now)
+
+    assert decide(obs(backlog=1), cfg).desired == 1
+    assert decide(obs(backlog=9), cfg).reason is ScalingReason.SCALE_OUT and decide(obs(backlog=9), cfg).desired == 3
+    assert decide(obs(backlog=100), cfg).desired == 3
+    assert decide(obs(in_flight=1, desired=3), cfg).desired == 2  # one step
+    assert decide(obs(in_flight=1, desired=3, draining=1), cfg).reason is ScalingReason.WAIT_FOR_DRAIN
+    idle = decide(obs(desired=2, last=NOW - 30), cfg)
+    assert idle.desired == 2 and idle.reason is ScalingReason.IDLE_WAIT
+    gone = decide(obs(desired=2, last=NOW - 61), cfg)
+    assert gone.desired == 0 and gone.reason is ScalingReason.IDLE_TIMEOUT
+    assert decide(obs(desired=5, backlog=1), cfg).desired == 3  # max lowered
+
+
+def test_settings_validation_and_stage_defaults() -> None:
+    with pytest.raises(ValueError):
+        ScalingSettings(jobs_per_instance=0, max_instances=1, idle_timeout_s=1)
+    fleet = stage_settings("local").fleet
+    cfg = ScalingSettings.from_fleet(fleet, idle_timeout_s=5)
+    assert cfg.max_instances == fleet.max_instances and cfg.idle_timeout_s == 5
+
+
+def test_scaler_loop_wakes_from_zero_and_returns_to_zero_after_idle() -> None:
+    gauge = InMemoryQueueGauge()
+    group = InMemoryFleetGroup(max_size=2)
+    cfg = ScalingSettings(jobs_per_instance=4, max_instances=2, idle_timeout_s=30)
+    # a job arrives: the wake hint scales out before SQS shows the message
+    run = run_scaler(gauge, group, cfg, now=NOW, arrivals_hint=1)
+    assert run.changed and group.state.desired == 1 and group.state.last_activity == NOW
+    gauge.visible = 8
+    run_scaler(gauge, group, cfg, now=NOW + 5)
+    assert group.state.desired == 2
+    gauge.visible, gauge.in_flight = 0, 0
+    assert run_scaler(gauge, group, cfg, now=NOW + 20).decision.reason is ScalingReason.IDLE_WAIT
+    assert group.state.desired == 2
+    final = run_scaler(gauge, group, cfg, now=NOW + 5 + 31)
+    assert final.decision.reason is ScalingReason.IDLE_TIMEOUT and group.state.desired == 0
+    assert group.history == [1, 2, 0]
+
+
+def test_scaler_respects_group_max_size() -> None:
+    group = InMemoryFleetGroup(max_size=1)
+    run_scaler(InMemoryQueueGauge(visible=50), group, ScalingSettings(4, 10, 60), now=NOW)
+    assert group.state.desired == 1
+
+
+def test_wake_hint_parsing() -> None:
+    assert wake_hint(wake_payload("a" * 32, 3)) == 3
+    assert wake_hint({"source": "aws.events", "detail-type": "Scheduled Event"}) == 0
+    assert wake_hint({"source": "ccc.job-events", "detail": {"pending": True}}) == 0
+    assert wake_hint({"source": "ccc.job-events", "detail": {"pending": 10**9}}) == 10_000
+    assert wake_hint("nonsense") == 0

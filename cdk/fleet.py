@@ -80,14 +80,6 @@ class Fleet(Construct):
         )
         subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets])
-        self.endpoints = {
-            name: self.vpc.add_interface_endpoint(name, service=service, subnets=subnets, private_dns_enabled=True)
-            for name, service in INTERFACE_ENDPOINTS.items()
-        }
-
-        self.log_group = logs.LogGroup(
-            self, "HostLogs", retention=config.log_retention, removal_policy=config.removal_policy
-        )
         self.security_group = ec2.SecurityGroup(
             self,
             "HostSecurityGroup",
@@ -97,7 +89,31 @@ class Fleet(Construct):
         )
         # Isolated subnets have no route to the internet: 443 reaches the endpoints and S3 only.
         self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs via VPC endpoints")
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="CCC interface endpoints: HTTPS from the enclave hosts only",
+            allow_all_outbound=False,
+        )
+        self.endpoint_security_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "enclave hosts to AWS APIs"
+        )
+        self.endpoints = {
+            name: self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=subnets,
+                private_dns_enabled=True,
+                open=False,
+                security_groups=[self.endpoint_security_group],
+            )
+            for name, service in INTERFACE_ENDPOINTS.items()
+        }
 
+        self.log_group = logs.LogGroup(
+            self, "HostLogs", retention=config.log_retention, removal_policy=config.removal_policy
+        )
         environment = {
             contract.STAGE: config.stage,
             contract.AWS_REGION: Aws.REGION,
@@ -231,5 +247,23 @@ class Fleet(Construct):
             )
         )
         self.log_group.grant_write(role)
-        # Session Manager for operators: a shell on the host, never inside the enclave.
-        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        # Session Manager for operators: a shell on the host (never inside the enclave). Inline and
+        # minimal instead of AmazonSSMManagedInstanceCore, which also reads every SSM parameter.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ssm:UpdateInstanceInformation",
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel",
+                    "ssmmessages:OpenDataChannel",
+                    "ec2messages:AcknowledgeMessage",
+                    "ec2messages:DeleteMessage",
+                    "ec2messages:FailMessage",
+                    "ec2messages:GetEndpoint",
+                    "ec2messages:GetMessages",
+                    "ec2messages:SendReply",
+                ],
+                resources=["*"],  # these APIs have no resource-level permissions
+            )
+        )

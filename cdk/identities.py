@@ -35,6 +35,7 @@ class Identities(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, tenants: Iterable[str]) -> None:
         super().__init__(scope, construct_id)
+        self._stage = config.stage
         self.parent_role = iam.Role(
             self,
             "ParentInstanceRole",
@@ -58,7 +59,17 @@ class Identities(Construct):
         The data key (encrypt inputs, decrypt results) is granted by the key policy, not here.
         """
         for tenant, role in self.tenant_roles.items():
-            role.add_to_policy(iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[api.arn_for_execute_api()]))
+            stage = self._stage  # a literal, so the policy (and its review) shows the stage by name
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        api.arn_for_execute_api("POST", "/jobs", stage),
+                        api.arn_for_execute_api("GET", "/jobs", stage),
+                        api.arn_for_execute_api("GET", "/jobs/*", stage),
+                    ],
+                )
+            )
             role.add_to_policy(
                 iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}{tenant}/*")])
             )

@@ -2,12 +2,15 @@
 
 Why a table: an acknowledgement is a security decision. Keeping them all here, each tied to a
 construct path and one exact finding id, makes them reviewable in one place and impossible to
-add silently elsewhere. Paths are relative to the stack; an entry whose construct does not exist
-in a stage (e.g. the auto-delete provider only exists in dev) is skipped for that stage.
+add silently elsewhere. Paths are relative to the stack. `{tenant}` expands to every tenant that
+has a client role, `{stage}` and `{fleet_group}` to the stage's values. An entry whose construct
+does not exist in a stage is skipped for that stage (tests check that each entry applies
+somewhere, so stale entries cannot pile up).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, Stack, Validations
@@ -21,7 +24,116 @@ class Ack:
     reason: str
 
 
-ACKNOWLEDGEMENTS: tuple[Ack, ...] = ()
+_XRAY = (
+    "X-Ray tracing (Tracing.ACTIVE) adds xray:PutTraceSegments/PutTelemetryRecords, which have no "
+    "resource-level permissions; nothing else in this policy uses '*'."
+)
+_FLEET_ARN = (
+    "IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:"
+    "autoScalingGroupName/{fleet_group}]"
+)
+_FLEET_REASON = (
+    "An Auto Scaling group ARN has a random group id in the middle; the wildcard covers only that id, the "
+    "group is pinned by name."
+)
+
+ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
+    # --- parent instance role ------------------------------------------------------------------
+    Ack(
+        "Identities/ParentInstanceRole/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]",
+        "cloudwatch:PutMetricData (conditioned on cloudwatch:namespace=CCC) and the Session Manager channel "
+        "actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel, ec2messages:*) have no resource-level "
+        "permissions. No KMS action is among them.",
+    ),
+    Ack(
+        "Identities/ParentInstanceRole/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageInbox618003E1.Arn>/jobs/*]",
+        "The host reads any job ciphertext under the inbox prefix jobs/ (job keys are only known at run time); "
+        "reading yields ESDK ciphertext that only the attested enclave can decrypt.",
+    ),
+    Ack(
+        "Identities/ParentInstanceRole/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageResultsB2A4FB2E.Arn>/results/*]",
+        "The host writes results, attestation documents and failure records under results/ for any job; "
+        "s3:PutObject only.",
+    ),
+    Ack(
+        "Identities/ParentInstanceRole/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageArtifacts08431D1F.Arn>/release/*]",
+        "The host fetches the EIF and agent bundle of a release under release/<id>/; read-only.",
+    ),
+    Ack("Identities/ParentInstanceRole/DefaultPolicy/Resource", "AwsSolutions-" + _FLEET_ARN, _FLEET_REASON),
+    # --- tenant client roles -------------------------------------------------------------------
+    Ack(
+        "Identities/TenantRole-{tenant}/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageInbox618003E1.Arn>/jobs/{tenant}/*]",
+        "A tenant uploads ciphertext for its own jobs, whose ids are random: only its own prefix jobs/<tenant>/.",
+    ),
+    Ack(
+        "Identities/TenantRole-{tenant}/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageResultsB2A4FB2E.Arn>/results/{tenant}/*]",
+        "A tenant downloads its own results only: the prefix results/<tenant>/.",
+    ),
+    Ack(
+        "Identities/TenantRole-{tenant}/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+        "<OrchestrationJobsApi5A9DB6F1>/{stage}/GET/jobs/*]",
+        "GET /jobs/{id}: the job id is a path parameter, so the execute-api ARN needs a wildcard for it.",
+    ),
+    # --- Lambdas -------------------------------------------------------------------------------
+    Ack("Orchestration/scaler-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]",
+        _XRAY + " Also autoscaling:DescribeAutoScalingGroups, which has no resource-level permissions."),
+    Ack("Orchestration/scaler-role/DefaultPolicy/Resource", "AwsSolutions-" + _FLEET_ARN, _FLEET_REASON),
+    Ack("Orchestration/job_events-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]", _XRAY),
+    Ack("Orchestration/dead_letters-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]", _XRAY),
+    Ack("Orchestration/jobs_api-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]", _XRAY),
+    Ack(
+        "Orchestration/jobs_api-role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageInbox618003E1.Arn>/jobs/*]",
+        "jobs_api presigns the upload URL of a new job (jobs/<tenant>/<random id>.ccc), so it may PutObject "
+        "under jobs/; it cannot read anything.",
+    ),
+    Ack(
+        "Orchestration",
+        "AwsSolutions-L1",
+        "Lambdas run python3.13 (arm64) because the public Powertools v3 layer and our tested toolchain "
+        "cover it; python3.14 will follow once its layer is published and tested.",
+    ),
+    # --- jobs API ------------------------------------------------------------------------------
+    Ack(
+        "Orchestration/JobsApi",
+        "AwsSolutions-COG4",
+        "The jobs API uses IAM (SigV4) authorisation on every method instead of Cognito: clients are IAM "
+        "principals (tenant roles) because they need AWS credentials for KMS and S3 anyway.",
+    ),
+    Ack(
+        "Orchestration/JobsApi/DeploymentStage.{stage}/Resource",
+        "AwsSolutions-APIG3",
+        "No WAF: every method requires SigV4 IAM auth, so unsigned traffic is rejected before any "
+        "integration; stage throttling limits signed callers. WAF would add a fixed monthly cost.",
+    ),
+    Ack(
+        "Orchestration/JobsApi/CloudWatchRole/Resource",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AmazonAPIGatewayPushToCloudWatchLogs]",
+        "The account-level API Gateway logging role (needed for execution logs, APIG6) uses the AWS-managed "
+        "service policy documented for exactly this purpose.",
+    ),
+    # --- fleet ---------------------------------------------------------------------------------
+    Ack(
+        "Fleet/Group/ASG",
+        "AwsSolutions-EC26",
+        "The rule cannot evaluate the mixed-instances launch template (intrinsics). The launch template's "
+        "only block device is encrypted (tests/infra assert Encrypted=true).",
+    ),
+    Ack(
+        "Fleet/Group/ASG",
+        "AwsSolutions-AS3",
+        "The fleet scales to zero and back many times a day by design; per-instance notifications would be "
+        "noise. Scaling shows in the activity history and the dashboard; alarms cover backlog and DLQ.",
+    ),
+)
 
 
 def _find(stack: Stack, path: str) -> IConstruct | None:
@@ -34,10 +146,25 @@ def _find(stack: Stack, path: str) -> IConstruct | None:
     return node
 
 
-def apply_acknowledgements(stack: Stack, table: tuple[Ack, ...] = ACKNOWLEDGEMENTS) -> list[Ack]:
+def expand(table: Iterable[Ack], *, tenants: Iterable[str], stage: str, fleet_group: str) -> list[Ack]:
+    """Concrete entries: templates with `{tenant}` repeat per tenant; the others once."""
+    concrete: list[Ack] = []
+    for ack in table:
+        values = {"stage": stage, "fleet_group": fleet_group}
+        if "{tenant}" in ack.path or "{tenant}" in ack.finding:
+            for tenant in sorted(tenants):
+                concrete.append(Ack(ack.path.format(tenant=tenant, **values), ack.finding.format(tenant=tenant, **values), ack.reason))
+        else:
+            concrete.append(Ack(ack.path.format(**values), ack.finding.format(**values), ack.reason))
+    return concrete
+
+
+def apply_acknowledgements(
+    stack: Stack, *, tenants: Iterable[str], stage: str, fleet_group: str, table: tuple[Ack, ...] = ACKNOWLEDGEMENTS
+) -> list[Ack]:
     """Acknowledge each finding on its construct; return the entries that applied."""
     applied = []
-    for ack in table:
+    for ack in expand(table, tenants=tenants, stage=stage, fleet_group=fleet_group):
         if not ack.reason.strip():
             raise ValueError(f"acknowledgement {ack.finding} at {ack.path!r} has no reason")
         target = _find(stack, ack.path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -140,6 +140,7 @@ class Orchestration(Construct):
         }
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
+        self.roles: dict[str, iam.Role] = {}
         for function in contract.FUNCTIONS:
             if not (functions_dir / function).is_dir():
                 # Deploy what exists: a missing handler package fails the synth with a clear reason.
@@ -151,6 +152,14 @@ class Orchestration(Construct):
                 retention=config.log_retention,
                 removal_policy=config.removal_policy,
             )
+            # Own role instead of AWSLambdaBasicExecutionRole: logs only to this function's group.
+            role = iam.Role(
+                self,
+                f"{function}-role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"CCC {config.stage} Lambda {function}",
+            )
+            log_group.grant_write(role)
             env = dict(common_env)
             env["POWERTOOLS_SERVICE_NAME"] = function
             env.update({name: values[name] for name in contract.FUNCTION_ENV[function]})
@@ -168,8 +177,10 @@ class Orchestration(Construct):
                 timeout=Duration.seconds(30),
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
+                role=role,
             )
             self.log_groups[function] = log_group
+            self.roles[function] = role
 
         scaler = self.functions["scaler"]
         job_events = self.functions["job_events"]
@@ -194,11 +205,17 @@ class Orchestration(Construct):
         )
 
         # job_events: job status transitions, and an asynchronous wake-up of the scaler.
-        self.table.grant(job_events, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-        scaler.grant_invoke(job_events)
+        self._table_access(job_events, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
+        job_events.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaler.function_arn]))
 
         # jobs_api: create and list jobs, presign the inbox PUT (SSE-KMS: GenerateDataKey via S3 only).
-        self.table.grant(jobs_api, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+        self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem"])
+        jobs_api.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.table.table_arn}/index/{contract.TENANT_INDEX_NAME}"],
+            )
+        )
         jobs_api.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}*")])
         )
@@ -208,9 +225,13 @@ class Orchestration(Construct):
         dead_letters.add_event_source(
             sources.SqsEventSource(dead_letter_queue, batch_size=10, report_batch_item_failures=True)
         )
-        self.table.grant(dead_letters, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._table_access(dead_letters, ["dynamodb:GetItem", "dynamodb:UpdateItem"])
 
         self.api = self._jobs_api(config, jobs_api)
+
+    def _table_access(self, function: lambda_.Function, actions: list[str]) -> None:
+        """Item-level actions on the table itself (CDK's table.grant would add every index too)."""
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[self.table.table_arn]))
 
     def _jobs_api(self, config: StageConfig, handler: lambda_.IFunction) -> apigw.RestApi:
         access_logs = logs.LogGroup(
@@ -250,5 +271,4 @@ class Orchestration(Construct):
         job.add_method(
             "GET", integration, request_validator=validator, request_parameters={"method.request.path.id": True}
         )
-        Stack.of(self)  # the API lives in this stack; the URL is a stack output
         return api

@@ -1,0 +1,1 @@
+"""The embedded local stack: moto, the attested-KMS gateway, local identities, simulated enclaves."""

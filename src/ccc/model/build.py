@@ -77,15 +77,19 @@ def smoke_test(model_bytes: bytes) -> None:
     """Load in onnxruntime and run once: names, shapes and score range must be as the card says."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    inputs = session.get_inputs()
-    if [i.name for i in inputs] != [nanodet.INPUT_NAME]:
-        raise ConversionError(nanodet.MODEL_NAME, "smoke test", f"inputs are {[i.name for i in inputs]}")
     size = nanodet.INPUT_SIZE
     feed = np.zeros((1, 3, size, size), dtype=np.float32)
-    outputs = dict(
-        zip([o.name for o in session.get_outputs()], session.run(None, {nanodet.INPUT_NAME: feed}), strict=True)
-    )
+    try:
+        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in session.get_inputs()]
+        if inputs != [nanodet.INPUT_NAME]:
+            raise ConversionError(nanodet.MODEL_NAME, "smoke test", f"inputs are {inputs}")
+        names = [o.name for o in session.get_outputs()]
+        outputs = dict(zip(names, session.run(None, {nanodet.INPUT_NAME: feed}), strict=True))
+    except ConversionError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own (pybind) exception types
+        raise ConversionError(nanodet.MODEL_NAME, "smoke test", f"onnxruntime rejected the model: {exc}") from exc
     for name, spec in nanodet.output_spec().items():
         got = outputs.get(name)
         if got is None or list(got.shape) != spec["shape"] or not np.isfinite(got).all():

@@ -102,6 +102,7 @@ class ErrorCode(StrEnum):
     CREDENTIALS_EXPIRED = "credentials_expired"
     ATTESTATION_FAILED = "attestation_failed"
     ENCLAVE_UNAVAILABLE = "enclave_unavailable"  # parent side: could not reach/lost the enclave
+    INPUT_MISSING = "input_missing"  # parent side: the inbox object named by the event is gone
     INTERNAL = "internal"
 
 

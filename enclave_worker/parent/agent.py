@@ -1,0 +1,435 @@
+"""The parent agent: SQS work queue -> inbox ciphertext -> enclave -> results bucket, never plaintext.
+
+Per message (in a small worker pool):
+
+1. Parse the body (`ccc_common.events.parse_work_message`). A test event or other non-work event is
+   deleted. A body that can never become a job is *not* deleted: it is made visible again at once,
+   so the queue's `maxReceiveCount` redrives it to the dead-letter queue within a few receives,
+   where the dead-letters function archives it for a human. Deleting it would lose the evidence.
+2. For each job: if the result (or a failure record) already exists, the job is done (redelivery
+   after a crash between write and delete): skip. HEAD the inbox object (missing or larger than
+   the limit -> permanent failure), GET it, send `{job, ciphertext, credentials, kms}` to the
+   enclave while a heartbeat thread keeps extending the message's visibility.
+3. Success: PUT the attestation document, then the result ciphertext (the result object is the
+   "done" signal the job-events function and the client wait for, so it goes last), and only then
+   delete the message. Permanent failure: PUT the failure record, then delete. Retryable failure
+   (busy, KMS throttled, enclave unreachable, S3 error): leave the message and set its visibility
+   to an exponential backoff; after `maxReceiveCount` receives SQS moves it to the DLQ.
+
+The agent never decrypts anything and logs metadata only (ids, sizes, codes, timings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ccc_common.events import Ignored, parse_work_message
+from ccc_common.naming import JobRef
+from enclave_worker.logs import elapsed_ms, log_event
+from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
+from enclave_worker.parent.heartbeat import VisibilityHeartbeat
+from enclave_worker.parent.imds import AwsCredentials
+from enclave_worker.protocol import (
+    Credentials,
+    ErrorCode,
+    ErrorInfo,
+    JobFailure,
+    JobRequest,
+    JobSpec,
+    JobSuccess,
+    KmsTarget,
+    ProtocolError,
+)
+
+_LOG = logging.getLogger("ccc.parent")
+SQS_MAX_BATCH = 10
+SQS_MAX_VISIBILITY_S = 43200
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # result written
+    ALREADY_DONE = "already_done"  # result or failure record existed (redelivery)
+    FAILED = "failed"  # failure record written (permanent)
+    RETRY = "retry"  # left in the queue with backoff
+    IGNORED = "ignored"  # not work (test event): deleted
+    UNPARSEABLE = "unparseable"  # left for the DLQ
+
+
+class CredentialsProvider(Protocol):
+    """Credentials for the enclave's KMS calls (static locally, IMDSv2 role credentials on AWS)."""
+
+    def get(self) -> AwsCredentials: ...
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    queue_url: str
+    inbox_bucket: str
+    results_bucket: str
+    kms: KmsTarget
+    workers: int = 2
+    wait_time_s: int = 20
+    visibility_timeout_s: int = 360
+    enclave_timeout_s: float = 150.0
+    max_ciphertext_bytes: int = 24 * 1024 * 1024
+    backoff_base_s: int = 5
+    backoff_max_s: int = 300
+    max_jobs: int | None = None  # stop after receiving this many messages (tests, --once style runs)
+    health_interval_s: float = 15.0
+    busy_retry_for_s: float = 20.0  # keep retrying a busy enclave this long before giving the message back
+    busy_pause_s: float = 0.25
+    unavailable_pause_s: float = 1.0
+    heartbeat_interval_s: float | None = None  # default visibility/3
+
+    def backoff_s(self, receive_count: int) -> int:
+        """Visibility for a retry: base * 2^(n-1), capped (and never above SQS's 12 h maximum)."""
+        exponent = min(max(receive_count, 1) - 1, 20)
+        return int(min(self.backoff_base_s * (2**exponent), self.backoff_max_s, SQS_MAX_VISIBILITY_S))
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    outcome: Outcome
+    code: str | None = None
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _is_not_found(exc: Exception) -> bool:
+    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
+class _Permanent(Exception):
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class ParentAgent:
+    def __init__(
+        self,
+        *,
+        sqs: Any,
+        s3: Any,
+        enclave: EnclaveClient,
+        credentials: CredentialsProvider,
+        settings: AgentSettings,
+        parse: Callable[..., Any] = parse_work_message,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self._sqs = sqs
+        self._s3 = s3
+        self._enclave = enclave
+        self._credentials = credentials
+        self.settings = settings
+        self._parse = parse
+        self._on_ready = on_ready
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._received = 0
+        self._enclave_ok = False
+        self._last_health = -1e18
+        self.stats: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Stop polling; in-flight messages are finished before `run` returns (signal-safe)."""
+        self._stop.set()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def run(self, *, once: bool = False) -> Counter[str]:
+        """Poll until stopped (or `max_jobs` messages / one receive with `once`), then drain."""
+        s = self.settings
+        slots = threading.Semaphore(s.workers)
+        ready_signalled = False
+        log_event(_LOG, logging.INFO, "parent agent starting", workers=s.workers, queue_url=s.queue_url,
+                  wait_time_s=s.wait_time_s, visibility_timeout_s=s.visibility_timeout_s)
+        with ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="parent-job") as pool:
+            while not self._stop.is_set():
+                remaining = None if s.max_jobs is None else s.max_jobs - self._received
+                if remaining is not None and remaining <= 0:
+                    break
+                if not self._enclave_ready():
+                    self._stop.wait(s.unavailable_pause_s)
+                    continue
+                if not ready_signalled:
+                    ready_signalled = True
+                    if self._on_ready is not None:
+                        self._on_ready()
+                if not slots.acquire(timeout=1.0):
+                    continue
+                taken = 1
+                limit = min(SQS_MAX_BATCH, remaining if remaining is not None else SQS_MAX_BATCH)
+                while taken < limit and slots.acquire(blocking=False):
+                    taken += 1
+                messages = self._receive(taken)
+                for _ in range(taken - len(messages)):
+                    slots.release()
+                for message in messages:
+                    with self._lock:
+                        self._received += 1
+                        self._in_flight += 1
+                    pool.submit(self._handle_and_release, message, slots)
+                if once:
+                    break
+            log_event(_LOG, logging.INFO, "parent agent draining", in_flight=self.in_flight)
+        outcome_counts: dict[str, Any] = {f"outcome_{k}": v for k, v in sorted(self.stats.items())}
+        log_event(_LOG, logging.INFO, "parent agent stopped", received=self._received, **outcome_counts)
+        return self.stats
+
+    def _enclave_ready(self) -> bool:
+        """Poll only while the enclave answers health checks: jobs sent to a dead enclave would only
+        burn receive counts and push good jobs into the DLQ."""
+        now = time.monotonic()
+        if self._enclave_ok and now - self._last_health < self.settings.health_interval_s:
+            return True
+        try:
+            status = self._enclave.health(timeout_s=5.0)
+        except EnclaveUnavailable as exc:
+            if self._enclave_ok or self._last_health < 0:
+                log_event(_LOG, logging.WARNING, "enclave unavailable; not polling", error=str(exc)[:200])
+            self._enclave_ok = False
+            self._last_health = now
+            return False
+        if not self._enclave_ok:
+            log_event(_LOG, logging.INFO, "enclave healthy", pcr0=status.pcr0_hex, model_sha256=status.model_sha256,
+                      concurrency=status.concurrency)
+        self._enclave_ok = True
+        self._last_health = now
+        return True
+
+    def _receive(self, count: int) -> list[dict[str, Any]]:
+        s = self.settings
+        try:
+            response = self._sqs.receive_message(
+                QueueUrl=s.queue_url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=s.wait_time_s,
+                VisibilityTimeout=s.visibility_timeout_s,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        except Exception as exc:  # throttling, network, credentials rotation: pause and poll again
+            log_event(_LOG, logging.WARNING, "receive failed", error_type=type(exc).__name__,
+                      code=_error_code(exc))
+            self._stop.wait(s.unavailable_pause_s)
+            return []
+        messages = response.get("Messages") or []
+        return [m for m in messages if isinstance(m, dict)]
+
+    def _handle_and_release(self, message: dict[str, Any], slots: threading.Semaphore) -> None:
+        try:
+            outcome = self.handle_message(message)
+        except Exception as exc:  # never lose the worker thread; the message reappears after its timeout
+            log_event(_LOG, logging.ERROR, "message handler crashed", message_id=message.get("MessageId"),
+                      error_type=type(exc).__name__)
+            outcome = Outcome.RETRY
+        finally:
+            slots.release()
+            with self._lock:
+                self._in_flight -= 1
+        with self._lock:
+            self.stats[outcome.value] += 1
+
+    # -------------------------------------------------------------------------------- messages
+
+    def handle_message(self, message: dict[str, Any]) -> Outcome:
+        s = self.settings
+        receipt = str(message["ReceiptHandle"])
+        message_id = str(message.get("MessageId", ""))[:128]
+        receive_count = _receive_count(message)
+        try:
+            parsed = self._parse(message.get("Body"), inbox_bucket=s.inbox_bucket)
+        except ValueError as exc:  # EventError/WorkMessageError: this message can never become a job
+            log_event(_LOG, logging.WARNING, "unparseable message left for the DLQ", message_id=message_id,
+                      receive_count=receive_count, reason=str(getattr(exc, "reason", type(exc).__name__))[:64])
+            self._change_visibility(receipt, 0, message_id)
+            return Outcome.UNPARSEABLE
+        if isinstance(parsed, Ignored):
+            log_event(_LOG, logging.INFO, "message ignored", message_id=message_id, reason=parsed.reason[:200])
+            self._delete(receipt, message_id)
+            return Outcome.IGNORED
+
+        refs: list[JobRef] = list(parsed)
+        with VisibilityHeartbeat(self._sqs, s.queue_url, receipt, visibility_timeout_s=s.visibility_timeout_s,
+                                 interval_s=s.heartbeat_interval_s, message_id=message_id):
+            outcomes = [self.process_job(ref, receive_count=receive_count) for ref in refs]
+        if any(o.outcome is Outcome.RETRY for o in outcomes):
+            delay = s.backoff_s(receive_count)
+            self._change_visibility(receipt, delay, message_id)
+            log_event(_LOG, logging.INFO, "message returned for retry", message_id=message_id,
+                      receive_count=receive_count, retry_in_s=delay)
+            return Outcome.RETRY
+        self._delete(receipt, message_id)
+        if len(outcomes) == 1:
+            return outcomes[0].outcome
+        return Outcome.FAILED if any(o.outcome is Outcome.FAILED for o in outcomes) else Outcome.DONE
+
+    def _delete(self, receipt: str, message_id: str) -> None:
+        try:
+            self._sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=receipt)
+        except Exception as exc:  # it will be redelivered; idempotency makes that harmless
+            log_event(_LOG, logging.WARNING, "delete failed", message_id=message_id, error_type=type(exc).__name__)
+
+    def _change_visibility(self, receipt: str, seconds: int, message_id: str) -> None:
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self.settings.queue_url, ReceiptHandle=receipt, VisibilityTimeout=seconds
+            )
+        except Exception as exc:
+            log_event(_LOG, logging.WARNING, "visibility change failed", message_id=message_id,
+                      error_type=type(exc).__name__)
+
+    # ------------------------------------------------------------------------------------ jobs
+
+    def process_job(self, ref: JobRef, *, receive_count: int = 1) -> JobOutcome:
+        start = time.perf_counter()
+        try:
+            try:
+                outcome = self._process_job(ref)
+            except _Permanent as failure:
+                outcome = self._record_failure(ref, ErrorInfo.of(failure.code, failure.reason, retryable=False))
+        except Exception as exc:  # S3/credentials/unknown: retry later, the DLQ ends hopeless cases
+            log_event(_LOG, logging.WARNING, "job will be retried", job_id=ref.job_id, tenant=ref.tenant,
+                      error_type=type(exc).__name__, code=_error_code(exc))
+            outcome = JobOutcome(Outcome.RETRY, _error_code(exc) or type(exc).__name__)
+        log_event(_LOG, logging.INFO, "job handled", job_id=ref.job_id, tenant=ref.tenant,
+                  outcome=outcome.outcome.value, code=outcome.code, receive_count=receive_count,
+                  elapsed_ms=elapsed_ms(start))
+        return outcome
+
+    def _process_job(self, ref: JobRef) -> JobOutcome:
+        s = self.settings
+        if self._exists(s.results_bucket, ref.result_key) or self._exists(s.results_bucket, ref.failure_key):
+            return JobOutcome(Outcome.ALREADY_DONE)
+        ciphertext = self._fetch_input(ref)
+        credentials = self._credentials.get()
+        try:
+            request = JobRequest(
+                request_id=uuid.uuid4().hex,
+                job=JobSpec(job_id=ref.job_id, tenant=ref.tenant),
+                ciphertext=ciphertext,
+                credentials=Credentials(credentials.access_key_id, credentials.secret_access_key,
+                                        credentials.session_token),
+                kms=s.kms,
+            )
+        except ProtocolError as exc:  # e.g. malformed role credentials: not the job's fault
+            raise RuntimeError(f"cannot build the job request: {exc.reason}") from None
+        reply = self._run_on_enclave(request)
+        if isinstance(reply, JobSuccess):
+            self._write_result(ref, reply)
+            return JobOutcome(Outcome.DONE)
+        if reply.error.retryable:
+            return JobOutcome(Outcome.RETRY, reply.error.code)
+        return self._record_failure(ref, reply.error)
+
+    def _run_on_enclave(self, request: JobRequest) -> JobSuccess | JobFailure:
+        """Send the job; a `busy` enclave is retried for a while without giving the message back."""
+        s = self.settings
+        deadline = time.monotonic() + s.busy_retry_for_s
+        while True:
+            try:
+                reply = self._enclave.run_job(request, timeout_s=s.enclave_timeout_s)
+            except EnclaveUnavailable as exc:
+                self._enclave_ok = False  # stop polling until it answers health checks again
+                log_event(_LOG, logging.WARNING, "enclave call failed", job_id=request.job.job_id,
+                          error=str(exc)[:200])
+                unreachable = ErrorInfo.of(ErrorCode.ENCLAVE_UNAVAILABLE, "enclave unreachable")
+                return JobFailure(request.request_id, unreachable)
+            busy = isinstance(reply, JobFailure) and reply.error.code == ErrorCode.BUSY
+            if busy and time.monotonic() < deadline and not self._stop.is_set():
+                self._stop.wait(s.busy_pause_s)
+                continue
+            return reply
+
+    def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return False
+            raise
+        return True
+
+    def _fetch_input(self, ref: JobRef) -> bytes:
+        s = self.settings
+        try:
+            head = self._s3.head_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)
+        except Exception as exc:
+            if _is_not_found(exc):
+                reason = "the input object does not exist (deleted or never uploaded)"
+                raise _Permanent(ErrorCode.INPUT_MISSING, reason) from None
+            raise
+        size = int(head.get("ContentLength", 0))
+        if size > s.max_ciphertext_bytes:
+            raise _Permanent(ErrorCode.TOO_LARGE, f"input is {size} bytes, the limit is {s.max_ciphertext_bytes}")
+        if size == 0:
+            raise _Permanent(ErrorCode.DECRYPT_FAILED, "input object is empty")
+        body = self._s3.get_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)["Body"]
+        try:
+            data: bytes = body.read(s.max_ciphertext_bytes + 1)
+        finally:
+            body.close()
+        if len(data) > s.max_ciphertext_bytes:  # replaced by a bigger object since the HEAD
+            raise _Permanent(ErrorCode.TOO_LARGE, f"input is larger than the limit of {s.max_ciphertext_bytes} bytes")
+        if not data:
+            raise _Permanent(ErrorCode.DECRYPT_FAILED, "input object is empty")
+        return data
+
+    def _write_result(self, ref: JobRef, reply: JobSuccess) -> None:
+        s = self.settings
+        metadata = {
+            "ccc-job": ref.job_id,
+            "ccc-tenant": ref.tenant,
+            "ccc-model-sha256": reply.model_sha256,
+            "ccc-pcr0": reply.pcr0_hex,
+        }
+        # Attestation first: the result object is the completion signal, so when it exists the
+        # document that proves it is already there.
+        self._s3.put_object(Bucket=s.results_bucket, Key=ref.attestation_key, Body=reply.attestation_document,
+                            ContentType="application/cbor", Metadata={**metadata, "ccc-kind": "attestation"})
+        self._s3.put_object(Bucket=s.results_bucket, Key=ref.result_key, Body=reply.result_ciphertext,
+                            ContentType="application/octet-stream", Metadata={**metadata, "ccc-kind": "result"})
+        log_event(_LOG, logging.INFO, "result written", job_id=ref.job_id, tenant=ref.tenant,
+                  output_bytes=len(reply.result_ciphertext), decrypt_ms=reply.metrics.decrypt_ms,
+                  infer_ms=reply.metrics.infer_ms, encrypt_ms=reply.metrics.encrypt_ms,
+                  attest_ms=reply.metrics.attest_ms)
+
+    def _record_failure(self, ref: JobRef, error: ErrorInfo) -> JobOutcome:
+        record = {"job_id": ref.job_id, "tenant": ref.tenant, "status": "failed", "reason": error.reason,
+                  "code": error.code}
+        self._s3.put_object(Bucket=self.settings.results_bucket, Key=ref.failure_key,
+                            Body=json.dumps(record, sort_keys=True).encode(), ContentType="application/json",
+                            Metadata={"ccc-job": ref.job_id, "ccc-tenant": ref.tenant, "ccc-kind": "failure"})
+        log_event(_LOG, logging.WARNING, "job failed permanently", job_id=ref.job_id, tenant=ref.tenant,
+                  code=error.code, reason=error.reason[:200])
+        return JobOutcome(Outcome.FAILED, error.code)
+
+
+def _receive_count(message: dict[str, Any]) -> int:
+    try:
+        return max(1, int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 1)))
+    except (TypeError, ValueError):
+        return 1

@@ -1,0 +1,70 @@
+"""The parent's side of the enclave protocol: one connection per call, replies matched by request id.
+
+Why a connection per call: the enclave may be restarted at any time (crash, upgrade); a fresh
+connection per job needs no reconnect logic, and a broken job cannot poison the next one. Every
+transport or protocol failure becomes `EnclaveUnavailable`, which the agent treats as retryable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from enclave_worker.protocol import (
+    EnclaveStatus,
+    ErrorReply,
+    HealthReply,
+    HealthRequest,
+    JobFailure,
+    JobReply,
+    JobRequest,
+    JobSuccess,
+    Message,
+    ProtocolError,
+)
+from enclave_worker.transport import Channel, Endpoint, TransportError, parse_endpoint
+
+
+class EnclaveUnavailable(Exception):
+    """The enclave could not be reached, hung up, timed out, or answered nonsense."""
+
+
+class EnclaveClient(Protocol):
+    def run_job(self, request: JobRequest, *, timeout_s: float) -> JobReply: ...
+
+    def health(self, *, timeout_s: float) -> EnclaveStatus: ...
+
+
+class SocketEnclaveClient:
+    def __init__(self, endpoint: str | Endpoint, *, connect_timeout_s: float = 5.0,
+                 max_frame_bytes: int | None = None) -> None:
+        self.endpoint = parse_endpoint(endpoint)
+        self._connect_timeout_s = connect_timeout_s
+        self._max_frame_bytes = max_frame_bytes
+
+    def _call(self, request: Message, timeout_s: float) -> Message:
+        try:
+            kwargs = {"max_frame_bytes": self._max_frame_bytes} if self._max_frame_bytes else {}
+            with Channel.connect(self.endpoint, timeout=self._connect_timeout_s, **kwargs) as channel:
+                channel.send(request, timeout=timeout_s)
+                reply = channel.receive(timeout=timeout_s)
+        except (TransportError, ProtocolError) as exc:
+            raise EnclaveUnavailable(f"enclave at {self.endpoint.uri}: {exc}") from None
+        if reply.request_id is not None and reply.request_id != request.request_id:
+            raise EnclaveUnavailable(f"enclave answered request {reply.request_id!r}, expected {request.request_id!r}")
+        return reply
+
+    def run_job(self, request: JobRequest, *, timeout_s: float) -> JobReply:
+        reply = self._call(request, timeout_s)
+        if isinstance(reply, JobSuccess | JobFailure):
+            return reply
+        if isinstance(reply, ErrorReply):  # e.g. busy (connection cap) or a refused frame
+            return JobFailure(request_id=request.request_id, error=reply.error)
+        raise EnclaveUnavailable(f"enclave answered a job with {type(reply).__name__}")
+
+    def health(self, *, timeout_s: float) -> EnclaveStatus:
+        request = HealthRequest(request_id=f"health-{uuid.uuid4().hex[:16]}")
+        reply = self._call(request, timeout_s)
+        if isinstance(reply, HealthReply):
+            return reply.status
+        raise EnclaveUnavailable(f"enclave answered a health request with {type(reply).__name__}")

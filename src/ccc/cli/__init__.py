@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.attest_cmd",
     "ccc.cli.local_cmd",
     "ccc.cli.client_cmd",
+    "ccc.kms.cli",
 )
 
 

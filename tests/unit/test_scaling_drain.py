@@ -48,7 +48,9 @@ def test_drain_gives_up_after_the_deadline() -> None:
     assert DrainAction.COMPLETE_LIFECYCLE in actions and state.phase is DrainPhase.RELEASED
 
 
-@given(st.lists(st.tuples(st.sampled_from(["InService", "Terminated", None, "Standby"]), st.integers(0, 5)), max_size=30))
+@given(
+    st.lists(st.tuples(st.sampled_from(["InService", "Terminated", None, "Standby"]), st.integers(0, 5)), max_size=30)
+)
 def test_drain_never_resumes_polling_and_completes_at_most_once(steps) -> None:
     state, completes, now = DrainState(), 0, 0.0
     stopped = False
@@ -72,7 +74,12 @@ def test_plan_starts_missing_workers_without_counting_draining_ones() -> None:
 
 
 def test_plan_drains_starting_then_least_busy_then_newest() -> None:
-    workers = [w("busy", in_flight=3, started=1), w("idle-old", started=1), w("idle-new", started=5), w("boot", WorkerPhase.STARTING, started=9)]
+    workers = [
+        w("busy", in_flight=3, started=1),
+        w("idle-old", started=1),
+        w("idle-new", started=5),
+        w("boot", WorkerPhase.STARTING, started=9),
+    ]
     assert plan_fleet(3, workers).drain == ("boot",)
     assert plan_fleet(2, workers).drain == ("boot", "idle-new")
     assert plan_fleet(0, workers).drain == ("boot", "idle-new", "idle-old", "busy")

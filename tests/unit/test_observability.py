@@ -1,0 +1,183 @@
+"""Logs never carry payloads; job id is the correlation id; env models fail clearly."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ccc_common.env import (
+    DeadLettersEnv,
+    EnvError,
+    JobEventsEnv,
+    JobsApiEnv,
+    ScalerEnv,
+    Stage,
+    load_env,
+)
+from ccc_common.naming import METRICS_NAMESPACE, STAGES, JobRef
+from ccc_common.observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
+
+REF = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
+
+
+def test_redact_payload_keys_at_any_depth_and_all_bytes() -> None:
+    record = {
+        "job_id": REF.job_id,
+        "result_key": REF.result_key,
+        "Body": "secret",
+        "nested": {"plaintext": "cat", "list": [{"Ciphertext": "xx"}, b"\x00\x01"]},
+        "image": {"w": 1},
+        "size": 123,
+    }
+    clean = redact(record)
+    assert clean["job_id"] == REF.job_id and clean["result_key"] == REF.result_key and clean["size"] == 123
+    assert clean["Body"] == clean["image"] == clean["nested"]["plaintext"] == REDACTED
+    assert clean["nested"]["list"][0]["Ciphertext"] == REDACTED
+    assert clean["nested"]["list"][1] == f"{REDACTED} 2 bytes"
+
+
+@given(
+    st.recursive(
+        st.text(max_size=5) | st.binary(max_size=5),
+        lambda c: (
+            st.dictionaries(st.sampled_from(["body", "x", "image", "y"]), c, max_size=3) | st.lists(c, max_size=3)
+        ),
+    )
+)
+def test_redacted_output_has_no_bytes_and_no_payload_keys(value) -> None:
+    def walk(v):
+        assert not isinstance(v, bytes)
+        if isinstance(v, dict):
+            for key, item in v.items():
+                if key in ("body", "image"):
+                    assert item == REDACTED
+                else:
+                    walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    walk(redact(value))
+
+
+def test_logger_output_is_redacted_and_correlated(monkeypatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ccc-test-redaction")
+    telemetry = telemetry_for("unit")
+    stream = io.StringIO()
+    telemetry.logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+    with job_context(telemetry.logger, REF):
+        telemetry.logger.info("processed", extra={"body": "IMAGEBYTES", "size": 3, "ciphertext": b"abc"})
+    telemetry.logger.info({"plaintext": "3 cats", "job": "x"})
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["correlation_id"] == REF.job_id and lines[0]["job_id"] == REF.job_id
+    assert lines[0]["tenant"] == "tenant-a" and lines[0]["body"] == REDACTED and lines[0]["ciphertext"] == REDACTED
+    assert "job_id" not in lines[1] and lines[1]["message"]["plaintext"] == REDACTED
+    assert "IMAGEBYTES" not in stream.getvalue() and "3 cats" not in stream.getvalue()
+    assert isinstance(telemetry.logger.registered_formatter, RedactingFormatter)
+
+
+def test_telemetry_defaults(monkeypatch) -> None:
+    monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    telemetry = telemetry_for("job_events")
+    assert telemetry.service == "ccc-job-events" and telemetry.metrics.namespace == METRICS_NAMESPACE
+
+
+BASE = {"CCC_STAGE": "local"}
+
+
+def test_env_models_accept_complete_environments() -> None:
+    scaler = load_env(
+        ScalerEnv,
+        {
+            **BASE,
+            "WORK_QUEUE_URL": "http://127.0.0.1:5000/1/ccc-local-work",
+            "FLEET_GROUP": "ccc-local-enclave-fleet",
+            "CCC_IDLE_TIMEOUT_S": "12",
+        },
+    )
+    assert scaler.idle_timeout_s == 12 and scaler.settings.stage == "local"
+    events = load_env(
+        JobEventsEnv,
+        {
+            **BASE,
+            "JOBS_TABLE": "ccc-local-jobs",
+            "INBOX_BUCKET": "ccc-local-inbox-1-r",
+            "RESULTS_BUCKET": "ccc-local-results-1-r",
+            "SCALER_FUNCTION": "",
+        },
+    )
+    assert events.scaler_function is None and events.metrics_namespace == METRICS_NAMESPACE
+    api = load_env(
+        JobsApiEnv,
+        {
+            **BASE,
+            "JOBS_TABLE": "t",
+            "INBOX_BUCKET": "inb",
+            "RESULTS_BUCKET": "res",
+            "TENANT_PRINCIPALS": json.dumps({"arn:aws:iam::1:user/a": "tenant-a"}),
+        },
+    )
+    assert api.tenant_principals == {"arn:aws:iam::1:user/a": "tenant-a"} and api.url_expiry_s == 900
+    dead = load_env(DeadLettersEnv, {**BASE, "JOBS_TABLE": "t", "INBOX_BUCKET": "inb", "ARCHIVE_BUCKET": "arc"})
+    assert dead.settings.queue.max_receive_count >= 1
+
+
+@pytest.mark.parametrize(
+    ("model", "environ", "named"),
+    [
+        (ScalerEnv, {}, "CCC_STAGE"),
+        (ScalerEnv, {"CCC_STAGE": "staging"}, "CCC_STAGE"),
+        (ScalerEnv, {**BASE, "WORK_QUEUE_URL": "u"}, "FLEET_GROUP"),
+        (
+            JobsApiEnv,
+            {
+                **BASE,
+                "JOBS_TABLE": "t",
+                "INBOX_BUCKET": "inb",
+                "RESULTS_BUCKET": "res",
+                "TENANT_PRINCIPALS": "{not json",
+            },
+            "TENANT_PRINCIPALS",
+        ),
+        (
+            JobsApiEnv,
+            {
+                **BASE,
+                "JOBS_TABLE": "t",
+                "INBOX_BUCKET": "inb",
+                "RESULTS_BUCKET": "res",
+                "TENANT_PRINCIPALS": '{"alice": "tenant-a"}',
+            },
+            "TENANT_PRINCIPALS",
+        ),
+        (
+            JobsApiEnv,
+            {
+                **BASE,
+                "JOBS_TABLE": "t",
+                "INBOX_BUCKET": "inb",
+                "RESULTS_BUCKET": "res",
+                "TENANT_PRINCIPALS": '{"arn:aws:iam::1:user/a": "BAD TENANT"}',
+            },
+            "TENANT_PRINCIPALS",
+        ),
+        (
+            DeadLettersEnv,
+            {**BASE, "JOBS_TABLE": "t", "INBOX_BUCKET": "Bad_Bucket", "ARCHIVE_BUCKET": "arc"},
+            "INBOX_BUCKET",
+        ),
+    ],
+)
+def test_env_errors_name_the_variable(model, environ, named) -> None:
+    with pytest.raises(EnvError) as info:
+        load_env(model, environ)
+    assert named in str(info.value)
+
+
+def test_stage_literal_matches_naming() -> None:
+    assert set(Stage.__args__) == set(STAGES)  # type: ignore[attr-defined]

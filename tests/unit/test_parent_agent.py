@@ -1,0 +1,358 @@
+"""The parent agent against moto S3+SQS (real S3->SQS notifications) with a fake enclave client.
+
+What a user relies on: the result (and its attestation) is written before the message is
+deleted; redelivery never reruns a finished job; a permanent failure leaves a failure record;
+a retryable failure leaves the message for a later try (and eventually the DLQ); test events are
+dropped; stop() (SIGTERM) finishes in-flight jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from enclave_worker import protocol as p
+from enclave_worker.parent.agent import AgentSettings, Outcome, ParentAgent
+from enclave_worker.parent.enclave_client import EnclaveUnavailable
+from enclave_worker.parent.imds import AwsCredentials, StaticCredentialsProvider
+
+REGION = "us-east-1"
+INBOX = "ccc-local-inbox-123456789012-us-east-1"
+RESULTS = "ccc-local-results-123456789012-us-east-1"
+TENANT = "acme"
+JOB_A = "a" * 32
+JOB_B = "b" * 32
+SECRET = "SECRET-ACCESS-KEY-VALUE"
+
+
+def ok_reply(request: p.JobRequest) -> p.JobReply:
+    return p.JobSuccess(
+        request_id=request.request_id,
+        result_ciphertext=b"RESULT-CT:" + request.job.job_id.encode(),
+        attestation_document=b"ATTESTATION:" + request.job.job_id.encode(),
+        metrics=p.JobMetrics(1.0, 2.0, 3.0, 4.0),
+        model_sha256="ab" * 32,
+        pcr0_hex="cd" * 48,
+    )
+
+
+def fail_reply(code: str, retryable: bool | None = None) -> Callable[[p.JobRequest], p.JobReply]:
+    def reply(request: p.JobRequest) -> p.JobReply:
+        return p.JobFailure(request.request_id, p.ErrorInfo.of(code, f"{code} happened", retryable))
+
+    return reply
+
+
+@dataclass
+class FakeEnclave:
+    behaviour: Callable[[p.JobRequest], p.JobReply] = ok_reply
+    healthy: bool = True
+    requests: list[p.JobRequest] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+    entered: threading.Event = field(default_factory=threading.Event)
+    health_calls: int = 0
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def run_job(self, request: p.JobRequest, *, timeout_s: float) -> p.JobReply:
+        self.requests.append(request)
+        self.entered.set()
+        assert self.gate.wait(10)
+        return self.behaviour(request)
+
+    def health(self, *, timeout_s: float) -> p.EnclaveStatus:
+        self.health_calls += 1
+        if not self.healthy:
+            raise EnclaveUnavailable("down")
+        return p.EnclaveStatus(1.0, 0, 0, 0, 2, "m", "ab" * 32, "cd" * 48, 2, 1)
+
+
+class Recording:
+    """Proxy that logs (service, operation, key) of every call, in order, into a shared list."""
+
+    def __init__(self, client: Any, service: str, log: list[tuple[str, str, Any]]) -> None:
+        self._client, self._service, self._log = client, service, log
+
+    def __getattr__(self, operation: str) -> Any:
+        method = getattr(self._client, operation)
+
+        def call(**kwargs: Any) -> Any:
+            self._log.append((self._service, operation, kwargs.get("Key", kwargs.get("VisibilityTimeout"))))
+            return method(**kwargs)
+
+        return call
+
+
+@dataclass
+class World:
+    s3: Any
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    log: list[tuple[str, str, Any]]
+    enclave: FakeEnclave
+
+    def agent(self, **overrides: Any) -> ParentAgent:
+        values: dict[str, Any] = {
+            "workers": 2, "wait_time_s": 0, "visibility_timeout_s": 30, "health_interval_s": 0.0,
+            "busy_retry_for_s": 1.0, "busy_pause_s": 0.01, "unavailable_pause_s": 0.01, **overrides,
+        }
+        settings = AgentSettings(queue_url=self.queue_url, inbox_bucket=INBOX, results_bucket=RESULTS,
+                                 kms=p.KmsTarget(REGION, "http://127.0.0.1:4599"), **values)
+        creds = StaticCredentialsProvider(AwsCredentials("AKIDPARENT", SECRET, None))
+        return ParentAgent(sqs=Recording(self.sqs, "sqs", self.log), s3=Recording(self.s3, "s3", self.log),
+                           enclave=self.enclave, credentials=creds, settings=settings)
+
+    def upload(self, job: str, body: bytes = b"ESDK-CIPHERTEXT") -> None:
+        self.s3.put_object(Bucket=INBOX, Key=f"jobs/{TENANT}/{job}.ccc", Body=body)
+
+    def run(self, agent: ParentAgent, messages: int) -> None:
+        agent.settings = replace(agent.settings, max_jobs=messages)
+        thread = threading.Thread(target=agent.run)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive(), "agent did not finish"
+
+    def queue_counts(self, url: str | None = None) -> tuple[int, int]:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def result_exists(self, key: str) -> bool:
+        return "Contents" in self.s3.list_objects_v2(Bucket=RESULTS, Prefix=key)
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        dlq_url = sqs.create_queue(QueueName="ccc-local-work-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName="ccc-local-work",
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.create_bucket(Bucket=INBOX)
+        s3.create_bucket(Bucket=RESULTS)
+        # The real S3 -> SQS notification path: moto sends s3:TestEvent first, then URL-encoded keys.
+        s3.put_bucket_notification_configuration(
+            Bucket=INBOX,
+            NotificationConfiguration={"QueueConfigurations": [
+                {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+                 "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "jobs/"}]}}},
+            ]},
+        )
+        yield World(s3, sqs, queue_url, dlq_url, [], FakeEnclave())
+
+
+def test_job_result_and_attestation_are_written_before_the_message_is_deleted(world: World) -> None:
+    world.upload(JOB_A)
+    agent = world.agent()
+    world.run(agent, messages=2)  # the S3 test event + the job
+    assert agent.stats == {"ignored": 1, "done": 1}
+
+    result = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.ccc")
+    assert result["Body"].read() == b"RESULT-CT:" + JOB_A.encode()
+    assert result["Metadata"] == {"ccc-job": JOB_A, "ccc-tenant": TENANT, "ccc-model-sha256": "ab" * 32,
+                                  "ccc-pcr0": "cd" * 48, "ccc-kind": "result"}
+    att = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.att")
+    assert att["Body"].read() == b"ATTESTATION:" + JOB_A.encode()
+    assert world.queue_counts() == (0, 0)
+
+    request = world.enclave.requests[0]
+    assert request.job == p.JobSpec(job_id=JOB_A, tenant=TENANT)
+    assert request.ciphertext == b"ESDK-CIPHERTEXT"
+    assert request.credentials.secret_access_key == SECRET
+    assert request.kms == p.KmsTarget(REGION, "http://127.0.0.1:4599")
+
+    writes = [i for i, (svc, op, key) in enumerate(world.log) if op == "put_object"]
+    att_write = next(i for i in writes if world.log[i][2].endswith(".att"))
+    result_write = next(i for i in writes if world.log[i][2].endswith(".ccc"))
+    deletes = [i for i, (svc, op, _) in enumerate(world.log) if op == "delete_message"]
+    assert att_write < result_write < max(deletes)  # attestation, then result, then delete
+    assert len(deletes) == 2  # the test event and the job
+
+
+def test_redelivery_of_a_finished_job_does_not_rerun_it(world: World) -> None:
+    world.upload(JOB_A)
+    world.run(world.agent(), messages=2)
+    assert len(world.enclave.requests) == 1
+    # The same event again (e.g. the delete was lost after the write): skipped and deleted.
+    body = json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                                    "s3": {"bucket": {"name": INBOX},
+                                           "object": {"key": f"jobs%2F{TENANT}%2F{JOB_A}.ccc", "size": 15}}}]})
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=body)
+    agent = world.agent()
+    world.run(agent, messages=1)
+    assert agent.stats == {"already_done": 1}
+    assert len(world.enclave.requests) == 1
+    assert world.queue_counts() == (0, 0)
+
+
+def test_permanent_error_writes_a_failure_record_then_deletes(world: World) -> None:
+    world.enclave.behaviour = fail_reply("context_mismatch")
+    world.upload(JOB_A)
+    agent = world.agent()
+    world.run(agent, messages=2)
+    assert agent.stats["failed"] == 1
+    record = json.loads(world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.failed.json")["Body"].read())
+    assert record == {"job_id": JOB_A, "tenant": TENANT, "status": "failed", "reason": "context_mismatch happened",
+                      "code": "context_mismatch"}
+    assert not world.result_exists(f"results/{TENANT}/{JOB_A}.ccc")
+    assert world.queue_counts() == (0, 0)
+    # A redelivery after the failure record does not run the job again either.
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=json.dumps(
+        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                      "s3": {"bucket": {"name": INBOX}, "object": {"key": f"jobs/{TENANT}/{JOB_A}.ccc"}}}]}))
+    again = world.agent()
+    world.run(again, messages=1)
+    assert again.stats == {"already_done": 1} and len(world.enclave.requests) == 1
+
+
+@pytest.mark.parametrize("behaviour", ["retryable", "unavailable"])
+def test_retryable_errors_leave_the_message_with_backoff(world: World, behaviour: str) -> None:
+    if behaviour == "retryable":
+        world.enclave.behaviour = fail_reply("kms_unavailable")
+    else:
+        def unreachable(request: p.JobRequest) -> p.JobReply:
+            raise EnclaveUnavailable("connection reset")
+
+        world.enclave.behaviour = unreachable
+    world.upload(JOB_A)
+    agent = world.agent(backoff_base_s=7)
+    world.run(agent, messages=2)
+    assert agent.stats == {"ignored": 1, "retry": 1}
+    assert ("sqs", "change_message_visibility", 7) in world.log  # base * 2^(1-1)
+    assert not any(op == "put_object" for _, op, _ in world.log)
+    assert sum(op == "delete_message" for _, op, _ in world.log) == 1  # only the test event
+    assert world.queue_counts() == (0, 1)  # still in the queue, invisible for the backoff
+
+
+def test_busy_enclave_is_retried_in_place_without_returning_the_message(world: World) -> None:
+    calls = {"n": 0}
+
+    def busy_twice(request: p.JobRequest) -> p.JobReply:
+        calls["n"] += 1
+        return fail_reply("busy")(request) if calls["n"] <= 2 else ok_reply(request)
+
+    world.enclave.behaviour = busy_twice
+    world.upload(JOB_A)
+    agent = world.agent()
+    world.run(agent, messages=2)
+    assert agent.stats["done"] == 1 and calls["n"] == 3
+
+
+def test_an_unhealthy_enclave_stops_polling(world: World) -> None:
+    world.enclave.healthy = False
+    world.upload(JOB_A)
+    agent = world.agent()
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    time.sleep(0.3)
+    assert world.enclave.health_calls >= 2
+    assert not any(op == "receive_message" for _, op, _ in world.log)
+    world.enclave.healthy = True
+    deadline = time.time() + 10
+    while agent.stats["done"] < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    agent.stop()
+    thread.join(10)
+    assert agent.stats["done"] == 1
+
+
+def test_oversize_and_missing_inputs_fail_permanently(world: World) -> None:
+    world.upload(JOB_A, body=b"x" * 101)
+    world.upload(JOB_B)
+    world.s3.delete_object(Bucket=INBOX, Key=f"jobs/{TENANT}/{JOB_B}.ccc")
+    agent = world.agent(max_ciphertext_bytes=100)
+    world.run(agent, messages=3)
+    assert agent.stats == {"ignored": 1, "failed": 2}
+    too_large = json.loads(world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.failed.json")["Body"]
+                           .read())
+    missing = json.loads(world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_B}.failed.json")["Body"]
+                         .read())
+    assert too_large["code"] == "too_large" and missing["code"] == "input_missing"
+    assert world.enclave.requests == []
+
+
+def test_unparseable_messages_are_not_deleted_and_reach_the_dlq(world: World) -> None:
+    world.sqs.purge_queue(QueueUrl=world.queue_url)
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody="this is not an S3 event")
+    agent = world.agent()
+    world.run(agent, messages=3)  # received three times: maxReceiveCount
+    assert agent.stats == {"unparseable": 3}
+    assert not any(op == "delete_message" for _, op, _ in world.log)
+    # The next receive finds it over the limit and SQS redrives it.
+    assert world.sqs.receive_message(QueueUrl=world.queue_url, WaitTimeSeconds=0).get("Messages") is None
+    dead = world.sqs.receive_message(QueueUrl=world.dlq_url, WaitTimeSeconds=0)["Messages"]
+    assert dead[0]["Body"] == "this is not an S3 event"
+
+
+def test_stop_finishes_the_in_flight_job_before_returning(world: World) -> None:
+    world.enclave.gate.clear()
+    world.upload(JOB_A)
+    agent = world.agent()
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    assert world.enclave.entered.wait(10)
+    agent.stop()
+    time.sleep(0.2)
+    assert thread.is_alive() and agent.in_flight == 1
+    world.enclave.gate.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert world.result_exists(f"results/{TENANT}/{JOB_A}.ccc")
+    assert world.queue_counts() == (0, 0)
+
+
+def test_visibility_is_extended_while_a_long_job_runs(world: World) -> None:
+    world.enclave.gate.clear()
+    world.upload(JOB_A)
+    agent = world.agent(visibility_timeout_s=2, heartbeat_interval_s=0.1)
+    thread = threading.Thread(target=lambda: world.run(agent, messages=2))
+    thread.start()
+    assert world.enclave.entered.wait(10)
+    time.sleep(0.5)
+    world.enclave.gate.set()
+    thread.join(30)
+    extensions = [entry for entry in world.log if entry == ("sqs", "change_message_visibility", 2)]
+    assert len(extensions) >= 2
+    assert agent.stats["done"] == 1
+
+
+def test_logs_carry_no_ciphertext_or_credentials(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from enclave_worker.logs import configure_logging
+
+    configure_logging("parent-test", "DEBUG")
+    world.upload(JOB_A, body=b"ESDK-CIPHERTEXT-BODY")
+    world.enclave.behaviour = fail_reply("decrypt_failed")
+    world.run(world.agent(), messages=2)
+    err = capsys.readouterr().err
+    assert JOB_A in err  # metadata is logged
+    assert "ESDK-CIPHERTEXT-BODY" not in err and SECRET not in err and "RESULT-CT" not in err
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    settings = AgentSettings(queue_url="q", inbox_bucket="i", results_bucket="r", kms=p.KmsTarget(REGION),
+                             backoff_base_s=5, backoff_max_s=60)
+    assert [settings.backoff_s(n) for n in (0, 1, 2, 3, 4, 5, 100)] == [5, 5, 10, 20, 40, 60, 60]
+
+
+def test_outcome_values_are_stable() -> None:
+    assert {o.value for o in Outcome} == {"done", "already_done", "failed", "retry", "ignored", "unparseable"}

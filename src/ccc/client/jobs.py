@@ -24,6 +24,14 @@ from ccc.client.progress import Progress
 from ccc.client.target import Target
 from ccc_common.naming import JobRef
 
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as BotoClientError
+
+    _TRANSIENT: tuple[type[Exception], ...] = (BotoCoreError, BotoClientError)
+except ImportError:  # pragma: no cover - botocore is a dependency
+    _TRANSIENT = ()
+
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 MAX_FAILURE_RECORD_BYTES = 64 * 1024
 MAX_ATTESTATION_BYTES = 16 * 1024
@@ -136,12 +144,17 @@ class CccClient:
         began = started if started is not None else time.monotonic()
         deadline = time.monotonic() + timeout
         delay = POLL_START_S
+        last_error: str | None = None
         while True:
-            report = self.fetch(job, image=image, started=began)
+            try:
+                report = self.fetch(job, image=image, started=began)
+            except _TRANSIENT as exc:  # the stack restarting, a dropped connection: keep polling
+                last_error = f"{type(exc).__name__}: {exc}"
+                report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
             if report.status != "pending":
                 return report
             if time.monotonic() >= deadline:
-                report.error = f"no result after {timeout:.0f}s"
+                report.error = f"no result after {timeout:.0f}s" + (f" (last error: {last_error})" if last_error else "")
                 return report
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(POLL_MAX_S, delay * 1.5)

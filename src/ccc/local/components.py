@@ -223,6 +223,7 @@ def worker_processes(
     resources: ProvisionedResources,
     kms_endpoint_url: str,
     index: int,
+    expected_pcr0: str,
 ) -> Worker:
     """Enclave server + parent agent pair number `index` (1-based), connected by their own socket."""
     endpoint = worker_endpoint(layout, index)
@@ -269,25 +270,41 @@ def worker_processes(
         env=clean_environment(),
     )
     return Worker(
-        enclave=Component(process=enclave, ready=_enclave_ready(endpoint)),
+        enclave=Component(process=enclave, ready=_enclave_ready(endpoint, expected_pcr0)),
         parent=Component(process=parent, ready=parent_ready_file.exists),
     )
 
 
-def _enclave_ready(endpoint: str) -> Callable[[], bool]:
-    """Ready when a health request over the worker's socket answers."""
+class MeasurementMismatch(ComponentError):
+    """The enclave reports another PCR0 than the key policy pins: its code changed after measuring."""
+
+
+def enclave_pcr0(endpoint: str) -> str | None:
+    """PCR0 (hex) from the enclave's health reply, or None if it does not answer (yet)."""
+    from enclave_worker.protocol import HealthReply, HealthRequest
+    from enclave_worker.transport import Channel, TransportError
+
+    try:
+        with Channel.connect(endpoint, timeout=HEALTH_TIMEOUT_S) as channel:
+            channel.send(HealthRequest(request_id="local-stack-ready"), timeout=HEALTH_TIMEOUT_S)
+            reply = channel.receive(timeout=HEALTH_TIMEOUT_S)
+    except (TransportError, OSError, ValueError):
+        return None
+    return reply.status.pcr0_hex if isinstance(reply, HealthReply) else None
+
+
+def _enclave_ready(endpoint: str, expected_pcr0: str) -> Callable[[], bool]:
+    """Ready when a health request answers; a different PCR0 is an error, not a wait."""
 
     def check() -> bool:
-        from enclave_worker.protocol import HealthRequest
-        from enclave_worker.transport import Channel, TransportError
-
-        try:
-            with Channel.connect(endpoint, timeout=HEALTH_TIMEOUT_S) as channel:
-                channel.send(HealthRequest(request_id="local-stack-ready"), timeout=HEALTH_TIMEOUT_S)
-                channel.receive(timeout=HEALTH_TIMEOUT_S)
-            return True
-        except (TransportError, OSError, ValueError):
+        pcr0 = enclave_pcr0(endpoint)
+        if pcr0 is None:
             return False
+        if pcr0 != expected_pcr0:
+            raise MeasurementMismatch(
+                f"the enclave at {endpoint} reports PCR0 {pcr0[:16]}…, the key policy pins {expected_pcr0[:16]}…: "
+                "its code or model changed while the stack started (KMS would refuse it); start the stack again"
+            )
+        return True
 
     return check
-

@@ -146,6 +146,15 @@ class ManagedProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def stop_all(processes: Sequence[ManagedProcess], timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+    """SIGTERM all at once, then give each the rest of one shared grace period before SIGKILL."""
+    for process in processes:
+        process.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
 def wait_until(
     check: Callable[[], bool],
     *,

@@ -29,7 +29,14 @@ from pathlib import Path
 from types import TracebackType
 
 from ccc.local import components
-from ccc.local.processes import ManagedProcess, ProcessStartError, clean_environment, python_command, wait_until
+from ccc.local.processes import (
+    ManagedProcess,
+    ProcessStartError,
+    clean_environment,
+    python_command,
+    stop_all,
+    wait_until,
+)
 from ccc.local.state import (
     DEFAULT_STATE_DIR,
     IdentityRecord,
@@ -53,6 +60,8 @@ MONITOR_INTERVAL_S = 0.25
 # doubles each time up to the maximum: a crash loop must not spin the CPU.
 QUICK_DEATH_S = 5.0
 MAX_RESTART_DELAY_S = 10.0
+# How long parents may take to finish in-flight jobs on stop before they are killed.
+PARENT_DRAIN_S = 30.0
 
 log = logging.getLogger("ccc.local")
 
@@ -140,10 +149,13 @@ class Supervisor:
     def stop(self) -> None:
         """Stop workers (parents first: they drain), then the gateway, then moto; clean up files."""
         self._stopping.set()
-        for watch in reversed(self._watches):
-            if watch.process.running:
-                log.info("stopping %s (pid %s)", watch.process.name, watch.process.pid)
-            watch.process.stop()
+        running = [w.process for w in self._watches if w.process.running]
+        if running:
+            log.info("stopping %s", ", ".join(f"{p.name} (pid {p.pid})" for p in running))
+        parents = [w.process for w in self._watches if w.process.name.startswith("parent-")]
+        others = [w.process for w in self._watches if not w.process.name.startswith("parent-")]
+        stop_all(parents, timeout=PARENT_DRAIN_S)  # parents drain in-flight jobs, which need their enclaves
+        stop_all(others)
         self._watches.clear()
         if self._moto is not None:
             self._moto.stop()
@@ -219,7 +231,7 @@ class Supervisor:
         log.info("attested-KMS gateway on %s", gateway.url)
 
         workers = [
-            components.worker_processes(layout, identities, resources, gateway.url, index)
+            components.worker_processes(layout, identities, resources, gateway.url, index, pcrs[0].hex())
             for index in range(1, opts.workers + 1)
         ]
         for worker in workers:
@@ -462,7 +474,7 @@ def run_foreground(options: StackOptions) -> int:
     try:
         try:
             info = supervisor.start()
-        except (ProcessStartError, StackError) as exc:
+        except (ProcessStartError, StackError, components.ComponentError) as exc:
             log.error("the local stack failed to start: %s", exc)
             return 1
         print(

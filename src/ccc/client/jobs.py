@@ -154,7 +154,8 @@ class CccClient:
             if report.status != "pending":
                 return report
             if time.monotonic() >= deadline:
-                report.error = f"no result after {timeout:.0f}s" + (f" (last error: {last_error})" if last_error else "")
+                suffix = f" (last error: {last_error})" if last_error else ""
+                report.error = f"no result after {timeout:.0f}s{suffix}"
                 return report
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(POLL_MAX_S, delay * 1.5)

@@ -71,7 +71,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     merged = {key: app.node.try_get_context(key) for key in _CONTEXT_KEYS}
     stack = CccStack(app, stage=stage, inputs=inputs_from_context(stage, {k: v for k, v in merged.items() if v is not None}))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    apply_acknowledgements(
+    stack.applied_acknowledgements = apply_acknowledgements(
         stack, tenants=stack.inputs.tenants, stage=stage, fleet_group=stack.config.names.fleet_group
     )
     return app, stack

@@ -119,6 +119,11 @@ class Keys(Construct):
             removal_policy=config.removal_policy,
             pending_window=Duration.days(30 if config.stage == "prod" else 7),
         )
+        # The builder's document verbatim (PolicyDocument.from_json drops "Id" and would let later
+        # grants append statements): nothing but the shared builder writes this key policy.
+        cfn_key = self.data_key.node.default_child
+        assert isinstance(cfn_key, kms.CfnKey)
+        cfn_key.add_property_override("KeyPolicy", self.policy_document)
         self.data_key_alias = kms.Alias(self, "DataKeyAlias", alias_name=config.names.key_alias, target_key=self.data_key)
         self.storage_key = kms.Key(
             self,

@@ -189,6 +189,20 @@ def from_nitro_cli(build_output: Mapping[str, Any], eif_path: Path | None = None
     return document
 
 
+def parse_nitro_cli_output(text: str) -> dict[str, Any]:
+    """nitro-cli may print progress lines around its JSON: take the outermost JSON object."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise MeasurementsError("nitro-cli output contains no JSON object")
+    try:
+        document = json.loads(text[start : end + 1])
+    except ValueError as exc:
+        raise MeasurementsError(f"nitro-cli output is not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise MeasurementsError("nitro-cli output is not a JSON object")
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m cdk.measurements from-nitro-cli OUT.json --eif X.eif --write enclave_worker/measurements.json`."""
     parser = argparse.ArgumentParser(prog="python -m cdk.measurements", description=__doc__.splitlines()[0])
@@ -206,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             found = load_measurements_file(args.path)
             print(f"ok: PCRs {sorted(found.pcrs)} placeholder={found.placeholder}")
             return 0
-        document = from_nitro_cli(json.loads(args.build_output.read_text()), args.eif)
+        document = from_nitro_cli(parse_nitro_cli_output(args.build_output.read_text()), args.eif)
         if args.nitro_cli_version:
             document["nitro_cli_version"] = args.nitro_cli_version
         args.write.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -19,6 +19,7 @@ from cdk.fleet import Fleet
 from cdk.identities import Identities
 from cdk.keys import Keys
 from cdk.measurements import Measurements
+from cdk.nag_acknowledgements import Ack
 from cdk.observability import Observability
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION, Orchestration
 from cdk.storage import Storage
@@ -51,6 +52,7 @@ class CccStack(Stack):
         )
         self.config = config
         self.inputs = inputs
+        self.applied_acknowledgements: list[Ack] = []  # set by cdk.application.build_app
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
         self._flag_measurements(inputs.measurements)

@@ -1,0 +1,77 @@
+"""Synthesise each stage ONCE per test session (synthesis takes seconds) and share the result."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "infra"
+MEASUREMENTS_FIXTURE = FIXTURES / "measurements.json"
+PLACEHOLDER = REPO_ROOT / "enclave_worker" / "measurements.placeholder.json"
+
+
+@dataclass
+class Synth:
+    """One synthesised stage: the stack object, its template and the cloud assembly directory."""
+
+    stage: str
+    stack: Any
+    template: dict[str, Any]
+    outdir: Path
+    applied_acks: list[Any]
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.template["Resources"]
+
+    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / f"{self.stack.stack_name}.template.json"
+
+    def logical_id(self, construct: Any) -> str:
+        return self.stack.get_logical_id(construct.node.default_child)
+
+
+def synthesise(stage: str, context: dict[str, Any], outdir: Path) -> Synth:
+    from cdk.application import build_app
+
+    app, stack = build_app({"stage": stage, **context}, outdir=str(outdir))
+    app.synth()  # raises if cdk-nag reports an unacknowledged finding
+    template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
+    return Synth(stage=stage, stack=stack, template=template, outdir=outdir, applied_acks=stack.applied_acknowledgements)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    # The placeholder explicitly, so a locally built enclave_worker/measurements.json cannot change the test.
+    return synthesise("dev", {"measurements": str(PLACEHOLDER)}, tmp_path_factory.mktemp("cdk-dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesise(
+        "prod",
+        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": "demo,acme"},
+        tmp_path_factory.mktemp("cdk-prod"),
+    )
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def fixture_measurements() -> dict[str, Any]:
+    return json.loads(MEASUREMENTS_FIXTURE.read_text())

@@ -1,0 +1,465 @@
+"""Security properties of the synthesised stacks, asserted on the CloudFormation templates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from ccc_common.key_policy import lint_key_policy
+from ccc_common.naming import PROJECT
+from ccc_common.settings import stage_settings
+
+from cdk import contract
+from cdk.config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
+from tests.infra.iam_helpers import (
+    as_list,
+    function_role_id,
+    grants,
+    kms_statements,
+    managed_policy_arns,
+    normalise,
+    role_statements,
+)
+
+# --- fleet -----------------------------------------------------------------------------------------
+
+
+def _launch_template(synth: Any) -> dict[str, Any]:
+    (template,) = synth.of_type("AWS::EC2::LaunchTemplate").values()
+    return template["Properties"]["LaunchTemplateData"]
+
+
+def _group(synth: Any) -> dict[str, Any]:
+    (group,) = synth.of_type("AWS::AutoScaling::AutoScalingGroup").values()
+    return group["Properties"]
+
+
+def test_fleet_scales_to_zero_and_caps_at_the_settings_maximum(synth: Any) -> None:
+    group = _group(synth)
+    assert group["MinSize"] == "0"
+    assert group["MaxSize"] == str(stage_settings(synth.stage).fleet.max_instances)
+    assert "DesiredCapacity" not in group, "a deploy must never reset what the scaler decided"
+    assert group["AutoScalingGroupName"] == synth.stack.config.names.fleet_group
+
+
+def test_launch_template_enables_enclaves_and_requires_imdsv2(synth: Any) -> None:
+    data = _launch_template(synth)
+    assert data["EnclaveOptions"] == {"Enabled": True}
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+
+
+def test_every_ebs_volume_is_encrypted(synth: Any) -> None:
+    mappings = _launch_template(synth)["BlockDeviceMappings"]
+    assert mappings
+    assert all(m["Ebs"]["Encrypted"] is True for m in mappings)
+
+
+def test_instance_types_are_enclave_capable_and_purchase_option_follows_stage(synth: Any) -> None:
+    policy = _group(synth)["MixedInstancesPolicy"]
+    types = [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]]
+    assert types and set(types) <= set(ENCLAVE_INSTANCE_TYPES)
+    # >= 4 vCPUs: the enclave takes whole cores and the host keeps some.
+    assert all(t.split(".")[1] in ("xlarge", "2xlarge", "4xlarge") for t in types)
+    on_demand = policy["InstancesDistribution"]["OnDemandPercentageAboveBaseCapacity"]
+    assert on_demand == (0 if synth.stage == "dev" else 100)
+
+
+def test_termination_hook_outlasts_a_visibility_timeout(synth: Any) -> None:
+    (hook,) = synth.of_type("AWS::AutoScaling::LifecycleHook").values()
+    props = hook["Properties"]
+    assert props["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert props["LifecycleHookName"] == synth.stack.config.names.lifecycle_hook
+    assert props["HeartbeatTimeout"] > stage_settings(synth.stage).queue.visibility_timeout_s
+
+
+def test_hosts_have_no_internet_path(synth: Any) -> None:
+    assert not synth.of_type("AWS::EC2::NatGateway")
+    assert not synth.of_type("AWS::EC2::InternetGateway")
+    subnets = synth.of_type("AWS::EC2::Subnet").values()
+    assert all(s["Properties"].get("MapPublicIpOnLaunch") in (None, False) for s in subnets)
+    services = set()
+    for endpoint in synth.of_type("AWS::EC2::VPCEndpoint").values():
+        name = json.dumps(endpoint["Properties"]["ServiceName"])
+        services.add(name.rsplit(".", 1)[-1].strip('"]}'))
+    for needed in ("s3", "sqs", "kms", "sts", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "autoscaling"):
+        assert any(s.endswith(needed) for s in services), f"no VPC endpoint for {needed}: {services}"
+
+
+def test_endpoint_security_group_admits_only_the_hosts(synth: Any) -> None:
+    fleet = synth.stack.fleet
+    endpoint_sg = synth.logical_id(fleet.endpoint_security_group)
+    host_sg = synth.logical_id(fleet.security_group)
+    ingress = [
+        r["Properties"]
+        for r in synth.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_sg, "GroupId"]}
+    ]
+    inline = synth.resources[endpoint_sg]["Properties"].get("SecurityGroupIngress", [])
+    rules = ingress + inline
+    assert rules
+    assert all(r.get("SourceSecurityGroupId") == {"Fn::GetAtt": [host_sg, "GroupId"]} for r in rules)
+    assert not synth.resources[host_sg]["Properties"].get("SecurityGroupIngress")
+
+
+# --- the data key ------------------------------------------------------------------------------------
+
+
+def _data_key(synth: Any) -> dict[str, Any]:
+    return synth.resources[synth.logical_id(synth.stack.keys.data_key)]["Properties"]
+
+
+def _expected_pcrs(synth: Any) -> dict[int, str]:
+    return dict(synth.stack.inputs.measurements.pcrs)
+
+
+def test_deployed_key_policy_is_exactly_the_shared_builders(synth: Any) -> None:
+    built = synth.stack.resolve(synth.stack.keys.policy_document)
+    assert normalise(_data_key(synth)["KeyPolicy"]) == normalise(built)
+
+
+def test_deployed_key_policy_passes_the_shared_linter(synth: Any) -> None:
+    assert lint_key_policy(_data_key(synth)["KeyPolicy"], expected_pcrs=_expected_pcrs(synth)) == []
+
+
+def test_parent_role_gets_key_material_only_with_attestation(synth: Any) -> None:
+    parent = {"Fn::GetAtt": [synth.logical_id(synth.stack.identities.parent_role), "Arn"]}
+    pcrs = _expected_pcrs(synth)
+    statements = as_list(_data_key(synth)["KeyPolicy"]["Statement"])
+    naming_parent = [s for s in statements if parent in as_list(s["Principal"]["AWS"])]
+    assert naming_parent
+    releasing = [s for s in naming_parent if grants(s, "kms:Decrypt") or grants(s, "kms:GenerateDataKey")]
+    assert len(releasing) == 1
+    conditions = releasing[0]["Condition"]
+    assert list(conditions) == ["StringEqualsIgnoreCase"]
+    pinned = conditions["StringEqualsIgnoreCase"]
+    assert pinned["kms:RecipientAttestation:ImageSha384"] == pcrs[0]
+    for index, value in pcrs.items():
+        if index:
+            assert pinned[f"kms:RecipientAttestation:PCR{index}"] == value
+    others = [s for s in naming_parent if s is not releasing[0]]
+    assert all(as_list(s["Action"]) == ["kms:DescribeKey"] for s in others)
+
+
+def test_no_principal_decrypts_with_the_data_key_unconditionally(synth: Any) -> None:
+    for statement in as_list(_data_key(synth)["KeyPolicy"]["Statement"]):
+        if grants(statement, "kms:Decrypt"):
+            assert statement.get("Condition"), statement["Sid"]
+        assert not grants(statement, "kms:CreateGrant"), "a grant would bypass the attestation conditions"
+
+
+def test_keys_rotate_and_the_alias_comes_from_naming(synth: Any) -> None:
+    for key in synth.of_type("AWS::KMS::Key").values():
+        assert key["Properties"]["EnableKeyRotation"] is True
+    aliases = [a["Properties"]["AliasName"] for a in synth.of_type("AWS::KMS::Alias").values()]
+    assert aliases == [synth.stack.config.names.key_alias]
+
+
+def test_tenant_roles_are_the_tenant_principals_of_the_key_policy(synth: Any) -> None:
+    statements = as_list(_data_key(synth)["KeyPolicy"]["Statement"])
+    for tenant, role in synth.stack.identities.tenant_roles.items():
+        arn = {"Fn::GetAtt": [synth.logical_id(role), "Arn"]}
+        mine = [s for s in statements if arn in as_list(s["Principal"]["AWS"])]
+        decrypts = [s for s in mine if grants(s, "kms:Decrypt")]
+        assert len(decrypts) == 1
+        assert decrypts[0]["Condition"]["StringEquals"] == {
+            "kms:EncryptionContext:ccc:tenant": tenant,
+            "kms:EncryptionContext:ccc:kind": "result",
+        }
+
+
+# --- least privilege -------------------------------------------------------------------------------
+
+
+def _storage_key_arn(synth: Any) -> dict[str, Any]:
+    return {"Fn::GetAtt": [synth.logical_id(synth.stack.keys.storage_key), "Arn"]}
+
+
+def _assert_kms_only_storage_key_via_s3(synth: Any, statements: list[dict[str, Any]]) -> None:
+    for statement in kms_statements(statements):
+        assert as_list(statement["Resource"]) == [_storage_key_arn(synth)], statement
+        via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert via == {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+
+
+def test_parent_role_has_no_kms_rights_of_its_own_on_the_data_key(synth: Any) -> None:
+    role_id = synth.logical_id(synth.stack.identities.parent_role)
+    statements = role_statements(synth.resources, role_id)
+    assert statements
+    assert managed_policy_arns(synth.resources, role_id) == []
+    _assert_kms_only_storage_key_via_s3(synth, statements)
+    data_key = synth.logical_id(synth.stack.keys.data_key)
+    assert data_key not in json.dumps(statements)
+    for statement in statements:
+        assert "*" not in as_list(statement["Action"]) and "kms:*" not in as_list(statement["Action"])
+
+
+def test_parent_role_can_only_do_its_job(synth: Any) -> None:
+    role_id = synth.logical_id(synth.stack.identities.parent_role)
+    statements = role_statements(synth.resources, role_id)
+    actions = {str(a) for s in statements for a in as_list(s["Action"])}
+    for forbidden in ("s3:DeleteObject", "s3:PutObjectAcl", "sqs:SendMessage", "autoscaling:SetDesiredCapacity",
+                      "iam:PassRole", "dynamodb:PutItem"):
+        assert not any(grants(s, forbidden) for s in statements), forbidden
+    for needed in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "s3:GetObject",
+                   "s3:PutObject", "autoscaling:CompleteLifecycleAction", "cloudwatch:PutMetricData"):
+        assert needed in actions, needed
+    (metrics,) = [s for s in statements if grants(s, "cloudwatch:PutMetricData")]
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": synth.stack.config.names.metrics_namespace}}
+
+
+def test_no_lambda_role_can_decrypt_anything(synth: Any) -> None:
+    functions = synth.stack.orchestration.functions
+    for name, function in functions.items():
+        resource = synth.resources[synth.logical_id(function)]
+        role_id = function_role_id(resource)
+        statements = role_statements(synth.resources, role_id)
+        assert managed_policy_arns(synth.resources, role_id) == [], name
+        for action in ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:Encrypt"):
+            assert not any(grants(s, action) for s in statements), f"{name} can {action}"
+        _assert_kms_only_storage_key_via_s3(synth, statements)
+        if name != "jobs_api":
+            assert kms_statements(statements) == [], f"{name} has KMS rights"
+
+
+def test_custom_resource_lambdas_have_no_kms_rights(synth: Any) -> None:
+    ours = {synth.logical_id(f) for f in synth.stack.orchestration.functions.values()}
+    for logical_id, function in synth.of_type("AWS::Lambda::Function").items():
+        if logical_id in ours:
+            continue
+        role_id = function_role_id(function)
+        assert kms_statements(role_statements(synth.resources, role_id)) == [], logical_id
+
+
+# --- queues and events -----------------------------------------------------------------------------
+
+
+def test_work_queue_redrives_to_the_dlq_after_the_configured_receives(synth: Any) -> None:
+    settings = stage_settings(synth.stage).queue
+    queue = synth.resources[synth.logical_id(synth.stack.work_queue.queue)]["Properties"]
+    dlq_id = synth.logical_id(synth.stack.work_queue.dead_letter_queue)
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": settings.max_receive_count,
+    }
+    assert queue["VisibilityTimeout"] == settings.visibility_timeout_s
+    assert queue["VisibilityTimeout"] > stage_settings(synth.stage).limits.job_timeout_s
+    assert queue["QueueName"] == synth.stack.config.names.work_queue
+    dlq = synth.resources[dlq_id]["Properties"]
+    assert dlq["QueueName"] == synth.stack.config.names.dead_letter_queue
+    for props in (queue, dlq):
+        assert props["SqsManagedSseEnabled"] is True
+
+
+def test_queues_refuse_plain_http(synth: Any) -> None:
+    policies = synth.of_type("AWS::SQS::QueuePolicy").values()
+    for queue in (synth.stack.work_queue.queue, synth.stack.work_queue.dead_letter_queue):
+        ref = {"Ref": synth.logical_id(queue)}
+        denies = [
+            s for p in policies if ref in p["Properties"]["Queues"]
+            for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
+            if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert denies
+
+
+def _rule_for(synth: Any, rule: Any) -> dict[str, Any]:
+    return synth.resources[synth.logical_id(rule)]["Properties"]
+
+
+def test_inbox_uploads_reach_the_work_queue_as_s3_eventbridge_events(synth: Any) -> None:
+    wq = synth.stack.work_queue
+    rule = _rule_for(synth, wq.inbox_rule)
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": synth.logical_id(synth.stack.storage.inbox)}]
+    assert pattern["detail"]["object"]["key"] == [{"wildcard": "jobs/*.ccc"}]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [synth.logical_id(wq.queue), "Arn"]}
+    assert "InputTransformer" not in target and "Input" not in target, "the event goes to the queue as is"
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [synth.logical_id(wq.dead_letter_queue), "Arn"]}
+
+
+def test_inbox_and_results_events_reach_job_events(synth: Any) -> None:
+    wq = synth.stack.work_queue
+    job_events = {"Fn::GetAtt": [synth.logical_id(synth.stack.orchestration.functions["job_events"]), "Arn"]}
+    for rule, bucket, prefix in (
+        (wq.inbox_events_rule, synth.stack.storage.inbox, "jobs/"),
+        (wq.results_events_rule, synth.stack.storage.results, "results/"),
+    ):
+        props = _rule_for(synth, rule)
+        assert props["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": synth.logical_id(bucket)}]
+        assert props["EventPattern"]["detail"]["object"]["key"] == [{"prefix": prefix}]
+        assert [t["Arn"] for t in props["Targets"]] == [job_events]
+
+
+def test_scaler_runs_on_a_schedule(synth: Any) -> None:
+    scaler = {"Fn::GetAtt": [synth.logical_id(synth.stack.orchestration.functions["scaler"]), "Arn"]}
+    rate = stage_settings(synth.stage).fleet.scaler_rate_minutes
+    scheduled = [
+        r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert [(r["ScheduleExpression"], [t["Arn"] for t in r["Targets"]]) for r in scheduled] == [
+        (f"rate({rate} minute{'s' if rate > 1 else ''})", [scaler])
+    ]
+
+
+# --- buckets ---------------------------------------------------------------------------------------
+
+
+def _buckets(synth: Any) -> dict[str, Any]:
+    storage = synth.stack.storage
+    return {name: getattr(storage, name) for name in ("inbox", "results", "artifacts", "access_logs")}
+
+
+def test_buckets_block_public_access_and_are_versioned(synth: Any) -> None:
+    for name, bucket in _buckets(synth).items():
+        props = synth.resources[synth.logical_id(bucket)]["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        }, name
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}, name
+
+
+def test_data_buckets_use_sse_kms_with_the_storage_key_and_log_access(synth: Any) -> None:
+    logs_ref = {"Ref": synth.logical_id(synth.stack.storage.access_logs)}
+    for name, bucket in _buckets(synth).items():
+        props = synth.resources[synth.logical_id(bucket)]["Properties"]
+        (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        default = rule["ServerSideEncryptionByDefault"]
+        if name == "access_logs":
+            assert default == {"SSEAlgorithm": "AES256"}  # S3 access logging cannot write SSE-KMS
+            continue
+        assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": _storage_key_arn(synth)}, name
+        assert props["LoggingConfiguration"]["DestinationBucketName"] == logs_ref, name
+
+
+def test_buckets_refuse_plain_http(synth: Any) -> None:
+    policies = synth.of_type("AWS::S3::BucketPolicy").values()
+    for name, bucket in _buckets(synth).items():
+        ref = {"Ref": synth.logical_id(bucket)}
+        statements = [
+            s for p in policies if p["Properties"]["Bucket"] == ref
+            for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
+        ]
+        assert any(
+            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            and s["Principal"] == {"AWS": "*"} and s["Action"] == "s3:*"
+            for s in statements
+        ), name
+
+
+def test_bucket_lifecycles_follow_the_stage(synth: Any) -> None:
+    config = stage_config(synth.stage)
+    expected = {
+        "inbox": config.inbox_expiry_days,
+        "results": config.results_expiry_days,
+        "artifacts": None,
+        "access_logs": config.access_log_expiry_days,
+    }
+    for name, bucket in _buckets(synth).items():
+        (rule,) = synth.resources[synth.logical_id(bucket)]["Properties"]["LifecycleConfiguration"]["Rules"]
+        assert rule.get("ExpirationInDays") == expected[name], name
+        assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == config.noncurrent_expiry_days
+    # A job can be redriven from the DLQ as long as the DLQ keeps it: its input must still exist.
+    assert config.inbox_expiry_days * 86400 > stage_settings(synth.stage).queue.dlq_retention_s
+
+
+def test_inbox_and_results_emit_eventbridge_events(synth: Any) -> None:
+    for name in ("inbox", "results"):
+        props = synth.resources[synth.logical_id(getattr(synth.stack.storage, name))]["Properties"]
+        assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+
+def test_bucket_names_come_from_naming_with_account_and_region(synth: Any) -> None:
+    props = synth.resources[synth.logical_id(synth.stack.storage.inbox)]["Properties"]
+    assert props["BucketName"] == {
+        "Fn::Join": ["", [f"{PROJECT}-{synth.stage}-inbox-", {"Ref": "AWS::AccountId"}, "-", {"Ref": "AWS::Region"}]]
+    }
+
+
+# --- API, functions, table -------------------------------------------------------------------------
+
+
+def test_every_api_method_requires_iam_auth(synth: Any) -> None:
+    methods = synth.of_type("AWS::ApiGateway::Method").values()
+    routes = set()
+    for method in methods:
+        props = method["Properties"]
+        assert props["AuthorizationType"] == "AWS_IAM"
+        routes.add(props["HttpMethod"])
+    assert len(methods) == 3 and routes == {"GET", "POST"}
+
+
+def test_lambdas_are_arm64_python_with_both_layers_and_their_environment(synth: Any) -> None:
+    names = synth.stack.config.names
+    shared_layer = [k for k in synth.of_type("AWS::Lambda::LayerVersion")]
+    assert len(shared_layer) == 1
+    for name, function in synth.stack.orchestration.functions.items():
+        props = synth.resources[synth.logical_id(function)]["Properties"]
+        assert props["Architectures"] == ["arm64"]
+        assert props["Runtime"] == "python3.13"
+        assert props["Handler"] == f"functions.{name}.handler.handler"
+        assert props["FunctionName"] == names.function_name(name)
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        layers = json.dumps(props["Layers"])
+        assert "AWSLambdaPowertoolsPythonV3-python313-arm64" in layers and shared_layer[0] in layers
+        env = props["Environment"]["Variables"]
+        expected = set(contract.FUNCTION_ENV[name]) | {contract.STAGE, contract.METRICS_NAMESPACE}
+        assert expected <= set(env), name
+        assert env[contract.STAGE] == synth.stage
+
+
+def test_shared_layer_asset_has_the_lambda_layout(synth: Any) -> None:
+    (layer,) = synth.of_type("AWS::Lambda::LayerVersion").values()
+    asset_hash = layer["Properties"]["Content"]["S3Key"].removesuffix(".zip")
+    root = synth.outdir / f"asset.{asset_hash}"
+    assert (root / "python" / "ccc_common" / "naming.py").is_file()
+    assert (root / "python" / "ccc_common" / "key_policy.py").is_file()
+    assert not list(root.rglob("__pycache__"))
+
+
+def test_jobs_table_is_recoverable_encrypted_and_expires_items(synth: Any) -> None:
+    props = synth.resources[synth.logical_id(synth.stack.orchestration.table)]["Properties"]
+    assert props["TableName"] == synth.stack.config.names.jobs_table
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": contract.TABLE_TTL_ATTRIBUTE, "Enabled": True}
+    (index,) = props["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == contract.TENANT_INDEX_NAME
+
+
+# --- stage differences -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cfn_type", ["AWS::S3::Bucket", "AWS::KMS::Key", "AWS::DynamoDB::Table", "AWS::SQS::Queue"])
+def test_prod_retains_data_and_dev_cleans_up(synth: Any, cfn_type: str) -> None:
+    expected = "Retain" if synth.stage == "prod" else "Delete"
+    resources = synth.of_type(cfn_type).values()
+    assert resources
+    assert all(r.get("DeletionPolicy") == expected for r in resources)
+
+
+def test_alarms_notify_an_encrypted_topic_only_in_prod(synth: Any) -> None:
+    topics = synth.of_type("AWS::SNS::Topic")
+    alarms = synth.of_type("AWS::CloudWatch::Alarm").values()
+    assert len(alarms) == 3
+    if synth.stage == "prod":
+        ((topic_id, topic),) = topics.items()
+        assert topic["Properties"]["KmsMasterKeyId"] == _storage_key_arn(synth)
+        assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
+    else:
+        assert not topics
+        assert all("AlarmActions" not in a["Properties"] for a in alarms)
+
+
+def test_every_taggable_resource_carries_the_stage_tag(synth: Any) -> None:
+    for cfn_type in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::SQS::Queue", "AWS::DynamoDB::Table",
+                     "AWS::Lambda::Function", "AWS::EC2::VPC"):
+        for logical_id, resource in synth.of_type(cfn_type).items():
+            if logical_id.startswith("Custom"):
+                continue  # CDK's singleton custom-resource providers are raw resources (no Tags aspect)
+            tags = {t["Key"]: t["Value"] for t in resource["Properties"].get("Tags", [])}
+            assert tags.get(TAG_STAGE) == synth.stage, logical_id

@@ -59,6 +59,8 @@ def _report(result: LifecycleResult) -> None:
         metrics.add_metric(name="StaleJobEvents", unit=MetricUnit.Count, value=1)
     elif result.outcome is Outcome.REFUSED:
         metrics.add_metric(name="RefusedJobEvents", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="IgnoredJobEvents", unit=MetricUnit.Count, value=1)
     if result.wake_error:
         metrics.add_metric(name="ScalerWakeErrors", unit=MetricUnit.Count, value=1)
         logger.warning("could not wake the scaler; the schedule will scale", extra={"error": result.wake_error})
@@ -89,4 +91,5 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         "outcome": result.outcome.value,
         "job_id": result.ref.job_id if result.ref else None,
         "status": result.status.value if result.status else None,
+        "woke_scaler": result.woke_scaler,
     }

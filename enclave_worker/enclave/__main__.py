@@ -11,9 +11,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ccc_common.settings import stage_settings
 from enclave_worker.logs import configure_logging, log_event
+
+if TYPE_CHECKING:
+    from enclave_worker.enclave.server import EnclaveServer
 
 _LOG = logging.getLogger("ccc.enclave")
 
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def boot(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def boot(args: argparse.Namespace) -> EnclaveServer:
     """Load and warm the model, create the boot key pair, set up the NSM, bind the listener."""
     from ccc.kms.recipient import EnclaveKeyPair
     from enclave_worker.enclave.attester import NsmAttester, build_nsm

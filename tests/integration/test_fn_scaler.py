@@ -47,9 +47,9 @@ def scaler(monkeypatch, queue_url: str, idle: str = "30") -> ModuleType:
 
 
 def group() -> dict:
-    return boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
-        "AutoScalingGroups"
-    ][0]
+    return boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][
+        0
+    ]
 
 
 def set_last_activity(epoch: float) -> None:

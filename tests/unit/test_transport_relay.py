@@ -71,7 +71,7 @@ def test_unreachable_target_closes_the_client_connection() -> None:
         except ConnectionResetError:
             answer = b""  # closed with our bytes unread: a reset, equally a refusal
         assert answer == b""
-        assert relay._active.acquire(blocking=False)  # the connection slot was given back
+        assert relay._active.acquire(timeout=5)  # the connection slot is given back
         relay._active.release()
     finally:
         relay.stop()

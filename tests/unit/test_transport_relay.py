@@ -62,7 +62,7 @@ def test_relay_carries_both_directions_and_half_close() -> None:
 
 
 def test_unreachable_target_closes_the_client_connection() -> None:
-    relay = Relay("tcp://127.0.0.1:0", "unix:///tmp/ccc-no-such-target.sock")
+    relay = Relay("tcp://127.0.0.1:0", "unix:///tmp/ccc-no-such-target.sock", max_connections=1)
     thread = threading.Thread(target=relay.serve_forever, daemon=True)
     thread.start()
     try:

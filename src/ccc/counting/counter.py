@@ -2,24 +2,27 @@
 
 This is the API the enclave server calls: build one `CatCounter` per process (the onnxruntime
 session behind it is cached and warmed up), then call `count_bytes(data)` per job, or
-`load_image` + `count(array)`. Pipeline: letterbox -> ONNX -> decode -> per-class NMS -> keep the
-cat class -> drop "group" boxes -> map boxes back to original pixels.
+`load_image` + `count(array)`. Pipeline, per view (the whole image, plus tiles if the spec asks):
+letterbox -> ONNX -> decode -> per-class NMS -> back to original pixels; then over all views:
+score threshold -> drop cats a competing class out-scores -> NMS across views -> drop group boxes
+and nested duplicates. `collect` + `finalize` split that pipeline so threshold sweeps run the
+model once per image.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ccc.counting.decoders import decode
 from ccc.counting.images import DEFAULT_MAX_PIXELS, load_image
-from ccc.counting.letterbox import Letterbox, preprocess
-from ccc.counting.postprocess import nms_per_class, suppress_groups
+from ccc.counting.letterbox import preprocess
+from ccc.counting.postprocess import nms, nms_per_class, suppress_competitors, suppress_groups
 from ccc.counting.session import LoadedModel, SessionProfile, load_model
 from ccc.counting.spec import DetectorSpec
+from ccc.counting.views import View, plan_views
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,21 @@ class CountResult:
         return max((item.score for item in self.detections), default=None)
 
 
+@dataclass(frozen=True)
+class Collected:
+    """Per-view detections (after per-class NMS) of the cat and competing classes, original pixels."""
+
+    boxes: np.ndarray  # [M, 4] float32
+    scores: np.ndarray  # [M] float32
+    class_ids: np.ndarray  # [M] int64
+    view_ids: np.ndarray  # [M] int64, 0 = whole image
+    pre_ms: float
+    infer_ms: float
+    post_ms: float
+
+
 class CatCounter:
-    """Counts cats with the detector described by `spec` (see `ccc.counting.spec`)."""
+    """Counts cats with the detector described by `spec` (see `ccc.counting.spec`). Thread-safe."""
 
     def __init__(self, spec: DetectorSpec, *, threads: int | None = None, profile: SessionProfile = "tuned") -> None:
         self.spec = spec
@@ -80,48 +96,106 @@ class CatCounter:
 
     def count(self, image: np.ndarray) -> CountResult:
         """Count cats in an (H, W, 3) uint8 RGB image."""
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            shape = getattr(image, "shape", None)
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {type(image).__name__} {shape}")
-        if image.shape[0] == 0 or image.shape[1] == 0:
-            raise ValueError("image has no pixels")
-        outputs, placement, pre_ms, infer_ms = self._infer(image)
-        after_infer = time.perf_counter()
-        detections = postprocess(outputs, placement, self.spec)
-        end = time.perf_counter()
+        collected = self.collect(image)
+        start = time.perf_counter()
+        detections = finalize(collected, self.spec)
+        post_ms = collected.post_ms + (time.perf_counter() - start) * 1000
         return CountResult(
             cats=len(detections),
             detections=detections,
-            timings=Timings(pre_ms=pre_ms, infer_ms=infer_ms, post_ms=(end - after_infer) * 1000),
+            timings=Timings(pre_ms=collected.pre_ms, infer_ms=collected.infer_ms, post_ms=post_ms),
             image_size=(int(image.shape[1]), int(image.shape[0])),
         )
 
-    def raw_outputs(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
-        """The model's raw outputs and the letterbox placement (for threshold sweeps and debugging)."""
-        outputs, placement, _pre_ms, _infer_ms = self._infer(image)
-        return outputs, placement
-
-    def _infer(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox, float, float]:
-        """Pre-process and run the session; no per-call state on `self`, so threads may share a counter."""
-        start = time.perf_counter()
-        tensor, placement = preprocess(image, self.spec)
-        after_pre = time.perf_counter()
+    def infer_view(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """The raw model outputs for one letterboxed image (benchmarks and debugging)."""
+        tensor, _placement = preprocess(image, self.spec)
         raw = self._model.session.run(None, {self._model.input_name: tensor})
-        after_infer = time.perf_counter()
-        outputs = dict(zip(self._model.output_names, raw, strict=True))
-        return outputs, placement, (after_pre - start) * 1000, (after_infer - after_pre) * 1000
+        return dict(zip(self._model.output_names, raw, strict=True))
+
+    def collect(self, image: np.ndarray, *, min_score: float | None = None) -> Collected:
+        """Run every view and gather candidates scoring >= `min_score` (default: the spec's threshold)."""
+        _check_image(image)
+        spec = self.spec
+        threshold = spec.score_threshold if min_score is None else min_score
+        height, width = image.shape[:2]
+        wanted = np.asarray((spec.cat_class, *spec.competing_classes), dtype=np.int64)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        pre_ms = infer_ms = post_ms = 0.0
+        for view_id, view in enumerate(plan_views(width, height, spec.tile_grid, spec.tile_overlap)):
+            t0 = time.perf_counter()
+            tensor, placement = preprocess(view.crop(image), spec)
+            t1 = time.perf_counter()
+            raw = self._model.session.run(None, {self._model.input_name: tensor})
+            t2 = time.perf_counter()
+            found = decode(dict(zip(self._model.output_names, raw, strict=True)), spec, threshold)
+            kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
+            kept = kept[np.isin(found.class_ids[kept], wanted)]
+            offset = np.asarray([view.x0, view.y0, view.x0, view.y0], dtype=np.float32)
+            boxes = placement.to_original(found.boxes[kept]) + offset
+            whole = _not_cut(boxes, view, width, height, spec.tile_edge_margin / placement.scale) if view_id else None
+            index = kept if whole is None else kept[whole]
+            boxes = boxes if whole is None else boxes[whole]
+            parts.append((boxes, found.scores[index], found.class_ids[index], np.full(len(index), view_id)))
+            t3 = time.perf_counter()
+            pre_ms += (t1 - t0) * 1000
+            infer_ms += (t2 - t1) * 1000
+            post_ms += (t3 - t2) * 1000
+        return Collected(
+            boxes=np.concatenate([p[0] for p in parts]).astype(np.float32).reshape(-1, 4),
+            scores=np.concatenate([p[1] for p in parts]).astype(np.float32),
+            class_ids=np.concatenate([p[2] for p in parts]).astype(np.int64),
+            view_ids=np.concatenate([p[3] for p in parts]).astype(np.int64),
+            pre_ms=pre_ms,
+            infer_ms=infer_ms,
+            post_ms=post_ms,
+        )
 
 
-def postprocess(outputs: Mapping[str, np.ndarray], placement: Letterbox, spec: DetectorSpec) -> tuple[Detection, ...]:
-    """Decode -> per-class NMS -> cat class only -> drop group boxes -> original pixels, best first."""
-    found = decode(outputs, spec)
-    kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
-    cats = kept[found.class_ids[kept] == spec.cat_class][: spec.max_detections]
-    boxes = found.boxes[cats]
-    scores = found.scores[cats]
-    not_group = suppress_groups(boxes, spec.group_threshold, spec.group_min_members)
-    boxes, scores = placement.to_original(boxes[not_group]), scores[not_group]
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {type(image).__name__} {shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError("image has no pixels")
+
+
+def _not_cut(boxes: np.ndarray, view: View, width: int, height: int, margin: float) -> np.ndarray:
+    """Mask of boxes not touching an edge where the tile cuts through the image."""
+    left, top, right, bottom = view.inner_edges(width, height)
+    cut = np.zeros(len(boxes), dtype=bool)
+    if left:
+        cut |= boxes[:, 0] <= view.x0 + margin
+    if top:
+        cut |= boxes[:, 1] <= view.y0 + margin
+    if right:
+        cut |= boxes[:, 2] >= view.x1 - margin
+    if bottom:
+        cut |= boxes[:, 3] >= view.y1 - margin
+    return ~cut
+
+
+def finalize(collected: Collected, spec: DetectorSpec) -> tuple[Detection, ...]:
+    """Threshold -> competing classes -> NMS across views -> groups and nested duplicates; best first."""
+    above = collected.scores >= spec.score_threshold
+    is_cat = above & (collected.class_ids == spec.cat_class)
+    cat_index = np.flatnonzero(is_cat)
+    if spec.competing_classes:
+        competing = np.isin(collected.class_ids, np.asarray(spec.competing_classes, dtype=np.int64))
+        others = np.flatnonzero(above & competing)
+        mask = suppress_competitors(
+            collected.boxes[cat_index], collected.scores[cat_index], collected.boxes[others], collected.scores[others],
+            spec.compete_iou,
+        )
+        cat_index = cat_index[mask]
+    boxes, scores = collected.boxes[cat_index], collected.scores[cat_index]
+    kept = nms(boxes, scores, spec.iou_threshold)[: spec.max_detections]
+    boxes, scores = boxes[kept], scores[kept]
+    mask = suppress_groups(boxes, scores, spec.group_threshold, spec.group_min_members, merge_nested=spec.merge_nested)
+    boxes, scores = boxes[mask], scores[mask]
+    order = np.argsort(-scores, kind="stable")
     return tuple(
         Detection(box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(s))
-        for b, s in zip(boxes, scores, strict=True)
+        for b, s in zip(boxes[order], scores[order], strict=True)
     )
+

@@ -1,7 +1,7 @@
 """Turn a detector's raw outputs into candidate boxes (network-input pixels), scores and classes.
 
 One function per supported output layout (see `ccc.counting.spec` for the layouts). Every decoder
-returns candidates whose score is at least `score_threshold`; NMS happens afterwards, so decoders
+returns candidates whose score is at least the given threshold; NMS happens afterwards, so decoders
 stay pure array transforms that are easy to test against hand-built tensors.
 """
 
@@ -50,7 +50,7 @@ def _threshold(class_scores: np.ndarray, threshold: float) -> tuple[np.ndarray, 
     return rows, classes.astype(np.int64)
 
 
-def decode_nanodet(outputs: Mapping[str, np.ndarray], spec: DetectorSpec) -> Candidates:
+def decode_nanodet(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float) -> Candidates:
     """NanoDet (GFL head): per stride, class scores + per-side distance distributions."""
     width, height = spec.input_wh
     bins = spec.reg_max + 1
@@ -64,7 +64,7 @@ def decode_nanodet(outputs: Mapping[str, np.ndarray], spec: DetectorSpec) -> Can
             raise DecodeError(f"cls_{stride} has shape {cls.shape}, expected (1, {cells}, {spec.num_classes})")
         if box.shape != (1, cells, 4 * bins):
             raise DecodeError(f"box_{stride} has shape {box.shape}, expected (1, {cells}, {4 * bins})")
-        rows, classes = _threshold(cls[0], spec.score_threshold)
+        rows, classes = _threshold(cls[0], threshold)
         if rows.size == 0:
             continue
         cell_ids = np.unique(rows)
@@ -95,34 +95,35 @@ def _cxcywh_to_xyxy(values: np.ndarray) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
 
 
-def decode_yolov5(outputs: Mapping[str, np.ndarray], spec: DetectorSpec) -> Candidates:
+def decode_yolov5(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float) -> Candidates:
     """YOLOv5 export: [1, N, 5 + C] rows of cx, cy, w, h, objectness, class probabilities."""
     raw = _single_output(outputs, spec)
     if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[2] != 5 + spec.num_classes:
         raise DecodeError(f"yolov5 output has shape {raw.shape}, expected (1, N, {5 + spec.num_classes})")
     rows = raw[0].astype(np.float32)
     scores = rows[:, 4:5] * rows[:, 5:]
-    index, classes = _threshold(scores, spec.score_threshold)
+    index, classes = _threshold(scores, threshold)
     return Candidates(_cxcywh_to_xyxy(rows[index, :4]), scores[index, classes], classes)
 
 
-def decode_yolov8(outputs: Mapping[str, np.ndarray], spec: DetectorSpec) -> Candidates:
+def decode_yolov8(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float) -> Candidates:
     """YOLOv8 export: [1, 4 + C, N] columns of cx, cy, w, h, class scores; no objectness."""
     raw = _single_output(outputs, spec)
     if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[1] != 4 + spec.num_classes:
         raise DecodeError(f"yolov8 output has shape {raw.shape}, expected (1, {4 + spec.num_classes}, N)")
     rows = raw[0].T.astype(np.float32)
     scores = rows[:, 4:]
-    index, classes = _threshold(scores, spec.score_threshold)
+    index, classes = _threshold(scores, threshold)
     return Candidates(_cxcywh_to_xyxy(rows[index, :4]), scores[index, classes], classes)
 
 
-DECODERS: dict[str, Callable[[Mapping[str, np.ndarray], DetectorSpec], Candidates]] = {
+DECODERS: dict[str, Callable[[Mapping[str, np.ndarray], DetectorSpec, float], Candidates]] = {
     "nanodet": decode_nanodet,
     "yolov5": decode_yolov5,
     "yolov8": decode_yolov8,
 }
 
 
-def decode(outputs: Mapping[str, np.ndarray], spec: DetectorSpec) -> Candidates:
-    return DECODERS[spec.decoder](outputs, spec)
+def decode(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float | None = None) -> Candidates:
+    """Candidates scoring at least `threshold` (default: the spec's score threshold)."""
+    return DECODERS[spec.decoder](outputs, spec, spec.score_threshold if threshold is None else threshold)

@@ -48,13 +48,18 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, 
     return merged[np.argsort(-scores[merged], kind="stable")]
 
 
-def suppress_groups(boxes: np.ndarray, threshold: float, min_members: int = 2) -> np.ndarray:
-    """Boolean mask of boxes to keep after dropping "group" boxes.
+def suppress_groups(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, min_members: int = 2, *, merge_nested: bool = False
+) -> np.ndarray:
+    """Boolean mask of boxes to keep after dropping "group" boxes (and, optionally, nested duplicates).
 
     Detectors sometimes put one extra box around several cats sitting together. A box is a group
     box when at least `min_members` other *kept* boxes each lie mostly inside it, "mostly" meaning
     intersection / area(inner box) >= `threshold`. Boxes are decided smallest first, so a box around
     two group boxes is judged against the cats those group boxes were, not against the groups.
+
+    With `merge_nested`, a box holding exactly one kept box mostly inside it is the same cat seen
+    twice (the whole cat and its face, or two views of it): only the higher-scoring one is kept.
     """
     count = len(boxes)
     keep = np.zeros(count, dtype=bool)
@@ -63,9 +68,31 @@ def suppress_groups(boxes: np.ndarray, threshold: float, min_members: int = 2) -
     areas = box_areas(boxes)
     for index in np.argsort(areas, kind="stable"):
         inner = np.flatnonzero(keep)
-        if inner.size >= min_members:
-            inside = intersections(boxes[index], boxes[inner]) / np.maximum(areas[inner], 1e-9)
-            if int(np.count_nonzero(inside >= threshold)) >= min_members:
+        if inner.size:
+            inside = inner[intersections(boxes[index], boxes[inner]) / np.maximum(areas[inner], 1e-9) >= threshold]
+            if inside.size >= min_members:
+                continue
+            if merge_nested and inside.size == 1:
+                if scores[index] > scores[inside[0]]:
+                    keep[inside[0]] = False
+                    keep[index] = True
                 continue
         keep[index] = True
+    return keep
+
+
+def suppress_competitors(
+    cat_boxes: np.ndarray, cat_scores: np.ndarray, other_boxes: np.ndarray, other_scores: np.ndarray, iou: float
+) -> np.ndarray:
+    """Mask of cat boxes to keep: drop one when a competing-class box overlaps it (IoU >= iou) with a higher score."""
+    keep = np.ones(len(cat_boxes), dtype=bool)
+    if len(other_boxes) == 0:
+        return keep
+    other_areas = box_areas(other_boxes)
+    for index, box in enumerate(cat_boxes):
+        inter = intersections(box, other_boxes)
+        union = box_areas(box[np.newaxis])[0] + other_areas - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        if np.any((overlap >= iou) & (other_scores > cat_scores[index])):
+            keep[index] = False
     return keep

@@ -35,6 +35,9 @@ DEFAULT_MODEL_NAME = "nanodet-g"
 DEFAULT_SCORE_THRESHOLD = 0.3
 DEFAULT_IOU_THRESHOLD = 0.45
 DEFAULT_GROUP_THRESHOLD = 0.8
+DEFAULT_TILE_GRID = 1
+DEFAULT_TILE_OVERLAP = 0.4
+DEFAULT_COMPETING_CLASSES: tuple[int, ...] = ()
 
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -98,12 +101,28 @@ class DetectorSpec(BaseModel):
     # least this fraction of their own area inside it.
     group_threshold: Probability = DEFAULT_GROUP_THRESHOLD
     group_min_members: Annotated[int, Field(ge=2, le=100)] = 2
+    # When exactly one other cat box lies mostly (group_threshold) inside a cat box, the two are one
+    # cat seen twice (whole cat and a part, or two views): keep only the higher-scoring box.
+    merge_nested: bool = True
+    # Views: the whole image, plus tile_grid x tile_grid overlapping tiles (1 = whole image only).
+    # Tiles enlarge small cats for the detector; a tile's box touching an inner tile edge is dropped
+    # (the cat is cut there and is seen whole in another view).
+    tile_grid: Annotated[int, Field(ge=1, le=4)] = DEFAULT_TILE_GRID
+    tile_overlap: Annotated[float, Field(ge=0.0, le=0.75)] = DEFAULT_TILE_OVERLAP
+    tile_edge_margin: Annotated[float, Field(ge=0.0, le=64.0)] = 2.0  # network-input pixels
+    # A cat box is dropped when a box of one of these classes, in any view, overlaps it with
+    # IoU >= compete_iou and a higher score: the detector thinks it more likely is that animal.
+    competing_classes: tuple[Annotated[int, Field(ge=0)], ...] = DEFAULT_COMPETING_CLASSES
+    compete_iou: Probability = 0.5
     max_detections: Annotated[int, Field(ge=1, le=10_000)] = 300
 
     @model_validator(mode="after")
     def _consistent(self) -> DetectorSpec:
         if self.cat_class >= self.num_classes:
             raise ValueError(f"cat_class {self.cat_class} is outside num_classes {self.num_classes}")
+        for other in self.competing_classes:
+            if other >= self.num_classes or other == self.cat_class:
+                raise ValueError(f"competing class {other} must be another class below num_classes")
         if self.decoder == "nanodet":
             if not self.strides:
                 raise ValueError("the nanodet decoder needs at least one stride")

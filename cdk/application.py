@@ -21,7 +21,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk.config import DEFAULT_STAGE, ConfigError
 from cdk.measurements import resolve_measurements
-from cdk.nag_acknowledgements import apply_acknowledgements
+from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, Ack, apply_acknowledgements
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION
 from cdk.stack import CccStack, StackInputs
 
@@ -63,7 +63,11 @@ def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
     )
 
 
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, CccStack]:
+def build_app(
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    acknowledgements: tuple[Ack, ...] = ACKNOWLEDGEMENTS,
+) -> tuple[App, CccStack]:
     """The app with one stage's stack, cdk-nag AwsSolutions as a validation plugin, and the
     acknowledgement table applied. `context` adds to (and overrides) cdk.json / `-c` context."""
     app = App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
@@ -72,7 +76,8 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     stack = CccStack(app, stage=stage, inputs=inputs_from_context(stage, {k: v for k, v in merged.items() if v is not None}))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     stack.applied_acknowledgements = apply_acknowledgements(
-        stack, tenants=stack.inputs.tenants, stage=stage, fleet_group=stack.config.names.fleet_group
+        stack, tenants=stack.inputs.tenants, stage=stage, fleet_group=stack.config.names.fleet_group,
+        table=acknowledgements,
     )
     return app, stack
 

@@ -153,7 +153,7 @@ def resolve_measurements(stage: str, context: Mapping[str, Any]) -> Measurements
     elif stage == "prod":
         raise MeasurementsError(
             f"prod needs the enclave measurements: build the EIF (enclave_worker/build_eif.sh) to write "
-            f"{DEFAULT_FILE.relative_to(REPO_ROOT)}, or pass -c measurements=<file> / -c pcr0=<hex>"
+            f"{DEFAULT_FILE}, or pass -c measurements=<file> / -c pcr0=<hex>"
         )
     else:
         found = load_measurements_file(PLACEHOLDER_FILE)

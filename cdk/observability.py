@@ -70,6 +70,7 @@ class Observability(Construct):
         in_flight = work_queue.metric_approximate_number_of_messages_not_visible(period=PERIOD, statistic="Maximum")
         oldest = work_queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")
         dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+        dlq_depth_5m = dlq_depth.with_(period=Duration.minutes(5))
         dlq_received = dead_letter_queue.metric_number_of_messages_received(period=Duration.minutes(5), statistic="Sum")
         attestation_failures = custom(METRIC_ATTESTATION_FAILURES, "Sum")
         kms_usage = cw.Metric(
@@ -92,7 +93,7 @@ class Observability(Construct):
                 alarm_description="A job reached the DLQ (failed max_receive_count times or could not be delivered)",
                 metric=cw.MathExpression(
                     expression="MAX([depth, received])",
-                    using_metrics={"depth": dlq_depth, "received": dlq_received},
+                    using_metrics={"depth": dlq_depth_5m, "received": dlq_received},
                     period=Duration.minutes(5),
                     label="DLQ depth or receives",
                 ),

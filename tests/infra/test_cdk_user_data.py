@@ -1,0 +1,90 @@
+"""The enclave host's boot script and systemd units (rendered from repo files at synth time)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from ccc_common.settings import stage_settings
+
+from cdk import contract
+from cdk.user_data import UNITS, HostSettings, read_units, render
+
+
+def _host(**overrides: Any) -> HostSettings:
+    values: dict[str, Any] = {
+        "region": "eu-west-1",
+        "artifacts_bucket": "ccc-dev-artifacts-123456789012-eu-west-1",
+        "release_id": "0123456789abcdef",
+        "log_group": "/ccc/dev/hosts",
+        "enclave_cpu_count": 2,
+        "enclave_memory_mib": 4096,
+        "environment": {contract.AWS_REGION: "eu-west-1", contract.STAGE: "dev"},
+    }
+    values.update(overrides)
+    return HostSettings(**values)
+
+
+def test_script_is_valid_bash() -> None:
+    bash = shutil.which("bash")
+    assert bash
+    result = subprocess.run([bash, "-n"], input=render(_host()), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_vsock_proxy_may_reach_only_the_regional_kms_endpoint() -> None:
+    script = render(_host())
+    allowlist = script.split("/etc/nitro_enclaves/vsock-proxy.yaml <<EOF_CCC\n", 1)[1].split("EOF_CCC", 1)[0]
+    assert allowlist.strip().splitlines() == ["allowlist:", "- {address: kms.$REGION.amazonaws.com, port: 443}"]
+    assert "REGION=eu-west-1" in script
+
+
+def test_allocator_is_sized_from_the_config() -> None:
+    script = render(_host(enclave_cpu_count=4, enclave_memory_mib=6144))
+    assert "memory_mib: 6144\ncpu_count: 4\n" in script
+    assert "CCC_ENCLAVE_CPUS=4" in script and "CCC_ENCLAVE_MEMORY_MIB=6144" in script
+
+
+def test_release_is_fetched_from_the_artifacts_bucket_and_run_under_systemd() -> None:
+    script = render(_host())
+    release = "s3://ccc-dev-artifacts-123456789012-eu-west-1/release/0123456789abcdef"
+    assert f"RELEASE={release}" in script
+    for name in (contract.EIF_NAME, contract.AGENT_BUNDLE_NAME, contract.MEASUREMENTS_NAME):
+        assert f'"$RELEASE/{name}"' in script
+    assert "dnf install -y aws-nitro-enclaves-cli" in script
+    assert f"systemctl enable --now {' '.join(UNITS)}" in script
+
+
+def test_units_run_the_agreed_entry_points_and_never_debug_mode() -> None:
+    units = read_units()
+    assert "ExecStart=/opt/ccc/venv/bin/python -m enclave_worker.parent" in units["ccc-parent.service"]
+    assert "nitro-cli run-enclave" in units["ccc-enclave.service"]
+    assert "--enclave-cid ${CCC_ENCLAVE_CID}" in units["ccc-enclave.service"]
+    assert "vsock-proxy ${CCC_KMS_PROXY_PORT} kms.${AWS_REGION}.amazonaws.com 443" in units["ccc-vsock-proxy.service"]
+    for text in units.values():
+        assert not re.search(r"^[^#]*--debug-mode", text, flags=re.MULTILINE)
+
+
+def test_parent_stop_timeout_lets_a_job_finish() -> None:
+    unit = read_units()["ccc-parent.service"]
+    (timeout,) = re.findall(r"^TimeoutStopSec=(\d+)$", unit, flags=re.MULTILINE)
+    for stage in ("dev", "prod"):
+        assert int(timeout) >= stage_settings(stage).queue.visibility_timeout_s
+
+
+def test_environment_values_that_systemd_would_misread_are_refused() -> None:
+    with pytest.raises(ValueError, match="systemd"):
+        render(_host(environment={contract.STAGE: 'dev"; rm -rf /'}))
+
+
+def test_synthesised_hosts_get_every_parent_variable(synth: Any) -> None:
+    script = synth.stack.fleet.user_data_script
+    env_block = script.split("/etc/ccc/ccc.env <<'EOF_CCC'\n", 1)[1].split("EOF_CCC", 1)[0]
+    names = {line.split("=", 1)[0] for line in env_block.splitlines()}
+    assert set(contract.PARENT_ENV) <= names
+    assert f"{contract.STAGE}={synth.stage}" in env_block
+    assert f"{contract.FLEET_GROUP}={synth.stack.config.names.fleet_group}" in env_block
+    assert f"{contract.LIFECYCLE_HOOK}={synth.stack.config.names.lifecycle_hook}" in env_block

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.count_cmd",
+    "ccc.cli.bench_cmd",
     "ccc.cli.report_cmd",
     "ccc.cli.attest_cmd",
     "ccc.cli.local_cmd",

@@ -1,0 +1,101 @@
+"""`ccc bench ...`: benchmarks that print human text and write a JSON file.
+
+`ccc bench count` times the cat counter (default vs tuned onnxruntime session, int8 quantisation);
+`ccc bench accuracy` measures exact-count accuracy on the generated sample set. Other areas may add
+`bench` sub-commands here later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks (human text + JSON file)")
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH")
+    benches.required = True
+
+    count = benches.add_parser("count", help="counter speed: default vs tuned session, int8 quantisation")
+    count.add_argument("--out", type=Path, default=Path("bench-results/count.json"), help="JSON report path")
+    count.add_argument("--spec", type=Path, help="detector spec JSON (default: the model card in models/)")
+    count.add_argument("--rounds", type=_positive_int, default=5, help="passes over the bench images per profile")
+    count.add_argument("--threads", type=_positive_int, help="intra-op threads for the tuned session")
+    count.add_argument("--no-int8", action="store_true", help="skip the int8 quantisation evaluation")
+    count.set_defaults(func=run_count)
+
+    accuracy = benches.add_parser("accuracy", help="exact-count accuracy on the generated sample set")
+    accuracy.add_argument("--out", type=Path, default=Path("bench-results/accuracy.json"), help="JSON report path")
+    accuracy.add_argument("--spec", type=Path, help="detector spec JSON (default: the model card in models/)")
+    accuracy.add_argument("--split", choices=("tune", "validate"), default="validate")
+    accuracy.add_argument("--per-count", type=_positive_int, default=10, help="composites per cat count 0..6")
+    accuracy.add_argument("--threshold", type=float, help="override the score threshold")
+    accuracy.set_defaults(func=run_accuracy)
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from ccc.counting import resolve_spec
+
+    return resolve_spec(args.spec)
+
+
+def _write(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def run_count(args: argparse.Namespace) -> int:
+    from ccc.counting import ModelError, SpecError
+    from ccc.counting.bench import render_text, run_bench
+    from ccc.counting.samples import sample_set
+
+    try:
+        spec = _spec(args)
+        report = run_bench(spec, rounds=args.rounds, threads=args.threads, quantisation=not args.no_int8,
+                           accuracy_images=sample_set("validate", per_count=2))
+    except (SpecError, ModelError) as exc:
+        print(f"ccc bench count: {exc}", file=sys.stderr)
+        return 2
+    _write(args.out, report)
+    print(render_text(report))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_accuracy(args: argparse.Namespace) -> int:
+    from ccc.counting import CatCounter, ModelError, SpecError
+    from ccc.counting.evaluate import collect_all, evaluate
+    from ccc.counting.samples import sample_set
+
+    try:
+        spec = _spec(args)
+        if args.threshold is not None:
+            spec = spec.with_overrides(score_threshold=args.threshold)
+        counter = CatCounter(spec)
+    except (SpecError, ModelError) as exc:
+        print(f"ccc bench accuracy: {exc}", file=sys.stderr)
+        return 2
+    items = sample_set(args.split, per_count=args.per_count)
+    result = evaluate(items, collect_all(counter, items, spec.score_threshold), spec)
+    report = {"model": spec.name, "split": args.split, "per_count": args.per_count,
+              "score_threshold": spec.score_threshold, "accuracy": result.to_dict()}
+    _write(args.out, report)
+    print(f"{result.exact}/{result.images} exact ({result.exact_rate:.1%}); "
+          f"{result.false_positive_images}/{result.negatives} cat-free images with a cat reported")
+    for cats, (exact, images) in sorted(result.by_count.items()):
+        print(f"  {cats} cats: {exact}/{images}")
+    print(f"wrote {args.out}")
+    return 0

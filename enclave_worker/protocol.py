@@ -45,7 +45,7 @@ MAX_REASON_CHARS = 512
 MAX_SESSION_TOKEN_CHARS = 8192
 MAX_URL_CHARS = 2048
 MAX_TRACE_ENTRIES = 4
-MAX_TRACE_VALUE_CHARS = 256
+MAX_TRACE_VALUE_CHARS = 512
 MAX_NESTING = 6
 # Reading the body in bounded slices keeps a slow sender from making us allocate many small buffers.
 _READ_CHUNK = 1024 * 1024

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stage", default=env("CCC_STAGE", "local"), choices=["local", "dev", "prod"],
                         help="selects the size limits (env CCC_STAGE)")
     parser.add_argument("--log-level", default=env("CCC_LOG_LEVEL", "INFO"))
+    parser.add_argument("--state-dir", type=Path, default=env("CCC_STATE_DIR"),
+                        help="local stack state dir: spans/metrics as JSON Lines under <dir>/telemetry "
+                             "(env CCC_STATE_DIR; default: OTLP if configured, else none)")
     return parser
 
 
@@ -59,7 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server.serve_forever()
+    from ccc.telemetry import setup_telemetry
+
+    telemetry = setup_telemetry("enclave", state_dir=args.state_dir)
+    try:
+        server.serve_forever()
+    finally:
+        telemetry.shutdown()
     return 0
 
 

@@ -22,6 +22,17 @@ import logging
 import time
 from collections.abc import Mapping
 
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from ccc.telemetry import extract, safe_attributes
+from ccc.telemetry.names import (
+    SPAN_ENCLAVE_ATTEST,
+    SPAN_ENCLAVE_DECRYPT,
+    SPAN_ENCLAVE_ENCRYPT,
+    SPAN_ENCLAVE_INFER,
+    SPAN_ENCLAVE_JOB,
+)
 from ccc_common.naming import CTX_JOB, CTX_KIND, CTX_TENANT, KIND_INPUT, JobRef
 from enclave_worker.enclave.ports import Attester, Counter, EnvelopeCrypto, JobError
 from enclave_worker.logs import log_event
@@ -37,6 +48,7 @@ from enclave_worker.protocol import (
 )
 
 _LOG = logging.getLogger("ccc.enclave.job")
+_TRACER = trace.get_tracer("ccc.enclave")
 # Context keys in our namespace the enclave understands; any other `ccc:` key is refused so that a
 # future meaning (e.g. a different kind) is never silently ignored.
 _KNOWN_CCC_KEYS = frozenset({CTX_JOB, CTX_TENANT, CTX_KIND})
@@ -78,13 +90,20 @@ class JobProcessor:
     def process(self, request: JobRequest) -> JobReply:
         """Never raises: every failure is a JobFailure (unexpected ones as `internal`, retryable)."""
         job = request.job
-        try:
-            return self._process(request)
-        except JobError as exc:
-            error = ErrorInfo.of(exc.code, exc.reason)
-        except Exception as exc:  # a bug or an adapter surprise must not kill the connection or the enclave
-            log_event(_LOG, logging.ERROR, "job crashed", job_id=job.job_id, error_type=type(exc).__name__)
-            error = ErrorInfo.of(ErrorCode.INTERNAL, f"unexpected {type(exc).__name__} in the enclave")
+        attributes = safe_attributes({"ccc.job_id": job.job_id, "ccc.tenant": job.tenant,
+                                      "ccc.input_bytes": len(request.ciphertext)})
+        # The parent's trace context (if any) makes the enclave stages children of its job span.
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_JOB, context=extract(request.trace),
+                                           attributes=attributes) as span:
+            try:
+                return self._process(request)
+            except JobError as exc:
+                error = ErrorInfo.of(exc.code, exc.reason)
+            except Exception as exc:  # a bug or an adapter surprise must not kill the connection or the enclave
+                log_event(_LOG, logging.ERROR, "job crashed", job_id=job.job_id, error_type=type(exc).__name__)
+                error = ErrorInfo.of(ErrorCode.INTERNAL, f"unexpected {type(exc).__name__} in the enclave")
+            span.set_attributes(safe_attributes({"ccc.error_code": error.code, "ccc.retryable": error.retryable}))
+            span.set_status(StatusCode.ERROR)
         log_event(_LOG, logging.WARNING, "job failed", job_id=job.job_id, tenant=job.tenant,
                   request_id=request.request_id, code=error.code, retryable=error.retryable, reason=error.reason[:200])
         return JobFailure(request_id=request.request_id, error=error)
@@ -92,12 +111,14 @@ class JobProcessor:
     def _process(self, request: JobRequest) -> JobSuccess:
         job = request.job
         start = time.perf_counter()
-        session = self._crypto.session(request.credentials, request.kms)
-        decrypted = session.decrypt(request.ciphertext)
-        check_input_context(decrypted.encryption_context, job)
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_DECRYPT):
+            session = self._crypto.session(request.credentials, request.kms)
+            decrypted = session.decrypt(request.ciphertext)
+            check_input_context(decrypted.encryption_context, job)
         after_decrypt = time.perf_counter()
 
-        outcome = self._counter.count(decrypted.plaintext)
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_INFER):
+            outcome = self._counter.count(decrypted.plaintext)
         after_count = time.perf_counter()
 
         model = {"name": self._counter.model_name, "sha256": self._counter.model_sha256}
@@ -106,10 +127,12 @@ class JobProcessor:
         ]
         plaintext_result = result_document(job, outcome.cats, detections, model)
         ref = JobRef(tenant=job.tenant, job_id=job.job_id)
-        result_ciphertext = session.encrypt(plaintext_result, ref.result_context(), decrypted.key_arn)
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ENCRYPT):
+            result_ciphertext = session.encrypt(plaintext_result, ref.result_context(), decrypted.key_arn)
         after_encrypt = time.perf_counter()
 
-        document = self._attester.attest(hashlib.sha256(result_ciphertext).digest())
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ATTEST):
+            document = self._attester.attest(hashlib.sha256(result_ciphertext).digest())
         end = time.perf_counter()
 
         metrics = JobMetrics(

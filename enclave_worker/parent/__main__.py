@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true", help="one receive call, finish those messages, exit")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="touched once the enclave answers health checks and polling starts")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="local stack state dir: spans/metrics as JSON Lines under <dir>/telemetry")
     return parser
 
 
@@ -107,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, overrides={
             "enclave_uri": args.enclave, "workers": args.workers, "max_jobs": args.max_jobs,
             "ready_file": str(args.ready_file) if args.ready_file else None,
+            "state_dir": str(args.state_dir) if args.state_dir else None,
         })
     except ConfigError as exc:
         configure_logging("parent")
@@ -133,11 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from ccc.telemetry import setup_telemetry
+
+    telemetry = setup_telemetry("parent", state_dir=config.state_dir)
     if watcher is not None:
         watcher.start()
     try:
         agent.run(once=args.once)
     finally:
+        telemetry.shutdown()
         if watcher is not None:
             watcher.finish()
             watcher.close()

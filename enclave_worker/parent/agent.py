@@ -33,6 +33,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from opentelemetry import trace
+
+from ccc.telemetry import extract, inject, safe_attributes
+from ccc.telemetry.names import SPAN_PARENT_JOB
 from ccc_common.events import Ignored, parse_work_message
 from ccc_common.naming import JobRef
 from enclave_worker.logs import elapsed_ms, log_event
@@ -52,6 +56,7 @@ from enclave_worker.protocol import (
 )
 
 _LOG = logging.getLogger("ccc.parent")
+_TRACER = trace.get_tracer("ccc.parent")
 SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 43200
 
@@ -324,7 +329,19 @@ class ParentAgent:
         s = self.settings
         if self._exists(s.results_bucket, ref.result_key) or self._exists(s.results_bucket, ref.failure_key):
             return JobOutcome(Outcome.ALREADY_DONE)
-        ciphertext = self._fetch_input(ref)
+        size, carrier = self._head_input(ref)
+        # The client may have put its trace context on the object: continue that trace.
+        with _TRACER.start_as_current_span(
+            SPAN_PARENT_JOB, context=extract(carrier),
+            attributes=safe_attributes({"ccc.job_id": ref.job_id, "ccc.tenant": ref.tenant, "ccc.input_bytes": size}),
+        ) as span:
+            outcome = self._run_job(ref)
+            span.set_attributes(safe_attributes({"ccc.outcome": outcome.outcome.value, "ccc.code": outcome.code or ""}))
+            return outcome
+
+    def _run_job(self, ref: JobRef) -> JobOutcome:
+        s = self.settings
+        ciphertext = self._get_input(ref)
         credentials = self._credentials.get()
         try:
             request = JobRequest(
@@ -334,6 +351,7 @@ class ParentAgent:
                 credentials=Credentials(credentials.access_key_id, credentials.secret_access_key,
                                         credentials.session_token),
                 kms=s.kms,
+                trace=inject(),
             )
         except ProtocolError as exc:  # e.g. malformed role credentials: not the job's fault
             raise RuntimeError(f"cannot build the job request: {exc.reason}") from None
@@ -373,7 +391,8 @@ class ParentAgent:
             raise
         return True
 
-    def _fetch_input(self, ref: JobRef) -> bytes:
+    def _head_input(self, ref: JobRef) -> tuple[int, dict[str, str]]:
+        """Size and trace carrier of the inbox object; missing or oversize objects fail for good."""
         s = self.settings
         try:
             head = self._s3.head_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)
@@ -387,6 +406,12 @@ class ParentAgent:
             raise _Permanent(ErrorCode.TOO_LARGE, f"input is {size} bytes, the limit is {s.max_ciphertext_bytes}")
         if size == 0:
             raise _Permanent(ErrorCode.DECRYPT_FAILED, "input object is empty")
+        metadata = head.get("Metadata") or {}
+        carrier = {k: v for k, v in metadata.items() if k in ("traceparent", "tracestate") and isinstance(v, str)}
+        return size, carrier
+
+    def _get_input(self, ref: JobRef) -> bytes:
+        s = self.settings
         body = self._s3.get_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)["Body"]
         try:
             data: bytes = body.read(s.max_ciphertext_bytes + 1)

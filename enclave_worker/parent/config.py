@@ -23,7 +23,7 @@ Format (every key except the four resource names and `enclave.uri` is optional):
       "imds": {"url": "http://169.254.169.254", "token_ttl_s": 21600},
       "lifecycle": {"group_name": "ccc-dev-enclave-fleet", "hook_name": "ccc-dev-drain",
                     "poll_s": 5, "heartbeat_s": 60, "max_drain_s": 900},
-      "ready_file": null, "log_level": "INFO"
+      "ready_file": null, "state_dir": null, "log_level": "INFO"
     }
 
 `aws.credentials` present -> those static credentials are used for S3/SQS and passed to the
@@ -126,6 +126,7 @@ class ParentConfig(_Model):
     imds: ImdsSection = ImdsSection()
     lifecycle: LifecycleSection | None = None
     ready_file: Path | None = None
+    state_dir: Path | None = None  # local stack: telemetry JSON Lines under <state_dir>/telemetry
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @property

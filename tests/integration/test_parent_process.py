@@ -46,6 +46,7 @@ class Workers:
     parent: subprocess.Popen[bytes]
     enclave_log: Path
     parent_log: Path
+    work: Path
     s3: Any
     sqs: Any
     queue_url: str
@@ -84,7 +85,7 @@ def workers(attested_stack: AttestedStack) -> Iterator[Workers]:  # noqa: F811
     enclave = subprocess.Popen(
         [sys.executable, "-m", "enclave_worker.enclave", "--listen", socket_uri,
          "--spec", str(attested_stack.spec_path), "--nsm", f"simulated:{attested_stack.ca_dir}",
-         "--concurrency", "2", "--stage", "local"],
+         "--concurrency", "2", "--stage", "local", "--state-dir", str(work)],
         stdout=subprocess.DEVNULL, stderr=enclave_log.open("wb"), env=_clean_env(),
     )
 
@@ -104,7 +105,7 @@ def workers(attested_stack: AttestedStack) -> Iterator[Workers]:  # noqa: F811
                 "credentials": {"access_key_id": parent_identity.access_key_id,
                                 "secret_access_key": parent_identity.secret_access_key}},
         "kms": {"region": REGION, "endpoint_url": attested_stack.gateway.url},
-        "workers": 2, "wait_time_s": 1,
+        "workers": 2, "wait_time_s": 1, "state_dir": str(work),
     }
     config_path = work / "parent.json"
     config_path.write_text(json.dumps(config))
@@ -115,7 +116,7 @@ def workers(attested_stack: AttestedStack) -> Iterator[Workers]:  # noqa: F811
     )
     _wait_for(lambda: ready.exists() or parent.poll() is not None, 60, "the parent to start polling")
     assert parent.poll() is None, parent_log.read_text()
-    yield Workers(enclave, parent, enclave_log, parent_log, s3, sqs, queue_url)
+    yield Workers(enclave, parent, enclave_log, parent_log, work, s3, sqs, queue_url)
     for process in (parent, enclave):
         if process.poll() is None:
             process.kill()
@@ -182,3 +183,19 @@ def test_sigterm_stops_both_cleanly_and_logs_hold_metadata_only(
     assert "result written" in parent_events and "parent agent stopped" in parent_events
     enclave_events = [json.loads(line)["event"] for line in workers.enclave_log.read_text().splitlines()]
     assert "enclave booted" in enclave_events and "enclave server stopped" in enclave_events
+
+    # One trace per job: the enclave's job span is a child of the parent's job span.
+    def spans(service: str) -> list[dict[str, Any]]:
+        path = workers.work / "telemetry" / f"{service}.spans.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    parent_jobs = {s["span_id"]: s for s in spans("parent") if s["name"] == "ccc.parent.job"}
+    enclave_spans = spans("enclave")
+    enclave_jobs = [s for s in enclave_spans if s["name"] == "ccc.enclave.job"]
+    assert len(parent_jobs) == 2 and len(enclave_jobs) == 2
+    for span in enclave_jobs:
+        parent = parent_jobs[span["parent_span_id"]]
+        assert parent["trace_id"] == span["trace_id"]
+    stages = {s["name"] for s in enclave_spans}
+    assert {"ccc.enclave.decrypt", "ccc.enclave.infer", "ccc.enclave.encrypt", "ccc.enclave.attest"} <= stages
+    assert {s["attributes"].get("ccc.outcome") for s in parent_jobs.values()} == {"done", "failed"}

@@ -21,7 +21,6 @@ from botocore.config import Config
 
 from ccc_common.dead_letters import DeadLetter, DeadLetterHandler, S3Archive
 from ccc_common.env import DeadLettersEnv, load_env
-from ccc_common.jobs_dal import DynamoJobStore
 from ccc_common.observability import job_context, telemetry_for
 
 telemetry = telemetry_for("dead_letters")
@@ -35,7 +34,7 @@ def runtime() -> DeadLetterHandler:
     env = load_env(DeadLettersEnv)
     settings = env.settings
     return DeadLetterHandler(
-        DynamoJobStore(boto3.client("dynamodb", config=CLIENT_CONFIG), env.jobs_table, settings.job_ttl_days),
+        env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
         S3Archive(boto3.client("s3", config=CLIENT_CONFIG), env.archive_bucket),
         inbox_bucket=env.inbox_bucket,
         max_receive_count=settings.queue.max_receive_count,

@@ -20,7 +20,6 @@ from botocore.config import Config
 from ccc_common.env import JobEventsEnv, load_env
 from ccc_common.events import EventError, ObjectKind
 from ccc_common.fleet import LambdaScalerWaker, NullWaker, ScalerWaker
-from ccc_common.jobs_dal import DynamoJobStore
 from ccc_common.lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
 from ccc_common.observability import job_context, telemetry_for
 
@@ -42,7 +41,7 @@ def runtime() -> JobLifecycle:
     if env.scaler_function:
         waker = LambdaScalerWaker(boto3.client("lambda", config=CLIENT_CONFIG), env.scaler_function)
     return JobLifecycle(
-        DynamoJobStore(boto3.client("dynamodb", config=CLIENT_CONFIG), env.jobs_table, env.settings.job_ttl_days),
+        env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
         inbox_bucket=env.inbox_bucket,
         results_bucket=env.results_bucket,
         failure_reader=S3FailureRecordReader(boto3.client("s3", config=CLIENT_CONFIG)),

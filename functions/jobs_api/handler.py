@@ -18,7 +18,6 @@ from botocore.config import Config
 
 from ccc_common.env import JobsApiEnv, load_env
 from ccc_common.jobs_api import ApiRequest, JobsApi, JobsService, S3Presigner, TenantDirectory
-from ccc_common.jobs_dal import DynamoJobStore
 from ccc_common.observability import telemetry_for
 
 telemetry = telemetry_for("jobs_api")
@@ -34,7 +33,7 @@ def runtime() -> JobsApi:
     env = load_env(JobsApiEnv)
     settings = env.settings
     service = JobsService(
-        DynamoJobStore(boto3.client("dynamodb", config=CLIENT_CONFIG), env.jobs_table, settings.job_ttl_days),
+        env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
         S3Presigner(boto3.client("s3", config=CLIENT_CONFIG)),
         inbox_bucket=env.inbox_bucket,
         results_bucket=env.results_bucket,

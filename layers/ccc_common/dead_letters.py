@@ -130,7 +130,7 @@ class DeadLetterHandler:
         store: JobStore,
         archive: Archive,
         *,
-        inbox_bucket: str,
+        inbox_bucket: str | None,
         max_receive_count: int,
         clock: Callable[[], datetime],
     ) -> None:

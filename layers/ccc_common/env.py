@@ -4,6 +4,9 @@ Why pydantic models: a missing queue URL or a malformed tenant map must fail the
 with one clear message naming the variable, not a KeyError deep in a request. The CDK stack sets
 these variables from ``naming.ResourceNames`` (the variable names below are the contract).
 
+Every variable may also be spelled with a ``CCC_`` prefix (``CCC_JOBS_TABLE``...), the spelling
+``cdk/contract.py`` uses; the plain name wins when both are set.
+
 | variable                     | scaler | job_events | jobs_api | dead_letters |
 |------------------------------|--------|------------|----------|--------------|
 | CCC_STAGE                    | yes    | yes        | yes      | yes          |
@@ -13,17 +16,21 @@ these variables from ``naming.ResourceNames`` (the variable names below are the 
 | FLEET_GROUP                  | yes    |            |          |              |
 | CCC_IDLE_TIMEOUT_S           | opt    |            |          |              |
 | JOBS_TABLE                   |        | yes        | yes      | yes          |
-| INBOX_BUCKET                 |        | yes        | yes      | yes          |
+| JOBS_TENANT_INDEX            |        | opt        | opt      | opt          |  (default by-tenant)
+| JOBS_TTL_ATTRIBUTE           |        | opt        | opt      | opt          |  (default ttl)
+| INBOX_BUCKET                 |        | yes        | yes      | opt          |
 | RESULTS_BUCKET               |        | yes        | yes      |              |
 | SCALER_FUNCTION              |        | opt        |          |              |
 | TENANT_PRINCIPALS            |        |            | yes      |              |
-| CCC_URL_EXPIRY_S             |        |            | opt      |              |
+| URL_EXPIRY_S                 |        |            | opt      |              |  (default 900)
 | ARCHIVE_BUCKET               |        |            |          | yes          |
-| DLQ_URL                      |        |            |          | opt          |
+| DLQ_URL                      |        |            |          | opt          |  (or CCC_DEAD_LETTER_QUEUE_URL)
 
-TENANT_PRINCIPALS is a JSON object mapping IAM principal ARNs to tenant ids, e.g.
-``{"arn:aws:iam::111122223333:role/cat-lovers-client": "cat-lovers"}``. Role ARNs (without path)
-also match the STS assumed-role sessions of that role; see ``jobs_api.TenantDirectory``.
+TENANT_PRINCIPALS is a JSON object in either shape:
+``{"arn:aws:iam::111122223333:role/cat-lovers-client": "cat-lovers"}`` (principal -> tenant) or
+``{"cat-lovers": ["arn:aws:iam::111122223333:role/cat-lovers-client"]}`` (tenant -> principals).
+Role ARNs (without path) also match the STS assumed-role sessions of that role; see
+``jobs_api.TenantDirectory``. A principal mapped to two tenants is an error.
 """
 
 from __future__ import annotations
@@ -33,8 +40,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ccc_common.jobs_dal import TENANT_INDEX, TTL_ATTRIBUTE, DynamoJobStore
 from ccc_common.naming import METRICS_NAMESPACE, validate_tenant
 from ccc_common.settings import StageSettings, stage_settings
 
@@ -44,6 +52,11 @@ _NAME_RE = r"^[A-Za-z0-9._:/@+=,-]{1,256}$"
 _BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
+def _choices(name: str) -> AliasChoices:
+    """The variable under its plain name or with the ``CCC_`` prefix (cdk/contract.py spelling)."""
+    return AliasChoices(name, f"CCC_{name}")
+
+
 class EnvError(RuntimeError):
     """The function's environment is incomplete or invalid (names the variables, never values)."""
 
@@ -51,9 +64,12 @@ class EnvError(RuntimeError):
 class FunctionEnv(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    stage: Stage = Field(alias="CCC_STAGE")
-    service_name: str | None = Field(default=None, alias="POWERTOOLS_SERVICE_NAME")
-    metrics_namespace: str = Field(default=METRICS_NAMESPACE, alias="POWERTOOLS_METRICS_NAMESPACE")
+    stage: Stage = Field(validation_alias="CCC_STAGE")
+    service_name: str | None = Field(default=None, validation_alias="POWERTOOLS_SERVICE_NAME")
+    metrics_namespace: str = Field(
+        default=METRICS_NAMESPACE,
+        validation_alias=AliasChoices("POWERTOOLS_METRICS_NAMESPACE", "CCC_METRICS_NAMESPACE"),
+    )
 
     @property
     def settings(self) -> StageSettings:
@@ -61,16 +77,34 @@ class FunctionEnv(BaseModel):
 
 
 class ScalerEnv(FunctionEnv):
-    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1, max_length=1024)
-    fleet_group: str = Field(alias="FLEET_GROUP", pattern=_NAME_RE)
-    idle_timeout_s: float | None = Field(default=None, alias="CCC_IDLE_TIMEOUT_S", ge=0, le=7 * 24 * 3600)
+    work_queue_url: str = Field(validation_alias=_choices("WORK_QUEUE_URL"), min_length=1, max_length=1024)
+    fleet_group: str = Field(validation_alias=_choices("FLEET_GROUP"), pattern=_NAME_RE)
+    idle_timeout_s: float | None = Field(default=None, validation_alias="CCC_IDLE_TIMEOUT_S", ge=0, le=7 * 24 * 3600)
 
 
-class JobEventsEnv(FunctionEnv):
-    jobs_table: str = Field(alias="JOBS_TABLE", pattern=_NAME_RE)
-    inbox_bucket: str = Field(alias="INBOX_BUCKET", pattern=_BUCKET_RE)
-    results_bucket: str = Field(alias="RESULTS_BUCKET", pattern=_BUCKET_RE)
-    scaler_function: str | None = Field(default=None, alias="SCALER_FUNCTION")
+class JobsTableEnv(FunctionEnv):
+    jobs_table: str = Field(validation_alias=_choices("JOBS_TABLE"), pattern=_NAME_RE)
+    jobs_tenant_index: str = Field(
+        default=TENANT_INDEX, validation_alias=_choices("JOBS_TENANT_INDEX"), pattern=_NAME_RE
+    )
+    jobs_ttl_attribute: str = Field(
+        default=TTL_ATTRIBUTE, validation_alias=_choices("JOBS_TTL_ATTRIBUTE"), pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+    )
+
+    def job_store(self, client: Any) -> DynamoJobStore:
+        return DynamoJobStore(
+            client,
+            self.jobs_table,
+            self.settings.job_ttl_days,
+            index_name=self.jobs_tenant_index,
+            ttl_attribute=self.jobs_ttl_attribute,
+        )
+
+
+class JobEventsEnv(JobsTableEnv):
+    inbox_bucket: str = Field(validation_alias=_choices("INBOX_BUCKET"), pattern=_BUCKET_RE)
+    results_bucket: str = Field(validation_alias=_choices("RESULTS_BUCKET"), pattern=_BUCKET_RE)
+    scaler_function: str | None = Field(default=None, validation_alias=_choices("SCALER_FUNCTION"))
 
     @field_validator("scaler_function")
     @classmethod
@@ -78,38 +112,48 @@ class JobEventsEnv(FunctionEnv):
         return value or None
 
 
-class JobsApiEnv(FunctionEnv):
-    jobs_table: str = Field(alias="JOBS_TABLE", pattern=_NAME_RE)
-    inbox_bucket: str = Field(alias="INBOX_BUCKET", pattern=_BUCKET_RE)
-    results_bucket: str = Field(alias="RESULTS_BUCKET", pattern=_BUCKET_RE)
-    tenant_principals: dict[str, str] = Field(alias="TENANT_PRINCIPALS")
-    url_expiry_s: int = Field(default=900, alias="CCC_URL_EXPIRY_S", ge=60, le=12 * 3600)
+def tenant_map(value: Any) -> dict[str, str]:
+    """Principal ARN -> tenant, from either accepted JSON shape:
+    ``{"<principal arn>": "<tenant>"}`` or ``{"<tenant>": ["<principal arn>", ...]}``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError("must be a JSON object (principal ARN -> tenant, or tenant -> [ARNs])") from exc
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object (principal ARN -> tenant, or tenant -> [ARNs])")
+    mapping: dict[str, str] = {}
+    for key, item in value.items():
+        pairs = [(arn, key) for arn in item] if isinstance(item, list) else [(key, item)]
+        for arn, tenant in pairs:
+            if not isinstance(arn, str) or not arn.startswith("arn:"):
+                raise ValueError("principals must be IAM principal ARNs")
+            if not isinstance(tenant, str):
+                raise ValueError("tenants must be strings")
+            validate_tenant(tenant)
+            if mapping.get(arn, tenant) != tenant:
+                raise ValueError("a principal is mapped to two tenants")
+            mapping[arn] = tenant
+    return mapping
+
+
+class JobsApiEnv(JobsTableEnv):
+    inbox_bucket: str = Field(validation_alias=_choices("INBOX_BUCKET"), pattern=_BUCKET_RE)
+    results_bucket: str = Field(validation_alias=_choices("RESULTS_BUCKET"), pattern=_BUCKET_RE)
+    tenant_principals: dict[str, str] = Field(validation_alias=_choices("TENANT_PRINCIPALS"))
+    url_expiry_s: int = Field(default=900, validation_alias=_choices("URL_EXPIRY_S"), ge=60, le=12 * 3600)
 
     @field_validator("tenant_principals", mode="before")
     @classmethod
-    def _json(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError as exc:
-                raise ValueError("must be a JSON object of principal ARN -> tenant id") from exc
-        return value
-
-    @field_validator("tenant_principals")
-    @classmethod
-    def _valid(cls, value: dict[str, str]) -> dict[str, str]:
-        for arn, tenant in value.items():
-            if not arn.startswith("arn:"):
-                raise ValueError("keys must be IAM principal ARNs")
-            validate_tenant(tenant)
-        return value
+    def _tenants(cls, value: Any) -> dict[str, str]:
+        return tenant_map(value)
 
 
-class DeadLettersEnv(FunctionEnv):
-    jobs_table: str = Field(alias="JOBS_TABLE", pattern=_NAME_RE)
-    inbox_bucket: str = Field(alias="INBOX_BUCKET", pattern=_BUCKET_RE)
-    archive_bucket: str = Field(alias="ARCHIVE_BUCKET", pattern=_BUCKET_RE)
-    dlq_url: str | None = Field(default=None, alias="DLQ_URL")
+class DeadLettersEnv(JobsTableEnv):
+    archive_bucket: str = Field(validation_alias=_choices("ARCHIVE_BUCKET"), pattern=_BUCKET_RE)
+    # Optional: when set, a dead letter naming an object in another bucket is not attributed to a job.
+    inbox_bucket: str | None = Field(default=None, validation_alias=_choices("INBOX_BUCKET"), pattern=_BUCKET_RE)
+    dlq_url: str | None = Field(default=None, validation_alias=AliasChoices("DLQ_URL", "CCC_DEAD_LETTER_QUEUE_URL"))
 
 
 EnvT = TypeVar("EnvT", bound=FunctionEnv)

@@ -8,6 +8,8 @@ duplicate delivery is a cheap ConditionalCheckFailed.
 Table layout (CDK must create exactly this):
   * partition key ``job_id`` (S); TTL attribute ``ttl`` (N, epoch seconds)
   * GSI ``by-tenant``: partition ``tenant`` (S), sort ``created_at`` (S), projection ALL
+  (index and TTL attribute names are constructor arguments, set from the environment by ``env``,
+  so a stack that names them differently only has to say so.)
 Items also carry ``status`` (S) and ``status_rank`` (N), ``updated_at`` (S), ``attempts`` (N) and,
 when known, ``result_key``, ``attestation_key``, ``error`` (S).
 """
@@ -37,6 +39,7 @@ from ccc_common.jobs import (
 from ccc_common.naming import NamingError, validate_job_id, validate_tenant
 
 TENANT_INDEX = "by-tenant"
+TTL_ATTRIBUTE = "ttl"
 MAX_PAGE = 100
 
 
@@ -153,7 +156,7 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(int(value))}
 
 
-def job_to_item(job: Job) -> dict[str, dict[str, str]]:
+def job_to_item(job: Job, ttl_attribute: str = TTL_ATTRIBUTE) -> dict[str, dict[str, str]]:
     item = {
         "job_id": _s(job.job_id),
         "tenant": _s(job.tenant),
@@ -162,7 +165,7 @@ def job_to_item(job: Job) -> dict[str, dict[str, str]]:
         "created_at": _s(format_timestamp(job.created_at)),
         "updated_at": _s(format_timestamp(job.updated_at)),
         "attempts": _n(job.attempts),
-        "ttl": _n(job.ttl),
+        ttl_attribute: _n(job.ttl),
     }
     for name in ("result_key", "attestation_key", "error"):
         value = getattr(job, name)
@@ -171,7 +174,7 @@ def job_to_item(job: Job) -> dict[str, dict[str, str]]:
     return item
 
 
-def item_to_job(item: dict[str, Any]) -> Job:
+def item_to_job(item: dict[str, Any], ttl_attribute: str = TTL_ATTRIBUTE) -> Job:
     """Strict: an item that does not describe a valid job is an error, not a guess."""
     try:
 
@@ -195,7 +198,7 @@ def item_to_job(item: dict[str, Any]) -> Job:
             result_key=text("result_key"),
             attestation_key=text("attestation_key"),
             error=text("error"),
-            ttl=number("ttl", 0),
+            ttl=number(ttl_attribute, 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise JobStoreError(f"stored job item is malformed: {exc}") from exc
@@ -209,20 +212,46 @@ def _error_code(exc: Exception) -> str | None:
     return None
 
 
+_JOB_ATTRIBUTES = frozenset(
+    {
+        "job_id",
+        "tenant",
+        "status",
+        "status_rank",
+        "created_at",
+        "updated_at",
+        "attempts",
+        "result_key",
+        "attestation_key",
+        "error",
+    }
+)
+
+
 class DynamoJobStore(JobStore):
     """Adapter over a boto3 DynamoDB *client* (injected; no boto3 import here)."""
 
-    def __init__(self, client: Any, table_name: str, ttl_days: int, index_name: str = TENANT_INDEX) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        ttl_days: int,
+        index_name: str = TENANT_INDEX,
+        ttl_attribute: str = TTL_ATTRIBUTE,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._ttl_days = ttl_days
         self._index = index_name
+        if ttl_attribute in _JOB_ATTRIBUTES:
+            raise ValueError(f"TTL attribute {ttl_attribute!r} collides with a job attribute")
+        self._ttl_attribute = ttl_attribute
 
     def create(self, job: Job) -> None:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=job_to_item(job),
+                Item=job_to_item(job, self._ttl_attribute),
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except Exception as exc:
@@ -234,11 +263,11 @@ class DynamoJobStore(JobStore):
         validate_job_id(job_id)
         response = self._client.get_item(TableName=self._table, Key={"job_id": _s(job_id)}, ConsistentRead=True)
         item = response.get("Item")
-        return None if item is None else item_to_job(item)
+        return None if item is None else item_to_job(item, self._ttl_attribute)
 
     def apply(self, event: JobEvent) -> Transition:
         at = format_timestamp(event.at)
-        names = {"#status": "status", "#ttl": "ttl"}
+        names = {"#status": "status", "#ttl": self._ttl_attribute}
         values: dict[str, dict[str, str]] = {
             ":status": _s(event.status.value),
             ":rank": _n(event.status.rank),
@@ -295,7 +324,7 @@ class DynamoJobStore(JobStore):
                     f"job {event.job_id} belongs to another tenant; event from tenant {event.tenant!r} refused"
                 ) from exc
             return Transition(job=current, applied=False)
-        return Transition(job=item_to_job(response["Attributes"]), applied=True)
+        return Transition(job=item_to_job(response["Attributes"], self._ttl_attribute), applied=True)
 
     def list_for_tenant(self, tenant: str, limit: int = 50, cursor: str | None = None) -> JobPage:
         validate_tenant(tenant)
@@ -312,7 +341,7 @@ class DynamoJobStore(JobStore):
             job_id, created = decode_cursor(cursor)
             request["ExclusiveStartKey"] = {"job_id": _s(job_id), "tenant": _s(tenant), "created_at": _s(created)}
         response = self._client.query(**request)
-        jobs = [item_to_job(item) for item in response.get("Items", [])]
+        jobs = [item_to_job(item, self._ttl_attribute) for item in response.get("Items", [])]
         jobs = [job for job in jobs if job.tenant == tenant]  # belt and braces: never another tenant's row
         last = response.get("LastEvaluatedKey")
         next_cursor = encode_cursor(jobs[-1]) if last and jobs else None

@@ -161,3 +161,48 @@ def test_item_round_trip_and_malformed_items() -> None:
     bad["status"] = {"S": "exploded"}
     with pytest.raises(JobStoreError):
         item_to_job(bad)
+
+
+def test_index_and_ttl_attribute_names_follow_the_environment(monkeypatch) -> None:
+    """A stack that names the GSI `by_tenant` and the TTL attribute `expires_at` (cdk/contract.py)."""
+    from ccc_common.env import JobEventsEnv, load_env
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        client.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": n, "AttributeType": "S"} for n in ("job_id", "tenant", "created_at")
+            ],
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_tenant",
+                    "KeySchema": [
+                        {"AttributeName": "tenant", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        env = load_env(
+            JobEventsEnv,
+            {
+                "CCC_STAGE": "dev",
+                "CCC_JOBS_TABLE": TABLE,
+                "CCC_JOBS_TENANT_INDEX": "by_tenant",
+                "CCC_JOBS_TTL_ATTRIBUTE": "expires_at",
+                "CCC_INBOX_BUCKET": "inbox-bucket",
+                "CCC_RESULTS_BUCKET": "results-bucket",
+            },
+        )
+        store = env.job_store(client)
+        store.apply(JobEvent.queued(ref(1), T0))
+        item = client.get_item(TableName=TABLE, Key={"job_id": {"S": ref(1).job_id}})["Item"]
+        assert "expires_at" in item and "ttl" not in item
+        assert [job.job_id for job in store.list_for_tenant("tenant-a").jobs] == [ref(1).job_id]
+        with pytest.raises(ValueError):
+            DynamoJobStore(client, TABLE, ttl_days=30, ttl_attribute="status")

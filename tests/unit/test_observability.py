@@ -17,6 +17,7 @@ from ccc_common.env import (
     ScalerEnv,
     Stage,
     load_env,
+    tenant_map,
 )
 from ccc_common.naming import METRICS_NAMESPACE, STAGES, JobRef
 from ccc_common.observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
@@ -181,3 +182,32 @@ def test_env_errors_name_the_variable(model, environ, named) -> None:
 
 def test_stage_literal_matches_naming() -> None:
     assert set(Stage.__args__) == set(STAGES)  # type: ignore[attr-defined]
+
+
+def test_env_accepts_the_cdk_contract_spelling() -> None:
+    environ = {
+        "CCC_STAGE": "dev",
+        "CCC_METRICS_NAMESPACE": "CCC",
+        "CCC_JOBS_TABLE": "ccc-dev-jobs",
+        "CCC_JOBS_TENANT_INDEX": "by_tenant",
+        "CCC_JOBS_TTL_ATTRIBUTE": "expires_at",
+        "CCC_INBOX_BUCKET": "ccc-dev-inbox-1-r",
+        "CCC_RESULTS_BUCKET": "ccc-dev-results-1-r",
+        "CCC_TENANT_PRINCIPALS": json.dumps({"tenant-a": ["arn:aws:iam::1:role/a", "arn:aws:iam::1:user/b"]}),
+    }
+    api = load_env(JobsApiEnv, environ)
+    assert api.jobs_table == "ccc-dev-jobs" and api.jobs_tenant_index == "by_tenant"
+    assert api.jobs_ttl_attribute == "expires_at"
+    assert api.tenant_principals == {"arn:aws:iam::1:role/a": "tenant-a", "arn:aws:iam::1:user/b": "tenant-a"}
+    both = load_env(JobsApiEnv, {**environ, "JOBS_TABLE": "plain-wins"})
+    assert both.jobs_table == "plain-wins"
+
+
+def test_tenant_map_rejects_ambiguity() -> None:
+    with pytest.raises(ValueError, match="two tenants"):
+        tenant_map({"tenant-a": ["arn:aws:iam::1:user/x"], "tenant-b": ["arn:aws:iam::1:user/x"]})
+    with pytest.raises(ValueError):
+        tenant_map({"tenant-a": [7]})
+    with pytest.raises(ValueError):
+        tenant_map("[]")
+    assert tenant_map({}) == {}

@@ -7,7 +7,6 @@ verification) mapped through TENANT_PRINCIPALS; nothing in the request can choos
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -17,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from ccc_common.env import JobsApiEnv, load_env
-from ccc_common.jobs_api import ApiRequest, JobsApi, JobsService, S3Presigner, TenantDirectory
+from ccc_common.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
 from ccc_common.observability import telemetry_for
 
 telemetry = telemetry_for("jobs_api")
@@ -31,18 +30,15 @@ RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-sto
 @functools.cache
 def runtime() -> JobsApi:
     env = load_env(JobsApiEnv)
-    settings = env.settings
-    service = JobsService(
+    return jobs_api_for(
         env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
         S3Presigner(boto3.client("s3", config=CLIENT_CONFIG)),
+        stage=env.stage,
         inbox_bucket=env.inbox_bucket,
         results_bucket=env.results_bucket,
-        ttl_days=settings.job_ttl_days,
-        max_upload_bytes=settings.limits.max_ciphertext_bytes,
+        principals=env.tenant_principals,
         url_expiry_s=env.url_expiry_s,
-        clock=lambda: datetime.now(UTC),
     )
-    return JobsApi(service, TenantDirectory(env.tenant_principals))
 
 
 @logger.inject_lambda_context(clear_state=True)

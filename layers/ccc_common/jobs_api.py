@@ -25,12 +25,13 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ccc_common.jobs import Job, JobStatus, format_timestamp, new_job
 from ccc_common.jobs_dal import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
 from ccc_common.naming import JobRef, NamingError, validate_job_id, validate_tenant
+from ccc_common.settings import stage_settings
 
 MAX_BODY_CHARS = 4096
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/[\w+=,.@-]{1,64}$")
@@ -284,3 +285,29 @@ class JobsApi:
             tenant = self._directory.tenant_for(request.principal_arn)
             return ApiResponse(200, self._service.get_job(tenant, match.group(1)))
         raise ApiError(404, "not-found", "no such route")
+
+
+def jobs_api_for(
+    store: JobStore,
+    presigner: Presigner,
+    *,
+    stage: str,
+    inbox_bucket: str,
+    results_bucket: str,
+    principals: Mapping[str, str],
+    url_expiry_s: int = 900,
+    clock: Callable[[], datetime] | None = None,
+) -> JobsApi:
+    """The API wired with the stage's limits and TTL: what the Lambda and the local stack both use."""
+    settings = stage_settings(stage)
+    service = JobsService(
+        store,
+        presigner,
+        inbox_bucket=inbox_bucket,
+        results_bucket=results_bucket,
+        ttl_days=settings.job_ttl_days,
+        max_upload_bytes=settings.limits.max_ciphertext_bytes,
+        url_expiry_s=url_expiry_s,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    return JobsApi(service, TenantDirectory(principals))

@@ -279,3 +279,53 @@ def test_wrong_parent_credentials_are_reported_retryable(
     reply = enclave.call(bad)
     assert isinstance(reply, p.JobFailure) and reply.error.retryable is True
     assert reply.error.code in {"credentials_expired", "kms_access_denied"}
+
+
+def test_real_model_counts_the_cat_in_chelsea_through_the_attested_path(attested_stack: AttestedStack) -> None:
+    from ccc.counting import CatCounter, default_model_dir, load_model_card
+
+    card = default_model_dir() / "nanodet-g.json"
+    if not card.is_file():
+        pytest.skip("real model not built (make model)")
+    skimage_data = pytest.importorskip("skimage.data")
+    buffer = io.BytesIO()
+    Image.fromarray(skimage_data.chelsea()).save(buffer, format="JPEG", quality=92)
+    image = buffer.getvalue()
+    spec = load_model_card(card)
+    expected = CatCounter(spec).count_bytes(image).cats  # what `ccc count` says for the same bytes
+
+    # This enclave runs another model, so it has its own measurement and needs a key pinned to it.
+    pcrs = enclave_pcrs(Path(spec.model_path))
+    admin = attested_stack.identities["admin"]
+    policy = build_key_policy(KeyPolicySpec(
+        account_id=ACCOUNT, admin_principals=(admin.principal_arn,),
+        tenant_principals={TENANT: (attested_stack.identities[TENANT].principal_arn,)},
+        parent_role_arns=(attested_stack.identities["parent"].principal_arn,),
+        pcrs={i: v.hex() for i, v in pcrs.items()},
+    ))
+    kms = boto3.client("kms", endpoint_url=attested_stack.gateway.url, region_name=REGION,
+                       aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key)
+    key_arn = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
+    stack = AttestedStack(attested_stack.moto_url, attested_stack.gateway, attested_stack.identities,
+                          attested_stack.ca, attested_stack.ca_dir, key_arn, pcrs, attested_stack.spec_path)
+
+    nsm = SimulatedNsm(stack.ca, pcrs)
+    keypair = EnclaveKeyPair.generate()
+    counter = OnnxCounter(spec)
+    attester = NsmAttester(nsm, keypair.public_key_der)
+    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester)
+    server = EnclaveServer(listen("tcp://127.0.0.1:0"), processor, model_name=counter.model_name,
+                           model_sha256=counter.model_sha256, pcr0_hex=attester.pcr0_hex,
+                           settings=ServerSettings(accept_poll_s=0.05))
+    running = RunningEnclave(server, threading.Thread(target=server.serve_forever, daemon=True))
+    running.thread.start()
+    try:
+        ref = new_ref()
+        reply = running.call(job(stack, stack.encrypt(image, ref.input_context()), ref))
+        assert isinstance(reply, p.JobSuccess), reply
+        result, _ = stack.decrypt_result(reply.result_ciphertext)
+        assert result["cats"] == expected == 1
+        assert result["model"] == {"name": "nanodet-g", "sha256": counter.model_sha256}
+    finally:
+        server.stop()
+        running.thread.join(30)

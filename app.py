@@ -8,9 +8,9 @@ import sys
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from cdk.application import build_app  # noqa: E402  (after the jsii environment is set)
-from cdk.config import ConfigError  # noqa: E402
-from cdk.measurements import MeasurementsError  # noqa: E402
+from cdk.application import build_app
+from cdk.config import ConfigError
+from cdk.measurements import MeasurementsError
 
 
 def main() -> int:

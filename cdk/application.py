@@ -73,10 +73,15 @@ def build_app(
     app = App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
     stage = str(app.node.try_get_context("stage") or DEFAULT_STAGE)
     merged = {key: app.node.try_get_context(key) for key in _CONTEXT_KEYS}
-    stack = CccStack(app, stage=stage, inputs=inputs_from_context(stage, {k: v for k, v in merged.items() if v is not None}))
+    stack = CccStack(
+        app, stage=stage, inputs=inputs_from_context(stage, {k: v for k, v in merged.items() if v is not None})
+    )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     stack.applied_acknowledgements = apply_acknowledgements(
-        stack, tenants=stack.inputs.tenants, stage=stage, fleet_group=stack.config.names.fleet_group,
+        stack,
+        tenants=stack.inputs.tenants,
+        stage=stage,
+        fleet_group=stack.config.names.fleet_group,
         table=acknowledgements,
     )
     return app, stack
@@ -90,6 +95,13 @@ FEATURE_FLAGS: dict[str, Any] = {
 }
 
 _CONTEXT_KEYS = (
-    "measurements", "pcr0", "pcr1", "pcr2", "pcr8", "tenants", "tenant_principals", "key_admins",
+    "measurements",
+    "pcr0",
+    "pcr1",
+    "pcr2",
+    "pcr8",
+    "tenants",
+    "tenant_principals",
+    "key_admins",
     "powertools_layer_version",
 )

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_logs as logs
+
 from ccc_common.naming import PROJECT, ResourceNames, resource_names
 from ccc_common.settings import StageSettings, stage_settings
-
-from aws_cdk import Aws
 
 DEPLOYABLE_STAGES = ("dev", "prod")
 DEFAULT_STAGE = "dev"

@@ -16,9 +16,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
-from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX
 from constructs import Construct
 
+from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX
 from cdk import contract
 from cdk.config import StageConfig
 from cdk.identities import s3_via_service
@@ -68,7 +68,8 @@ class Fleet(Construct):
             ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
             max_azs=config.max_azs,
             nat_gateways=0,
-            restrict_default_security_group=False,  # the setting is a custom-resource Lambda; nothing uses the default SG
+            # Restricting the default SG takes a custom-resource Lambda; nothing here uses the default SG.
+            restrict_default_security_group=False,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="enclave-hosts", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)
             ],
@@ -176,7 +177,8 @@ class Fleet(Construct):
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
                 launch_template_overrides=[
-                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t)) for t in config.instance_types
+                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t))
+                    for t in config.instance_types
                 ],
                 instances_distribution=autoscaling.InstancesDistribution(
                     on_demand_base_capacity=0,

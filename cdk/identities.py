@@ -15,9 +15,9 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
 from constructs import Construct
 
+from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
 from cdk.config import StageConfig
 
 
@@ -53,7 +53,9 @@ class Identities(Construct):
                 description=f"CCC {config.stage} client of tenant {tenant}: submit jobs, read own results",
             )
 
-    def grant_tenants(self, *, api: apigw.RestApi, inbox: s3.IBucket, results: s3.IBucket, storage_key: kms.IKey) -> None:
+    def grant_tenants(
+        self, *, api: apigw.RestApi, inbox: s3.IBucket, results: s3.IBucket, storage_key: kms.IKey
+    ) -> None:
         """Each tenant role: call the jobs API, write its own inbox prefix, read its own results.
 
         The data key (encrypt inputs, decrypt results) is granted by the key policy, not here.
@@ -71,7 +73,9 @@ class Identities(Construct):
                 )
             )
             role.add_to_policy(
-                iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}{tenant}/*")])
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}{tenant}/*")]
+                )
             )
             role.add_to_policy(
                 iam.PolicyStatement(

@@ -22,9 +22,9 @@ from typing import Any
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from ccc_common.key_policy import KeyPolicySpec, build_key_policy
 from constructs import Construct
 
+from ccc_common.key_policy import KeyPolicySpec, build_key_policy
 from cdk.config import StageConfig
 
 SENTINEL_ACCOUNT = "000000000000"
@@ -124,7 +124,9 @@ class Keys(Construct):
         cfn_key = self.data_key.node.default_child
         assert isinstance(cfn_key, kms.CfnKey)
         cfn_key.add_property_override("KeyPolicy", self.policy_document)
-        self.data_key_alias = kms.Alias(self, "DataKeyAlias", alias_name=config.names.key_alias, target_key=self.data_key)
+        self.data_key_alias = kms.Alias(
+            self, "DataKeyAlias", alias_name=config.names.key_alias, target_key=self.data_key
+        )
         self.storage_key = kms.Key(
             self,
             "StorageKey",

@@ -82,8 +82,11 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
         "GET /jobs/{id}: the job id is a path parameter, so the execute-api ARN needs a wildcard for it.",
     ),
     # --- Lambdas -------------------------------------------------------------------------------
-    Ack("Orchestration/scaler-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]",
-        _XRAY + " Also autoscaling:DescribeAutoScalingGroups, which has no resource-level permissions."),
+    Ack(
+        "Orchestration/scaler-role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*]",
+        _XRAY + " Also autoscaling:DescribeAutoScalingGroups, which has no resource-level permissions.",
+    ),
     Ack("Orchestration/scaler-role/DefaultPolicy/Resource", "AwsSolutions-" + _FLEET_ARN, _FLEET_REASON),
     Ack("Orchestration/job_events-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]", _XRAY),
     Ack("Orchestration/dead_letters-role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]", _XRAY),
@@ -153,7 +156,13 @@ def expand(table: Iterable[Ack], *, tenants: Iterable[str], stage: str, fleet_gr
         values = {"stage": stage, "fleet_group": fleet_group}
         if "{tenant}" in ack.path or "{tenant}" in ack.finding:
             for tenant in sorted(tenants):
-                concrete.append(Ack(ack.path.format(tenant=tenant, **values), ack.finding.format(tenant=tenant, **values), ack.reason))
+                concrete.append(
+                    Ack(
+                        ack.path.format(tenant=tenant, **values),
+                        ack.finding.format(tenant=tenant, **values),
+                        ack.reason,
+                    )
+                )
         else:
             concrete.append(Ack(ack.path.format(**values), ack.finding.format(**values), ack.reason))
     return concrete

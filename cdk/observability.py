@@ -49,7 +49,9 @@ class Observability(Construct):
         dims = {"Stage": config.stage}
 
         def custom(name: str, statistic: str) -> cw.Metric:
-            return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=PERIOD)
+            return cw.Metric(
+                namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=PERIOD
+            )
 
         def fleet(name: str) -> cw.Metric:
             return cw.Metric(
@@ -77,14 +79,19 @@ class Observability(Construct):
             namespace="AWS/Usage",
             metric_name="CallCount",
             dimensions_map={
-                "Type": "API", "Service": "KMS", "Resource": "CryptographicOperationsSymmetric", "Class": "None"
+                "Type": "API",
+                "Service": "KMS",
+                "Resource": "CryptographicOperationsSymmetric",
+                "Class": "None",
             },
             statistic="Sum",
             period=PERIOD,
             label="KMS symmetric operations (account quota usage)",
         )
         kms_throttles = custom(METRIC_KMS_THROTTLES, "Sum")
-        errors = [fn.metric_errors(period=PERIOD, statistic="Sum", label=f"{name} errors") for name, fn in functions.items()]
+        errors = [
+            fn.metric_errors(period=PERIOD, statistic="Sum", label=f"{name} errors") for name, fn in functions.items()
+        ]
 
         self.alarms = [
             cw.Alarm(

@@ -24,9 +24,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
-from ccc_common.naming import INBOX_PREFIX
 from constructs import Construct
 
+from ccc_common.naming import INBOX_PREFIX
 from cdk import contract
 from cdk.bundling import copy_tree_bundling
 from cdk.config import StageConfig
@@ -99,7 +99,9 @@ class Orchestration(Construct):
         )
         self.table.add_global_secondary_index(
             index_name=contract.TENANT_INDEX_NAME,
-            partition_key=dynamodb.Attribute(name=contract.TENANT_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=contract.TENANT_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
             sort_key=dynamodb.Attribute(name=contract.TENANT_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
@@ -190,7 +192,9 @@ class Orchestration(Construct):
         # scaler: read the backlog, set the fleet's desired capacity (min 0, max from settings).
         work_queue.grant(scaler, "sqs:GetQueueAttributes")
         scaler.add_to_role_policy(
-            iam.PolicyStatement(actions=["autoscaling:SetDesiredCapacity"], resources=[fleet_group_arn(names.fleet_group)])
+            iam.PolicyStatement(
+                actions=["autoscaling:SetDesiredCapacity"], resources=[fleet_group_arn(names.fleet_group)]
+            )
         )
         scaler.add_to_role_policy(
             # Describe* calls have no resource-level permissions in Auto Scaling.
@@ -206,7 +210,9 @@ class Orchestration(Construct):
 
         # job_events: job status transitions, and an asynchronous wake-up of the scaler.
         self._table_access(job_events, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
-        job_events.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaler.function_arn]))
+        job_events.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaler.function_arn])
+        )
 
         # jobs_api: create and list jobs, presign the inbox PUT (SSE-KMS: GenerateDataKey via S3 only).
         self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem"])
@@ -254,15 +260,20 @@ class Orchestration(Construct):
                 throttling_burst_limit=config.api_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=True,
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
                 ),
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
-        validator = api.add_request_validator(
-            "Validator", validate_request_body=True, validate_request_parameters=True
-        )
+        validator = api.add_request_validator("Validator", validate_request_body=True, validate_request_parameters=True)
         integration = apigw.LambdaIntegration(handler)
         jobs = api.root.add_resource("jobs")
         jobs.add_method("POST", integration, request_validator=validator)

@@ -142,7 +142,9 @@ class CccStack(Stack):
 
     def _outputs(self) -> None:
         storage = self.storage
-        release = f"s3://{storage.artifacts.bucket_name}/{contract.RELEASE_PREFIX}{self.inputs.measurements.release_id}/"
+        release = (
+            f"s3://{storage.artifacts.bucket_name}/{contract.RELEASE_PREFIX}{self.inputs.measurements.release_id}/"
+        )
         outputs = {
             contract.OUTPUT_STAGE: (self.config.stage, "Stage of this stack"),
             contract.OUTPUT_API_URL: (self.orchestration.api.url, "Jobs API base URL (IAM auth)"),

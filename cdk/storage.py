@@ -57,7 +57,12 @@ class Storage(Construct):
             "Inbox", names.inbox_bucket, config, storage_key, config.inbox_expiry_days, "inbox/", eventbridge=True
         )
         self.results = self._data_bucket(
-            "Results", names.results_bucket, config, storage_key, config.results_expiry_days, "results/",
+            "Results",
+            names.results_bucket,
+            config,
+            storage_key,
+            config.results_expiry_days,
+            "results/",
             eventbridge=True,
         )
         # Artifacts are releases (EIF + agent bundle): they must not expire under a running fleet.

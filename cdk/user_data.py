@@ -74,7 +74,8 @@ def render(host: HostSettings, units: Mapping[str, str] | None = None) -> str:
     env["CCC_ENCLAVE_MEMORY_MIB"] = str(host.enclave_memory_mib)
     env_file = "\n".join(_env_line(k, v) for k, v in sorted(env.items()))
     unit_blocks = "\n".join(
-        f"cat > /etc/systemd/system/{name} <<'EOF_CCC_UNIT'\n{text.rstrip()}\nEOF_CCC_UNIT" for name, text in units.items()
+        f"cat > /etc/systemd/system/{name} <<'EOF_CCC_UNIT'\n{text.rstrip()}\nEOF_CCC_UNIT"
+        for name, text in units.items()
     )
     return f"""#!/bin/bash
 # CCC enclave host bootstrap (rendered by cdk/user_data.py; units from enclave_worker/systemd/).
@@ -86,7 +87,7 @@ RELEASE={release}
 
 # 1. Nitro Enclaves tooling, Python for the agent, and the CloudWatch agent (from the AL2023
 #    repositories, reached through the S3 gateway endpoint: the subnets have no internet).
-dnf install -y {' '.join(PACKAGES)}
+dnf install -y {" ".join(PACKAGES)}
 
 # 2. Enclave resources: the allocator reserves CPUs and memory for the enclave at boot.
 cat > /etc/nitro_enclaves/allocator.yaml <<'EOF_CCC'
@@ -130,6 +131,6 @@ EOF_CCC
 # 7. The services: vsock-proxy, the enclave, the parent agent.
 {unit_blocks}
 systemctl daemon-reload
-systemctl enable --now {' '.join(shlex.quote(u) for u in UNITS)}
+systemctl enable --now {" ".join(shlex.quote(u) for u in UNITS)}
 echo "ccc bootstrap done $(date -u +%FT%TZ)"
 """

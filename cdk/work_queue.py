@@ -26,9 +26,9 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
-from ccc_common.naming import CIPHERTEXT_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
 from constructs import Construct
 
+from ccc_common.naming import CIPHERTEXT_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
 from cdk.config import StageConfig
 
 INBOX_KEY_PATTERN = f"{INBOX_PREFIX}*{CIPHERTEXT_SUFFIX}"
@@ -70,7 +70,9 @@ class WorkQueue(Construct):
             visibility_timeout=Duration.seconds(queue.visibility_timeout_s),
             retention_period=Duration.seconds(queue.retention_s),
             receive_message_wait_time=Duration.seconds(queue.receive_wait_s),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=queue.max_receive_count, queue=self.dead_letter_queue),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=queue.max_receive_count, queue=self.dead_letter_queue
+            ),
             removal_policy=config.removal_policy,
         )
 
@@ -90,9 +92,7 @@ class WorkQueue(Construct):
                 )
             ],
         )
-        job_events_target = targets.LambdaFunction(
-            job_events, retry_attempts=185, max_event_age=Duration.hours(24)
-        )
+        job_events_target = targets.LambdaFunction(job_events, retry_attempts=185, max_event_age=Duration.hours(24))
         self.inbox_events_rule = events.Rule(
             self,
             "InboxToJobEvents",

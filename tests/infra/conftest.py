@@ -49,7 +49,9 @@ def synthesise(stage: str, context: dict[str, Any], outdir: Path) -> Synth:
     app, stack = build_app({"stage": stage, **context}, outdir=str(outdir))
     app.synth()  # raises if cdk-nag reports an unacknowledged finding
     template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
-    return Synth(stage=stage, stack=stack, template=template, outdir=outdir, applied_acks=stack.applied_acknowledgements)
+    return Synth(
+        stage=stage, stack=stack, template=template, outdir=outdir, applied_acks=stack.applied_acknowledgements
+    )
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,8 @@ def test_no_acknowledgement_is_stale(dev: Any, prod: Any) -> None:
             [entry], tenants=["demo", "acme"], stage="prod", fleet_group="x"
         )
         assert any(
-            (c.path, c.finding.replace("autoScalingGroupName/x", f"autoScalingGroupName/ccc-{s}-enclave-fleet")) in applied
+            (c.path, c.finding.replace("autoScalingGroupName/x", f"autoScalingGroupName/ccc-{s}-enclave-fleet"))
+            in applied
             for c in concrete
             for s in ("dev", "prod")
         ), f"acknowledgement never applies: {entry.path} {entry.finding}"
@@ -71,9 +72,13 @@ def _cfn_lint() -> list[str]:
 def test_cfn_lint_finds_no_errors(synth: Any, tmp_path: Path) -> None:
     template = tmp_path / synth.template_path.name
     shutil.copy(synth.template_path, template)
-    result = subprocess.run([*_cfn_lint(), "--format", "parseable", str(template)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [*_cfn_lint(), "--format", "parseable", str(template)], capture_output=True, text=True, timeout=120
+    )
     # parseable format: file:line:col:end_line:end_col:RULE:message
-    errors = [line for line in result.stdout.splitlines() if line.split(":", 6)[5:6] and line.split(":", 6)[5].startswith("E")]
+    errors = [
+        line for line in result.stdout.splitlines() if line.split(":", 6)[5:6] and line.split(":", 6)[5].startswith("E")
+    ]
     # Exit code 0 = clean, 4 = warnings only; 2 (errors) or anything else fails.
     assert result.returncode in (0, 4), result.stdout + result.stderr
     assert not errors, "\n".join(errors)

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
+
 from ccc_common.key_policy import lint_key_policy
 from ccc_common.naming import PROJECT
 from ccc_common.settings import stage_settings
-
 from cdk import contract
 from cdk.config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
 from tests.infra.iam_helpers import (
@@ -199,14 +199,29 @@ def test_parent_role_can_only_do_its_job(synth: Any) -> None:
     role_id = synth.logical_id(synth.stack.identities.parent_role)
     statements = role_statements(synth.resources, role_id)
     actions = {str(a) for s in statements for a in as_list(s["Action"])}
-    for forbidden in ("s3:DeleteObject", "s3:PutObjectAcl", "sqs:SendMessage", "autoscaling:SetDesiredCapacity",
-                      "iam:PassRole", "dynamodb:PutItem"):
+    for forbidden in (
+        "s3:DeleteObject",
+        "s3:PutObjectAcl",
+        "sqs:SendMessage",
+        "autoscaling:SetDesiredCapacity",
+        "iam:PassRole",
+        "dynamodb:PutItem",
+    ):
         assert not any(grants(s, forbidden) for s in statements), forbidden
-    for needed in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "s3:GetObject",
-                   "s3:PutObject", "autoscaling:CompleteLifecycleAction", "cloudwatch:PutMetricData"):
+    for needed in (
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "s3:GetObject",
+        "s3:PutObject",
+        "autoscaling:CompleteLifecycleAction",
+        "cloudwatch:PutMetricData",
+    ):
         assert needed in actions, needed
     (metrics,) = [s for s in statements if grants(s, "cloudwatch:PutMetricData")]
-    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": synth.stack.config.names.metrics_namespace}}
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": synth.stack.config.names.metrics_namespace}
+    }
 
 
 def test_no_lambda_role_can_decrypt_anything(synth: Any) -> None:
@@ -257,7 +272,9 @@ def test_queues_refuse_plain_http(synth: Any) -> None:
     for queue in (synth.stack.work_queue.queue, synth.stack.work_queue.dead_letter_queue):
         ref = {"Ref": synth.logical_id(queue)}
         denies = [
-            s for p in policies if ref in p["Properties"]["Queues"]
+            s
+            for p in policies
+            if ref in p["Properties"]["Queues"]
             for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
             if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
         ]
@@ -298,8 +315,7 @@ def test_scaler_runs_on_a_schedule(synth: Any) -> None:
     scaler = {"Fn::GetAtt": [synth.logical_id(synth.stack.orchestration.functions["scaler"]), "Arn"]}
     rate = stage_settings(synth.stage).fleet.scaler_rate_minutes
     scheduled = [
-        r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
-        if "ScheduleExpression" in r["Properties"]
+        r["Properties"] for r in synth.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
     ]
     assert [(r["ScheduleExpression"], [t["Arn"] for t in r["Targets"]]) for r in scheduled] == [
         (f"rate({rate} minute{'s' if rate > 1 else ''})", [scaler])
@@ -318,7 +334,10 @@ def test_buckets_block_public_access_and_are_versioned(synth: Any) -> None:
     for name, bucket in _buckets(synth).items():
         props = synth.resources[synth.logical_id(bucket)]["Properties"]
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }, name
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}, name
 
@@ -341,12 +360,16 @@ def test_buckets_refuse_plain_http(synth: Any) -> None:
     for name, bucket in _buckets(synth).items():
         ref = {"Ref": synth.logical_id(bucket)}
         statements = [
-            s for p in policies if p["Properties"]["Bucket"] == ref
+            s
+            for p in policies
+            if p["Properties"]["Bucket"] == ref
             for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
         ]
         assert any(
-            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
-            and s["Principal"] == {"AWS": "*"} and s["Action"] == "s3:*"
+            s["Effect"] == "Deny"
+            and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            and s["Principal"] == {"AWS": "*"}
+            and s["Action"] == "s3:*"
             for s in statements
         ), name
 
@@ -456,8 +479,14 @@ def test_alarms_notify_an_encrypted_topic_only_in_prod(synth: Any) -> None:
 
 
 def test_every_taggable_resource_carries_the_stage_tag(synth: Any) -> None:
-    for cfn_type in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::SQS::Queue", "AWS::DynamoDB::Table",
-                     "AWS::Lambda::Function", "AWS::EC2::VPC"):
+    for cfn_type in (
+        "AWS::S3::Bucket",
+        "AWS::KMS::Key",
+        "AWS::SQS::Queue",
+        "AWS::DynamoDB::Table",
+        "AWS::Lambda::Function",
+        "AWS::EC2::VPC",
+    ):
         for logical_id, resource in synth.of_type(cfn_type).items():
             if logical_id.startswith("Custom"):
                 continue  # CDK's singleton custom-resource providers are raw resources (no Tags aspect)

@@ -8,8 +8,8 @@ import subprocess
 from typing import Any
 
 import pytest
-from ccc_common.settings import stage_settings
 
+from ccc_common.settings import stage_settings
 from cdk import contract
 from cdk.user_data import UNITS, HostSettings, read_units, render
 

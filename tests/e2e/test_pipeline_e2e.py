@@ -238,8 +238,8 @@ def test_no_plaintext_image_or_result_in_s3_or_logs(stack):
             for item in page.get("Contents", []):
                 stored[f"s3://{bucket}/{item['Key']}"] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
     state = stack.state_dir
-    logs = {str(p): p.read_bytes() for p in [*state.glob("logs/*.log"), *state.glob("*.log"), *state.glob("telemetry/*")]
-            if p.is_file()}
+    files = [*state.glob("logs/*.log"), *state.glob("*.log"), *state.glob("telemetry/*")]
+    logs = {str(p): p.read_bytes() for p in files if p.is_file()}
     assert stored and logs
     haystacks = {**stored, **logs}
     for job_id, image, result in JOURNAL:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -28,7 +27,8 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        yield SimpleNamespace(**{s: boto3.client(s, region_name=REGION) for s in ("s3", "sqs", "dynamodb", "kms")})
+        services = ("s3", "sqs", "dynamodb", "kms", "events", "autoscaling", "ec2")
+        yield SimpleNamespace(**{s: boto3.client(s, region_name=REGION) for s in services})
 
 
 @pytest.fixture
@@ -36,8 +36,9 @@ def provisioned(aws):
     names = resource_names("local", ACCOUNT, REGION)
     identities = list(default_identities(ACCOUNT).values())
     resources = provision(
-        s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms, names=names,
-        settings=stage_settings("local"), principals=sort_principals(identities), pcrs=PCRS,
+        s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms, events=aws.events, autoscaling=aws.autoscaling,
+        ec2=aws.ec2, names=names, settings=stage_settings("local"), principals=sort_principals(identities), pcrs=PCRS,
+        workers=1,
     )
     return SimpleNamespace(aws=aws, names=names, identities=identities, resources=resources)
 
@@ -62,17 +63,48 @@ def test_work_queue_has_the_stage_settings_and_redrive_to_the_dlq(provisioned):
     assert res.queue_url.endswith(provisioned.names.work_queue)
 
 
-def test_inbox_uploads_of_job_keys_reach_the_work_queue_and_nothing_else_does(provisioned):
+def _drain(sqs, url):
+    messages = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        messages += [json.loads(m["Body"]) for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    return messages
+
+
+def test_inbox_uploads_reach_the_work_queue_through_eventbridge_as_the_agent_parses_them(provisioned):
+    from ccc_common.events import parse_work_message
+
     s3, sqs, names, res = provisioned.aws.s3, provisioned.aws.sqs, provisioned.names, provisioned.resources
     job = JobRef("tenant-a", "ab" * 16)
     s3.put_object(Bucket=names.inbox_bucket, Key=job.inbox_key, Body=b"ciphertext")
     s3.put_object(Bucket=names.inbox_bucket, Key="elsewhere/file.ccc", Body=b"x")
-    s3.put_object(Bucket=names.inbox_bucket, Key="jobs/tenant-a/readme.txt", Body=b"x")
-    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10)["Messages"]]
-    records = [r for body in bodies for r in body.get("Records", [])]
-    # Keys arrive URL-encoded, as on AWS.
-    assert [unquote_plus(r["s3"]["object"]["key"]) for r in records] == [job.inbox_key]
-    assert all(body.get("Event") == "s3:TestEvent" for body in bodies if "Records" not in body)
+    s3.put_object(Bucket=names.results_bucket, Key=job.result_key, Body=b"x")
+    bodies = _drain(sqs, res.queue_url)
+    assert [b["detail"]["object"]["key"] for b in bodies] == [job.inbox_key]
+    assert parse_work_message(json.dumps(bodies[0]), inbox_bucket=names.inbox_bucket) == [job]
+
+
+def test_inbox_and_result_objects_reach_the_job_events_queue(provisioned):
+    s3, sqs, names, res = provisioned.aws.s3, provisioned.aws.sqs, provisioned.names, provisioned.resources
+    job = JobRef("tenant-a", "cd" * 16)
+    s3.put_object(Bucket=names.inbox_bucket, Key=job.inbox_key, Body=b"ciphertext")
+    s3.put_object(Bucket=names.results_bucket, Key=job.result_key, Body=b"result")
+    s3.put_object(Bucket=names.artifacts_bucket, Key="enclave/other", Body=b"x")
+    events = _drain(sqs, res.job_events_queue_url)
+    seen = {(b["detail"]["bucket"]["name"], b["detail"]["object"]["key"]) for b in events}
+    assert seen == {(names.inbox_bucket, job.inbox_key), (names.results_bucket, job.result_key)}
+
+
+def test_fleet_group_is_min_zero_with_the_requested_capacity_and_a_drain_hook(provisioned):
+    autoscaling, names = provisioned.aws.autoscaling, provisioned.names
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[names.fleet_group])["AutoScalingGroups"][0]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (
+        0, stage_settings("local").fleet.max_instances, 1
+    )
+    hooks = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=names.fleet_group)["LifecycleHooks"]
+    assert [h["LifecycleHookName"] for h in hooks] == [names.lifecycle_hook]
 
 
 def test_jobs_table_matches_the_job_store_layout(provisioned):
@@ -109,7 +141,8 @@ def test_debug_mode_measurements_cannot_be_provisioned(aws):
     identities = list(default_identities(ACCOUNT).values())
     with pytest.raises(KeyPolicyError, match="zero"):
         provision(
-            s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms,
+            s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms, events=aws.events,
+            autoscaling=aws.autoscaling, ec2=aws.ec2,
             names=resource_names("local", ACCOUNT, REGION), settings=stage_settings("local"),
             principals=sort_principals(identities), pcrs={0: bytes(48)},
         )

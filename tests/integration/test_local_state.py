@@ -31,7 +31,9 @@ def _info(tmp_path) -> StackInfo:
         endpoint_url="http://127.0.0.1:1", kms_endpoint_url="http://127.0.0.1:2",
         inbox_bucket="i", results_bucket="r", artifacts_bucket="a", queue_url="q", dlq_url="d", jobs_table="t",
         key_arn="arn:aws:kms:us-east-1:123456789012:key/k", key_alias="alias/x",
-        identities={"tenant-a": IdentityRecord("tenant-a", "arn:aws:iam::123456789012:role/t", "AKIAXXXXXXXXXXXXXXXX", "s" * 40)},
+        identities={
+            "tenant-a": IdentityRecord("tenant-a", "arn:aws:iam::123456789012:role/t", "AKIAXXXXXXXXXXXXXXXX", "s" * 40)
+        },
         attestation_root_pem=str(tmp_path / "root.pem"), expected_pcrs={"0": "ab" * 48}, workers=1,
     )
 

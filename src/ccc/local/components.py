@@ -104,7 +104,7 @@ def measure(layout: StackLayout) -> dict[int, bytes]:
 
 
 def provision_stack(
-    layout: StackLayout, identities: Iterable[LocalIdentity], pcrs: Mapping[int, bytes]
+    layout: StackLayout, identities: Iterable[LocalIdentity], pcrs: Mapping[int, bytes], workers: int
 ) -> ProvisionedResources:
     """Create the resources in moto, as the admin identity."""
     import boto3
@@ -124,6 +124,10 @@ def provision_stack(
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),
         kms=client("kms"),
+        events=client("events"),
+        autoscaling=client("autoscaling"),
+        ec2=client("ec2"),
+        workers=workers,
         names=layout.names,
         settings=stage_settings(STAGE),
         principals=sort_principals(list(identities)),

@@ -5,8 +5,9 @@ Why a module of its own: what exists locally must mirror what CDK deploys (same 
 `ccc_common.key_policy`), so that a test that passes locally says something about AWS. Every
 function takes injected boto3 clients (tests use moto in-process).
 
-Difference from AWS, by design: inbox ObjectCreated events go straight from S3 to SQS (moto
-cannot route S3 -> EventBridge -> SQS); the message shape is the S3 notification format.
+Events flow as on AWS: S3 -> EventBridge (default bus) -> rules -> the work queue, and -> a local
+job-events queue that stands in for the job_events Lambda target (the supervisor feeds its messages
+to the real handler in-process).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 
 from ccc_common.jobs_dal import TENANT_INDEX
 from ccc_common.key_policy import KeyPolicySpec, build_key_policy
-from ccc_common.naming import CIPHERTEXT_SUFFIX, INBOX_PREFIX, ResourceNames
+from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, ResourceNames
 from ccc_common.settings import StageSettings
+
+# No instance really boots locally (worker processes stand in for instances); moto only needs an id.
+LOCAL_IMAGE_ID = "ami-0ccc0000000000001"
 
 
 class ProvisionError(RuntimeError):
@@ -41,6 +45,8 @@ class ProvisionedResources:
     queue_arn: str
     dlq_url: str
     dlq_arn: str
+    job_events_queue_url: str
+    fleet_group: str
     jobs_table: str
     key_id: str
     key_arn: str
@@ -119,43 +125,119 @@ def create_queues(sqs: Any, names: ResourceNames, settings: StageSettings) -> tu
     return queue_url, queue_arn, dlq_url, dlq_arn
 
 
-def connect_inbox_to_queue(s3: Any, sqs: Any, names: ResourceNames, queue_url: str, queue_arn: str) -> None:
-    """Inbox ObjectCreated (jobs/*.ccc) -> work queue, with the queue policy S3 needs on AWS."""
-    bucket_arn = f"arn:aws:s3:::{names.inbox_bucket}"
+def job_events_queue_name(names: ResourceNames) -> str:
+    """Local stand-in for the job_events Lambda target: a queue the supervisor drains into the handler."""
+    return f"{names.prefix}-job-events"
+
+
+def _object_created_pattern(bucket: str, key_prefix: str) -> str:
+    # AWS matches the inbox rule with a wildcard (jobs/*.ccc); moto's event patterns know prefix and
+    # suffix but not wildcard, so locally the rule matches the prefix and the parent agent refuses
+    # other keys (they go to the DLQ) -- the same outcome for anything a client may upload.
+    return json.dumps(
+        {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": key_prefix}]}},
+        }
+    )
+
+
+def _queue_arn(sqs: Any, queue_url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _allow_events(sqs: Any, queue_url: str, queue_arn: str, rule_arns: list[str]) -> None:
     policy = {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "InboxNotifications",
+                "Sid": "EventBridgeRules",
                 "Effect": "Allow",
-                "Principal": {"Service": "s3.amazonaws.com"},
+                "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sqs:SendMessage",
                 "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}},
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
             }
         ],
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-    s3.put_bucket_notification_configuration(
-        Bucket=names.inbox_bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "Id": "inbox-to-work-queue",
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": INBOX_PREFIX},
-                                {"Name": "suffix", "Value": CIPHERTEXT_SUFFIX},
-                            ]
-                        }
-                    },
-                }
-            ]
+
+
+def _rule(events: Any, name: str, description: str, pattern: str, target_id: str, target_arn: str) -> str:
+    arn = str(events.put_rule(Name=name, Description=description, EventPattern=pattern, State="ENABLED")["RuleArn"])
+    events.put_targets(Rule=name, Targets=[{"Id": target_id, "Arn": target_arn}])
+    return arn
+
+
+def connect_events(
+    s3: Any, sqs: Any, events: Any, names: ResourceNames, queue_url: str, queue_arn: str
+) -> str:
+    """S3 -> EventBridge -> work queue and job-events queue, as the CDK stack wires it.
+
+    inbox `jobs/...` Object Created -> work queue (the parent agent's input) and job events;
+    results `results/...` Object Created -> job events. Returns the job-events queue URL.
+    """
+    for bucket in (names.inbox_bucket, names.results_bucket):
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+    work_rule = _rule(
+        events, f"{names.prefix}-inbox-to-queue", "New job ciphertext in the inbox -> work queue",
+        _object_created_pattern(names.inbox_bucket, INBOX_PREFIX), "work-queue", queue_arn,
+    )
+    _allow_events(sqs, queue_url, queue_arn, [work_rule])
+    events_url = sqs.create_queue(QueueName=job_events_queue_name(names))["QueueUrl"]
+    events_arn = _queue_arn(sqs, events_url)
+    rules = [
+        _rule(
+            events, f"{names.prefix}-inbox-to-job-events", "New job ciphertext -> job_events (queued, wake scaler)",
+            _object_created_pattern(names.inbox_bucket, INBOX_PREFIX), "job-events", events_arn,
+        ),
+        _rule(
+            events, f"{names.prefix}-results-to-job-events", "New result / failure record -> job_events",
+            _object_created_pattern(names.results_bucket, RESULTS_PREFIX), "job-events", events_arn,
+        ),
+    ]
+    _allow_events(sqs, events_url, events_arn, rules)
+    return str(events_url)
+
+
+def create_fleet_group(autoscaling: Any, ec2: Any, names: ResourceNames, settings: StageSettings, desired: int) -> str:
+    """The enclave fleet's Auto Scaling group (min 0) and its drain hook, as on AWS.
+
+    moto creates and terminates instances at once and never honours the hook; the local fleet
+    supervisor follows the group's desired capacity with worker processes and drains them itself.
+    """
+    template = f"{names.prefix}-enclave-host"
+    ec2.create_launch_template(
+        LaunchTemplateName=template,
+        LaunchTemplateData={
+            "ImageId": LOCAL_IMAGE_ID,
+            "InstanceType": "m5.xlarge",
+            "EnclaveOptions": {"Enabled": True},
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
         },
     )
+    maximum = settings.fleet.max_instances
+    if not 0 <= desired <= maximum:
+        raise ProvisionError(f"{desired} workers requested, the {names.stage} fleet allows 0..{maximum}")
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=names.fleet_group,
+        LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=maximum,
+        DesiredCapacity=desired,
+        AvailabilityZones=[f"{names.region}a"],
+    )
+    autoscaling.put_lifecycle_hook(
+        LifecycleHookName=names.lifecycle_hook,
+        AutoScalingGroupName=names.fleet_group,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=settings.limits.job_timeout_s * 2,
+        DefaultResult="CONTINUE",
+    )
+    return names.fleet_group
 
 
 def create_jobs_table(dynamodb: Any, names: ResourceNames) -> str:
@@ -211,10 +293,14 @@ def provision(
     sqs: Any,
     dynamodb: Any,
     kms: Any,
+    events: Any,
+    autoscaling: Any,
+    ec2: Any,
     names: ResourceNames,
     settings: StageSettings,
     principals: PrincipalSet,
     pcrs: Mapping[int, bytes],
+    workers: int = 1,
     partition: str = "aws",
 ) -> ProvisionedResources:
     """Create every resource of the stage in the account the clients point at."""
@@ -223,8 +309,9 @@ def provision(
     policy = key_policy_for(names.account, partition, principals, pcrs)
     create_buckets(s3, names, settings)
     queue_url, queue_arn, dlq_url, dlq_arn = create_queues(sqs, names, settings)
-    connect_inbox_to_queue(s3, sqs, names, queue_url, queue_arn)
+    job_events_url = connect_events(s3, sqs, events, names, queue_url, queue_arn)
     table = create_jobs_table(dynamodb, names)
+    group = create_fleet_group(autoscaling, ec2, names, settings, workers)
     key_id, key_arn = create_data_key(kms, names, policy)
     publish_measurement(s3, names, pcrs)
     return ProvisionedResources(
@@ -232,6 +319,8 @@ def provision(
         queue_arn=queue_arn,
         dlq_url=dlq_url,
         dlq_arn=dlq_arn,
+        job_events_queue_url=job_events_url,
+        fleet_group=group,
         jobs_table=table,
         key_id=key_id,
         key_arn=key_arn,

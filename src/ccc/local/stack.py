@@ -220,7 +220,7 @@ class Supervisor:
         identities = components.local_identities(opts.account_id)
         root_pem = components.create_ca(layout)
         pcrs = components.measure(layout)
-        resources = components.provision_stack(layout, identities, pcrs)
+        resources = components.provision_stack(layout, identities, pcrs, opts.workers)
         log.info("provisioned key %s, queue %s", resources.key_arn, resources.queue_url)
 
         gateway = components.gateway_process(layout, identities)

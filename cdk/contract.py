@@ -50,9 +50,11 @@ PARENT_ENV: tuple[str, ...] = (
     ENCLAVE_PORT,
     KMS_PROXY_PORT,
 )
-ENCLAVE_CID_VALUE = 16
-ENCLAVE_PORT_VALUE = 5005
-KMS_PROXY_PORT_VALUE = 8000
+PARENT_CONFIG = "CCC_PARENT_CONFIG"  # path of the parent agent's JSON config (/etc/ccc/parent.json)
+# Fixed at image build time (the EIF is measured, so these are baked into enclave_worker/Dockerfile):
+ENCLAVE_CID_VALUE = 16  # the enclave's vsock CID (nitro-cli run-enclave --enclave-cid)
+ENCLAVE_PORT_VALUE = 5005  # the enclave server listens on vsock://any:5005
+KMS_PROXY_PORT_VALUE = 8000  # the in-enclave relay targets vsock://3:8000 (parent vsock-proxy)
 
 # --- jobs table ------------------------------------------------------------------------------------
 TABLE_PARTITION_KEY = "job_id"  # string, 32 hex (ccc_common.naming.validate_job_id)
@@ -81,3 +83,4 @@ OUTPUT_DATA_KEY_ARN = "DataKeyArn"
 OUTPUT_TENANT_ROLES = "TenantRoles"  # JSON {tenant: role ARN}
 OUTPUT_RELEASE_PREFIX = "ReleasePrefix"  # s3://<artifacts>/release/<id>/ the fleet boots from
 OUTPUT_STAGE = "Stage"
+OUTPUT_PCR_PREFIX = "EnclavePcr"  # EnclavePcr0, EnclavePcr1, ...: the PCRs the key policy pins (96 hex)

@@ -39,6 +39,27 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 
 
+def parent_config(config: StageConfig, work_queue: sqs.IQueue, inbox: s3.IBucket, results: s3.IBucket) -> dict:
+    """The parent agent's JSON configuration (format: enclave_worker/parent/config.py).
+
+    No credentials (the agent uses the instance role via IMDSv2), no endpoint overrides (the VPC
+    endpoints' private DNS makes the regional names resolve privately), KMS region = this region
+    (the enclave reaches it through its relay -> vsock-proxy -> the KMS interface endpoint).
+    """
+    names = config.names
+    return {
+        "stage": config.stage,
+        "region": Aws.REGION,
+        "queue_url": work_queue.queue_url,
+        "inbox_bucket": inbox.bucket_name,
+        "results_bucket": results.bucket_name,
+        "enclave": {"uri": f"vsock://{contract.ENCLAVE_CID_VALUE}:{contract.ENCLAVE_PORT_VALUE}"},
+        "kms": {"region": Aws.REGION},
+        "lifecycle": {"group_name": names.fleet_group, "hook_name": names.lifecycle_hook},
+        "log_level": "INFO",
+    }
+
+
 class Fleet(Construct):
     """Network, hosts and their permissions."""
 
@@ -130,6 +151,7 @@ class Fleet(Construct):
             contract.KMS_PROXY_PORT: str(contract.KMS_PROXY_PORT_VALUE),
         }
         assert set(environment) == set(contract.PARENT_ENV)
+        self.parent_config = parent_config(config, work_queue, inbox, results)
         self.user_data_script = render(
             HostSettings(
                 region=Aws.REGION,
@@ -139,6 +161,7 @@ class Fleet(Construct):
                 enclave_cpu_count=config.enclave_cpu_count,
                 enclave_memory_mib=config.enclave_memory_mib,
                 environment=environment,
+                parent_config=self.parent_config,
             )
         )
         self.launch_template = ec2.LaunchTemplate(

@@ -155,5 +155,7 @@ class CccStack(Stack):
             contract.OUTPUT_TENANT_ROLES: (self.identities.tenant_roles_json(), "JSON {tenant: client role ARN}"),
             contract.OUTPUT_RELEASE_PREFIX: (release, "Where the fleet fetches the EIF and agent from"),
         }
+        for index, value in self.inputs.measurements.pcrs.items():
+            outputs[f"{contract.OUTPUT_PCR_PREFIX}{index}"] = (value, f"PCR{index} pinned by the data key policy")
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

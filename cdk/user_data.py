@@ -11,10 +11,12 @@ into `Fn::Join`, so nothing below may parse or validate them.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Token
 
@@ -22,6 +24,7 @@ from cdk import contract
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "enclave_worker" / "systemd"
 UNITS = ("ccc-vsock-proxy.service", "ccc-enclave.service", "ccc-parent.service")
+PARENT_CONFIG_PATH = "/etc/ccc/parent.json"
 PACKAGES = ("aws-nitro-enclaves-cli", "python3.11", "python3.11-pip", "amazon-cloudwatch-agent")
 DISTRIBUTION = "confidential-cat-counter"
 
@@ -35,6 +38,7 @@ class HostSettings:
     enclave_cpu_count: int
     enclave_memory_mib: int
     environment: Mapping[str, str]  # written to /etc/ccc/ccc.env for the units
+    parent_config: Mapping[str, Any]  # written to /etc/ccc/parent.json (enclave_worker.parent.config format)
 
 
 def read_units(directory: Path = SYSTEMD_DIR) -> dict[str, str]:
@@ -72,6 +76,10 @@ def render(host: HostSettings, units: Mapping[str, str] | None = None) -> str:
     env = dict(host.environment)
     env["CCC_ENCLAVE_CPUS"] = str(host.enclave_cpu_count)
     env["CCC_ENCLAVE_MEMORY_MIB"] = str(host.enclave_memory_mib)
+    env["CCC_PARENT_CONFIG"] = PARENT_CONFIG_PATH  # read by `python -m enclave_worker.parent`
+    parent_json = json.dumps(host.parent_config, indent=2, sort_keys=True)
+    if "EOF_CCC" in parent_json:
+        raise ValueError("parent configuration contains the heredoc delimiter")
     env_file = "\n".join(_env_line(k, v) for k, v in sorted(env.items()))
     unit_blocks = "\n".join(
         f"cat > /etc/systemd/system/{name} <<'EOF_CCC_UNIT'\n{text.rstrip()}\nEOF_CCC_UNIT"
@@ -120,6 +128,10 @@ cat > /etc/ccc/ccc.env <<'EOF_CCC'
 {env_file}
 EOF_CCC
 chmod 0644 /etc/ccc/ccc.env
+cat > {PARENT_CONFIG_PATH} <<'EOF_CCC'
+{parent_json}
+EOF_CCC
+chmod 0644 {PARENT_CONFIG_PATH}
 
 # 6. Logs to CloudWatch (metadata only: the agent never logs plaintext).
 cat > /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json <<'EOF_CCC'

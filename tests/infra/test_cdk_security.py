@@ -492,3 +492,25 @@ def test_every_taggable_resource_carries_the_stage_tag(synth: Any) -> None:
                 continue  # CDK's singleton custom-resource providers are raw resources (no Tags aspect)
             tags = {t["Key"]: t["Value"] for t in resource["Properties"].get("Tags", [])}
             assert tags.get(TAG_STAGE) == synth.stage, logical_id
+
+
+def test_outputs_tell_clients_where_to_submit_and_what_to_expect(synth: Any) -> None:
+    outputs = synth.template["Outputs"]
+    for key in (
+        contract.OUTPUT_API_URL,
+        contract.OUTPUT_INBOX_BUCKET,
+        contract.OUTPUT_RESULTS_BUCKET,
+        contract.OUTPUT_DATA_KEY_ARN,
+        contract.OUTPUT_TENANT_ROLES,
+        contract.OUTPUT_RELEASE_PREFIX,
+        contract.OUTPUT_STAGE,
+        contract.OUTPUT_ARTIFACTS_BUCKET,
+    ):
+        assert key in outputs, key
+    assert outputs[contract.OUTPUT_STAGE]["Value"] == synth.stage
+    pinned = {
+        int(k[len(contract.OUTPUT_PCR_PREFIX) :]): v["Value"]
+        for k, v in outputs.items()
+        if k.startswith(contract.OUTPUT_PCR_PREFIX)
+    }
+    assert pinned == dict(synth.stack.inputs.measurements.pcrs)

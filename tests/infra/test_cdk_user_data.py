@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,7 +12,8 @@ import pytest
 
 from ccc_common.settings import stage_settings
 from cdk import contract
-from cdk.user_data import UNITS, HostSettings, read_units, render
+from cdk.user_data import PARENT_CONFIG_PATH, UNITS, HostSettings, read_units, render
+from tests.infra.conftest import REPO_ROOT
 
 
 def _host(**overrides: Any) -> HostSettings:
@@ -23,6 +25,17 @@ def _host(**overrides: Any) -> HostSettings:
         "enclave_cpu_count": 2,
         "enclave_memory_mib": 4096,
         "environment": {contract.AWS_REGION: "eu-west-1", contract.STAGE: "dev"},
+        "parent_config": {
+            "stage": "dev",
+            "region": "eu-west-1",
+            "queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work",
+            "inbox_bucket": "ccc-dev-inbox-123456789012-eu-west-1",
+            "results_bucket": "ccc-dev-results-123456789012-eu-west-1",
+            "enclave": {"uri": f"vsock://{contract.ENCLAVE_CID_VALUE}:{contract.ENCLAVE_PORT_VALUE}"},
+            "kms": {"region": "eu-west-1"},
+            "lifecycle": {"group_name": "ccc-dev-enclave-fleet", "hook_name": "ccc-dev-drain"},
+            "log_level": "INFO",
+        },
     }
     values.update(overrides)
     return HostSettings(**values)
@@ -88,3 +101,38 @@ def test_synthesised_hosts_get_every_parent_variable(synth: Any) -> None:
     assert f"{contract.STAGE}={synth.stage}" in env_block
     assert f"{contract.FLEET_GROUP}={synth.stack.config.names.fleet_group}" in env_block
     assert f"{contract.LIFECYCLE_HOOK}={synth.stack.config.names.lifecycle_hook}" in env_block
+
+
+def _heredoc(script: str, path: str) -> str:
+    return script.split(f"{path} <<'EOF_CCC'\n", 1)[1].split("\nEOF_CCC", 1)[0]
+
+
+def test_rendered_parent_config_is_accepted_by_the_parent_agent() -> None:
+    from enclave_worker.parent.config import parse_config
+
+    script = render(_host())
+    document = json.loads(_heredoc(script, PARENT_CONFIG_PATH))
+    config = parse_config(document, origin="user data")
+    assert config.stage == "dev" and config.lifecycle is not None
+    assert f"CCC_PARENT_CONFIG={PARENT_CONFIG_PATH}" in script
+
+
+def test_synthesised_parent_config_has_the_stack_resources(synth: Any) -> None:
+    from cdk.fleet import parent_config  # noqa: F401  (the function the stack used)
+
+    document = synth.stack.fleet.parent_config
+    names = synth.stack.config.names
+    assert document["stage"] == synth.stage
+    assert document["lifecycle"] == {"group_name": names.fleet_group, "hook_name": names.lifecycle_hook}
+    resolved = synth.stack.resolve(document)
+    assert resolved["queue_url"] == {"Ref": synth.logical_id(synth.stack.work_queue.queue)}
+    assert resolved["inbox_bucket"] == {"Ref": synth.logical_id(synth.stack.storage.inbox)}
+    assert resolved["results_bucket"] == {"Ref": synth.logical_id(synth.stack.storage.results)}
+
+
+def test_enclave_image_ports_match_the_contract() -> None:
+    dockerfile = (REPO_ROOT / "enclave_worker" / "Dockerfile").read_text()
+    assert f"CCC_ENCLAVE_LISTEN=vsock://any:{contract.ENCLAVE_PORT_VALUE}" in dockerfile
+    assert f"CCC_KMS_RELAY_TARGET=vsock://3:{contract.KMS_PROXY_PORT_VALUE}" in dockerfile
+    assert "exec python -m enclave_worker.enclave" in dockerfile
+    assert "--debug-mode" not in dockerfile

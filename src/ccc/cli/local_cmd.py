@@ -35,6 +35,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     env.set_defaults(func=run_env)
 
 
+    fleet = subparsers.add_parser("fleet", help="the local enclave fleet")
+    fleet_commands = fleet.add_subparsers(dest="fleet_command", metavar="COMMAND")
+    fleet_commands.required = True
+    status = fleet_commands.add_parser("status", help="desired and running workers, backlog and in-flight jobs")
+    _state_dir(status)
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(func=run_fleet_status)
+
+
 def _state_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(".ccc/local"), help="state directory (.ccc/local)")
 
@@ -92,4 +101,23 @@ def run_env(args: argparse.Namespace) -> int:
     print("unset AWS_SESSION_TOKEN AWS_PROFILE")
     for name, value in variables.items():
         print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def run_fleet_status(args: argparse.Namespace) -> int:
+    from ccc.local.fleet_status import FleetStatusError, fleet_status
+
+    try:
+        status = fleet_status(args.state_dir)
+    except FleetStatusError as exc:
+        print(f"ccc fleet status: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(status.to_json()))
+    else:
+        mode = "fixed" if status.idle_timeout_s is None else f"autoscaling, idle timeout {status.idle_timeout_s}s"
+        print(
+            f"desired {status.desired}, running {status.running} (starting {status.starting}, draining "
+            f"{status.draining}); backlog {status.backlog}, in flight {status.in_flight}; {mode}"
+        )
     return 0

@@ -7,6 +7,7 @@ command lines (they go into 0600 files under `<state-dir>/run`, or the child's e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Callable, Iterable, Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccc.local.fleet import LocalWorker
 from ccc.local.identities import LocalIdentity, default_identities
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
@@ -57,12 +59,6 @@ class Component:
     process: ManagedProcess
     ready: Callable[[], bool]
     url: str = ""
-
-
-@dataclass
-class Worker:
-    enclave: Component
-    parent: Component
 
 
 # ----- static parts ------------------------------------------------------------------------
@@ -133,6 +129,17 @@ def provision_stack(
         principals=sort_principals(list(identities)),
         pcrs=pcrs,
     )
+
+
+def admin_client(layout: StackLayout, identities: Iterable[LocalIdentity], service: str) -> Any:
+    """A boto3 client for moto as the admin identity (the supervisor's own view of the stack)."""
+    import boto3
+
+    admin = next(i for i in identities if i.name == "admin")
+    session = boto3.session.Session(
+        aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key, region_name=layout.region
+    )
+    return session.client(service, endpoint_url=layout.endpoint_url)  # type: ignore[call-overload]
 
 
 def write_client_config(
@@ -227,8 +234,7 @@ def worker_processes(
     resources: ProvisionedResources,
     kms_endpoint_url: str,
     index: int,
-    expected_pcr0: str,
-) -> Worker:
+) -> LocalWorker:
     """Enclave server + parent agent pair number `index` (1-based), connected by their own socket."""
     endpoint = worker_endpoint(layout, index)
     enclave = ManagedProcess(
@@ -273,10 +279,64 @@ def worker_processes(
         log_path=layout.paths.log(f"parent-{index}"),
         env=clean_environment(),
     )
-    return Worker(
-        enclave=Component(process=enclave, ready=_enclave_ready(endpoint, expected_pcr0)),
-        parent=Component(process=parent, ready=parent_ready_file.exists),
+    return LocalWorker(slot=index, enclave=enclave, parent=parent, parent_ready=parent_ready_file, endpoint=endpoint)
+
+
+def lambdas_process(
+    layout: StackLayout,
+    identities: Iterable[LocalIdentity],
+    resources: ProvisionedResources,
+    *,
+    idle_timeout_s: int | None,
+    scaler_tick_s: float,
+) -> Component:
+    """The Lambda handlers in one local process, with the environment the CDK stack gives them."""
+    from ccc.local.lambdas import LambdasConfig
+
+    admin = next(i for i in identities if i.name == "admin")
+    names = layout.names
+    env = {
+        "CCC_STAGE": STAGE,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        "AWS_ENDPOINT_URL": layout.endpoint_url,
+        "AWS_ACCESS_KEY_ID": admin.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
+        "AWS_DEFAULT_REGION": layout.region,
+        "AWS_REGION": layout.region,
+        "WORK_QUEUE_URL": resources.queue_url,
+        "FLEET_GROUP": resources.fleet_group,
+        "JOBS_TABLE": resources.jobs_table,
+        "INBOX_BUCKET": names.inbox_bucket,
+        "RESULTS_BUCKET": names.results_bucket,
+        "ARCHIVE_BUCKET": names.artifacts_bucket,
+        "DLQ_URL": resources.dlq_url,
+    }
+    if idle_timeout_s is not None:
+        env["CCC_IDLE_TIMEOUT_S"] = str(idle_timeout_s)
+    ready_file = layout.paths.run / "lambdas.ready"
+    ready_file.unlink(missing_ok=True)
+    config = LambdasConfig(
+        env=env,
+        account=layout.account_id,
+        region=layout.region,
+        job_events_queue_url=resources.job_events_queue_url,
+        dlq_url=resources.dlq_url,
+        dlq_arn=resources.dlq_arn,
+        function_names={short: names.function_name(short) for short in ("scaler", "job_events", "dead_letters")},
+        scaler_enabled=idle_timeout_s is not None,
+        scaler_tick_s=scaler_tick_s,
+        ready_file=str(ready_file),
     )
+    config_path = layout.paths.run / "lambdas.json"
+    write_json_atomic(config_path, dataclasses.asdict(config))
+    process = ManagedProcess(
+        name="lambdas",
+        command=python_command("ccc.local.lambdas", "--config", str(config_path)),
+        log_path=layout.paths.log("lambdas"),
+        env=clean_environment(),
+    )
+    return Component(process=process, ready=ready_file.exists)
 
 
 class MeasurementMismatch(ComponentError):
@@ -297,18 +357,11 @@ def enclave_pcr0(endpoint: str) -> str | None:
     return reply.status.pcr0_hex if isinstance(reply, HealthReply) else None
 
 
-def _enclave_ready(endpoint: str, expected_pcr0: str) -> Callable[[], bool]:
-    """Ready when a health request answers; a different PCR0 is an error, not a wait."""
-
-    def check() -> bool:
-        pcr0 = enclave_pcr0(endpoint)
-        if pcr0 is None:
-            return False
-        if pcr0 != expected_pcr0:
-            raise MeasurementMismatch(
-                f"the enclave at {endpoint} reports PCR0 {pcr0[:16]}…, the key policy pins {expected_pcr0[:16]}…: "
-                "its code or model changed while the stack started (KMS would refuse it); start the stack again"
-            )
-        return True
-
-    return check
+def check_measurement(endpoint: str, expected_pcr0: str) -> None:
+    """Raise MeasurementMismatch if the enclave at `endpoint` is not the measured one."""
+    pcr0 = enclave_pcr0(endpoint)
+    if pcr0 is not None and pcr0 != expected_pcr0:
+        raise MeasurementMismatch(
+            f"the enclave at {endpoint} reports PCR0 {pcr0[:16]}…, the key policy pins {expected_pcr0[:16]}…: "
+            "its code or model changed after the stack measured it (KMS refuses it); start the stack again"
+        )

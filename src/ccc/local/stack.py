@@ -27,8 +27,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ccc.local import components
+from ccc.local.fleet import LocalFleet
 from ccc.local.processes import (
     ManagedProcess,
     ProcessStartError,
@@ -62,6 +64,9 @@ QUICK_DEATH_S = 5.0
 MAX_RESTART_DELAY_S = 10.0
 # How long parents may take to finish in-flight jobs on stop before they are killed.
 PARENT_DRAIN_S = 30.0
+DESIRED_POLL_S = 1.0
+# The scheduled scaler runs every minute on AWS; locally every few seconds (it is also woken by arrivals).
+SCALER_TICK_S = 5.0
 
 log = logging.getLogger("ccc.local")
 
@@ -94,7 +99,7 @@ class StackOptions:
 
 @dataclass
 class _Watch:
-    """Restart bookkeeping for one process."""
+    """Restart bookkeeping for one stack-level process (gateway, lambdas)."""
 
     process: ManagedProcess
     delay_s: float = 0.5
@@ -108,17 +113,21 @@ class Supervisor:
     options: StackOptions
     paths: StatePaths = field(init=False)
     info: StackInfo | None = field(default=None, init=False)
+    fleet: LocalFleet | None = field(default=None, init=False)
     _moto: ManagedProcess | None = field(default=None, init=False)
     _watches: list[_Watch] = field(default_factory=list, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _owns_pid_file: bool = field(default=False, init=False)
+    _autoscaling: Any = field(default=None, init=False)
+    _desired: int = field(default=0, init=False)
+    _next_desired_poll: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.paths = StatePaths(self.options.state_dir.resolve())
 
     # ----- lifecycle ----------------------------------------------------------------------
     def start(self) -> StackInfo:
-        """Bring the whole stack up; on any failure stop what was started and raise StackError."""
+        """Bring the whole stack up; on any failure stop what was started and raise."""
         began = time.monotonic()
         self._claim_state_dir()
         try:
@@ -130,7 +139,7 @@ class Supervisor:
         return info
 
     def run(self) -> int:
-        """Watch the processes until stop() is called (or a signal arrives). Returns an exit status."""
+        """Watch the processes and follow the fleet's desired capacity until stop() is requested."""
         status = 0
         try:
             while not self._stopping.wait(MONITOR_INTERVAL_S):
@@ -138,33 +147,47 @@ class Supervisor:
                     log.error("moto exited (status %s): the stack's state is gone, stopping", self._moto.exit_code)
                     status = 1
                     break
-                self._restart_dead()
+                self.step()
         finally:
             self.stop()
         return status
+
+    def step(self) -> None:
+        """One monitoring round: restarts, desired capacity, fleet progress, state files."""
+        changed = self._restart_dead()
+        if self.fleet is not None:
+            now = time.monotonic()
+            if now >= self._next_desired_poll:
+                self._next_desired_poll = now + DESIRED_POLL_S
+                desired = self._read_desired()
+                if desired is not None and desired != self._desired:
+                    log.info("fleet desired capacity %d -> %d", self._desired, desired)
+                    self._desired = desired
+                changed |= self.fleet.reconcile(self._desired)
+            changed |= self.fleet.tick()
+        if changed:
+            self._publish()
 
     def request_stop(self) -> None:
         self._stopping.set()
 
     def stop(self) -> None:
-        """Stop workers (parents first: they drain), then the gateway, then moto; clean up files."""
+        """Stop workers (parents first: they drain), then lambdas and gateway, then moto; clean up files."""
         self._stopping.set()
+        if self.fleet is not None:
+            self.fleet.stop(timeout=PARENT_DRAIN_S)
         running = [w.process for w in self._watches if w.process.running]
         if running:
             log.info("stopping %s", ", ".join(f"{p.name} (pid {p.pid})" for p in running))
-        parents = [w.process for w in self._watches if w.process.name.startswith("parent-")]
-        others = [w.process for w in self._watches if not w.process.name.startswith("parent-")]
-        stop_all(parents, timeout=PARENT_DRAIN_S)  # parents drain in-flight jobs, which need their enclaves
-        stop_all(others)
+        stop_all([w.process for w in self._watches])
         self._watches.clear()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
         if self._owns_pid_file:
-            with contextlib.suppress(FileNotFoundError):
-                self.paths.stack_file.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                self.paths.pid_file.unlink()
+            for owned in (self.paths.stack_file, self.paths.fleet_file, self.paths.pid_file):
+                with contextlib.suppress(FileNotFoundError):
+                    owned.unlink()
             self._owns_pid_file = False
 
     # ----- start-up steps -----------------------------------------------------------------
@@ -178,7 +201,7 @@ class Supervisor:
             )
         if record is not None:
             log.info("removing stale state of a stack that is no longer running (pid %s)", record.pid)
-        for stale in (self.paths.stack_file, self.paths.pid_file):
+        for stale in (self.paths.stack_file, self.paths.fleet_file, self.paths.pid_file):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         write_pid_file(self.paths.pid_file)
@@ -209,7 +232,6 @@ class Supervisor:
         endpoint_url = json.loads(moto_ready.read_text())["endpoint_url"]
         log.info("moto listening on %s", endpoint_url)
 
-        # CA and measurement while moto starts are cheap; provisioning needs the PCRs for the key policy.
         layout = components.StackLayout(
             paths=self.paths,
             region=opts.region,
@@ -226,29 +248,33 @@ class Supervisor:
         gateway = components.gateway_process(layout, identities)
         self._watch(gateway.process)
         gateway.process.start()
+        lambdas = components.lambdas_process(
+            layout, identities, resources, idle_timeout_s=opts.idle_timeout_s, scaler_tick_s=SCALER_TICK_S
+        )
+        self._watch(lambdas.process)
+        lambdas.process.start()
         wait_until(gateway.ready, timeout=remaining(), process=gateway.process, what="the KMS gateway to listen")
         gateway.url = components.pin_gateway_port(layout)
         log.info("attested-KMS gateway on %s", gateway.url)
 
-        workers = [
-            components.worker_processes(layout, identities, resources, gateway.url, index, pcrs[0].hex())
-            for index in range(1, opts.workers + 1)
-        ]
-        for worker in workers:
-            self._watch(worker.enclave.process)
-            worker.enclave.process.start()
-        for worker in workers:
-            wait_until(
-                worker.enclave.ready, timeout=remaining(), process=worker.enclave.process,
-                what=f"{worker.enclave.process.name} to answer health checks",
-            )
-            self._watch(worker.parent.process)
-            worker.parent.process.start()
-        for worker in workers:
-            wait_until(
-                worker.parent.ready, timeout=remaining(), process=worker.parent.process,
-                what=f"{worker.parent.process.name} to start polling",
-            )
+        self._autoscaling = components.admin_client(layout, identities, "autoscaling")
+        self.fleet = LocalFleet(
+            lambda slot: components.worker_processes(layout, identities, resources, gateway.url, slot),
+            drain_timeout_s=PARENT_DRAIN_S,
+        )
+        self._desired = opts.workers
+        self.fleet.reconcile(self._desired)
+        fleet = self.fleet
+
+        def workers_serving() -> bool:
+            fleet.tick()
+            return len(fleet.serving()) >= opts.workers
+
+        wait_until(workers_serving, timeout=remaining(), what=f"{opts.workers} worker(s) to serve")
+        expected_pcr0 = pcrs[0].hex()
+        for worker in fleet.serving():
+            components.check_measurement(worker.endpoint, expected_pcr0)
+        wait_until(lambdas.ready, timeout=remaining(), process=lambdas.process, what="the local Lambdas to start")
 
         records = {
             identity.name: IdentityRecord(
@@ -279,6 +305,9 @@ class Supervisor:
             attestation_root_pem=str(root_pem),
             expected_pcrs={str(i): v.hex() for i, v in sorted(pcrs.items())},
             workers=opts.workers,
+            fleet_group=resources.fleet_group,
+            job_events_queue_url=resources.job_events_queue_url,
+            idle_timeout_s=opts.idle_timeout_s,
             pids=self.pids(),
             supervisor_pid=os.getpid(),
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -286,21 +315,47 @@ class Supervisor:
             aws_config_file=str(config_file),
             aws_credentials_file=str(credentials_file),
         )
-        write_json_atomic(self.paths.stack_file, info.to_json())
+        self.info = info
+        self._publish()
         return info
+
+    def _read_desired(self) -> int | None:
+        if self._autoscaling is None or self.info is None:
+            return None
+        try:
+            groups = self._autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.info.fleet_group])
+            return int(groups["AutoScalingGroups"][0]["DesiredCapacity"])
+        except Exception as exc:  # moto busy or stopping: keep the last known value
+            log.debug("cannot read the fleet group: %s", type(exc).__name__)
+            return None
 
     def pids(self) -> dict[str, int]:
         found = {} if self._moto is None or self._moto.pid is None else {"moto": self._moto.pid}
         for watch in self._watches:
             if watch.process.pid is not None:
                 found[watch.process.name] = watch.process.pid
+        if self.fleet is not None:
+            found.update(self.fleet.pids())
         return found
+
+    def _publish(self) -> None:
+        """Rewrite stack.json (pids) and fleet.json (workers) after a change."""
+        if self.info is None:
+            return
+        self.info = replace(self.info, pids=self.pids())
+        write_json_atomic(self.paths.stack_file, self.info.to_json())
+        if self.fleet is not None:
+            write_json_atomic(
+                self.paths.fleet_file,
+                {"desired": self._desired, "counts": self.fleet.counts(), "workers": self.fleet.describe()},
+                mode=0o644,
+            )
 
     def _watch(self, process: ManagedProcess) -> None:
         self._watches.append(_Watch(process))
 
     # ----- monitoring ---------------------------------------------------------------------
-    def _restart_dead(self) -> None:
+    def _restart_dead(self) -> bool:
         now = time.monotonic()
         changed = False
         for watch in self._watches:
@@ -320,9 +375,7 @@ class Supervisor:
                 process.restart()
                 changed = True
                 log.info("%s restarted (pid %s, restart #%d)", process.name, process.pid, process.restarts)
-        if changed and self.info is not None:
-            self.info = replace(self.info, pids=self.pids())
-            write_json_atomic(self.paths.stack_file, self.info.to_json())
+        return changed
 
 
 # ----- `ccc local down` ---------------------------------------------------------------------

@@ -59,6 +59,9 @@ class StackInfo:
     attestation_root_pem: str
     expected_pcrs: dict[str, str]
     workers: int
+    fleet_group: str = ""
+    job_events_queue_url: str = ""
+    idle_timeout_s: int | None = None  # None: fixed fleet (no scaler); else scale-to-zero after this idle time
     pids: dict[str, int] = field(default_factory=dict)
     supervisor_pid: int = 0
     started_at: str = ""
@@ -132,6 +135,11 @@ class StatePaths:
     def run(self) -> Path:
         """Sockets and per-process config files (0700: the files carry credentials)."""
         return self.root / "run"
+
+    @property
+    def fleet_file(self) -> Path:
+        """The fleet's current workers (written by the supervisor on every change)."""
+        return self.root / "fleet.json"
 
     @property
     def ca(self) -> Path:

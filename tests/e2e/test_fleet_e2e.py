@@ -1,0 +1,93 @@
+"""Scale-to-zero fleet end to end: uploads wake an idle fleet, every job finishes, the fleet goes back to 0.
+
+A stack of its own (autoscaling on, no workers at start, short idle timeout). The scaler, job_events
+and dead_letters handlers run in the stack's local Lambda process; the fleet supervisor follows the
+Auto Scaling group's desired capacity in moto.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ccc.client import CccClient, check_image, local_target
+from ccc.local.stack import LocalStack
+
+pytestmark = pytest.mark.slow
+IDLE_TIMEOUT_S = 6
+JOBS = 8
+
+
+@pytest.fixture(scope="module")
+def idle_stack(tmp_path_factory):
+    from ccc.local.components import ComponentError, resolve_model_path
+
+    try:
+        resolve_model_path(None)
+    except ComponentError as exc:
+        pytest.skip(f"e2e needs the model: {exc}")
+    with LocalStack.start(tmp_path_factory.mktemp("fleet"), workers=0, idle_timeout_s=IDLE_TIMEOUT_S) as stack:
+        yield stack
+
+
+def _status(stack) -> dict:
+    shown = subprocess.run(
+        [sys.executable, "-m", "ccc", "fleet", "status", "--json", "--state-dir", str(stack.state_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def _job_status(stack, job_id: str) -> str | None:
+    import boto3
+
+    admin = stack.info.identity("admin")
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=stack.info.endpoint_url, region_name=stack.info.region,
+        aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key,
+    )
+    item = dynamodb.get_item(TableName=stack.info.jobs_table, Key={"job_id": {"S": job_id}}).get("Item")
+    return item["status"]["S"] if item else None
+
+
+def test_uploads_wake_an_idle_fleet_all_jobs_finish_and_it_returns_to_zero(idle_stack, tmp_path):
+    from ccc.counting.samples import write_samples
+
+    idle = _status(idle_stack)
+    assert (idle["desired"], idle["running"]) == (0, 0), idle
+    images = write_samples(tmp_path / "images")
+    client = CccClient(local_target(idle_stack.state_dir), "tenant-a", show_progress=False)
+    checked = [check_image(images[i % len(images)], client.target.limits.max_image_bytes) for i in range(JOBS)]
+    uploaded_at = time.monotonic()
+    submitted = [client.submit(image) for image in checked]
+
+    woke_after = None
+    while time.monotonic() - uploaded_at < 10:
+        if _status(idle_stack)["running"] >= 1:
+            woke_after = time.monotonic() - uploaded_at
+            break
+        time.sleep(0.2)
+    assert woke_after is not None, "the fleet did not wake within 10 s of the uploads"
+
+    reports = [client.wait(job.job, timeout=120, image=job.image, started=job.started) for job in submitted]
+    assert all(report.ok for report in reports), [r for r in reports if not r.ok]
+
+    deadline = time.monotonic() + IDLE_TIMEOUT_S + 30
+    status = _status(idle_stack)
+    while time.monotonic() < deadline and (status["desired"], status["running"], status["draining"]) != (0, 0, 0):
+        time.sleep(0.5)
+        status = _status(idle_stack)
+    assert (status["desired"], status["running"], status["backlog"], status["in_flight"]) == (0, 0, 0, 0), status
+
+    # job_events (run as the real handler) recorded every job as done.
+    deadline = time.monotonic() + 15
+    statuses = {job.job.job_id: _job_status(idle_stack, job.job.job_id) for job in submitted}
+    while time.monotonic() < deadline and set(statuses.values()) != {"done"}:
+        time.sleep(0.5)
+        statuses = {job_id: _job_status(idle_stack, job_id) for job_id in statuses}
+    assert set(statuses.values()) == {"done"}, statuses

@@ -140,7 +140,7 @@ def test_uploaded_image_comes_back_counted_verified_and_decryptable(
 ) -> None:
     ref = JobRef(tenant=TENANT, job_id=os.urandom(16).hex())
     _upload(attested_stack, workers, ref, ref.input_context())
-    _wait_for(lambda: _object(workers, ref.result_key) is not None, 60, "the result object")
+    _wait_for(lambda: _object(workers, ref.result_key) is not None, 120, "the result object")
     result_ciphertext = _object(workers, ref.result_key)
     document = _object(workers, ref.attestation_key)
     assert result_ciphertext is not None and document is not None
@@ -159,7 +159,7 @@ def test_wrong_context_upload_ends_as_a_failure_record(
     ref = JobRef(tenant=TENANT, job_id=os.urandom(16).hex())
     other = JobRef(tenant=TENANT, job_id=os.urandom(16).hex())
     _upload(attested_stack, workers, ref, other.input_context())
-    _wait_for(lambda: _object(workers, ref.failure_key) is not None, 60, "the failure record")
+    _wait_for(lambda: _object(workers, ref.failure_key) is not None, 120, "the failure record")
     record = json.loads(_object(workers, ref.failure_key) or b"{}")
     assert record["status"] == "failed" and record["code"] == "context_mismatch" and record["job_id"] == ref.job_id
     assert _object(workers, ref.result_key) is None

@@ -337,12 +337,20 @@ def test_visibility_is_extended_while_a_long_job_runs(world: World) -> None:
 
 
 def test_logs_carry_no_ciphertext_or_credentials(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
     from enclave_worker.logs import configure_logging
 
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
     configure_logging("parent-test", "DEBUG")
-    world.upload(JOB_A, body=b"ESDK-CIPHERTEXT-BODY")
-    world.enclave.behaviour = fail_reply("decrypt_failed")
-    world.run(world.agent(), messages=2)
+    try:
+        world.upload(JOB_A, body=b"ESDK-CIPHERTEXT-BODY")
+        world.enclave.behaviour = fail_reply("decrypt_failed")
+        world.run(world.agent(), messages=2)
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
     err = capsys.readouterr().err
     assert JOB_A in err  # metadata is logged
     assert "ESDK-CIPHERTEXT-BODY" not in err and SECRET not in err and "RESULT-CT" not in err

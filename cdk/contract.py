@@ -7,6 +7,8 @@ nowhere. Everything here is a plain string so it could move into `ccc_common` un
 
 from __future__ import annotations
 
+from ccc_common import dead_letters, jobs_dal
+
 # --- environment variables -----------------------------------------------------------------------
 STAGE = "CCC_STAGE"  # dev | prod: the code calls ccc_common.settings.stage_settings(stage) itself
 METRICS_NAMESPACE = "CCC_METRICS_NAMESPACE"
@@ -16,6 +18,8 @@ INBOX_BUCKET = "CCC_INBOX_BUCKET"
 RESULTS_BUCKET = "CCC_RESULTS_BUCKET"
 WORK_QUEUE_URL = "CCC_WORK_QUEUE_URL"
 DEAD_LETTER_QUEUE_URL = "CCC_DEAD_LETTER_QUEUE_URL"
+ARCHIVE_BUCKET = "CCC_ARCHIVE_BUCKET"  # dead_letters archives DLQ messages (metadata) here
+JOBS_TTL_ATTRIBUTE = "CCC_JOBS_TTL_ATTRIBUTE"
 FLEET_GROUP = "CCC_FLEET_GROUP"
 LIFECYCLE_HOOK = "CCC_LIFECYCLE_HOOK"
 SCALER_FUNCTION = "CCC_SCALER_FUNCTION"
@@ -29,9 +33,24 @@ AWS_REGION = "AWS_REGION"
 # Which variables each Lambda gets (besides POWERTOOLS_* and the STAGE / namespace pair).
 FUNCTION_ENV: dict[str, tuple[str, ...]] = {
     "scaler": (WORK_QUEUE_URL, FLEET_GROUP),
-    "job_events": (JOBS_TABLE, INBOX_BUCKET, RESULTS_BUCKET, SCALER_FUNCTION),
-    "jobs_api": (JOBS_TABLE, JOBS_TENANT_INDEX, INBOX_BUCKET, RESULTS_BUCKET, DATA_KEY_ARN, TENANT_PRINCIPALS),
-    "dead_letters": (JOBS_TABLE, DEAD_LETTER_QUEUE_URL),
+    "job_events": (JOBS_TABLE, JOBS_TENANT_INDEX, JOBS_TTL_ATTRIBUTE, INBOX_BUCKET, RESULTS_BUCKET, SCALER_FUNCTION),
+    "jobs_api": (
+        JOBS_TABLE,
+        JOBS_TENANT_INDEX,
+        JOBS_TTL_ATTRIBUTE,
+        INBOX_BUCKET,
+        RESULTS_BUCKET,
+        DATA_KEY_ARN,
+        TENANT_PRINCIPALS,
+    ),
+    "dead_letters": (
+        JOBS_TABLE,
+        JOBS_TENANT_INDEX,
+        JOBS_TTL_ATTRIBUTE,
+        INBOX_BUCKET,
+        DEAD_LETTER_QUEUE_URL,
+        ARCHIVE_BUCKET,
+    ),
 }
 FUNCTIONS: tuple[str, ...] = tuple(FUNCTION_ENV)
 
@@ -56,15 +75,16 @@ ENCLAVE_CID_VALUE = 16  # the enclave's vsock CID (nitro-cli run-enclave --encla
 ENCLAVE_PORT_VALUE = 5005  # the enclave server listens on vsock://any:5005
 KMS_PROXY_PORT_VALUE = 8000  # the in-enclave relay targets vsock://3:8000 (parent vsock-proxy)
 
-# --- jobs table ------------------------------------------------------------------------------------
+# --- jobs table (the item layout is ccc_common.jobs_dal's; index and TTL names come from it) ------
 TABLE_PARTITION_KEY = "job_id"  # string, 32 hex (ccc_common.naming.validate_job_id)
-TENANT_INDEX_NAME = "by_tenant"
+TENANT_INDEX_NAME = jobs_dal.TENANT_INDEX
 TENANT_INDEX_PARTITION_KEY = "tenant"  # string
 TENANT_INDEX_SORT_KEY = "created_at"  # string, ISO-8601 UTC (sorts by time)
-TABLE_TTL_ATTRIBUTE = "expires_at"  # number, epoch seconds
+TABLE_TTL_ATTRIBUTE = jobs_dal.TTL_ATTRIBUTE  # number, epoch seconds
 
 # --- artifacts bucket layout (what the EIF build publishes and instances fetch) ------------------
 RELEASE_PREFIX = "release/"
+DEAD_LETTER_ARCHIVE_PREFIX = dead_letters.ARCHIVE_PREFIX  # in the artifacts bucket
 EIF_NAME = "ccc-enclave.eif"
 AGENT_BUNDLE_NAME = "ccc-agent.tar.gz"  # a wheelhouse: pip install --no-index --find-links
 MEASUREMENTS_NAME = "measurements.json"

@@ -21,12 +21,20 @@ from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
 from cdk.config import StageConfig
 
 
-def s3_via_service(key: kms.IKey, actions: list[str]) -> iam.PolicyStatement:
-    """Storage-key use only when S3 makes the call for the principal (SSE-KMS), never directly."""
+def s3_via_service(key: kms.IKey, actions: list[str], buckets: list[s3.IBucket]) -> iam.PolicyStatement:
+    """Storage-key use only when S3 makes the call for the principal (SSE-KMS), never directly,
+    and only for the named buckets (S3 puts the bucket ARN, or with bucket keys off the object
+    ARN, into the encryption context)."""
+    scopes: list[str] = []
+    for bucket in buckets:
+        scopes += [bucket.bucket_arn, bucket.arn_for_objects("*")]
     return iam.PolicyStatement(
         actions=actions,
         resources=[key.key_arn],
-        conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+        conditions={
+            "StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": scopes},
+        },
     )
 
 
@@ -83,7 +91,8 @@ class Identities(Construct):
                     resources=[results.arn_for_objects(f"{RESULTS_PREFIX}{tenant}/*")],
                 )
             )
-            role.add_to_policy(s3_via_service(storage_key, ["kms:GenerateDataKey", "kms:Decrypt"]))
+            role.add_to_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [inbox]))
+            role.add_to_policy(s3_via_service(storage_key, ["kms:Decrypt"], [results]))
 
     def tenant_role_arns(self) -> dict[str, tuple[str, ...]]:
         return {tenant: (role.role_arn,) for tenant, role in self.tenant_roles.items()}

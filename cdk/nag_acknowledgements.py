@@ -98,6 +98,24 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
         "under jobs/; it cannot read anything.",
     ),
     Ack(
+        "Orchestration/jobs_api-role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageResultsB2A4FB2E.Arn>/results/*]",
+        "jobs_api presigns the download of a finished job's result and attestation document "
+        "(results/<tenant>/<job>.*) after checking the caller owns the job; read-only, ciphertext only.",
+    ),
+    Ack(
+        "Orchestration/job_events-role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageResultsB2A4FB2E.Arn>/results/*.failed.json]",
+        "job_events reads only the parent's failure records (results/<tenant>/<job>.failed.json, metadata) "
+        "to store the failure reason; it cannot read results themselves.",
+    ),
+    Ack(
+        "Orchestration/dead_letters-role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::<StorageArtifacts08431D1F.Arn>/dead-letters/*]",
+        "dead_letters archives each dead-lettered message (S3 event metadata) under dead-letters/<date>/; "
+        "write-only, and that prefix expires with the job records.",
+    ),
+    Ack(
         "Orchestration",
         "AwsSolutions-L1",
         "Lambdas run python3.13 (arm64) because the public Powertools v3 layer and our tested toolchain "

@@ -1,11 +1,15 @@
 """Lambdas (scaler, job_events, jobs_api, dead_letters), the shared layer, the jobs table, the
 scaler schedule and the IAM-authenticated jobs API.
 
-Least privilege, by design rather than by review: no Lambda has any permission on the data key,
-and none has `kms:Decrypt` at all. The only KMS right a Lambda holds is `jobs_api`'s
-`kms:GenerateDataKey` on the *storage* key, through S3 only, because a presigned PUT is
-authorised as the signer and the inbox is SSE-KMS. (A presigned GET of a result would need
-`kms:Decrypt` on the storage key: clients therefore download results with their tenant role.)
+Least privilege, by design rather than by review: no Lambda has any permission on the *data*
+key, so none can ever see a plaintext image or result. Some hold narrow rights on the *storage*
+key (SSE-KMS at rest), always `kms:ViaService` S3 and scoped to one bucket by the S3 encryption
+context, because S3 authorises SSE-KMS as the caller (a presigned URL as its signer):
+  jobs_api      GenerateDataKey (inbox: presigned upload), Decrypt (results: presigned download)
+  job_events    Decrypt (results: the parent's failure records, for the reason)
+  dead_letters  GenerateDataKey (artifacts: archive of dead-lettered messages)
+  scaler        none
+Through those, a Lambda can only ever read ESDK ciphertext, attestation documents and metadata.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_common.naming import INBOX_PREFIX
+from ccc_common.naming import FAILURE_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
 from cdk import contract
 from cdk.bundling import copy_tree_bundling
 from cdk.config import StageConfig
@@ -74,6 +78,7 @@ class Orchestration(Construct):
         inbox: s3.IBucket,
         results: s3.IBucket,
         storage_key: kms.IKey,
+        artifacts: s3.IBucket,
         work_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         data_key: kms.IKey,
@@ -131,6 +136,8 @@ class Orchestration(Construct):
         values = {
             contract.JOBS_TABLE: self.table.table_name,
             contract.JOBS_TENANT_INDEX: contract.TENANT_INDEX_NAME,
+            contract.JOBS_TTL_ATTRIBUTE: contract.TABLE_TTL_ATTRIBUTE,
+            contract.ARCHIVE_BUCKET: artifacts.bucket_name,
             contract.INBOX_BUCKET: inbox.bucket_name,
             contract.RESULTS_BUCKET: results.bucket_name,
             contract.WORK_QUEUE_URL: work_queue.queue_url,
@@ -208,13 +215,21 @@ class Orchestration(Construct):
             targets=[targets.LambdaFunction(scaler, retry_attempts=0)],
         )
 
-        # job_events: job status transitions, and an asynchronous wake-up of the scaler.
+        # job_events: job status transitions, and an asynchronous wake-up of the scaler. It reads the
+        # parent's failure records (metadata, SSE-KMS at rest) for the failure reason.
         self._table_access(job_events, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
         job_events.add_to_role_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaler.function_arn])
         )
+        job_events.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*{FAILURE_SUFFIX}")]
+            )
+        )
+        job_events.add_to_role_policy(s3_via_service(storage_key, ["kms:Decrypt"], [results]))
 
-        # jobs_api: create and list jobs, presign the inbox PUT (SSE-KMS: GenerateDataKey via S3 only).
+        # jobs_api: create and list jobs, presign the inbox upload and the result download. A presigned
+        # request is authorised as the signer, so SSE-KMS needs the storage key (via S3 only).
         self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem"])
         jobs_api.add_to_role_policy(
             iam.PolicyStatement(
@@ -225,13 +240,25 @@ class Orchestration(Construct):
         jobs_api.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}*")])
         )
-        jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"]))
+        jobs_api.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        )
+        jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [inbox]))
+        jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:Decrypt"], [results]))
 
         # dead_letters: drain the DLQ into `failed` job records.
         dead_letters.add_event_source(
             sources.SqsEventSource(dead_letter_queue, batch_size=10, report_batch_item_failures=True)
         )
         self._table_access(dead_letters, ["dynamodb:GetItem", "dynamodb:UpdateItem"])
+        # dead_letters archives each DLQ message (S3 event metadata, no image data) before failing its job.
+        dead_letters.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[artifacts.arn_for_objects(f"{contract.DEAD_LETTER_ARCHIVE_PREFIX}*")],
+            )
+        )
+        dead_letters.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [artifacts]))
 
         self.api = self._jobs_api(config, jobs_api)
 

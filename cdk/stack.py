@@ -78,6 +78,7 @@ class CccStack(Stack):
             inbox=self.storage.inbox,
             results=self.storage.results,
             storage_key=self.keys.storage_key,
+            artifacts=self.storage.artifacts,
             work_queue=self.work_queue.queue,
             dead_letter_queue=self.work_queue.dead_letter_queue,
             data_key=self.keys.data_key,

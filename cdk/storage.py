@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk import contract
 from cdk.config import StageConfig
 
 
@@ -66,8 +67,15 @@ class Storage(Construct):
             eventbridge=True,
         )
         # Artifacts are releases (EIF + agent bundle): they must not expire under a running fleet.
+        # Dead-letter archives (metadata) live beside them and expire with the job records.
         self.artifacts = self._data_bucket(
             "Artifacts", names.artifacts_bucket, config, storage_key, None, "artifacts/", eventbridge=False
+        )
+        self.artifacts.add_lifecycle_rule(
+            id="expire-dead-letter-archive",
+            prefix=contract.DEAD_LETTER_ARCHIVE_PREFIX,
+            expiration=Duration.days(config.settings.job_ttl_days),
+            noncurrent_version_expiration=Duration.days(config.noncurrent_expiry_days),
         )
 
     def _data_bucket(

@@ -176,11 +176,31 @@ def _storage_key_arn(synth: Any) -> dict[str, Any]:
     return {"Fn::GetAtt": [synth.logical_id(synth.stack.keys.storage_key), "Arn"]}
 
 
-def _assert_kms_only_storage_key_via_s3(synth: Any, statements: list[dict[str, Any]]) -> None:
+def _storage_key_grants(synth: Any, statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """KMS action -> logical ids of the buckets it is scoped to. Fails on any KMS statement that is
+    not: the storage key, via S3 only, scoped to named buckets by the S3 encryption context."""
+    grants_by_action: dict[str, set[str]] = {}
     for statement in kms_statements(statements):
         assert as_list(statement["Resource"]) == [_storage_key_arn(synth)], statement
-        via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        conditions = statement["Condition"]
+        via = conditions["StringEquals"]["kms:ViaService"]
         assert via == {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+        scopes = as_list(conditions["StringLike"]["kms:EncryptionContext:aws:s3:arn"])
+        buckets = set()
+        for scope in scopes:
+            text = json.dumps(scope)
+            (bucket,) = {
+                b for b in synth.resources if f'"{b}"' in text and synth.resources[b]["Type"] == "AWS::S3::Bucket"
+            }
+            buckets.add(bucket)
+        for action in as_list(statement["Action"]):
+            assert action in ("kms:Decrypt", "kms:GenerateDataKey"), action
+            grants_by_action.setdefault(action, set()).update(buckets)
+    return grants_by_action
+
+
+def _bucket_ids(synth: Any, *names: str) -> set[str]:
+    return {synth.logical_id(getattr(synth.stack.storage, n)) for n in names}
 
 
 def test_parent_role_has_no_kms_rights_of_its_own_on_the_data_key(synth: Any) -> None:
@@ -188,7 +208,10 @@ def test_parent_role_has_no_kms_rights_of_its_own_on_the_data_key(synth: Any) ->
     statements = role_statements(synth.resources, role_id)
     assert statements
     assert managed_policy_arns(synth.resources, role_id) == []
-    _assert_kms_only_storage_key_via_s3(synth, statements)
+    assert _storage_key_grants(synth, statements) == {
+        "kms:Decrypt": _bucket_ids(synth, "inbox", "artifacts"),
+        "kms:GenerateDataKey": _bucket_ids(synth, "results"),
+    }
     data_key = synth.logical_id(synth.stack.keys.data_key)
     assert data_key not in json.dumps(statements)
     for statement in statements:
@@ -224,18 +247,43 @@ def test_parent_role_can_only_do_its_job(synth: Any) -> None:
     }
 
 
-def test_no_lambda_role_can_decrypt_anything(synth: Any) -> None:
-    functions = synth.stack.orchestration.functions
-    for name, function in functions.items():
+def test_no_lambda_can_use_the_data_key_and_storage_key_use_is_minimal(synth: Any) -> None:
+    """No Lambda can ever obtain plaintext: no right on the data key; storage-key (SSE-KMS) rights
+    only via S3 and only where a function must touch a bucket (see cdk/orchestration.py)."""
+    expected = {
+        "scaler": {},
+        "job_events": {"kms:Decrypt": _bucket_ids(synth, "results")},
+        "jobs_api": {"kms:GenerateDataKey": _bucket_ids(synth, "inbox"), "kms:Decrypt": _bucket_ids(synth, "results")},
+        "dead_letters": {"kms:GenerateDataKey": _bucket_ids(synth, "artifacts")},
+    }
+    data_key = synth.logical_id(synth.stack.keys.data_key)
+    for name, function in synth.stack.orchestration.functions.items():
         resource = synth.resources[synth.logical_id(function)]
         role_id = function_role_id(resource)
         statements = role_statements(synth.resources, role_id)
         assert managed_policy_arns(synth.resources, role_id) == [], name
-        for action in ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:Encrypt"):
+        assert data_key not in json.dumps(statements), f"{name} refers to the data key"
+        for action in ("kms:ReEncryptFrom", "kms:CreateGrant", "kms:Encrypt", "kms:GenerateDataKeyPair"):
             assert not any(grants(s, action) for s in statements), f"{name} can {action}"
-        _assert_kms_only_storage_key_via_s3(synth, statements)
-        if name != "jobs_api":
-            assert kms_statements(statements) == [], f"{name} has KMS rights"
+        assert _storage_key_grants(synth, statements) == expected[name], name
+    # No Lambda may read the inbox (client ciphertext), not even through S3.
+    for function in synth.stack.orchestration.functions.values():
+        statements = role_statements(synth.resources, function_role_id(synth.resources[synth.logical_id(function)]))
+        inbox = synth.logical_id(synth.stack.storage.inbox)
+        assert not [s for s in statements if grants(s, "s3:GetObject") and inbox in json.dumps(s["Resource"])]
+
+
+def test_tenant_roles_reach_only_their_own_prefixes(synth: Any) -> None:
+    for tenant, role in synth.stack.identities.tenant_roles.items():
+        statements = role_statements(synth.resources, synth.logical_id(role))
+        assert _storage_key_grants(synth, statements) == {
+            "kms:GenerateDataKey": _bucket_ids(synth, "inbox"),
+            "kms:Decrypt": _bucket_ids(synth, "results"),
+        }
+        objects = [
+            json.dumps(s["Resource"]) for s in statements if grants(s, "s3:PutObject") or grants(s, "s3:GetObject")
+        ]
+        assert objects and all(f"/{tenant}/*" in o for o in objects), objects
 
 
 def test_custom_resource_lambdas_have_no_kms_rights(synth: Any) -> None:
@@ -383,9 +431,15 @@ def test_bucket_lifecycles_follow_the_stage(synth: Any) -> None:
         "access_logs": config.access_log_expiry_days,
     }
     for name, bucket in _buckets(synth).items():
-        (rule,) = synth.resources[synth.logical_id(bucket)]["Properties"]["LifecycleConfiguration"]["Rules"]
-        assert rule.get("ExpirationInDays") == expected[name], name
-        assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == config.noncurrent_expiry_days
+        rules = synth.resources[synth.logical_id(bucket)]["Properties"]["LifecycleConfiguration"]["Rules"]
+        whole_bucket = [r for r in rules if "Prefix" not in r]
+        assert len(whole_bucket) == 1, name
+        assert whole_bucket[0].get("ExpirationInDays") == expected[name], name
+        assert all(r["NoncurrentVersionExpiration"]["NoncurrentDays"] == config.noncurrent_expiry_days for r in rules)
+        if name == "artifacts":
+            (archive,) = [r for r in rules if "Prefix" in r]
+            assert archive["Prefix"] == contract.DEAD_LETTER_ARCHIVE_PREFIX
+            assert archive["ExpirationInDays"] == stage_settings(synth.stage).job_ttl_days
     # A job can be redriven from the DLQ as long as the DLQ keeps it: its input must still exist.
     assert config.inbox_expiry_days * 86400 > stage_settings(synth.stage).queue.dlq_retention_s
 

@@ -210,6 +210,16 @@ def gateway_process(layout: StackLayout, identities: Iterable[LocalIdentity]) ->
     return Component(process=process, ready=ready_file.exists)
 
 
+def pin_api_port(layout: StackLayout) -> str:
+    """Read the jobs API's bound URL and fix its port in the Lambdas config (for restarts)."""
+    ready = json.loads((layout.paths.run / "lambdas.ready").read_text())
+    config_path = layout.paths.run / "lambdas.json"
+    config = json.loads(config_path.read_text())
+    config["api_port"] = int(ready["api_url"].rsplit(":", 1)[1])
+    write_json_atomic(config_path, config)
+    return str(ready["api_url"])
+
+
 def pin_gateway_port(layout: StackLayout) -> str:
     """Read the gateway's bound URL and fix its port in the config (for restarts). Returns the URL."""
     config_path = layout.paths.run / "kms-gateway.json"
@@ -311,6 +321,9 @@ def lambdas_process(
         "RESULTS_BUCKET": names.results_bucket,
         "ARCHIVE_BUCKET": names.artifacts_bucket,
         "DLQ_URL": resources.dlq_url,
+        "TENANT_PRINCIPALS": json.dumps(
+            {i.name: [i.principal_arn] for i in identities if i.name.startswith("tenant-")}, sort_keys=True
+        ),
     }
     if idle_timeout_s is not None:
         env["CCC_IDLE_TIMEOUT_S"] = str(idle_timeout_s)
@@ -323,10 +336,13 @@ def lambdas_process(
         job_events_queue_url=resources.job_events_queue_url,
         dlq_url=resources.dlq_url,
         dlq_arn=resources.dlq_arn,
-        function_names={short: names.function_name(short) for short in ("scaler", "job_events", "dead_letters")},
+        function_names={
+            short: names.function_name(short) for short in ("scaler", "job_events", "dead_letters", "jobs_api")
+        },
         scaler_enabled=idle_timeout_s is not None,
         scaler_tick_s=scaler_tick_s,
         ready_file=str(ready_file),
+        identities=[i.to_dict() for i in identities],
     )
     config_path = layout.paths.run / "lambdas.json"
     write_json_atomic(config_path, dataclasses.asdict(config))

@@ -8,6 +8,8 @@ the CDK stack sets, their AWS clients pointed at moto, and the same event shapes
                  body is the event) -> jobs table status;
 * dead_letters <- SQS event batches built from the work DLQ, as an event source mapping would
                  (ReportBatchItemFailures: only records not reported as failures are deleted);
+* jobs_api    <- API Gateway proxy events from a local HTTP server that verifies SigV4 first
+                 (`ccc.local.api_server`), as API Gateway's IAM authorisation does;
 * scaler      <- a schedule (every `scaler_tick_s`, faster than AWS's minute) and a wake-up event
                  whenever a new job arrives (the local equivalent of job_events invoking it), only
                  when autoscaling is on.
@@ -69,6 +71,9 @@ class LambdasConfig:
     scaler_enabled: bool
     scaler_tick_s: float
     ready_file: str | None = None
+    # The jobs API's HTTP front (SigV4 in front of the handler): who may call it, and where it listens.
+    identities: Sequence[Mapping[str, str]] = ()
+    api_port: int = 0
 
     @classmethod
     def load(cls, path: Path) -> LambdasConfig:
@@ -123,10 +128,12 @@ class LocalLambdas:
         # see half-initialised modules.
         import functions.dead_letters.handler
         import functions.job_events.handler
+        import functions.jobs_api.handler
         import functions.scaler.handler  # noqa: F401
 
         self._sqs = boto3.client("sqs", region_name=config.region)
         self._stop = threading.Event()
+        self._api: Any = None
         self._wake = threading.Event()
         self._pending_wakes: list[str] = []
         self._lock = threading.Lock()
@@ -220,6 +227,22 @@ class LocalLambdas:
             except Exception as exc:
                 log.warning("scaler failed: %s: %s", type(exc).__name__, str(exc)[:200])
 
+    # ----- jobs API ----------------------------------------------------------------------
+    def start_api(self) -> str:
+        from ccc.local.api_server import Caller, LocalJobsApiServer
+        from functions.jobs_api.handler import handler
+
+        callers = {
+            i["access_key_id"]: Caller(i["name"], i["principal_arn"], i["access_key_id"])
+            for i in self.config.identities
+        }
+        secrets = {i["access_key_id"]: i["secret_access_key"] for i in self.config.identities}
+        self._api = LocalJobsApiServer(
+            handler, lambda: self._context("jobs_api"), callers, secrets,
+            region=self.config.region, account=self.config.account, port=self.config.api_port,
+        ).start()
+        return str(self._api.url)
+
     # ----- lifecycle ---------------------------------------------------------------------
     def run(self) -> None:
         targets: list[Callable[[], None]] = [self.pump_job_events, self.pump_dead_letters]
@@ -228,11 +251,13 @@ class LocalLambdas:
         threads = [threading.Thread(target=t, name=t.__name__, daemon=True) for t in targets]
         for thread in threads:
             thread.start()
+        api_url = self.start_api()
         if self.config.ready_file:
-            write_json_atomic(Path(self.config.ready_file), {"pid": os.getpid()}, mode=0o644)
+            write_json_atomic(Path(self.config.ready_file), {"pid": os.getpid(), "api_url": api_url}, mode=0o644)
         log.info("local lambdas running: %s", ", ".join(t.name for t in threads))
         self._stop.wait()
         self._wake.set()
+        self._api.stop()
         for thread in threads:
             thread.join(timeout=RECEIVE_WAIT_S + 5)
 

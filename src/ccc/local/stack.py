@@ -275,6 +275,8 @@ class Supervisor:
         for worker in fleet.serving():
             components.check_measurement(worker.endpoint, expected_pcr0)
         wait_until(lambdas.ready, timeout=remaining(), process=lambdas.process, what="the local Lambdas to start")
+        api_url = components.pin_api_port(layout)
+        log.info("jobs API on %s", api_url)
 
         records = {
             identity.name: IdentityRecord(
@@ -293,6 +295,7 @@ class Supervisor:
             region=opts.region,
             endpoint_url=endpoint_url,
             kms_endpoint_url=gateway.url,
+            api_url=api_url,
             inbox_bucket=layout.names.inbox_bucket,
             results_bucket=layout.names.results_bucket,
             artifacts_bucket=layout.names.artifacts_bucket,

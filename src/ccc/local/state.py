@@ -59,6 +59,7 @@ class StackInfo:
     attestation_root_pem: str
     expected_pcrs: dict[str, str]
     workers: int
+    api_url: str = ""  # the jobs API (SigV4, service execute-api)
     fleet_group: str = ""
     job_events_queue_url: str = ""
     idle_timeout_s: int | None = None  # None: fixed fleet (no scaler); else scale-to-zero after this idle time

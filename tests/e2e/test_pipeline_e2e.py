@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -110,11 +109,12 @@ def test_result_cli_fetches_and_verifies_a_finished_job(stack, samples):
 
 def test_tampered_ciphertext_ends_failed_with_a_reason(stack, samples):
     client = _client(stack)
-    job = JobRef("tenant-a", uuid.uuid4().hex)
+    ticket = client.create_job()
+    job = ticket.job
     image = samples[0].read_bytes()
-    sealed = bytearray(_encrypt(client, image, job.input_context()))
+    sealed = bytearray(_encrypt(client, image, ticket.context))
     sealed[len(sealed) // 2] ^= 0x01  # one bit in the encrypted body
-    client.upload(io.BytesIO(bytes(sealed)), job, len(sealed))
+    client.upload(ticket, io.BytesIO(bytes(sealed)), len(sealed))
     report = client.wait(job, timeout=JOB_TIMEOUT_S)
     JOURNAL.append((job.job_id, image, None))
     assert report.status == "failed", report
@@ -124,13 +124,13 @@ def test_tampered_ciphertext_ends_failed_with_a_reason(stack, samples):
 
 def test_input_encrypted_for_another_job_ends_failed_with_a_reason(stack, samples):
     client = _client(stack)
-    victim = JobRef("tenant-a", uuid.uuid4().hex)
-    replay = JobRef("tenant-a", uuid.uuid4().hex)
+    victim = client.create_job()
+    replay = client.create_job()
     image = samples[2].read_bytes()
-    sealed = _encrypt(client, image, victim.input_context())  # valid ciphertext, but bound to `victim`
-    client.upload(io.BytesIO(sealed), replay, len(sealed))
-    report = client.wait(replay, timeout=JOB_TIMEOUT_S)
-    JOURNAL.append((replay.job_id, image, None))
+    sealed = _encrypt(client, image, victim.context)  # valid ciphertext, but bound to `victim`
+    client.upload(replay, io.BytesIO(sealed), len(sealed))
+    report = client.wait(replay.job, timeout=JOB_TIMEOUT_S)
+    JOURNAL.append((replay.job.job_id, image, None))
     assert report.status == "failed", report
     assert report.error and "context" in report.error.lower()
 
@@ -147,7 +147,9 @@ def test_official_esdk_cli_input_is_accepted_and_its_result_decrypts_with_the_cl
         "AWS_DEFAULT_REGION": info.region,
         "AWS_ENDPOINT_URL_KMS": info.kms_endpoint_url,  # botocore's per-service endpoint override
     }
-    job = JobRef("tenant-a", uuid.uuid4().hex)
+    client = _client(stack)
+    ticket = client.create_job()
+    job = ticket.job
     image = samples[2]
     sealed = tmp_path / "input.ccc"
     encrypt = subprocess.run(
@@ -157,8 +159,8 @@ def test_official_esdk_cli_input_is_accepted_and_its_result_decrypts_with_the_cl
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert encrypt.returncode == 0, encrypt.stderr
-    client = _client(stack)
-    client.upload(sealed.open("rb"), job, sealed.stat().st_size)
+    with sealed.open("rb") as body:
+        client.upload(ticket, body, sealed.stat().st_size)
     report = client.wait(job, timeout=JOB_TIMEOUT_S)
     assert report.status == "done" and report.verified, report
 

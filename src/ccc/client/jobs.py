@@ -1,8 +1,10 @@
 """Submit images as jobs and collect verified results: the client's one code path for all tiers.
 
-Submit: check the file -> ESDK-encrypt it to a temporary file (streaming, flat memory) under the
-job's encryption context -> upload it to the inbox key (multipart above 8 MiB).
-Collect: poll the results prefix of the job -> a failure record ends the job as failed; a result
+Submit: check the file -> `POST /jobs` (job id, encryption context, presigned PUT) -> ESDK-encrypt
+the image to a temporary file (streaming, flat memory) under that context -> PUT it. Without a jobs
+API (a stack that exports none) the client picks the id and uploads to the inbox key itself
+(multipart above 8 MiB).
+Collect: poll `GET /jobs/{id}` (or the results prefix) -> failed ends the job with its reason; a result
 is trusted only after its attestation document verifies (chain to the tier's root, the expected
 PCRs, user_data = SHA-256 of the result ciphertext) and it decrypts under the result context.
 """
@@ -17,6 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ccc.client.api import ApiError, JobsApiClient, PresignedUpload
 from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
 from ccc.client.errors import ClientError, JobFailed, VerificationError
 from ccc.client.inputs import ImageInput
@@ -65,6 +68,18 @@ class JobReport:
 
 
 @dataclass(frozen=True)
+class JobTicket:
+    """A job ready to receive its ciphertext: its identity and where to put the ciphertext."""
+
+    job: JobRef
+    upload: PresignedUpload | None  # None: straight to the inbox key with the tenant's S3 access
+
+    @property
+    def context(self) -> dict[str, str]:
+        return self.job.input_context()
+
+
+@dataclass(frozen=True)
 class SubmittedJob:
     job: JobRef
     image: str
@@ -90,6 +105,15 @@ class CccClient:
         self.show_progress = show_progress
         self._s3: Any = None
         self._provider: Any = None
+        self._api: JobsApiClient | None = None
+
+    @property
+    def api(self) -> JobsApiClient | None:
+        """The jobs API client when the target has an API (the normal path), else None."""
+        if self._api is None and self.target.api_url:
+            session = self.target.botocore_session(self.tenant)
+            self._api = JobsApiClient(self.target.api_url, session.get_credentials(), self.target.region)
+        return self._api
 
     @property
     def s3(self) -> Any:
@@ -104,26 +128,34 @@ class CccClient:
         return self._provider
 
     # ----- submit -------------------------------------------------------------------------
-    def submit(self, image: ImageInput, *, job_id: str | None = None) -> SubmittedJob:
+    def create_job(self) -> JobTicket:
+        """A new job: from the jobs API (job record, presigned upload), else a local id and the inbox key."""
+        if self.api is not None:
+            job, upload = self.api.create_job(self.tenant)
+            return JobTicket(job=job, upload=upload)
+        return JobTicket(job=JobRef(tenant=self.tenant, job_id=uuid.uuid4().hex), upload=None)
+
+    def submit(self, image: ImageInput) -> SubmittedJob:
         """Encrypt and upload one checked image; returns once the ciphertext is in the inbox."""
         started = time.monotonic()
-        job = JobRef(tenant=self.tenant, job_id=job_id or uuid.uuid4().hex)
+        ticket = self.create_job()
         with tempfile.TemporaryFile(prefix="ccc-") as sealed:
             with open(image.path, "rb") as source:
                 progress = Progress(f"encrypt {image.path.name}", image.size, enabled=self.show_progress)
-                size = encrypt_stream(
-                    source, sealed, provider=self.provider, context=job.input_context(), progress=progress
-                )
+                size = encrypt_stream(source, sealed, provider=self.provider, context=ticket.context, progress=progress)
                 progress.finish()
             if size > self.target.limits.max_ciphertext_bytes:
                 limit = self.target.limits.max_ciphertext_bytes
                 raise ClientError(f"{image.path}: ciphertext is {size} bytes, over the limit of {limit}")
             sealed.seek(0)
-            self.upload(sealed, job, size, label=f"upload {image.path.name}")
-        return SubmittedJob(job=job, image=str(image.path), started=started, ciphertext_bytes=size)
+            self.upload(ticket, sealed, size, label=f"upload {image.path.name}")
+        return SubmittedJob(job=ticket.job, image=str(image.path), started=started, ciphertext_bytes=size)
 
-    def upload(self, body: Any, job: JobRef, size: int, *, label: str = "upload") -> None:
-        """Put a ciphertext at the job's inbox key (multipart for large bodies)."""
+    def upload(self, ticket: JobTicket, body: Any, size: int, *, label: str = "upload") -> None:
+        """Put a ciphertext for the job: presigned PUT (API), or S3 upload (multipart for large bodies)."""
+        if ticket.upload is not None and self.api is not None:
+            self.api.put(ticket.upload, body, size)
+            return
         from boto3.s3.transfer import TransferConfig
 
         progress = Progress(label, size, enabled=self.show_progress)
@@ -131,7 +163,7 @@ class CccClient:
         self.s3.upload_fileobj(
             body,
             self.target.inbox_bucket,
-            job.inbox_key,
+            ticket.job.inbox_key,
             ExtraArgs={"ContentType": "application/octet-stream"},
             Config=config,
             Callback=progress,
@@ -148,6 +180,11 @@ class CccClient:
         while True:
             try:
                 report = self.fetch(job, image=image, started=began)
+            except ApiError as exc:
+                if exc.status in (400, 403, 404):  # unknown job, or not this tenant's: waiting cannot help
+                    return JobReport(image=image, job_id=job.job_id, status="failed", error=str(exc), tenant=job.tenant)
+                last_error = str(exc)
+                report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
             except _TRANSIENT as exc:  # the stack restarting, a dropped connection: keep polling
                 last_error = f"{type(exc).__name__}: {exc}"
                 report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
@@ -163,14 +200,11 @@ class CccClient:
     def fetch(self, job: JobRef, *, image: str | None = None, started: float | None = None) -> JobReport:
         """The job's state right now: done (verified or not), failed, or pending."""
         report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
-        stored = self._stored(job)
         try:
-            if stored.result and stored.attestation:
-                report.status = "done"
-                self._collect_result(job, report)
-            elif stored.failure:
-                report.status = "failed"
-                report.error = self._failure_reason(job)
+            if self.api is not None:
+                self._fetch_from_api(job, report)
+            else:
+                self._fetch_from_s3(job, report)
         except JobFailed as exc:
             report.status, report.error = "failed", exc.reason
         except VerificationError as exc:
@@ -178,6 +212,31 @@ class CccClient:
         if started is not None and report.status != "pending":
             report.elapsed_ms = int((time.monotonic() - started) * 1000)
         return report
+
+    def _fetch_from_api(self, job: JobRef, report: JobReport) -> None:
+        assert self.api is not None
+        state = self.api.get_job(job)
+        if state.status == "done":
+            if state.result_url is None or state.attestation_url is None:
+                raise VerificationError("the job is done but the API offers no result and attestation")
+            report.status = "done"
+            ciphertext = self.api.get_bytes(state.result_url, MAX_RESULT_CIPHERTEXT_BYTES)
+            document = self.api.get_bytes(state.attestation_url, MAX_ATTESTATION_BYTES)
+            self._verify_and_decrypt(job, ciphertext, document, report)
+        elif state.status == "failed":
+            report.status = "failed"
+            report.error = state.error or "job failed (no reason recorded)"
+
+    def _fetch_from_s3(self, job: JobRef, report: JobReport) -> None:
+        stored = self._stored(job)
+        if stored.result and stored.attestation:
+            report.status = "done"
+            ciphertext = self._get(job.result_key, MAX_RESULT_CIPHERTEXT_BYTES)
+            document = self._get(job.attestation_key, MAX_ATTESTATION_BYTES)
+            self._verify_and_decrypt(job, ciphertext, document, report)
+        elif stored.failure:
+            report.status = "failed"
+            report.error = self._failure_reason(job)
 
     def _stored(self, job: JobRef) -> _Stored:
         prefix = job.result_key.rsplit(".", 1)[0]
@@ -211,13 +270,11 @@ class CccClient:
                     return f"{code}: {record[field]}" if isinstance(code, str) and code else record[field]
         return "job failed (no reason recorded)"
 
-    def _collect_result(self, job: JobRef, report: JobReport) -> None:
+    def _verify_and_decrypt(self, job: JobRef, ciphertext: bytes, document: bytes, report: JobReport) -> None:
         from datetime import UTC, datetime
 
         from ccc.attestation import AttestationError, AttestationPolicy, verify_document
 
-        ciphertext = self._get(job.result_key, MAX_RESULT_CIPHERTEXT_BYTES)
-        document = self._get(job.attestation_key, MAX_ATTESTATION_BYTES)
         policy = AttestationPolicy(
             expected_pcrs=dict(self.target.expected_pcrs), user_data=hashlib.sha256(ciphertext).digest()
         )

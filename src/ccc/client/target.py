@@ -22,6 +22,7 @@ OUTPUT_INBOX_BUCKET = "InboxBucket"
 OUTPUT_RESULTS_BUCKET = "ResultsBucket"
 OUTPUT_DATA_KEY_ARN = "DataKeyArn"
 OUTPUT_STAGE = "Stage"
+OUTPUT_API_URL = "ApiUrl"
 OUTPUT_RELEASE_PREFIX = "ReleasePrefix"  # s3://<artifacts>/release/<id>/ holding measurements.json
 OUTPUT_PCR_PREFIX = "EnclavePcr"  # optional EnclavePcr0, EnclavePcr1, ... (96 hex each) override
 MEASUREMENTS_NAME = "measurements.json"
@@ -46,6 +47,7 @@ class Target:
     default_tenant: str | None = None
     limits: Limits = field(default_factory=lambda: stage_settings("local").limits)
     s3_endpoint_url: str | None = None
+    api_url: str | None = None  # the jobs API (SigV4, execute-api); None: talk to S3 directly
 
     def __post_init__(self) -> None:
         if 0 not in self.expected_pcrs:
@@ -102,6 +104,7 @@ def local_target(state_dir: Path) -> Target:
         default_tenant=tenants[0] if tenants else None,
         limits=stage_settings(info.stage).limits,
         s3_endpoint_url=info.endpoint_url,
+        api_url=info.api_url or None,
     )
 
 
@@ -167,6 +170,7 @@ def outputs_to_target(
         expected_pcrs=pcrs,
         session_factory=session_factory,
         limits=limits,
+        api_url=outputs.get(OUTPUT_API_URL) or None,
     )
 
 

@@ -103,4 +103,6 @@ OUTPUT_DATA_KEY_ARN = "DataKeyArn"
 OUTPUT_TENANT_ROLES = "TenantRoles"  # JSON {tenant: role ARN}
 OUTPUT_RELEASE_PREFIX = "ReleasePrefix"  # s3://<artifacts>/release/<id>/ the fleet boots from
 OUTPUT_STAGE = "Stage"
+OUTPUT_HOST_LOG_GROUP = "HostLogGroup"  # CloudWatch log group of the parent agents and host bootstrap
+OUTPUT_DASHBOARD = "Dashboard"
 OUTPUT_PCR_PREFIX = "EnclavePcr"  # EnclavePcr0, EnclavePcr1, ...: the PCRs the key policy pins (96 hex)

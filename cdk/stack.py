@@ -155,6 +155,8 @@ class CccStack(Stack):
             contract.OUTPUT_DATA_KEY_ARN: (self.keys.data_key.key_arn, "Data key: encrypt inputs with it"),
             contract.OUTPUT_TENANT_ROLES: (self.identities.tenant_roles_json(), "JSON {tenant: client role ARN}"),
             contract.OUTPUT_RELEASE_PREFIX: (release, "Where the fleet fetches the EIF and agent from"),
+            contract.OUTPUT_HOST_LOG_GROUP: (self.fleet.log_group.log_group_name, "Logs of the enclave hosts"),
+            contract.OUTPUT_DASHBOARD: (self.observability.dashboard.dashboard_name, "CloudWatch dashboard"),
         }
         for index, value in self.inputs.measurements.pcrs.items():
             outputs[f"{contract.OUTPUT_PCR_PREFIX}{index}"] = (value, f"PCR{index} pinned by the data key policy")

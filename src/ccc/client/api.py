@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, Protocol
 
 from ccc.client.errors import ClientError
 from ccc_common.naming import JobRef, NamingError
@@ -21,6 +21,10 @@ from ccc_common.naming import JobRef, NamingError
 SERVICE = "execute-api"
 TIMEOUT_S = 30.0
 MAX_RESPONSE_BYTES = 256 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class ApiError(ClientError):
@@ -137,7 +141,7 @@ class JobsApiClient:
             attestation_url=url("attestation"),
         )
 
-    def put(self, upload: PresignedUpload, body: IO[bytes], size: int) -> None:
+    def put(self, upload: PresignedUpload, body: Readable, size: int) -> None:
         """Stream `size` bytes from `body` to the presigned URL."""
         if upload.max_bytes and size > upload.max_bytes:
             raise ApiError(f"ciphertext is {size} bytes, the upload allows {upload.max_bytes}")

@@ -67,6 +67,19 @@ class JobReport:
         return json.dumps(data, sort_keys=False)
 
 
+class _CountingReader:
+    """A file wrapper that reports bytes read (the HTTP client streams the upload through it)."""
+
+    def __init__(self, inner: Any, progress: Progress) -> None:
+        self._inner = inner
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._inner.read(size)
+        self._progress(len(chunk))
+        return chunk
+
+
 @dataclass(frozen=True)
 class JobTicket:
     """A job ready to receive its ciphertext: its identity and where to put the ciphertext."""
@@ -154,7 +167,9 @@ class CccClient:
     def upload(self, ticket: JobTicket, body: Any, size: int, *, label: str = "upload") -> None:
         """Put a ciphertext for the job: presigned PUT (API), or S3 upload (multipart for large bodies)."""
         if ticket.upload is not None and self.api is not None:
-            self.api.put(ticket.upload, body, size)
+            progress = Progress(label, size, enabled=self.show_progress)
+            self.api.put(ticket.upload, _CountingReader(body, progress), size)
+            progress.finish()
             return
         from boto3.s3.transfer import TransferConfig
 

@@ -568,3 +568,36 @@ def test_outputs_tell_clients_where_to_submit_and_what_to_expect(synth: Any) -> 
         if k.startswith(contract.OUTPUT_PCR_PREFIX)
     }
     assert pinned == dict(synth.stack.inputs.measurements.pcrs)
+
+
+def test_each_lambda_environment_satisfies_the_handlers_model(synth: Any) -> None:
+    """The functions validate their environment at cold start (ccc_common.env): the variables this
+    stack sets must pass, with deploy-time tokens replaced by values of the right shape."""
+    from ccc_common import env as function_env
+
+    models = {
+        "scaler": function_env.ScalerEnv,
+        "job_events": function_env.JobEventsEnv,
+        "jobs_api": function_env.JobsApiEnv,
+        "dead_letters": function_env.DeadLettersEnv,
+    }
+    literal = {
+        contract.WORK_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work",
+        contract.DEAD_LETTER_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work-dlq",
+        contract.JOBS_TABLE: "ccc-dev-jobs",
+        contract.INBOX_BUCKET: "ccc-dev-inbox-123456789012-eu-west-1",
+        contract.RESULTS_BUCKET: "ccc-dev-results-123456789012-eu-west-1",
+        contract.ARCHIVE_BUCKET: "ccc-dev-artifacts-123456789012-eu-west-1",
+        contract.DATA_KEY_ARN: "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+        contract.TENANT_PRINCIPALS: json.dumps(
+            {t: ["arn:aws:iam::123456789012:role/x-" + t] for t in synth.stack.inputs.tenants}
+        ),
+    }
+    for name, function in synth.stack.orchestration.functions.items():
+        variables = synth.resources[synth.logical_id(function)]["Properties"]["Environment"]["Variables"]
+        environ = {k: (v if isinstance(v, str) else literal[k]) for k, v in variables.items()}
+        loaded = function_env.load_env(models[name], environ)
+        assert loaded.stage == synth.stage
+        if hasattr(loaded, "jobs_tenant_index"):
+            assert loaded.jobs_tenant_index == contract.TENANT_INDEX_NAME
+            assert loaded.jobs_ttl_attribute == contract.TABLE_TTL_ATTRIBUTE

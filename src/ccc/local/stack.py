@@ -67,6 +67,7 @@ PARENT_DRAIN_S = 30.0
 DESIRED_POLL_S = 1.0
 # The scheduled scaler runs every minute on AWS; locally every few seconds (it is also woken by arrivals).
 SCALER_TICK_S = 5.0
+START_ATTEMPTS = 2
 
 log = logging.getLogger("ccc.local")
 
@@ -528,11 +529,21 @@ def run_foreground(options: StackOptions) -> int:
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            info = supervisor.start()
-        except (ProcessStartError, StackError, components.ComponentError) as exc:
-            log.error("the local stack failed to start: %s", exc)
-            return 1
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                info = supervisor.start()
+                break
+            except components.MeasurementMismatch as exc:
+                # Source files changed between measuring and the enclave's boot (an editor saving):
+                # measure again from scratch rather than fail.
+                if attempt == START_ATTEMPTS or supervisor._stopping.is_set():
+                    log.error("the local stack failed to start: %s", exc)
+                    return 1
+                log.warning("%s; starting again", exc)
+                supervisor = Supervisor(options)
+            except (ProcessStartError, StackError, components.ComponentError) as exc:
+                log.error("the local stack failed to start: %s", exc)
+                return 1
         print(
             f"local stack ready in {info.ready_seconds:.1f}s: moto {info.endpoint_url}, "
             f"KMS gateway {info.kms_endpoint_url}, {info.workers} worker(s); state in {info.state_dir}\n"

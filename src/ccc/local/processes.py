@@ -59,7 +59,7 @@ class ManagedProcess:
     name: str
     command: Sequence[str]
     log_path: Path
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] | None = None  # None: inherit the supervisor's environment
     cwd: Path | None = None
     restartable: bool = True
     restarts: int = 0
@@ -80,7 +80,7 @@ class ManagedProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=dict(self.env),
+            env=dict(self.env) if self.env is not None else None,
             cwd=self.cwd,
             start_new_session=True,  # a terminal Ctrl-C reaches the supervisor only: it stops us in order
             preexec_fn=_die_with_parent,  # only prctl, no locks: safe between fork and exec

@@ -146,3 +146,35 @@ def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
     spec = DetectorSpec(model_path=tmp_path / "absent.onnx", decoder="yolov5")
     with pytest.raises(ModelError, match="not found"):
         CatCounter(spec)
+
+
+def one_cat_model(tmp_path: Path, cx: float, cy: float, w: float, h: float) -> Path:
+    rows = np.array([[cx, cy, w, h, 1.0, 0.0, 0.9, 0.0]], np.float32)
+    return write_model(tmp_path, {"output0": rows[np.newaxis]}, input_shape=(1, 3, 48, 64))
+
+
+def test_tile_views_map_boxes_back_with_their_offsets(tmp_path: Path) -> None:
+    # The constant model "sees" the same cat in every view: in the full view (scale 0.5) and in each
+    # of four 64x48 tiles (scale 1), so five different places in the original image.
+    spec = DetectorSpec(model_path=one_cat_model(tmp_path, 20, 20, 16, 16), input_size=(64, 48), decoder="yolov5",
+                        num_classes=3, cat_class=CAT, tile_grid=2, tile_overlap=0.0)
+    result = CatCounter(spec).count(image(128, 96))
+    assert boxes_of(result) == [[12.0, 12.0, 28.0, 28.0], [12.0, 60.0, 28.0, 76.0], [24.0, 24.0, 56.0, 56.0],
+                                [76.0, 12.0, 92.0, 28.0], [76.0, 60.0, 92.0, 76.0]]
+
+
+def test_tile_boxes_touching_a_cut_edge_are_dropped(tmp_path: Path) -> None:
+    # A box reaching the right edge of the input: in the left tiles that edge is a cut through the image.
+    spec = DetectorSpec(model_path=one_cat_model(tmp_path, 56, 20, 16, 16), input_size=(64, 48), decoder="yolov5",
+                        num_classes=3, cat_class=CAT, tile_grid=2, tile_overlap=0.0)
+    result = CatCounter(spec).count(image(128, 96))
+    assert boxes_of(result) == [[96.0, 24.0, 128.0, 56.0], [112.0, 12.0, 128.0, 28.0], [112.0, 60.0, 128.0, 76.0]]
+
+
+def test_mirrored_views_are_unmirrored(tmp_path: Path) -> None:
+    spec = DetectorSpec(model_path=one_cat_model(tmp_path, 16, 24, 16, 16), input_size=(64, 48), decoder="yolov5",
+                        num_classes=3, cat_class=CAT, mirror_views=True)
+    result = CatCounter(spec).count(image(64, 48))
+    assert boxes_of(result) == [[8.0, 16.0, 24.0, 32.0], [40.0, 16.0, 56.0, 32.0]]  # x -> 64 - x
+    centred = spec.with_overrides(model_path=str(one_cat_model(tmp_path, 32, 24, 16, 16)))
+    assert CatCounter(centred).count(image(64, 48)).cats == 1  # its mirror image is itself: NMS merges them

@@ -122,18 +122,25 @@ class CatCounter:
         wanted = np.asarray((spec.cat_class, *spec.competing_classes), dtype=np.int64)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         pre_ms = infer_ms = post_ms = 0.0
-        for view_id, view in enumerate(plan_views(width, height, spec.tile_grid, spec.tile_overlap)):
+        views = plan_views(width, height, spec.tile_grid, spec.tile_overlap)
+        passes = [(view, mirrored) for view in views for mirrored in ((False, True) if spec.mirror_views else (False,))]
+        for view_id, (view, mirrored) in enumerate(passes):
             t0 = time.perf_counter()
-            tensor, placement = preprocess(view.crop(image), spec)
+            crop = view.crop(image)
+            tensor, placement = preprocess(crop[:, ::-1] if mirrored else crop, spec)
             t1 = time.perf_counter()
             raw = self._model.session.run(None, {self._model.input_name: tensor})
             t2 = time.perf_counter()
             found = decode(dict(zip(self._model.output_names, raw, strict=True)), spec, threshold)
             kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
             kept = kept[np.isin(found.class_ids[kept], wanted)]
-            offset = np.asarray([view.x0, view.y0, view.x0, view.y0], dtype=np.float32)
-            boxes = placement.to_original(found.boxes[kept]) + offset
-            whole = _not_cut(boxes, view, width, height, spec.tile_edge_margin / placement.scale) if view_id else None
+            local = placement.to_original(found.boxes[kept])
+            if mirrored:
+                crop_w = crop.shape[1]
+                local = np.stack([crop_w - local[:, 2], local[:, 1], crop_w - local[:, 0], local[:, 3]], axis=1)
+            boxes = local + np.asarray([view.x0, view.y0, view.x0, view.y0], dtype=np.float32)
+            is_tile = view != views[0]
+            whole = _not_cut(boxes, view, width, height, spec.tile_edge_margin / placement.scale) if is_tile else None
             index = kept if whole is None else kept[whole]
             boxes = boxes if whole is None else boxes[whole]
             parts.append((boxes, found.scores[index], found.class_ids[index], np.full(len(index), view_id)))

@@ -110,6 +110,8 @@ class DetectorSpec(BaseModel):
     tile_grid: Annotated[int, Field(ge=1, le=4)] = DEFAULT_TILE_GRID
     tile_overlap: Annotated[float, Field(ge=0.0, le=0.75)] = DEFAULT_TILE_OVERLAP
     tile_edge_margin: Annotated[float, Field(ge=0.0, le=64.0)] = 2.0  # network-input pixels
+    # Also look at every view mirrored left-right (test-time augmentation: twice the inferences).
+    mirror_views: bool = False
     # A cat box is dropped when a box of one of these classes, in any view, overlaps it with
     # IoU >= compete_iou and a higher score: the detector thinks it more likely is that animal.
     competing_classes: tuple[Annotated[int, Field(ge=0)], ...] = DEFAULT_COMPETING_CLASSES

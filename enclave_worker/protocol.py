@@ -9,7 +9,9 @@ disabled and then checked field by field: exact key sets, exact types, sizes, an
 version. Every failure is a `ProtocolError`, never another exception type.
 
 Message kinds (all maps carry `version`, `kind`, `request_id`): `health` -> `health_reply`,
-`job` -> `job_reply`, and `error` for a request the enclave could not even parse.
+`job` -> `job_reply`, `privacy_release` -> `privacy_release_reply` (differentially private
+per-tenant aggregates, the only content-derived numbers that leave the enclave), and `error` for
+a request the enclave could not even parse.
 See docs/protocol.md.
 """
 
@@ -59,6 +61,11 @@ _CODE_RE = re.compile(r"^[a-z][a-z_]{0,39}$")
 _HEX_RE = re.compile(r"^[0-9a-f]*$")
 _TRACE_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _MODEL_NAME_RE = re.compile(r"^[\x20-\x7e]{0,128}$")
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Enclave pipeline stages whose timing aggregates the health reply carries (job_reply.metrics order).
+STAGES = ("decrypt", "infer", "encrypt", "attest")
+PRIVACY_METRICS = ("cats", "uploads")
+MAX_RELEASES = 512
 
 
 class ProtocolError(ValueError):
@@ -246,6 +253,47 @@ class HealthRequest:
 
 
 @dataclass(frozen=True)
+class StageTiming:
+    """Cumulative timing of one pipeline stage since boot (count, total and maximum milliseconds)."""
+
+    count: int
+    total_ms: float
+    max_ms: float
+
+    def __post_init__(self) -> None:
+        _check_int(self.count, "stage.count", 0, 2**63 - 1)
+        _check_number(self.total_ms, "stage.total_ms")
+        _check_number(self.max_ms, "stage.max_ms")
+
+
+@dataclass(frozen=True)
+class EnclaveMetrics:
+    """Resource use and pipeline counters of the enclave: metadata only, never job content.
+
+    `cpu_s` is the server process's CPU time (user + system) since boot: the parent turns two
+    readings into a utilisation. Memory comes from the enclave VM's /proc/meminfo (0 if unknown).
+    """
+
+    cpu_s: float
+    memory_total_bytes: int
+    memory_available_bytes: int
+    busy_refusals: int
+    attestations_ok: int
+    attestations_failed: int
+    stages: Mapping[str, StageTiming]
+
+    def __post_init__(self) -> None:
+        _check_number(self.cpu_s, "metrics.cpu_s")
+        for name in ("memory_total_bytes", "memory_available_bytes", "busy_refusals", "attestations_ok",
+                     "attestations_failed"):
+            _check_int(getattr(self, name), f"metrics.{name}", 0, 2**63 - 1)
+        if not isinstance(self.stages, Mapping) or set(self.stages) != set(STAGES):
+            raise ProtocolError(f"metrics.stages must have exactly the stages {list(STAGES)}")
+        if not all(isinstance(t, StageTiming) for t in self.stages.values()):
+            raise ProtocolError("metrics.stages values must be stage timings")
+
+
+@dataclass(frozen=True)
 class EnclaveStatus:
     """Health metadata: counters and identities only, never job content."""
 
@@ -259,9 +307,13 @@ class EnclaveStatus:
     pcr0_hex: str
     cpu_count: int
     rss_bytes: int
+    # Optional so that a parent can talk to an enclave of the release before (which omits it).
+    metrics: EnclaveMetrics | None = None
 
     def __post_init__(self) -> None:
         _check_number(self.uptime_s, "status.uptime_s")
+        if self.metrics is not None and not isinstance(self.metrics, EnclaveMetrics):
+            raise ProtocolError("status.metrics must be enclave metrics")
         for name in ("jobs_served", "jobs_failed", "in_flight", "cpu_count", "rss_bytes"):
             _check_int(getattr(self, name), f"status.{name}", 0, 2**63 - 1)
         _check_int(self.concurrency, "status.concurrency", 1, 4096)
@@ -277,6 +329,60 @@ class HealthReply:
 
     def __post_init__(self) -> None:
         _check_request_id(self.request_id)
+
+
+@dataclass(frozen=True)
+class PrivacyReleaseRequest:
+    """Ask the enclave for its differentially private aggregates. The parent chooses nothing
+    (no tenant, no epsilon): the enclave's policy and budget ledger decide what is released."""
+
+    request_id: str
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+
+
+@dataclass(frozen=True)
+class PrivacyRelease:
+    """One noisy per-tenant, per-day aggregate (Laplace mechanism); never the exact value."""
+
+    tenant: str
+    day: str  # YYYY-MM-DD (UTC)
+    metric: str  # cats | uploads
+    value: float  # may be negative: noise is not clamped, clamping would bias it
+    epsilon: float
+    scale: float
+
+    def __post_init__(self) -> None:
+        try:
+            validate_tenant(self.tenant)
+        except NamingError as exc:
+            raise ProtocolError(str(exc)) from exc
+        _check_re(self.day, _DAY_RE, "release.day")
+        if self.metric not in PRIVACY_METRICS:
+            raise ProtocolError(f"release.metric must be one of {list(PRIVACY_METRICS)}")
+        _check_signed(self.value, "release.value")
+        _check_number(self.epsilon, "release.epsilon")
+        _check_number(self.scale, "release.scale")
+        if self.epsilon <= 0 or self.scale <= 0:
+            raise ProtocolError("release.epsilon and release.scale must be positive")
+
+
+@dataclass(frozen=True)
+class PrivacyReleaseReply:
+    """The releases the budget allowed, and how many (tenant, day, metric) aggregates it refused."""
+
+    request_id: str
+    releases: tuple[PrivacyRelease, ...]
+    refused: int
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+        if not isinstance(self.releases, tuple) or len(self.releases) > MAX_RELEASES:
+            raise ProtocolError(f"releases must be a list of at most {MAX_RELEASES}")
+        if not all(isinstance(r, PrivacyRelease) for r in self.releases):
+            raise ProtocolError("releases must hold privacy releases")
+        _check_int(self.refused, "refused", 0, 2**31)
 
 
 @dataclass(frozen=True)
@@ -377,8 +483,11 @@ class ErrorReply:
 
 
 JobReply = Union[JobSuccess, JobFailure]  # noqa: UP007 - used at runtime in isinstance checks
-Message = Union[HealthRequest, HealthReply, JobRequest, JobSuccess, JobFailure, ErrorReply]  # noqa: UP007
-Request = Union[HealthRequest, JobRequest]  # noqa: UP007
+Message = Union[  # noqa: UP007
+    HealthRequest, HealthReply, JobRequest, JobSuccess, JobFailure, ErrorReply, PrivacyReleaseRequest,
+    PrivacyReleaseReply,
+]
+Request = Union[HealthRequest, JobRequest, PrivacyReleaseRequest]  # noqa: UP007
 
 
 # ------------------------------------------------------------------------------------------- encoding
@@ -395,20 +504,32 @@ def _to_wire(message: Message) -> dict[str, Any]:
         return {**head, "kind": "health"}
     if isinstance(message, HealthReply):
         s = message.status
+        status: dict[str, Any] = {
+            "uptime_s": float(s.uptime_s),
+            "jobs_served": s.jobs_served,
+            "jobs_failed": s.jobs_failed,
+            "in_flight": s.in_flight,
+            "concurrency": s.concurrency,
+            "model": {"name": s.model_name, "sha256": s.model_sha256},
+            "pcr0": s.pcr0_hex,
+            "cpu_count": s.cpu_count,
+            "rss_bytes": s.rss_bytes,
+        }
+        if s.metrics is not None:
+            status["metrics"] = _metrics_to_wire(s.metrics)
+        return {**head, "kind": "health_reply", "status": status}
+    if isinstance(message, PrivacyReleaseRequest):
+        return {**head, "kind": "privacy_release"}
+    if isinstance(message, PrivacyReleaseReply):
         return {
             **head,
-            "kind": "health_reply",
-            "status": {
-                "uptime_s": float(s.uptime_s),
-                "jobs_served": s.jobs_served,
-                "jobs_failed": s.jobs_failed,
-                "in_flight": s.in_flight,
-                "concurrency": s.concurrency,
-                "model": {"name": s.model_name, "sha256": s.model_sha256},
-                "pcr0": s.pcr0_hex,
-                "cpu_count": s.cpu_count,
-                "rss_bytes": s.rss_bytes,
-            },
+            "kind": "privacy_release_reply",
+            "releases": [
+                {"tenant": r.tenant, "day": r.day, "metric": r.metric, "value": float(r.value),
+                 "epsilon": float(r.epsilon), "scale": float(r.scale)}
+                for r in message.releases
+            ],
+            "refused": message.refused,
         }
     if isinstance(message, JobRequest):
         c = message.credentials
@@ -446,6 +567,20 @@ def _to_wire(message: Message) -> dict[str, Any]:
     if isinstance(message, ErrorReply):
         return {**head, "kind": "error", "error": _error_to_wire(message.error)}
     raise TypeError(f"not a protocol message: {type(message).__name__}")
+
+
+def _metrics_to_wire(m: EnclaveMetrics) -> dict[str, Any]:
+    return {
+        "cpu_s": float(m.cpu_s),
+        "memory_total_bytes": m.memory_total_bytes,
+        "memory_available_bytes": m.memory_available_bytes,
+        "busy_refusals": m.busy_refusals,
+        "attestation": {"ok": m.attestations_ok, "failed": m.attestations_failed},
+        "stages": {
+            name: {"count": t.count, "total_ms": float(t.total_ms), "max_ms": float(t.max_ms)}
+            for name, t in m.stages.items()
+        },
+    }
 
 
 def _error_to_wire(error: ErrorInfo) -> dict[str, Any]:
@@ -535,6 +670,11 @@ def decode_message(data: bytes, *, max_ciphertext_bytes: int = MAX_CIPHERTEXT_BY
         if kind == "health_reply":
             _exact_keys(value, {"version", "kind", "request_id", "status"}, "health_reply")
             return HealthReply(request_id=_str(value, "request_id"), status=_status(_map(value, "status")))
+        if kind == "privacy_release":
+            _exact_keys(value, {"version", "kind", "request_id"}, "privacy_release")
+            return PrivacyReleaseRequest(request_id=_str(value, "request_id"))
+        if kind == "privacy_release_reply":
+            return _privacy_reply(value)
         if kind == "job":
             return _job_request(value, max_ciphertext_bytes)
         if kind == "job_reply":
@@ -610,7 +750,8 @@ def _job_reply(value: dict[str, Any]) -> JobReply:
 
 def _status(value: dict[str, Any]) -> EnclaveStatus:
     _exact_keys(value, {"uptime_s", "jobs_served", "jobs_failed", "in_flight", "concurrency", "model", "pcr0",
-                        "cpu_count", "rss_bytes"}, "health_reply.status")
+                        "cpu_count", "rss_bytes"}, "health_reply.status", optional={"metrics"})
+    metrics = _enclave_metrics(_map(value, "metrics")) if "metrics" in value else None
     model = _map(value, "model")
     _exact_keys(model, {"name", "sha256"}, "health_reply.status.model")
     return EnclaveStatus(
@@ -624,7 +765,47 @@ def _status(value: dict[str, Any]) -> EnclaveStatus:
         pcr0_hex=_str(value, "pcr0"),
         cpu_count=value["cpu_count"],
         rss_bytes=value["rss_bytes"],
+        metrics=metrics,
     )
+
+
+def _enclave_metrics(value: dict[str, Any]) -> EnclaveMetrics:
+    _exact_keys(value, {"cpu_s", "memory_total_bytes", "memory_available_bytes", "busy_refusals", "attestation",
+                        "stages"}, "health_reply.status.metrics")
+    attestation = _map(value, "attestation")
+    _exact_keys(attestation, {"ok", "failed"}, "health_reply.status.metrics.attestation")
+    stages = _map(value, "stages")
+    _exact_keys(stages, set(STAGES), "health_reply.status.metrics.stages")
+    timings = {}
+    for name in STAGES:
+        stage = _map(stages, name)
+        _exact_keys(stage, {"count", "total_ms", "max_ms"}, f"health_reply.status.metrics.stages.{name}")
+        timings[name] = StageTiming(count=stage["count"], total_ms=stage["total_ms"], max_ms=stage["max_ms"])
+    return EnclaveMetrics(
+        cpu_s=value["cpu_s"],
+        memory_total_bytes=value["memory_total_bytes"],
+        memory_available_bytes=value["memory_available_bytes"],
+        busy_refusals=value["busy_refusals"],
+        attestations_ok=attestation["ok"],
+        attestations_failed=attestation["failed"],
+        stages=timings,
+    )
+
+
+def _privacy_reply(value: dict[str, Any]) -> PrivacyReleaseReply:
+    _exact_keys(value, {"version", "kind", "request_id", "releases", "refused"}, "privacy_release_reply")
+    items = value["releases"]
+    if not isinstance(items, list) or len(items) > MAX_RELEASES:
+        raise ProtocolError(f"releases must be a list of at most {MAX_RELEASES}")
+    releases = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ProtocolError("each release must be a map")
+        _exact_keys(item, {"tenant", "day", "metric", "value", "epsilon", "scale"}, "privacy_release_reply.release")
+        releases.append(PrivacyRelease(tenant=_str(item, "tenant"), day=_str(item, "day"), metric=_str(item, "metric"),
+                                       value=item["value"], epsilon=item["epsilon"], scale=item["scale"]))
+    return PrivacyReleaseReply(request_id=_str(value, "request_id"), releases=tuple(releases),
+                               refused=value["refused"])
 
 
 def _error(value: dict[str, Any]) -> ErrorInfo:
@@ -714,6 +895,11 @@ def _check_number(value: object, what: str) -> None:
     number = float(value)  # type: ignore[arg-type]
     if not math.isfinite(number) or not 0 <= number <= 1e12:
         raise ProtocolError(f"{what} must be a finite number in 0..1e12")
+
+
+def _check_signed(value: object, what: str) -> None:
+    if type(value) not in (int, float) or not math.isfinite(float(value)) or abs(float(value)) > 1e12:  # type: ignore[arg-type]
+        raise ProtocolError(f"{what} must be a finite number in -1e12..1e12")
 
 
 def _check_hex(value: object, what: str, lengths: tuple[int, ...]) -> None:

@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session")
     parser.add_argument("--stage", default=env("CCC_STAGE", "local"), choices=["local", "dev", "prod"],
                         help="selects the size limits (env CCC_STAGE)")
+    parser.add_argument("--dp-daily-budget", type=float, default=float(env("CCC_DP_DAILY_BUDGET", "1.0")),
+                        help="differential privacy: epsilon per tenant per day (env CCC_DP_DAILY_BUDGET)")
+    parser.add_argument("--dp-epsilon", type=float, default=float(env("CCC_DP_EPSILON", "0.25")),
+                        help="differential privacy: epsilon spent per released aggregate (env CCC_DP_EPSILON)")
     parser.add_argument("--log-level", default=env("CCC_LOG_LEVEL", "INFO"))
     parser.add_argument("--state-dir", type=Path, default=env("CCC_STATE_DIR"),
                         help="local stack state dir: spans/metrics as JSON Lines under <dir>/telemetry "
@@ -75,10 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def boot(args: argparse.Namespace) -> EnclaveServer:
     """Load and warm the model, create the boot key pair, set up the NSM, bind the listener."""
     from ccc.kms.recipient import EnclaveKeyPair
+    from ccc_common.privacy import ContentAggregates, InMemoryBudgetLedger, PrivacyPolicy, PrivateAggregator
     from enclave_worker.enclave.attester import NsmAttester, build_nsm
     from enclave_worker.enclave.esdk_crypto import AttestedEsdkCrypto
     from enclave_worker.enclave.model import OnnxCounter, load_spec
     from enclave_worker.enclave.pipeline import JobProcessor
+    from enclave_worker.enclave.privacy import PrivacyReleaser
     from enclave_worker.enclave.server import EnclaveServer, ServerSettings
     from enclave_worker.transport import listen
 
@@ -90,7 +96,10 @@ def boot(args: argparse.Namespace) -> EnclaveServer:
     keypair = EnclaveKeyPair.generate()
     nsm = build_nsm(args.nsm, counter.model_path)
     attester = NsmAttester(nsm, keypair.public_key_der)
-    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester)
+    policy = PrivacyPolicy(daily_budget=args.dp_daily_budget, epsilon_per_release=args.dp_epsilon)
+    aggregates = ContentAggregates(policy)
+    releaser = PrivacyReleaser(aggregates, PrivateAggregator(InMemoryBudgetLedger(), policy))
+    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester, aggregates=aggregates)
     settings = ServerSettings(
         concurrency=args.concurrency, max_connections=args.max_connections,
         shutdown_grace_s=float(limits.job_timeout_s), max_frame_bytes=limits.max_frame_bytes,
@@ -100,7 +109,7 @@ def boot(args: argparse.Namespace) -> EnclaveServer:
     log_event(_LOG, logging.INFO, "enclave booted", model_name=counter.model_name, model_sha256=counter.model_sha256,
               pcr0=attester.pcr0_hex, model_load_ms=model_ms, endpoint=listener.endpoint.uri)
     return EnclaveServer(listener, processor, model_name=counter.model_name, model_sha256=counter.model_sha256,
-                         pcr0_hex=attester.pcr0_hex, settings=settings)
+                         pcr0_hex=attester.pcr0_hex, settings=settings, privacy=releaser)
 
 
 if __name__ == "__main__":

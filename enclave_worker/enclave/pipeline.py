@@ -12,6 +12,10 @@ The security-relevant decisions live here and nowhere else:
   to this enclave image; its `public_key` is the enclave's boot key.
 
 Every failure becomes a `JobFailure` with a code; the reason never quotes plaintext.
+
+With `aggregates`, the processor also records each authenticated upload and each count into the
+enclave's differential-privacy totals (`enclave_worker.enclave.privacy`); only noisy releases of
+those ever leave the enclave.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import date
 
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -34,7 +39,9 @@ from ccc.telemetry.names import (
     SPAN_ENCLAVE_JOB,
 )
 from ccc_common.naming import CTX_JOB, CTX_KIND, CTX_TENANT, KIND_INPUT, JobRef
+from ccc_common.privacy import ContentAggregates
 from enclave_worker.enclave.ports import Attester, Counter, EnvelopeCrypto, JobError
+from enclave_worker.enclave.privacy import utc_today
 from enclave_worker.logs import log_event
 from enclave_worker.protocol import (
     ErrorCode,
@@ -82,10 +89,13 @@ def result_document(job: JobSpec, cats: int, detections: list[dict[str, object]]
 class JobProcessor:
     """Runs jobs through the ports; thread-safe as long as the ports are."""
 
-    def __init__(self, crypto: EnvelopeCrypto, counter: Counter, attester: Attester) -> None:
+    def __init__(self, crypto: EnvelopeCrypto, counter: Counter, attester: Attester, *,
+                 aggregates: ContentAggregates | None = None, today: Callable[[], date] = utc_today) -> None:
         self._crypto = crypto
         self._counter = counter
         self._attester = attester
+        self._aggregates = aggregates
+        self._today = today
 
     def process(self, request: JobRequest) -> JobReply:
         """Never raises: every failure is a JobFailure (unexpected ones as `internal`, retryable)."""
@@ -110,16 +120,22 @@ class JobProcessor:
 
     def _process(self, request: JobRequest) -> JobSuccess:
         job = request.job
+        day = self._today()
         start = time.perf_counter()
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_DECRYPT):
             session = self._crypto.session(request.credentials, request.kms)
             decrypted = session.decrypt(request.ciphertext)
             check_input_context(decrypted.encryption_context, job)
         after_decrypt = time.perf_counter()
+        # Only an upload authenticated as this tenant's counts: the parent cannot inflate a tenant.
+        if self._aggregates is not None:
+            self._aggregates.record_upload(job.tenant, day)
 
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_INFER):
             outcome = self._counter.count(decrypted.plaintext)
         after_count = time.perf_counter()
+        if self._aggregates is not None:
+            self._aggregates.record_cats(job.tenant, day, outcome.cats)
 
         model = {"name": self._counter.model_name, "sha256": self._counter.model_sha256}
         detections: list[dict[str, object]] = [

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from ccc_common.settings import LIMITS
 from enclave_worker.enclave.pipeline import JobProcessor
+from enclave_worker.enclave.privacy import PrivacyReleaser
+from enclave_worker.enclave.stats import EnclaveStats
 from enclave_worker.logs import log_event
 from enclave_worker.protocol import (
     ConnectionClosed,
@@ -38,6 +40,7 @@ from enclave_worker.protocol import (
     JobRequest,
     JobSuccess,
     Message,
+    PrivacyReleaseRequest,
     ProtocolError,
     decode_message,
     peek_request_id,
@@ -87,11 +90,14 @@ class EnclaveServer:
 
     def __init__(
         self, listener: Listener, processor: JobProcessor, *, model_name: str, model_sha256: str, pcr0_hex: str,
-        settings: ServerSettings | None = None,
+        settings: ServerSettings | None = None, privacy: PrivacyReleaser | None = None,
+        stats: EnclaveStats | None = None,
     ) -> None:
         self.listener = listener
         self.processor = processor
         self.settings = settings or ServerSettings()
+        self.privacy = privacy
+        self.stats = stats or EnclaveStats()
         self._model_name = model_name
         self._model_sha256 = model_sha256
         self._pcr0_hex = pcr0_hex
@@ -151,6 +157,7 @@ class EnclaveServer:
             if not full:
                 self._connections.add(conn)
         if full:
+            self.stats.busy_refused()
             # Answer and hang up at once: the parent sees `busy` and retries later.
             with contextlib.suppress(Exception):
                 conn.channel.send(ErrorReply(None, ErrorInfo.of(ErrorCode.BUSY, "too many connections")), timeout=1.0)
@@ -210,6 +217,13 @@ class EnclaveServer:
             return HealthReply(request_id=request.request_id, status=self.status())
         if isinstance(request, JobRequest):
             return self._run_job(request)
+        if isinstance(request, PrivacyReleaseRequest):
+            if self.privacy is None:
+                return ErrorReply(request.request_id, ErrorInfo.of(ErrorCode.BAD_REQUEST,
+                                                                   "privacy releases are not enabled", retryable=False))
+            reply = self.privacy.release(request.request_id)
+            log_event(_LOG, logging.INFO, "privacy release", releases=len(reply.releases), refused=reply.refused)
+            return reply
         return ErrorReply(request.request_id, ErrorInfo.of(ErrorCode.BAD_REQUEST, "not a request message kind",
                                                            retryable=False))
 
@@ -217,6 +231,7 @@ class EnclaveServer:
         if self._stop.is_set():
             return JobFailure(request.request_id, ErrorInfo.of(ErrorCode.BUSY, "enclave is shutting down"))
         if not self._slots.acquire(blocking=False):
+            self.stats.busy_refused()
             log_event(_LOG, logging.INFO, "job refused: busy", job_id=request.job.job_id,
                       concurrency=self.settings.concurrency)
             return JobFailure(request.request_id, ErrorInfo.of(ErrorCode.BUSY, "enclave at its concurrency limit"))
@@ -233,6 +248,7 @@ class EnclaveServer:
                 self._jobs_served += 1
             else:
                 self._jobs_failed += 1
+        self.stats.job_finished(reply)
         return reply
 
     def status(self) -> EnclaveStatus:
@@ -249,6 +265,7 @@ class EnclaveServer:
             pcr0_hex=self._pcr0_hex,
             cpu_count=os.cpu_count() or 0,
             rss_bytes=_rss_bytes(),
+            metrics=self.stats.snapshot(),
         )
 
 

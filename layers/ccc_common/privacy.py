@@ -12,6 +12,11 @@ mechanism with
   would be exceeded the release is refused (``BudgetExhausted``), never silently noised less.
 
 The ledger is a port so that the local stack keeps it in memory or a file and AWS in DynamoDB.
+
+Where the exact counts live: only in ``ContentAggregates``, inside the enclave (the one place that
+sees cats at all). It clips each image's contribution as it is recorded, so it holds clipped
+totals, never per-image values; ``PrivateAggregator.release_all`` turns those totals into noisy
+releases under the budget. See docs/observability.md.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import secrets
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 _UNIT = float(1 << 53)
 
@@ -132,6 +137,76 @@ class PrivacyPolicy:
             raise PrivacyError("epsilon_per_release cannot exceed daily_budget")
 
 
+METRIC_CATS = "cats"
+METRIC_UPLOADS = "uploads"
+
+
+@dataclass
+class _DayTotals:
+    cats: float = 0.0  # sum over images of min(cats, clip_cats_per_image)
+    uploads: float = 0.0  # one per authenticated upload (clip 1)
+
+
+class ContentAggregates:
+    """Exact per-tenant, per-day clipped totals: kept in enclave memory only, never published as is.
+
+    Each contribution is clipped when recorded (with the policy's clips), so the totals have the
+    sensitivity the release assumes. Memory is bounded: days older than `retention_days` are
+    dropped, and at most `max_entries` (tenant, day) pairs are kept (the oldest day goes first).
+    """
+
+    def __init__(self, policy: PrivacyPolicy, *, retention_days: int = 2, max_entries: int = 4096) -> None:
+        if retention_days < 1 or max_entries < 1:
+            raise PrivacyError("retention_days and max_entries must be at least 1")
+        self.policy = policy
+        self._retention = retention_days
+        self._max_entries = max_entries
+        self._totals: dict[tuple[str, date], _DayTotals] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, tenant: str, day: date) -> _DayTotals:
+        key = (tenant, day)
+        entry = self._totals.get(key)
+        if entry is None:
+            self._prune(day)
+            while len(self._totals) >= self._max_entries:
+                del self._totals[min(self._totals, key=lambda k: (k[1], k[0]))]
+            entry = self._totals[key] = _DayTotals()
+        return entry
+
+    def _prune(self, today: date) -> None:
+        oldest = today - timedelta(days=self._retention - 1)
+        for key in [k for k in self._totals if k[1] < oldest]:
+            del self._totals[key]
+
+    def record_upload(self, tenant: str, day: date) -> None:
+        with self._lock:
+            self._entry(tenant, day).uploads += min(1.0, self.policy.clip_uploads_per_image)
+
+    def record_cats(self, tenant: str, day: date, cats: int) -> None:
+        if cats < 0:
+            raise PrivacyError("a count cannot be negative")
+        with self._lock:
+            self._entry(tenant, day).cats += min(float(cats), self.policy.clip_cats_per_image)
+
+    def snapshot(self, today: date) -> list[tuple[str, date, float, float]]:
+        """(tenant, day, clipped cats total, uploads) for the days still retained."""
+        with self._lock:
+            self._prune(today)
+            return [(t, d, v.cats, v.uploads) for (t, d), v in sorted(self._totals.items())]
+
+    def __repr__(self) -> str:  # never print the exact totals by accident
+        return f"ContentAggregates({len(self._totals)} tenant-days)"
+
+
+@dataclass(frozen=True)
+class ReleaseBatch:
+    """What one release round produced: noisy values, and how many releases the budget refused."""
+
+    releases: list[PrivateRelease] = field(default_factory=list)
+    refused: int = 0
+
+
 class PrivateAggregator:
     """Publishes per-tenant daily aggregates through the Laplace mechanism under a budget."""
 
@@ -145,9 +220,16 @@ class PrivateAggregator:
         self._policy = policy or PrivacyPolicy()
         self._rng = rng or secrets.SystemRandom()
 
+    @property
+    def policy(self) -> PrivacyPolicy:
+        return self._policy
+
     def _release(self, tenant: str, day: date, metric: str, values: Iterable[float], clip: float) -> PrivateRelease:
+        return self._release_total(tenant, day, metric, clipped_sum(values, clip), clip)
+
+    def _release_total(self, tenant: str, day: date, metric: str, exact: float, clip: float) -> PrivateRelease:
+        """`exact` must be a sum of contributions each clipped to [0, clip] (the sensitivity)."""
         epsilon = self._policy.epsilon_per_release
-        exact = clipped_sum(values, clip)
         # Spend before computing the noisy value: a refused release must reveal nothing.
         self._ledger.spend(tenant, day, epsilon, self._policy.daily_budget)
         scale = clip / epsilon
@@ -163,3 +245,27 @@ class PrivateAggregator:
         if uploads < 0:
             raise PrivacyError("uploads cannot be negative")
         return self._release(tenant, day, "uploads", [1.0] * uploads, self._policy.clip_uploads_per_image)
+
+    def release_all(self, aggregates: ContentAggregates, today: date, *, limit: int | None = None) -> ReleaseBatch:
+        """One noisy release of cats and uploads for every retained tenant-day; each spends epsilon
+        from that tenant-day's budget, and a spent budget means that release is refused (counted).
+
+        With `limit`, at most that many releases are made (newest day first); the rest are not
+        attempted and spend nothing."""
+        if aggregates.policy != self._policy:
+            raise PrivacyError("the aggregates were clipped under another policy than this aggregator's")
+        batch = ReleaseBatch()
+        refused = 0
+        entries = sorted(aggregates.snapshot(today), key=lambda e: (-e[1].toordinal(), e[0]))
+        for tenant, day, cats, uploads in entries:
+            for metric, total, clip in (
+                (METRIC_CATS, cats, self._policy.clip_cats_per_image),
+                (METRIC_UPLOADS, uploads, self._policy.clip_uploads_per_image),
+            ):
+                if limit is not None and len(batch.releases) + refused >= limit:
+                    return ReleaseBatch(batch.releases, refused)
+                try:
+                    batch.releases.append(self._release_total(tenant, day, metric, total, clip))
+                except BudgetExhausted:
+                    refused += 1
+        return ReleaseBatch(batch.releases, refused)

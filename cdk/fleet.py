@@ -257,8 +257,8 @@ class Fleet(Construct):
                 actions=["s3:GetObject"], resources=[artifacts.arn_for_objects(f"{contract.RELEASE_PREFIX}*")]
             )
         )
+        # Reads from the SSE-KMS inbox and artifacts buckets; writes to the SSE-S3 results bucket need none.
         role.add_to_policy(s3_via_service(storage_key, ["kms:Decrypt"], [inbox, artifacts]))
-        role.add_to_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [results]))
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],

@@ -91,8 +91,8 @@ class Identities(Construct):
                     resources=[results.arn_for_objects(f"{RESULTS_PREFIX}{tenant}/*")],
                 )
             )
+            # Uploads into the SSE-KMS inbox; downloads from the SSE-S3 results bucket need no KMS right.
             role.add_to_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [inbox]))
-            role.add_to_policy(s3_via_service(storage_key, ["kms:Decrypt"], [results]))
 
     def tenant_role_arns(self) -> dict[str, tuple[str, ...]]:
         return {tenant: (role.role_arn,) for tenant, role in self.tenant_roles.items()}

@@ -4,8 +4,9 @@ Why two keys: the data key encrypts job inputs and results (AWS Encryption SDK) 
 releases key material to the parent role only with an enclave attestation. S3, SNS and the like
 cannot attest, so using the data key for server-side encryption would either break them or need an
 unattested Decrypt for the parent role, which would defeat the whole design. The storage key does
-the at-rest encryption of buckets and the alarm topic; everything in those is ESDK ciphertext or
-metadata already, and IAM grants on it are limited to `kms:ViaService` S3.
+the at-rest encryption of the inbox and artifacts buckets and the alarm topic (the results bucket
+is SSE-S3, see cdk/storage.py); everything in those is ESDK ciphertext or metadata already, and
+IAM grants on it are limited to `kms:ViaService` S3 and to the bucket by encryption context.
 
 The data key policy is built by `ccc_common.key_policy.build_key_policy`, the same function the
 local stack enforces. That builder validates real ARNs (12-digit account, known principals), but
@@ -130,7 +131,7 @@ class Keys(Construct):
         self.storage_key = kms.Key(
             self,
             "StorageKey",
-            description=f"CCC {config.stage}: server-side encryption of buckets and the alarm topic (ciphertext only)",
+            description=f"CCC {config.stage}: SSE of the inbox and artifacts buckets and the alarm topic",
             enable_key_rotation=True,
             removal_policy=config.removal_policy,
             pending_window=Duration.days(30 if config.stage == "prod" else 7),

@@ -2,14 +2,18 @@
 scaler schedule and the IAM-authenticated jobs API.
 
 Least privilege, by design rather than by review: no Lambda has any permission on the *data*
-key, so none can ever see a plaintext image or result. Some hold narrow rights on the *storage*
-key (SSE-KMS at rest), always `kms:ViaService` S3 and scoped to one bucket by the S3 encryption
-context, because S3 authorises SSE-KMS as the caller (a presigned URL as its signer):
-  jobs_api      GenerateDataKey (inbox: presigned upload), Decrypt (results: presigned download)
-  job_events    Decrypt (results: the parent's failure records, for the reason)
+key, so none can ever see a plaintext image or result, and no Lambda holds `kms:Decrypt` (or
+`kms:ReEncrypt*`, or `kms:*`) on any key at all. That is why the results bucket is SSE-S3 (see
+cdk/storage.py): presigned downloads and failure-record reads need no KMS right. Writing to an
+SSE-KMS bucket needs `kms:GenerateDataKey` on the *storage* key (S3 authorises SSE-KMS as the
+caller, a presigned URL as its signer); those grants are `kms:ViaService` S3 and scoped to one
+bucket by the S3 encryption context:
+  jobs_api      GenerateDataKey (inbox: presigned upload)
   dead_letters  GenerateDataKey (artifacts: archive of dead-lettered messages)
+  job_events    none
   scaler        none
-Through those, a Lambda can only ever read ESDK ciphertext, attestation documents and metadata.
+Through those, a Lambda can only ever write into buckets or read ESDK ciphertext, attestation
+documents and metadata.
 """
 
 from __future__ import annotations
@@ -216,7 +220,7 @@ class Orchestration(Construct):
         )
 
         # job_events: job status transitions, and an asynchronous wake-up of the scaler. It reads the
-        # parent's failure records (metadata, SSE-KMS at rest) for the failure reason.
+        # parent's failure records (metadata; the results bucket is SSE-S3, so no KMS right) for the reason.
         self._table_access(job_events, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
         job_events.add_to_role_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaler.function_arn])
@@ -226,10 +230,10 @@ class Orchestration(Construct):
                 actions=["s3:GetObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*{FAILURE_SUFFIX}")]
             )
         )
-        job_events.add_to_role_policy(s3_via_service(storage_key, ["kms:Decrypt"], [results]))
 
         # jobs_api: create and list jobs, presign the inbox upload and the result download. A presigned
-        # request is authorised as the signer, so SSE-KMS needs the storage key (via S3 only).
+        # request is authorised as the signer: the SSE-KMS inbox needs GenerateDataKey on the storage key
+        # (via S3 only); the SSE-S3 results bucket needs no KMS right for the download.
         self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem"])
         jobs_api.add_to_role_policy(
             iam.PolicyStatement(
@@ -244,7 +248,6 @@ class Orchestration(Construct):
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*")])
         )
         jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [inbox]))
-        jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:Decrypt"], [results]))
 
         # dead_letters: drain the DLQ into `failed` job records.
         dead_letters.add_event_source(

@@ -2,9 +2,16 @@
 (EIF + parent agent), and the access-log bucket they all log to.
 
 Every bucket: public access blocked, TLS-only bucket policy, versioning, lifecycle expiry per
-stage, EventBridge notifications where a rule listens. Data buckets use SSE-KMS with the storage
-key (bucket keys on, to keep KMS request costs flat); the log bucket must use SSE-S3 because S3
-server access logging cannot write to SSE-KMS buckets.
+stage, EventBridge notifications where a rule listens.
+
+Encryption at rest, per bucket:
+* inbox, artifacts: SSE-KMS with the storage key (bucket keys on, to keep KMS request costs flat).
+* results: SSE-S3 (AES256). Its objects are ESDK messages under the attested *data* key, attestation
+  documents and metadata-only failure records, so a bucket-level KMS key adds no confidentiality.
+  What it would add is a cost in privilege: S3 authorises SSE-KMS reads as the caller, so every
+  reader (jobs_api signing a presigned download, job_events reading a failure record) would need
+  `kms:Decrypt`. With SSE-S3 no Lambda holds `kms:Decrypt` on any key (tests/infra assert it).
+* access logs: SSE-S3, because S3 server access logging cannot write to SSE-KMS buckets.
 """
 
 from __future__ import annotations
@@ -57,14 +64,9 @@ class Storage(Construct):
         self.inbox = self._data_bucket(
             "Inbox", names.inbox_bucket, config, storage_key, config.inbox_expiry_days, "inbox/", eventbridge=True
         )
+        # SSE-S3 on purpose (see the module docstring): no reader of results needs a KMS permission.
         self.results = self._data_bucket(
-            "Results",
-            names.results_bucket,
-            config,
-            storage_key,
-            config.results_expiry_days,
-            "results/",
-            eventbridge=True,
+            "Results", names.results_bucket, config, None, config.results_expiry_days, "results/", eventbridge=True
         )
         # Artifacts are releases (EIF + agent bundle): they must not expire under a running fleet.
         # Dead-letter archives (metadata) live beside them and expire with the job records.
@@ -83,7 +85,7 @@ class Storage(Construct):
         construct_id: str,
         name: str,
         config: StageConfig,
-        key: kms.IKey,
+        key: kms.IKey | None,
         expiry_days: int | None,
         log_prefix: str,
         *,
@@ -99,9 +101,9 @@ class Storage(Construct):
             self,
             construct_id,
             bucket_name=name,
-            encryption=s3.BucketEncryption.KMS,
+            encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
             encryption_key=key,
-            bucket_key_enabled=True,
+            bucket_key_enabled=True if key else None,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             minimum_tls_version=1.2,

@@ -38,8 +38,45 @@ def grants(statement: dict[str, Any], action: str) -> bool:
 
 
 def kms_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kms_actions = ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant")
-    return [s for s in statements if any(grants(s, a) for a in kms_actions)]
+    """Allow statements that grant ANY KMS action: `kms:...` patterns, `*`, or a NotAction."""
+    found = []
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [str(a).lower() for a in as_list(statement.get("Action", []))]
+        if "NotAction" in statement or any(a == "*" or a.startswith("kms:") for a in actions):
+            found.append(statement)
+    return found
+
+
+# What no Lambda may ever hold, on any key: plaintext key material (Decrypt), re-encryption (which
+# decrypts inside KMS under the caller's rights), or everything (kms:* / *).
+FORBIDDEN_LAMBDA_KMS_ACTIONS = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant")
+
+
+def forbidden_lambda_kms(statement: dict[str, Any]) -> list[str]:
+    """Why `statement` must not be attached to a Lambda role (empty list = acceptable)."""
+    if statement.get("Effect") != "Allow":
+        return []
+    reasons = [f"grants {a}" for a in FORBIDDEN_LAMBDA_KMS_ACTIONS if grants(statement, a)]
+    for action in as_list(statement.get("Action", [])):
+        text = str(action).lower()
+        if text in ("*", "kms:*") or text.startswith("kms:reencrypt"):
+            reasons.append(f"action {action}")
+    return reasons
+
+
+def lambda_role_ids(resources: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every Lambda function in the template (ours and CDK's custom-resource providers) -> its role id.
+    A role given as a literal ARN (not a role of this template) cannot be inspected, so it fails."""
+    roles: dict[str, str] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        role = resource["Properties"]["Role"]
+        assert isinstance(role, dict) and "Fn::GetAtt" in role, f"{logical_id}: role not defined in this stack"
+        roles[logical_id] = function_role_id(resource)
+    return roles
 
 
 def function_role_id(function: dict[str, Any]) -> str:

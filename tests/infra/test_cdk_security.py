@@ -14,9 +14,11 @@ from cdk import contract
 from cdk.config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
 from tests.infra.iam_helpers import (
     as_list,
+    forbidden_lambda_kms,
     function_role_id,
     grants,
     kms_statements,
+    lambda_role_ids,
     managed_policy_arns,
     normalise,
     role_statements,
@@ -172,6 +174,9 @@ def test_tenant_roles_are_the_tenant_principals_of_the_key_policy(synth: Any) ->
 # --- least privilege -------------------------------------------------------------------------------
 
 
+_S3_VIA_SERVICE = {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+
+
 def _storage_key_arn(synth: Any) -> dict[str, Any]:
     return {"Fn::GetAtt": [synth.logical_id(synth.stack.keys.storage_key), "Arn"]}
 
@@ -181,10 +186,11 @@ def _storage_key_grants(synth: Any, statements: list[dict[str, Any]]) -> dict[st
     not: the storage key, via S3 only, scoped to named buckets by the S3 encryption context."""
     grants_by_action: dict[str, set[str]] = {}
     for statement in kms_statements(statements):
+        assert "NotAction" not in statement and "NotResource" not in statement, statement
         assert as_list(statement["Resource"]) == [_storage_key_arn(synth)], statement
         conditions = statement["Condition"]
         via = conditions["StringEquals"]["kms:ViaService"]
-        assert via == {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+        assert via == _S3_VIA_SERVICE, statement
         scopes = as_list(conditions["StringLike"]["kms:EncryptionContext:aws:s3:arn"])
         buckets = set()
         for scope in scopes:
@@ -203,19 +209,29 @@ def _bucket_ids(synth: Any, *names: str) -> set[str]:
     return {synth.logical_id(getattr(synth.stack.storage, n)) for n in names}
 
 
-def test_parent_role_has_no_kms_rights_of_its_own_on_the_data_key(synth: Any) -> None:
+def test_parent_role_has_no_iam_right_on_the_data_key_and_storage_key_only_via_s3(synth: Any) -> None:
+    """The data key's attested key-policy statement is the ONLY way the parent role reaches key
+    material: its IAM policies name no KMS action on the data key (nor on `*`), and the data key
+    policy gives the account root no data action, so no IAM policy could add one. Its only KMS
+    rights are storage-key Decrypt, conditioned on kms:ViaService = s3.<region>.amazonaws.com and
+    scoped to the SSE-KMS buckets it reads (inbox: job ciphertext; artifacts: the release)."""
     role_id = synth.logical_id(synth.stack.identities.parent_role)
     statements = role_statements(synth.resources, role_id)
     assert statements
     assert managed_policy_arns(synth.resources, role_id) == []
-    assert _storage_key_grants(synth, statements) == {
-        "kms:Decrypt": _bucket_ids(synth, "inbox", "artifacts"),
-        "kms:GenerateDataKey": _bucket_ids(synth, "results"),
-    }
     data_key = synth.logical_id(synth.stack.keys.data_key)
-    assert data_key not in json.dumps(statements)
+    for statement in kms_statements(statements):
+        assert data_key not in json.dumps(statement["Resource"]), statement
+        assert as_list(statement["Resource"]) == [_storage_key_arn(synth)], statement
+        assert statement["Condition"]["StringEquals"]["kms:ViaService"] == _S3_VIA_SERVICE, statement
+    assert _storage_key_grants(synth, statements) == {"kms:Decrypt": _bucket_ids(synth, "inbox", "artifacts")}
     for statement in statements:
         assert "*" not in as_list(statement["Action"]) and "kms:*" not in as_list(statement["Action"])
+    root = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}
+    for statement in as_list(_data_key(synth)["KeyPolicy"]["Statement"]):
+        if root in as_list(statement["Principal"]["AWS"]):
+            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant"):
+                assert not grants(statement, action), f"the root (hence IAM) could grant {action}"
 
 
 def test_parent_role_can_only_do_its_job(synth: Any) -> None:
@@ -247,13 +263,64 @@ def test_parent_role_can_only_do_its_job(synth: Any) -> None:
     }
 
 
+# AWS-managed policies a Lambda role may carry (CDK's custom-resource providers): logs only, no KMS.
+_ALLOWED_LAMBDA_MANAGED_POLICIES = (
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+)
+
+
+def test_no_lambda_role_holds_kms_decrypt_reencrypt_or_wildcards_anywhere(synth: Any) -> None:
+    """Issue 6: "Lambdas have no KMS decrypt at all". Every Lambda in the template (ours and CDK's
+    custom-resource providers), every policy attached to its role (inline, AWS::IAM::Policy,
+    customer-managed), on any key: no kms:Decrypt, kms:ReEncrypt*, kms:CreateGrant, kms:* or *.
+    And no key policy (resource side) names a Lambda role."""
+    roles = lambda_role_ids(synth.resources)
+    ours = {synth.logical_id(f) for f in synth.stack.orchestration.functions.values()}
+    assert ours <= set(roles)  # plus, in dev, CDK's auto-delete-objects provider
+    for function_id, role_id in roles.items():
+        statements = role_statements(synth.resources, role_id)
+        assert statements or function_id not in ours
+        for statement in statements:
+            assert not forbidden_lambda_kms(statement), (function_id, forbidden_lambda_kms(statement), statement)
+        for arn in managed_policy_arns(synth.resources, role_id):
+            assert arn in _ALLOWED_LAMBDA_MANAGED_POLICIES, (function_id, arn)
+    role_refs = [{"Fn::GetAtt": [role_id, "Arn"]} for role_id in roles.values()]
+    for key_id, key in synth.of_type("AWS::KMS::Key").items():
+        text = json.dumps(key["Properties"]["KeyPolicy"])
+        assert not [r for r in role_refs if json.dumps(r) in text], key_id
+
+
+def test_forbidden_lambda_kms_check_catches_every_dangerous_shape() -> None:
+    """The check above must fail on what it is meant to catch (and accept the grants we make)."""
+    bad = (
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:decrypt"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "kms:ReEncrypt*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "kms:ReEncryptFrom", "Resource": "*"},
+        {"Effect": "Allow", "Action": "kms:Decr*", "Resource": "*"},
+        {"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"},
+    )
+    for statement in bad:
+        assert forbidden_lambda_kms(statement), statement
+    good = (
+        {"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": "k"},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "logs:PutLogEvents"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "kms:*", "Resource": "*"},
+    )
+    for statement in good:
+        assert not forbidden_lambda_kms(statement), statement
+
+
 def test_no_lambda_can_use_the_data_key_and_storage_key_use_is_minimal(synth: Any) -> None:
     """No Lambda can ever obtain plaintext: no right on the data key; storage-key (SSE-KMS) rights
-    only via S3 and only where a function must touch a bucket (see cdk/orchestration.py)."""
+    only GenerateDataKey, only via S3 and only for the SSE-KMS bucket a function writes to (see
+    cdk/orchestration.py). Reading results needs none: that bucket is SSE-S3."""
     expected = {
         "scaler": {},
-        "job_events": {"kms:Decrypt": _bucket_ids(synth, "results")},
-        "jobs_api": {"kms:GenerateDataKey": _bucket_ids(synth, "inbox"), "kms:Decrypt": _bucket_ids(synth, "results")},
+        "job_events": {},
+        "jobs_api": {"kms:GenerateDataKey": _bucket_ids(synth, "inbox")},
         "dead_letters": {"kms:GenerateDataKey": _bucket_ids(synth, "artifacts")},
     }
     data_key = synth.logical_id(synth.stack.keys.data_key)
@@ -276,10 +343,8 @@ def test_no_lambda_can_use_the_data_key_and_storage_key_use_is_minimal(synth: An
 def test_tenant_roles_reach_only_their_own_prefixes(synth: Any) -> None:
     for tenant, role in synth.stack.identities.tenant_roles.items():
         statements = role_statements(synth.resources, synth.logical_id(role))
-        assert _storage_key_grants(synth, statements) == {
-            "kms:GenerateDataKey": _bucket_ids(synth, "inbox"),
-            "kms:Decrypt": _bucket_ids(synth, "results"),
-        }
+        # Uploads into the SSE-KMS inbox; results (SSE-S3) are read without any KMS right.
+        assert _storage_key_grants(synth, statements) == {"kms:GenerateDataKey": _bucket_ids(synth, "inbox")}
         objects = [
             json.dumps(s["Resource"]) for s in statements if grants(s, "s3:PutObject") or grants(s, "s3:GetObject")
         ]
@@ -390,17 +455,50 @@ def test_buckets_block_public_access_and_are_versioned(synth: Any) -> None:
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}, name
 
 
-def test_data_buckets_use_sse_kms_with_the_storage_key_and_log_access(synth: Any) -> None:
+# Why the results bucket is SSE-S3 and not SSE-KMS: everything in it is already protected by the
+# data key (ESDK result messages that only the tenant can decrypt, attestation documents that are
+# public by nature, metadata-only failure records). A bucket-level KMS key would add no
+# confidentiality, but S3 authorises SSE-KMS reads as the caller, so every reader (jobs_api
+# signing presigned downloads, job_events reading failure records) would need kms:Decrypt, which no
+# Lambda may hold (issue 6). See cdk/storage.py and docs/deploy.md.
+_ENCRYPTION = {"inbox": "aws:kms", "artifacts": "aws:kms", "results": "AES256", "access_logs": "AES256"}
+
+
+def _default_encryption(synth: Any, bucket: Any) -> dict[str, Any]:
+    props = synth.resources[synth.logical_id(bucket)]["Properties"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    return dict(rule["ServerSideEncryptionByDefault"])
+
+
+def test_inbox_and_artifacts_use_sse_kms_with_the_storage_key(synth: Any) -> None:
+    for name in ("inbox", "artifacts"):
+        bucket = getattr(synth.stack.storage, name)
+        assert _default_encryption(synth, bucket) == {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": _storage_key_arn(synth),
+        }, name
+        (rule,) = synth.resources[synth.logical_id(bucket)]["Properties"]["BucketEncryption"][
+            "ServerSideEncryptionConfiguration"
+        ]
+        assert rule["BucketKeyEnabled"] is True, name
+
+
+def test_results_bucket_uses_sse_s3_so_no_reader_needs_kms(synth: Any) -> None:
+    """See the comment above _ENCRYPTION for why; the Lambda tests above check the payoff."""
+    assert _default_encryption(synth, synth.stack.storage.results) == {"SSEAlgorithm": "AES256"}
+    (rule,) = synth.resources[synth.logical_id(synth.stack.storage.results)]["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert "KMSMasterKeyID" not in rule["ServerSideEncryptionByDefault"]
+
+
+def test_every_bucket_has_the_intended_encryption_and_data_buckets_log_access(synth: Any) -> None:
     logs_ref = {"Ref": synth.logical_id(synth.stack.storage.access_logs)}
     for name, bucket in _buckets(synth).items():
-        props = synth.resources[synth.logical_id(bucket)]["Properties"]
-        (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-        default = rule["ServerSideEncryptionByDefault"]
-        if name == "access_logs":
-            assert default == {"SSEAlgorithm": "AES256"}  # S3 access logging cannot write SSE-KMS
-            continue
-        assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": _storage_key_arn(synth)}, name
-        assert props["LoggingConfiguration"]["DestinationBucketName"] == logs_ref, name
+        assert _default_encryption(synth, bucket)["SSEAlgorithm"] == _ENCRYPTION[name], name
+        if name != "access_logs":  # S3 access logging cannot write SSE-KMS; the log bucket logs nowhere
+            props = synth.resources[synth.logical_id(bucket)]["Properties"]
+            assert props["LoggingConfiguration"]["DestinationBucketName"] == logs_ref, name
 
 
 def test_buckets_refuse_plain_http(synth: Any) -> None:

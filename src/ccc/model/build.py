@@ -157,6 +157,7 @@ def build(
     if not force:
         sha = _up_to_date(onnx_path, card_path, source, weights_dtype)
         if sha is not None:
+            onnx_path.touch()  # newer than its prerequisites, so make does not ask again
             say(f"{onnx_path} is up to date (sha256 {sha})")
             return BuildResult(onnx_path, card_path, sha, rebuilt=False)
 

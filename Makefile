@@ -35,7 +35,7 @@ $(ESDK_CLI_VENV)/.installed:
 	$(ESDK_CLI_VENV)/bin/aws-encryption-cli --version
 	touch $@
 
-$(MODEL): $(STAMP)
+$(MODEL): $(STAMP) $(wildcard src/ccc/model/*.py)
 	$(PY) -m ccc.model.build --out-dir models --cache-dir .cache/npm
 
 model: $(MODEL)

@@ -36,7 +36,7 @@ $(ESDK_CLI_VENV)/.installed:
 	touch $@
 
 $(MODEL): $(STAMP) $(wildcard src/ccc/model/*.py)
-	$(PY) -m ccc.model.build --out-dir models --cache-dir .cache/npm
+	$(PY) -m ccc.model.build --out-dir models --cache-dir .cache/npm --force
 
 model: $(MODEL)
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_agent(config: ParentConfig, *, on_ready: Any = None) -> tuple[Any, Any]:
+def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = None) -> tuple[Any, Any]:
     """The agent wired to real boto3 clients, the socket enclave client and a credentials provider."""
     import boto3
     from botocore.config import Config
@@ -88,7 +88,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None) -> tuple[Any, Any
     enclave = SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s,
                                   max_frame_bytes=limits.max_frame_bytes)
     agent = ParentAgent(sqs=sqs, s3=s3, enclave=enclave, credentials=credentials, settings=settings,
-                        on_ready=on_ready)
+                        on_ready=on_ready, metrics=metrics)
     watcher = None
     if config.lifecycle is not None:
         from ccc_common.drain import DrainSettings
@@ -124,26 +124,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             ready_file.write_text("ready\n")
         log_event(_LOG, logging.INFO, "parent agent polling", enclave=config.enclave.uri)
 
+    from ccc.telemetry import setup_telemetry
+    from enclave_worker.parent.enclave_client import SocketEnclaveClient
+    from enclave_worker.parent.metrics import ParentMetrics
+    from enclave_worker.parent.monitor import EnclaveMonitor
+
+    tele = config.telemetry
     try:
-        agent, watcher = build_agent(config, on_ready=on_ready)
+        telemetry = setup_telemetry("parent", state_dir=config.state_dir, emf_target=tele.emf,
+                                    emf_namespace=tele.namespace, stage=config.stage)
+        metrics = ParentMetrics(telemetry.meter())
+        agent, watcher = build_agent(config, on_ready=on_ready, metrics=metrics)
     except Exception as exc:
         log_event(_LOG, logging.ERROR, "parent agent start failed", error_type=type(exc).__name__,
                   error=str(exc)[:250])
         return 1
+    monitor = EnclaveMonitor(
+        SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s),
+        metrics, health_interval_s=tele.health_interval_s, privacy_interval_s=tele.privacy_interval_s,
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         agent.stop()  # stop polling; run() returns once in-flight jobs are finished
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    from ccc.telemetry import setup_telemetry
-
-    telemetry = setup_telemetry("parent", state_dir=config.state_dir)
     if watcher is not None:
         watcher.start()
+    monitor.start()
     try:
         agent.run(once=args.once)
     finally:
+        monitor.stop()
         telemetry.shutdown()
         if watcher is not None:
             watcher.finish()

@@ -43,6 +43,7 @@ from enclave_worker.logs import elapsed_ms, log_event
 from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
 from enclave_worker.parent.heartbeat import VisibilityHeartbeat
 from enclave_worker.parent.imds import AwsCredentials
+from enclave_worker.parent.metrics import ParentMetrics
 from enclave_worker.protocol import (
     Credentials,
     ErrorCode,
@@ -138,6 +139,7 @@ class ParentAgent:
         settings: AgentSettings,
         parse: Callable[..., Any] = parse_work_message,
         on_ready: Callable[[], None] | None = None,
+        metrics: ParentMetrics | None = None,
     ) -> None:
         self._sqs = sqs
         self._s3 = s3
@@ -146,6 +148,7 @@ class ParentAgent:
         self.settings = settings
         self._parse = parse
         self._on_ready = on_ready
+        self._metrics = metrics or ParentMetrics()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -320,9 +323,11 @@ class ParentAgent:
             log_event(_LOG, logging.WARNING, "job will be retried", job_id=ref.job_id, tenant=ref.tenant,
                       error_type=type(exc).__name__, code=_error_code(exc))
             outcome = JobOutcome(Outcome.RETRY, _error_code(exc) or type(exc).__name__)
+        elapsed = elapsed_ms(start)
         log_event(_LOG, logging.INFO, "job handled", job_id=ref.job_id, tenant=ref.tenant,
                   outcome=outcome.outcome.value, code=outcome.code, receive_count=receive_count,
-                  elapsed_ms=elapsed_ms(start))
+                  elapsed_ms=elapsed)
+        self._metrics.job_handled(outcome.outcome.value, outcome.code, elapsed)
         return outcome
 
     def _process_job(self, ref: JobRef) -> JobOutcome:
@@ -357,6 +362,7 @@ class ParentAgent:
             raise RuntimeError(f"cannot build the job request: {exc.reason}") from None
         reply = self._run_on_enclave(request)
         if isinstance(reply, JobSuccess):
+            self._metrics.enclave_timings(reply.metrics)
             self._write_result(ref, reply)
             return JobOutcome(Outcome.DONE)
         if reply.error.retryable:
@@ -430,6 +436,7 @@ class ParentAgent:
             "ccc-tenant": ref.tenant,
             "ccc-model-sha256": reply.model_sha256,
             "ccc-pcr0": reply.pcr0_hex,
+            **inject(),  # traceparent of the job span: job_events links its span to this trace
         }
         # Attestation first: the result object is the completion signal, so when it exists the
         # document that proves it is already there.
@@ -447,7 +454,8 @@ class ParentAgent:
                   "code": error.code}
         self._s3.put_object(Bucket=self.settings.results_bucket, Key=ref.failure_key,
                             Body=json.dumps(record, sort_keys=True).encode(), ContentType="application/json",
-                            Metadata={"ccc-job": ref.job_id, "ccc-tenant": ref.tenant, "ccc-kind": "failure"})
+                            Metadata={"ccc-job": ref.job_id, "ccc-tenant": ref.tenant, "ccc-kind": "failure",
+                                      **inject()})
         log_event(_LOG, logging.WARNING, "job failed permanently", job_id=ref.job_id, tenant=ref.tenant,
                   code=error.code, reason=error.reason[:200])
         return JobOutcome(Outcome.FAILED, error.code)

@@ -23,6 +23,8 @@ Format (every key except the four resource names and `enclave.uri` is optional):
       "imds": {"url": "http://169.254.169.254", "token_ttl_s": 21600},
       "lifecycle": {"group_name": "ccc-dev-enclave-fleet", "hook_name": "ccc-dev-drain",
                     "poll_s": 5, "heartbeat_s": 60, "max_drain_s": 900},
+      "telemetry": {"health_interval_s": 10, "privacy_interval_s": 900,    # enclave metrics / DP releases
+                    "emf": "tcp://127.0.0.1:25888", "namespace": "CCC"},   # CloudWatch agent (AWS); null = off
       "ready_file": null, "state_dir": null, "log_level": "INFO"
     }
 
@@ -109,6 +111,17 @@ class LifecycleSection(_Model):
     max_drain_s: float = Field(default=900.0, gt=0, le=7 * 24 * 3600)
 
 
+class TelemetrySection(_Model):
+    """How often the parent polls the enclave's health channel for metrics and for differentially
+    private releases (each release round spends privacy budget; null turns releases off), and
+    where metrics go on AWS: CloudWatch embedded metric format to the CloudWatch agent."""
+
+    health_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    privacy_interval_s: float | None = Field(default=900.0, gt=0, le=7 * 24 * 3600)
+    emf: str | None = Field(default=None, pattern=r"^((tcp|udp)://[A-Za-z0-9.-]+:\d{1,5}|file:///\S+|stdout)$")
+    namespace: str = Field(default="CCC", pattern=r"^[A-Za-z0-9_./#:-]{1,255}$")
+
+
 class ParentConfig(_Model):
     stage: Literal["local", "dev", "prod"] = "local"
     region: str = Field(pattern=_REGION)
@@ -125,6 +138,7 @@ class ParentConfig(_Model):
     backoff: BackoffSection = BackoffSection()
     imds: ImdsSection = ImdsSection()
     lifecycle: LifecycleSection | None = None
+    telemetry: TelemetrySection = TelemetrySection()
     ready_file: Path | None = None
     state_dir: Path | None = None  # local stack: telemetry JSON Lines under <state_dir>/telemetry
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

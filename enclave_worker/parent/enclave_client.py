@@ -20,6 +20,8 @@ from enclave_worker.protocol import (
     JobRequest,
     JobSuccess,
     Message,
+    PrivacyReleaseReply,
+    PrivacyReleaseRequest,
     ProtocolError,
 )
 from enclave_worker.transport import Channel, Endpoint, TransportError, parse_endpoint
@@ -27,6 +29,10 @@ from enclave_worker.transport import Channel, Endpoint, TransportError, parse_en
 
 class EnclaveUnavailable(Exception):
     """The enclave could not be reached, hung up, timed out, or answered nonsense."""
+
+
+class ReleasesNotSupported(EnclaveUnavailable):
+    """The enclave answered a privacy release request with an error (an older release, or disabled)."""
 
 
 class EnclaveClient(Protocol):
@@ -68,3 +74,13 @@ class SocketEnclaveClient:
         if isinstance(reply, HealthReply):
             return reply.status
         raise EnclaveUnavailable(f"enclave answered a health request with {type(reply).__name__}")
+
+    def privacy_release(self, *, timeout_s: float) -> PrivacyReleaseReply:
+        """The enclave's differentially private releases (ReleasesNotSupported if it has none)."""
+        request = PrivacyReleaseRequest(request_id=f"dp-{uuid.uuid4().hex[:16]}")
+        reply = self._call(request, timeout_s)
+        if isinstance(reply, PrivacyReleaseReply):
+            return reply
+        if isinstance(reply, ErrorReply) and reply.error.code == "bad_request":
+            raise ReleasesNotSupported(f"enclave refused a privacy release request: {reply.error.reason[:200]}")
+        raise EnclaveUnavailable(f"enclave answered a privacy release request with {type(reply).__name__}")

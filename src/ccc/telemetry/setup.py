@@ -4,7 +4,8 @@ Locally (the embedded default) spans and metrics are written as JSON Lines under
 `<state-dir>/telemetry/<service>.{spans,metrics}.jsonl`, every record carrying `service.name`,
 so tests can scan them and `ccc report` can render them. On AWS the same code exports through
 OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the ADOT collector / CloudWatch agent), and does
-nothing otherwise.
+nothing otherwise. Independently, `emf_target` (the parent agent on AWS) adds a CloudWatch
+embedded-metric-format exporter (`ccc.telemetry.emf`) for the metrics the dashboard reads.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
     PeriodicExportingMetricReader,
 )
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -32,6 +34,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from ccc.telemetry.attributes import safe_attributes
 
 TELEMETRY_DIRNAME = "telemetry"
+# Millisecond buckets for every histogram (job latency, inference, crypto): fine where jobs live.
+MS_BUCKETS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
 
 
 class _JsonLinesFile:
@@ -149,8 +153,12 @@ def setup_telemetry(
     state_dir: Path | None = None,
     export_interval_ms: int = 2_000,
     set_global: bool = True,
+    emf_target: str | None = None,
+    emf_namespace: str = "CCC",
+    stage: str = "local",
 ) -> TelemetryHandle:
-    """Install providers for `service_name`; JSON Lines under state_dir when given, else OTLP/none."""
+    """Install providers for `service_name`; JSON Lines under state_dir when given, else OTLP/none;
+    plus EMF to `emf_target` when given (raises EmfTargetError for a malformed target)."""
     resource = Resource.create(safe_attributes({"service.name": service_name, "service.namespace": "ccc"}))
     tracer_provider = TracerProvider(resource=resource)
     readers = []
@@ -166,7 +174,13 @@ def setup_telemetry(
         ))
     elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         _add_otlp(tracer_provider, readers)
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    if emf_target:
+        from ccc.telemetry.emf import EmfMetricExporter, sink_for
+
+        exporter = EmfMetricExporter(sink_for(emf_target), namespace=emf_namespace, stage=stage)
+        readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=max(export_interval_ms, 10_000)))
+    views = [View(instrument_type=Histogram, aggregation=ExplicitBucketHistogramAggregation(MS_BUCKETS))]
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=views)
     if set_global:
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)

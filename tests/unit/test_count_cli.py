@@ -38,6 +38,7 @@ def spec_file(tmp_path: Path) -> Path:
         "cat_class": 1,
         "scale": 1 / 255,
         "score_threshold": 0.3,
+        "tile_grid": 1,  # the constant model sees the same cats in every view: look once
     }
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
@@ -134,7 +135,8 @@ def test_model_card_in_model_dir_is_the_default(tmp_path, monkeypatch, capsys) -
         "name": "card-model",
         "sha256": sha,
         "detector": {"input_size": [64, 48], "decoder": "yolov5", "num_classes": 3, "cat_class": 1,
-                     "score_threshold": 0.3, "iou_threshold": 0.45, "layout": "NCHW", "channel_order": "RGB"},
+                     "score_threshold": 0.3, "iou_threshold": 0.45, "layout": "NCHW", "channel_order": "RGB",
+                     "tile_grid": 1},
     }
     (models / "nanodet-g.json").write_text(json.dumps(card))
     monkeypatch.setenv("CCC_MODEL_DIR", str(models))

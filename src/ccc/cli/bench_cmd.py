@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     accuracy.add_argument("--split", choices=("tune", "validate"), default="validate")
     accuracy.add_argument("--per-count", type=_positive_int, default=10, help="composites per cat count 0..6")
     accuracy.add_argument("--threshold", type=float, help="override the score threshold")
+    accuracy.add_argument("--sweep", action="store_true",
+                          help="choose post-processing settings on the tune split, report them on validate")
     accuracy.set_defaults(func=run_accuracy)
 
 
@@ -88,6 +90,18 @@ def run_accuracy(args: argparse.Namespace) -> int:
     except (SpecError, ModelError) as exc:
         print(f"ccc bench accuracy: {exc}", file=sys.stderr)
         return 2
+    if args.sweep:
+        from ccc.counting.evaluate import tune_and_validate
+
+        swept = tune_and_validate(counter, args.per_count)
+        _write(args.out, {"model": spec.name, "sweep": swept})
+        print(f"tried {swept['settings_tried']} settings on the tune split; chosen: {swept['chosen']}")
+        for name in ("tune", "validate_chosen", "validate_current_spec"):
+            acc = swept[name]
+            print(f"  {name}: {acc['exact']}/{acc['images']} exact ({acc['exact_rate']:.1%}), "
+                  f"{acc['false_positive_images']}/{acc['negatives']} cat-free images with a cat reported")
+        print(f"wrote {args.out}")
+        return 0
     items = sample_set(args.split, per_count=args.per_count)
     result = evaluate(items, collect_all(counter, items, spec.score_threshold), spec)
     report = {"model": spec.name, "split": args.split, "per_count": args.per_count,

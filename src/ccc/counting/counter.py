@@ -119,7 +119,7 @@ class CatCounter:
         spec = self.spec
         threshold = spec.score_threshold if min_score is None else min_score
         height, width = image.shape[:2]
-        wanted = np.asarray((spec.cat_class, *spec.competing_classes), dtype=np.int64)
+        wanted = np.asarray((spec.cat_class, *spec.competitors), dtype=np.int64)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         pre_ms = infer_ms = post_ms = 0.0
         views = plan_views(width, height, spec.tile_grid, spec.tile_overlap)
@@ -187,8 +187,8 @@ def finalize(collected: Collected, spec: DetectorSpec) -> tuple[Detection, ...]:
     above = collected.scores >= spec.score_threshold
     is_cat = above & (collected.class_ids == spec.cat_class)
     cat_index = np.flatnonzero(is_cat)
-    if spec.competing_classes:
-        competing = np.isin(collected.class_ids, np.asarray(spec.competing_classes, dtype=np.int64))
+    if spec.competitors:
+        competing = np.isin(collected.class_ids, np.asarray(spec.competitors, dtype=np.int64))
         others = np.flatnonzero(above & competing)
         mask = suppress_competitors(
             collected.boxes[cat_index], collected.scores[cat_index], collected.boxes[others], collected.scores[others],

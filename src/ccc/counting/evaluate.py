@@ -13,13 +13,13 @@ range (the most margin on both sides), then to the lower group threshold.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ccc.counting.counter import CatCounter, Collected, finalize
-from ccc.counting.samples import SampleImage
-from ccc.counting.spec import DetectorSpec
+from ccc.counting.samples import SampleImage, sample_set
+from ccc.counting.spec import DEFAULT_COMPETING_CLASSES, DetectorSpec
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def evaluate(items: Sequence[SampleImage], collected: Sequence[Collected], spec:
 
 
 def sweep(
-    items: Sequence[SampleImage], collected: Sequence[Collected], base: DetectorSpec, grid: dict[str, Iterable[Any]]
+    items: Sequence[SampleImage], collected: Sequence[Collected], base: DetectorSpec, grid: Mapping[str, Iterable[Any]]
 ) -> list[tuple[dict[str, Any], Accuracy]]:
     """Accuracy for every combination of the post-processing fields in `grid`."""
     names = list(grid)
@@ -102,3 +102,43 @@ def choose(results: Sequence[tuple[dict[str, Any], Accuracy]]) -> tuple[dict[str
     middle = thresholds[len(thresholds) // 2]
     at_middle = [r for r in tied if r[0].get("score_threshold", 0.0) == middle]
     return min(at_middle, key=lambda r: (r[1].absolute_error, r[0].get("group_threshold", 0.0)))
+
+
+SWEEP_FLOOR = 0.15
+SWEEP_GRID: dict[str, list[Any]] = {
+    "score_threshold": [round(0.2 + 0.025 * step, 3) for step in range(17)],  # 0.2 .. 0.6
+    "group_threshold": [0.6, 0.7, 0.8, 0.9],
+    "merge_nested": [True, False],
+    "competing_classes": [[], list(DEFAULT_COMPETING_CLASSES)],
+}
+
+
+def tune_and_validate(counter: CatCounter, per_count: int) -> dict[str, Any]:
+    """Sweep SWEEP_GRID on the `tune` split, choose, then report the choice on the `validate` split.
+
+    The counter's spec fixes what the model sees (tiling); it must collect every class the grid's
+    competing-class options name (the COCO defaults do).
+    """
+    tune_items = sample_set("tune", per_count=per_count)
+    tune_collected = collect_all(counter, tune_items, SWEEP_FLOOR)
+    results = sweep(tune_items, tune_collected, counter.spec, SWEEP_GRID)
+    chosen, tuned = choose(results)
+    curve = [
+        {"score_threshold": params["score_threshold"], "exact": acc.exact, "images": acc.images,
+         "false_positive_images": acc.false_positive_images}
+        for params, acc in results
+        if all(params[key] == chosen[key] for key in chosen if key != "score_threshold")
+    ]
+    validate_items = sample_set("validate", per_count=per_count)
+    validate_collected = collect_all(counter, validate_items, SWEEP_FLOOR)
+    validated = evaluate(validate_items, validate_collected, counter.spec.with_overrides(**chosen))
+    current = evaluate(validate_items, validate_collected, counter.spec)
+    return {
+        "per_count": per_count,
+        "settings_tried": len(results),
+        "chosen": chosen,
+        "tune": tuned.to_dict(),
+        "threshold_curve_at_chosen_settings": curve,
+        "validate_chosen": validated.to_dict(),
+        "validate_current_spec": current.to_dict(),
+    }

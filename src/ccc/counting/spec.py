@@ -35,9 +35,15 @@ DEFAULT_MODEL_NAME = "nanodet-g"
 DEFAULT_SCORE_THRESHOLD = 0.3
 DEFAULT_IOU_THRESHOLD = 0.45
 DEFAULT_GROUP_THRESHOLD = 0.8
-DEFAULT_TILE_GRID = 1
-DEFAULT_TILE_OVERLAP = 0.4
-DEFAULT_COMPETING_CLASSES: tuple[int, ...] = ()
+DEFAULT_TILE_GRID = 2
+DEFAULT_TILE_OVERLAP = 0.5
+# COCO animals other than cat: bird, dog, horse, sheep, cow, elephant, bear, zebra, giraffe
+# (applied to 80-class models only: class indices mean nothing for other label sets).
+DEFAULT_COMPETING_CLASSES: tuple[int, ...] = (14, 16, 17, 18, 19, 20, 21, 22, 23)
+# Post-processing settings a model card may suggest but that belong to the counter: they were
+# measured on the counter's whole pipeline (tiling changes the score distribution), so the card's
+# values are validated but replaced by this package's defaults unless asked otherwise.
+COUNTER_OWNED_FIELDS = ("score_threshold", "iou_threshold")
 
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -114,7 +120,8 @@ class DetectorSpec(BaseModel):
     mirror_views: bool = False
     # A cat box is dropped when a box of one of these classes, in any view, overlaps it with
     # IoU >= compete_iou and a higher score: the detector thinks it more likely is that animal.
-    competing_classes: tuple[Annotated[int, Field(ge=0)], ...] = DEFAULT_COMPETING_CLASSES
+    # None (default): COCO's other animals for 80-class (COCO) models, none otherwise.
+    competing_classes: tuple[Annotated[int, Field(ge=0)], ...] | None = None
     compete_iou: Probability = 0.5
     max_detections: Annotated[int, Field(ge=1, le=10_000)] = 300
 
@@ -122,7 +129,7 @@ class DetectorSpec(BaseModel):
     def _consistent(self) -> DetectorSpec:
         if self.cat_class >= self.num_classes:
             raise ValueError(f"cat_class {self.cat_class} is outside num_classes {self.num_classes}")
-        for other in self.competing_classes:
+        for other in self.competitors:
             if other >= self.num_classes or other == self.cat_class:
                 raise ValueError(f"competing class {other} must be another class below num_classes")
         if self.decoder == "nanodet":
@@ -133,6 +140,13 @@ class DetectorSpec(BaseModel):
                 if width % stride or height % stride:
                     raise ValueError(f"input size {width}x{height} is not a multiple of stride {stride}")
         return self
+
+    @property
+    def competitors(self) -> tuple[int, ...]:
+        """The competing classes in effect (see `competing_classes`)."""
+        if self.competing_classes is not None:
+            return self.competing_classes
+        return DEFAULT_COMPETING_CLASSES if self.num_classes == 80 and self.cat_class == 15 else ()
 
     @property
     def input_wh(self) -> tuple[int, int]:
@@ -188,12 +202,14 @@ def load_spec_file(path: Path) -> DetectorSpec:
     return _validate(data, origin=str(path))
 
 
-def load_model_card(card_path: Path) -> DetectorSpec:
+def load_model_card(card_path: Path, *, use_card_thresholds: bool = False) -> DetectorSpec:
     """The spec from a model card: its `detector` section plus top-level `name` and `sha256`.
 
     The ONNX file sits next to the card with the same stem (`nanodet-g.json` -> `nanodet-g.onnx`)
-    unless the card names it in a top-level `file`/`onnx` key. Defaults for what the card does not
-    say (group threshold, padding) are this package's measured defaults.
+    unless the card names it in a top-level `file`/`onnx` key. The card describes the model (input,
+    normalisation, decoder, classes); thresholds it suggests are checked but, unless
+    `use_card_thresholds`, the counter's measured defaults apply (see COUNTER_OWNED_FIELDS and
+    docs/counting.md). To run other thresholds, pass `--threshold` or a spec file.
     """
     card = _read_json(card_path)
     detector = card.get("detector")
@@ -209,7 +225,11 @@ def load_model_card(card_path: Path) -> DetectorSpec:
         raise SpecError(f"{card_path}: model file name must be a string")
     data.setdefault("model_path", onnx_name)
     data["model_path"] = _resolve_model_path(data["model_path"], card_path.parent)
-    return _validate(data, origin=str(card_path))
+    spec = _validate(data, origin=str(card_path))
+    if use_card_thresholds:
+        return spec
+    defaults = {name: DetectorSpec.model_fields[name].default for name in COUNTER_OWNED_FIELDS}
+    return spec.model_copy(update=defaults)
 
 
 def resolve_spec(spec_file: Path | None = None) -> DetectorSpec:

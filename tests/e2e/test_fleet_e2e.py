@@ -66,9 +66,11 @@ def test_uploads_wake_an_idle_fleet_all_jobs_finish_and_it_returns_to_zero(idle_
     uploaded_at = time.monotonic()
     submitted = [client.submit(image) for image in checked]
 
+    # Woken = the scaler raised the desired capacity and the supervisor is starting workers for it.
     woke_after = None
     while time.monotonic() - uploaded_at < 10:
-        if _status(idle_stack)["running"] >= 1:
+        status = _status(idle_stack)
+        if status["desired"] >= 1 and status["starting"] + status["running"] >= 1:
             woke_after = time.monotonic() - uploaded_at
             break
         time.sleep(0.2)

@@ -92,11 +92,53 @@ def create_ca(layout: StackLayout) -> Path:
     return root_pem
 
 
-def measure(layout: StackLayout) -> dict[int, bytes]:
-    """PCR0/1/2 the simulated enclave will report: the enclave's own recipe, so they cannot disagree."""
+@dataclass(frozen=True)
+class EnclaveImage:
+    """An immutable copy of what runs in the enclave: the local stand-in for an EIF.
+
+    Why a copy: PCR0 measures the enclave's code and model. If the enclave ran from the working
+    tree, any edit after `up` (an editor saving, `git pull`) would give a restarted or newly scaled
+    enclave another PCR0, and the key policy would refuse it. An EIF is built once and does not
+    change under a running fleet; neither does this snapshot.
+    """
+
+    root: Path
+    code_roots: tuple[Path, ...]
+    model_dir: Path
+    model_path: Path
+
+
+ENCLAVE_PACKAGES = ("enclave_worker", "ccc", "ccc_common")
+
+
+def build_enclave_image(layout: StackLayout) -> EnclaveImage:
+    """Copy the enclave packages (without bytecode caches) and the model into `<state>/image`."""
+    import importlib
+    import shutil
+
+    root = layout.paths.root / "image"
+    shutil.rmtree(root, ignore_errors=True)
+    roots = []
+    for package in ENCLAVE_PACKAGES:
+        source = Path(importlib.import_module(package).__file__ or "").resolve().parent
+        target = root / "code" / package
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        roots.append(target)
+    model_dir = root / "models"
+    model_dir.mkdir(parents=True)
+    model_path = model_dir / layout.model_path.name
+    shutil.copyfile(layout.model_path, model_path)
+    card = layout.model_path.with_suffix(".json")
+    if card.is_file():
+        shutil.copyfile(card, model_dir / card.name)
+    return EnclaveImage(root=root, code_roots=tuple(roots), model_dir=model_dir, model_path=model_path)
+
+
+def measure(image: EnclaveImage) -> dict[int, bytes]:
+    """PCR0/1/2 the simulated enclave will report: the enclave's own recipe over the image's code and model."""
     from enclave_worker.enclave.attester import enclave_pcrs
 
-    return enclave_pcrs(layout.model_path)
+    return enclave_pcrs(image.model_path, list(image.code_roots))
 
 
 def provision_stack(
@@ -244,21 +286,27 @@ def worker_processes(
     resources: ProvisionedResources,
     kms_endpoint_url: str,
     index: int,
+    image: EnclaveImage,
 ) -> LocalWorker:
-    """Enclave server + parent agent pair number `index` (1-based), connected by their own socket."""
+    """Enclave server + parent agent pair number `index` (1-based), connected by their own socket.
+
+    The enclave runs from the stack's enclave image (PYTHONPATH puts it before the working tree);
+    the parent agent, outside the trust boundary, runs from the installed code.
+    """
     endpoint = worker_endpoint(layout, index)
     enclave = ManagedProcess(
         name=f"enclave-{index}",
         command=python_command(
             "enclave_worker.enclave",
             "--listen", endpoint,
-            "--model-dir", str(layout.model_dir),
+            "--model-dir", str(image.model_dir),
             "--nsm", f"simulated:{layout.paths.ca}",
             "--concurrency", str(ENCLAVE_CONCURRENCY),
             "--stage", STAGE,
         ),
         log_path=layout.paths.log(f"enclave-{index}"),
-        env=clean_environment(),
+        env=clean_environment({"PYTHONPATH": str(image.root / "code"), "PYTHONDONTWRITEBYTECODE": "1"}),
+        cwd=image.root,
     )
     parent_identity = next(i for i in identities if i.name == "parent")
     parent_config_path = layout.paths.run / f"parent-{index}.json"

@@ -208,10 +208,13 @@ class Supervisor:
         write_pid_file(self.paths.pid_file)
         self._owns_pid_file = True
         # A fresh stack gets fresh state: a new CA (documents of an old stack must not verify),
-        # fresh logs and sockets.
-        for directory in (self.paths.ca, self.paths.run, self.paths.logs):
+        # fresh logs, telemetry and sockets.
+        for directory in (self.paths.ca, self.paths.run, self.paths.logs, self.paths.root / "telemetry"):
             shutil.rmtree(directory, ignore_errors=True)
         self.paths.prepare()
+        # Every child (enclaves, parents, Lambdas) inherits this: spans and metrics as JSON Lines
+        # under <state-dir>/telemetry, which `ccc report` renders.
+        os.environ["CCC_STATE_DIR"] = str(self.paths.root)
 
     def _start_components(self, began: float) -> StackInfo:
         opts = self.options
@@ -242,7 +245,8 @@ class Supervisor:
         )
         identities = components.local_identities(opts.account_id)
         root_pem = components.create_ca(layout)
-        pcrs = components.measure(layout)
+        image = components.build_enclave_image(layout)
+        pcrs = components.measure(image)
         resources = components.provision_stack(layout, identities, pcrs, opts.workers)
         log.info("provisioned key %s, queue %s", resources.key_arn, resources.queue_url)
 
@@ -260,7 +264,7 @@ class Supervisor:
 
         self._autoscaling = components.admin_client(layout, identities, "autoscaling")
         self.fleet = LocalFleet(
-            lambda slot: components.worker_processes(layout, identities, resources, gateway.url, slot),
+            lambda slot: components.worker_processes(layout, identities, resources, gateway.url, slot, image),
             drain_timeout_s=PARENT_DRAIN_S,
         )
         self._desired = opts.workers

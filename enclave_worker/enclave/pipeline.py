@@ -103,8 +103,9 @@ class JobProcessor:
         attributes = safe_attributes({"ccc.job_id": job.job_id, "ccc.tenant": job.tenant,
                                       "ccc.input_bytes": len(request.ciphertext)})
         # The parent's trace context (if any) makes the enclave stages children of its job span.
-        with _TRACER.start_as_current_span(SPAN_ENCLAVE_JOB, context=extract(request.trace),
-                                           attributes=attributes) as span:
+        # Exceptions are never recorded on spans: their messages may quote data.
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_JOB, context=extract(request.trace, job_id=job.job_id),
+                                           attributes=attributes, record_exception=False) as span:
             try:
                 return self._process(request)
             except JobError as exc:
@@ -122,7 +123,7 @@ class JobProcessor:
         job = request.job
         day = self._today()
         start = time.perf_counter()
-        with _TRACER.start_as_current_span(SPAN_ENCLAVE_DECRYPT):
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_DECRYPT, record_exception=False):
             session = self._crypto.session(request.credentials, request.kms)
             decrypted = session.decrypt(request.ciphertext)
             check_input_context(decrypted.encryption_context, job)
@@ -131,7 +132,7 @@ class JobProcessor:
         if self._aggregates is not None:
             self._aggregates.record_upload(job.tenant, day)
 
-        with _TRACER.start_as_current_span(SPAN_ENCLAVE_INFER):
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_INFER, record_exception=False):
             outcome = self._counter.count(decrypted.plaintext)
         after_count = time.perf_counter()
         if self._aggregates is not None:
@@ -143,11 +144,11 @@ class JobProcessor:
         ]
         plaintext_result = result_document(job, outcome.cats, detections, model)
         ref = JobRef(tenant=job.tenant, job_id=job.job_id)
-        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ENCRYPT):
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ENCRYPT, record_exception=False):
             result_ciphertext = session.encrypt(plaintext_result, ref.result_context(), decrypted.key_arn)
         after_encrypt = time.perf_counter()
 
-        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ATTEST):
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ATTEST, record_exception=False):
             document = self._attester.attest(hashlib.sha256(result_ciphertext).digest())
         end = time.perf_counter()
 

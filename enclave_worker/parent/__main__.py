@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -130,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from enclave_worker.parent.monitor import EnclaveMonitor
 
     tele = config.telemetry
+    # The local stack's supervisor hands its state dir to every child in CCC_STATE_DIR.
+    state_dir = config.state_dir or (Path(os.environ["CCC_STATE_DIR"]) if os.environ.get("CCC_STATE_DIR") else None)
     try:
-        telemetry = setup_telemetry("parent", state_dir=config.state_dir, emf_target=tele.emf,
+        telemetry = setup_telemetry("parent", state_dir=state_dir, emf_target=tele.emf,
                                     emf_namespace=tele.namespace, stage=config.stage)
         metrics = ParentMetrics(telemetry.meter())
         agent, watcher = build_agent(config, on_ready=on_ready, metrics=metrics)
@@ -141,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     monitor = EnclaveMonitor(
         SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s),
-        metrics, health_interval_s=tele.health_interval_s, privacy_interval_s=tele.privacy_interval_s,
+        metrics, health_interval_s=tele.effective_health_interval_s(config.stage),
+        privacy_interval_s=tele.effective_privacy_interval_s(config.stage),
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

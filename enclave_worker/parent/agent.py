@@ -335,9 +335,9 @@ class ParentAgent:
         if self._exists(s.results_bucket, ref.result_key) or self._exists(s.results_bucket, ref.failure_key):
             return JobOutcome(Outcome.ALREADY_DONE)
         size, carrier = self._head_input(ref)
-        # The client may have put its trace context on the object: continue that trace.
+        # Continue the client's trace: its context on the object, else the job's derived trace context.
         with _TRACER.start_as_current_span(
-            SPAN_PARENT_JOB, context=extract(carrier),
+            SPAN_PARENT_JOB, context=extract(carrier, job_id=ref.job_id), record_exception=False,
             attributes=safe_attributes({"ccc.job_id": ref.job_id, "ccc.tenant": ref.tenant, "ccc.input_bytes": size}),
         ) as span:
             outcome = self._run_job(ref)

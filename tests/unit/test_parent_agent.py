@@ -169,8 +169,13 @@ def test_job_result_and_attestation_are_written_before_the_message_is_deleted(wo
 
     result = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.ccc")
     assert result["Body"].read() == b"RESULT-CT:" + JOB_A.encode()
-    assert result["Metadata"] == {"ccc-job": JOB_A, "ccc-tenant": TENANT, "ccc-model-sha256": "ab" * 32,
-                                  "ccc-pcr0": "cd" * 48, "ccc-kind": "result"}
+    metadata = dict(result["Metadata"])
+    # The job's trace context rides along (the job-derived trace when the inbox object has none).
+    from ccc.telemetry import job_trace_id
+
+    assert metadata.pop("traceparent").startswith(f"00-{job_trace_id(JOB_A)}-")
+    assert metadata == {"ccc-job": JOB_A, "ccc-tenant": TENANT, "ccc-model-sha256": "ab" * 32,
+                        "ccc-pcr0": "cd" * 48, "ccc-kind": "result"}
     att = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.att")
     assert att["Body"].read() == b"ATTESTATION:" + JOB_A.encode()
     assert world.queue_counts() == (0, 0)

@@ -65,7 +65,36 @@ def _print_report(report: Any, as_json: bool) -> None:
         print(f"{label}: pending{suffix} (job {report.job_id})", flush=True)
 
 
+def _start_telemetry(args: argparse.Namespace) -> Any:
+    """Client spans: JSON Lines in the local stack's state dir (if it exists), else OTLP/none."""
+    from ccc.telemetry import setup_telemetry
+
+    state_dir = None
+    if not args.stack:
+        from ccc.local.state import DEFAULT_STATE_DIR
+
+        candidate = Path(args.state_dir or DEFAULT_STATE_DIR)
+        state_dir = candidate if candidate.is_dir() else None
+    return setup_telemetry("client", state_dir=state_dir)
+
+
 def run_submit(args: argparse.Namespace) -> int:
+    telemetry = _start_telemetry(args)
+    try:
+        return _run_submit(args)
+    finally:
+        telemetry.shutdown()
+
+
+def run_result(args: argparse.Namespace) -> int:
+    telemetry = _start_telemetry(args)
+    try:
+        return _run_result(args)
+    finally:
+        telemetry.shutdown()
+
+
+def _run_submit(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError, JobReport, check_images
 
     try:
@@ -100,7 +129,7 @@ def run_submit(args: argparse.Namespace) -> int:
     return status
 
 
-def run_result(args: argparse.Namespace) -> int:
+def _run_result(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError
     from ccc_common.naming import JobRef, NamingError
 

@@ -25,6 +25,8 @@ from ccc.client.errors import ClientError, JobFailed, VerificationError
 from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
 from ccc.client.target import Target
+from ccc.telemetry import inject, job_context, safe_attributes
+from ccc.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
 from ccc_common.naming import JobRef
 
 try:
@@ -149,9 +151,24 @@ class CccClient:
         return JobTicket(job=JobRef(tenant=self.tenant, job_id=uuid.uuid4().hex), upload=None)
 
     def submit(self, image: ImageInput) -> SubmittedJob:
-        """Encrypt and upload one checked image; returns once the ciphertext is in the inbox."""
+        """Encrypt and upload one checked image; returns once the ciphertext is in the inbox.
+
+        Traced as `ccc.client.submit` in the job's trace (metadata only: ids and sizes)."""
+        from opentelemetry import trace
+
         started = time.monotonic()
         ticket = self.create_job()
+        attributes = safe_attributes({ATTR_JOB_ID: ticket.job.job_id, ATTR_TENANT: ticket.job.tenant,
+                                      "ccc.image.bytes": image.size,
+                                      "ccc.create_ms": round((time.monotonic() - started) * 1000, 3)})
+        with trace.get_tracer("ccc.client").start_as_current_span(
+            SPAN_CLIENT_SUBMIT, context=job_context(ticket.job.job_id), attributes=attributes, record_exception=False
+        ) as span:
+            submitted = self._seal_and_upload(image, ticket, started)
+            span.set_attributes(safe_attributes({"ccc.ciphertext.bytes": submitted.ciphertext_bytes}))
+        return submitted
+
+    def _seal_and_upload(self, image: ImageInput, ticket: JobTicket, started: float) -> SubmittedJob:
         with tempfile.TemporaryFile(prefix="ccc-") as sealed:
             with open(image.path, "rb") as source:
                 progress = Progress(f"encrypt {image.path.name}", image.size, enabled=self.show_progress)
@@ -175,11 +192,13 @@ class CccClient:
 
         progress = Progress(label, size, enabled=self.show_progress)
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+        # The submit span's context rides on the object (x-amz-meta-traceparent) so the parent agent's
+        # job span becomes its child. (A presigned PUT can only carry headers signed into it.)
         self.s3.upload_fileobj(
             body,
             self.target.inbox_bucket,
             ticket.job.inbox_key,
-            ExtraArgs={"ContentType": "application/octet-stream"},
+            ExtraArgs={"ContentType": "application/octet-stream", "Metadata": inject()},
             Config=config,
             Callback=progress,
         )
@@ -187,7 +206,20 @@ class CccClient:
 
     # ----- collect ------------------------------------------------------------------------
     def wait(self, job: JobRef, *, timeout: float, image: str | None = None, started: float | None = None) -> JobReport:
-        """Poll until the job has a result or a failure record; verified report or failed report."""
+        """Poll until the job has a result or a failure record; verified report or failed report.
+
+        Traced as `ccc.client.result` in the job's trace: status and verification, never the count."""
+        from opentelemetry import trace
+
+        with trace.get_tracer("ccc.client").start_as_current_span(
+            SPAN_CLIENT_RESULT, context=job_context(job.job_id), record_exception=False,
+            attributes=safe_attributes({ATTR_JOB_ID: job.job_id, ATTR_TENANT: job.tenant}),
+        ) as span:
+            report = self._wait(job, timeout=timeout, image=image, started=started)
+            span.set_attributes(safe_attributes({"ccc.status": report.status, "ccc.verified": report.verified}))
+        return report
+
+    def _wait(self, job: JobRef, *, timeout: float, image: str | None, started: float | None) -> JobReport:
         began = started if started is not None else time.monotonic()
         deadline = time.monotonic() + timeout
         delay = POLL_START_S

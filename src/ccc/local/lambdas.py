@@ -132,6 +132,7 @@ class LocalLambdas:
         import functions.scaler.handler  # noqa: F401
 
         self._sqs = boto3.client("sqs", region_name=config.region)
+        self._telemetry = _start_telemetry(config, self._sqs)
         self._stop = threading.Event()
         self._api: Any = None
         self._wake = threading.Event()
@@ -158,7 +159,8 @@ class LocalLambdas:
             for message in response.get("Messages", []):
                 try:
                     event = json.loads(message["Body"])
-                    handler(event, self._context("job_events"))
+                    with _job_event_span(event):
+                        handler(event, self._context("job_events"))
                 except Exception as exc:  # left in the queue: redelivered after the visibility timeout
                     log.warning("job_events failed on message %s: %s", message.get("MessageId"), type(exc).__name__)
                     continue
@@ -260,9 +262,54 @@ class LocalLambdas:
         self._api.stop()
         for thread in threads:
             thread.join(timeout=RECEIVE_WAIT_S + 5)
+        if self._telemetry is not None:
+            self._telemetry.shutdown()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
+    """With CCC_STATE_DIR (set by the supervisor): spans of the handlers and the stack's queue/fleet
+    gauges (`ccc.telemetry.stack_sampler`) as JSON Lines under <state-dir>/telemetry."""
+    state_dir = os.environ.get("CCC_STATE_DIR")
+    if not state_dir:
+        return None
+    import boto3
+
+    from ccc.telemetry import setup_telemetry
+    from ccc.telemetry.stack_sampler import StackSampler
+
+    telemetry = setup_telemetry("lambdas", state_dir=Path(state_dir), export_interval_ms=1_000)
+    StackSampler(
+        telemetry.meter(), sqs=sqs, queue_url=config.env.get("WORK_QUEUE_URL", ""), dlq_url=config.dlq_url,
+        fleet_file=Path(state_dir) / "fleet.json", autoscaling=boto3.client("autoscaling", region_name=config.region),
+        fleet_group=config.env.get("FLEET_GROUP"),
+    )
+    return telemetry
+
+
+def _job_event_span(event: Any) -> Any:
+    """A `ccc.fn.job_events` span in the job's trace (the job id is in the object key)."""
+    import contextlib
+
+    from opentelemetry import trace
+
+    from ccc.telemetry import job_context, safe_attributes
+    from ccc.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_FN_JOB_EVENTS
+    from ccc_common.naming import NamingError, parse_failure_key, parse_inbox_key, parse_result_key
+
+    key = str(((event.get("detail") or {}).get("object") or {}).get("key", "")) if isinstance(event, dict) else ""
+    for parse in (parse_inbox_key, parse_result_key, parse_failure_key):
+        try:
+            ref = parse(key)
+        except NamingError:
+            continue
+        attributes = safe_attributes({ATTR_JOB_ID: ref.job_id, ATTR_TENANT: ref.tenant,
+                                      "ccc.object.kind": parse.__name__.removeprefix("parse_").removesuffix("_key")})
+        return trace.get_tracer("ccc.local.lambdas").start_as_current_span(
+            SPAN_FN_JOB_EVENTS, context=job_context(ref.job_id), attributes=attributes, record_exception=False)
+    return contextlib.nullcontext()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ attributes, vsock frames) as W3C `traceparent`.
 """
 
 from ccc.telemetry.attributes import UnsafeAttributeError, safe_attributes
-from ccc.telemetry.propagation import extract, inject
+from ccc.telemetry.propagation import extract, inject, job_context, job_trace_id
 from ccc.telemetry.setup import TelemetryHandle, setup_telemetry
 
 __all__ = [
@@ -17,6 +17,8 @@ __all__ = [
     "UnsafeAttributeError",
     "extract",
     "inject",
+    "job_context",
+    "job_trace_id",
     "safe_attributes",
     "setup_telemetry",
 ]

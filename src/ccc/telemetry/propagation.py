@@ -2,17 +2,27 @@
 
 The carrier is a plain str->str mapping so that it fits S3 user metadata (`x-amz-meta-traceparent`),
 SQS message attributes and vsock job frames alike.
+
+Why a job-derived fallback: not every hop can carry a header. A presigned PUT only accepts the
+headers that were signed into it, and an S3 event delivered to a Lambda carries no object
+metadata. So every job also has a deterministic *job trace context*: trace id and root span id
+derived from the job id (SHA-256, domain-separated). A component that receives no carrier starts
+its span in that context, and the job is still one trace; where a carrier exists (object metadata,
+the vsock `trace` field) it names the same trace id and gives the exact parent span.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 CARRIER_KEYS = ("traceparent", "tracestate")
+_JOB_TRACE_DOMAIN = b"ccc.job-trace.v1:"
 
 
 def inject(ctx: otel_context.Context | None = None) -> dict[str, str]:
@@ -22,7 +32,31 @@ def inject(ctx: otel_context.Context | None = None) -> dict[str, str]:
     return {k: v for k, v in carrier.items() if k in CARRIER_KEYS}
 
 
-def extract(carrier: Mapping[str, str] | None) -> otel_context.Context:
-    """A context to start child spans in; ignores malformed carriers (a bad header is not an error)."""
+def job_span_context(job_id: str) -> trace.SpanContext:
+    """The job's deterministic root: trace id = SHA-256(domain || job id)[:16], span id = [16:24]."""
+    digest = hashlib.sha256(_JOB_TRACE_DOMAIN + job_id.encode("utf-8")).digest()
+    trace_id = int.from_bytes(digest[:16], "big") or 1
+    span_id = int.from_bytes(digest[16:24], "big") or 1
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+
+
+def job_trace_id(job_id: str) -> str:
+    """The job's trace id as 32 hex digits (what the JSON Lines exporter writes)."""
+    return f"{job_span_context(job_id).trace_id:032x}"
+
+
+def job_context(job_id: str) -> otel_context.Context:
+    """A context whose (remote, non-recording) parent is the job's deterministic root span."""
+    return trace.set_span_in_context(trace.NonRecordingSpan(job_span_context(job_id)))
+
+
+def extract(carrier: Mapping[str, str] | None, *, job_id: str | None = None) -> otel_context.Context:
+    """A context to start child spans in; ignores malformed carriers (a bad header is not an error).
+
+    Without a usable carrier, `job_id` selects the job's deterministic trace context instead.
+    """
     clean = {k: v for k, v in (carrier or {}).items() if k in CARRIER_KEYS and isinstance(v, str) and len(v) < 512}
-    return _PROPAGATOR.extract(clean)
+    ctx = _PROPAGATOR.extract(clean)
+    if job_id is not None and not trace.get_current_span(ctx).get_span_context().is_valid:
+        return job_context(job_id)
+    return ctx

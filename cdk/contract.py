@@ -2,63 +2,63 @@
 
 Why one module: the Lambda handlers, the parent agent and the `ccc` CLI are written elsewhere and
 read these names at run time; if the stack and the code spell one differently, a job silently goes
-nowhere. Everything here is a plain string so it could move into `ccc_common` unchanged.
+nowhere. The Lambda variable names are not defined here but imported from `ccc_common.env`, the
+module whose pydantic models the handlers validate their environment with; each Lambda gets
+exactly the variables its model reads (`lambda_environment`).
 """
 
 from __future__ import annotations
 
-from ccc_common import dead_letters, jobs_dal
+from collections.abc import Mapping
 
-# --- environment variables -----------------------------------------------------------------------
-STAGE = "CCC_STAGE"  # dev | prod: the code calls ccc_common.settings.stage_settings(stage) itself
-METRICS_NAMESPACE = "CCC_METRICS_NAMESPACE"
-JOBS_TABLE = "CCC_JOBS_TABLE"
-JOBS_TENANT_INDEX = "CCC_JOBS_TENANT_INDEX"
-INBOX_BUCKET = "CCC_INBOX_BUCKET"
-RESULTS_BUCKET = "CCC_RESULTS_BUCKET"
-WORK_QUEUE_URL = "CCC_WORK_QUEUE_URL"
-DEAD_LETTER_QUEUE_URL = "CCC_DEAD_LETTER_QUEUE_URL"
-ARCHIVE_BUCKET = "CCC_ARCHIVE_BUCKET"  # dead_letters archives DLQ messages (metadata) here
-JOBS_TTL_ATTRIBUTE = "CCC_JOBS_TTL_ATTRIBUTE"
-FLEET_GROUP = "CCC_FLEET_GROUP"
+from ccc_common import dead_letters, jobs_dal
+from ccc_common import env as function_env
+
+# --- Lambda environment variables (names owned by ccc_common.env) --------------------------------
+STAGE = function_env.STAGE  # dev | prod: the code calls ccc_common.settings.stage_settings(stage) itself
+POWERTOOLS_SERVICE_NAME = function_env.POWERTOOLS_SERVICE_NAME
+POWERTOOLS_METRICS_NAMESPACE = function_env.POWERTOOLS_METRICS_NAMESPACE
+POWERTOOLS_LOG_LEVEL = function_env.POWERTOOLS_LOG_LEVEL
+JOBS_TABLE = function_env.JOBS_TABLE
+JOBS_TENANT_INDEX = function_env.JOBS_TENANT_INDEX
+JOBS_TTL_ATTRIBUTE = function_env.JOBS_TTL_ATTRIBUTE
+INBOX_BUCKET = function_env.INBOX_BUCKET
+RESULTS_BUCKET = function_env.RESULTS_BUCKET
+WORK_QUEUE_URL = function_env.WORK_QUEUE_URL
+DLQ_URL = function_env.DLQ_URL
+ARCHIVE_BUCKET = function_env.ARCHIVE_BUCKET  # dead_letters archives DLQ messages (metadata) here
+FLEET_GROUP = function_env.FLEET_GROUP
+SCALER_FUNCTION = function_env.SCALER_FUNCTION
+TENANT_PRINCIPALS = function_env.TENANT_PRINCIPALS  # JSON {tenant: [IAM role/user ARNs]} for caller -> tenant
+
+FUNCTIONS: tuple[str, ...] = tuple(function_env.FUNCTION_MODELS)
+
+
+def lambda_environment(function: str, values: Mapping[str, str]) -> dict[str, str]:
+    """The environment of one Lambda: every variable its model reads that the stack has a value
+    for (`values`, keyed by the names above). A required variable without a value is a synth error,
+    so the stack can neither forget a variable nor set one that no handler reads."""
+    wanted = function_env.variables(function_env.FUNCTION_MODELS[function])
+    missing = sorted(name for name, required in wanted.items() if required and name not in values)
+    if missing:
+        raise ValueError(f"Lambda {function} needs {', '.join(missing)} but the stack provides no value")
+    return {name: values[name] for name in wanted if name in values}
+
+
+# --- host-only environment variables (/etc/ccc/ccc.env; the systemd units read some of them) ------
+HOST_METRICS_NAMESPACE = "CCC_METRICS_NAMESPACE"
 LIFECYCLE_HOOK = "CCC_LIFECYCLE_HOOK"
-SCALER_FUNCTION = "CCC_SCALER_FUNCTION"
 DATA_KEY_ARN = "CCC_DATA_KEY_ARN"
-TENANT_PRINCIPALS = "CCC_TENANT_PRINCIPALS"  # JSON {tenant: [IAM role/user ARNs]} for caller -> tenant
 ENCLAVE_CID = "CCC_ENCLAVE_CID"
 ENCLAVE_PORT = "CCC_ENCLAVE_PORT"
 KMS_PROXY_PORT = "CCC_KMS_PROXY_PORT"
 AWS_REGION = "AWS_REGION"
 
-# Which variables each Lambda gets (besides POWERTOOLS_* and the STAGE / namespace pair).
-FUNCTION_ENV: dict[str, tuple[str, ...]] = {
-    "scaler": (WORK_QUEUE_URL, FLEET_GROUP),
-    "job_events": (JOBS_TABLE, JOBS_TENANT_INDEX, JOBS_TTL_ATTRIBUTE, INBOX_BUCKET, RESULTS_BUCKET, SCALER_FUNCTION),
-    "jobs_api": (
-        JOBS_TABLE,
-        JOBS_TENANT_INDEX,
-        JOBS_TTL_ATTRIBUTE,
-        INBOX_BUCKET,
-        RESULTS_BUCKET,
-        DATA_KEY_ARN,
-        TENANT_PRINCIPALS,
-    ),
-    "dead_letters": (
-        JOBS_TABLE,
-        JOBS_TENANT_INDEX,
-        JOBS_TTL_ATTRIBUTE,
-        INBOX_BUCKET,
-        DEAD_LETTER_QUEUE_URL,
-        ARCHIVE_BUCKET,
-    ),
-}
-FUNCTIONS: tuple[str, ...] = tuple(FUNCTION_ENV)
-
 # What the parent agent finds in /etc/ccc/ccc.env (systemd EnvironmentFile) on every instance.
 PARENT_ENV: tuple[str, ...] = (
     STAGE,
     AWS_REGION,
-    METRICS_NAMESPACE,
+    HOST_METRICS_NAMESPACE,
     WORK_QUEUE_URL,
     INBOX_BUCKET,
     RESULTS_BUCKET,

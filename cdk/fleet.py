@@ -139,7 +139,7 @@ class Fleet(Construct):
         environment = {
             contract.STAGE: config.stage,
             contract.AWS_REGION: Aws.REGION,
-            contract.METRICS_NAMESPACE: names.metrics_namespace,
+            contract.HOST_METRICS_NAMESPACE: names.metrics_namespace,
             contract.WORK_QUEUE_URL: work_queue.queue_url,
             contract.INBOX_BUCKET: inbox.bucket_name,
             contract.RESULTS_BUCKET: results.bucket_name,

@@ -85,7 +85,6 @@ class Orchestration(Construct):
         artifacts: s3.IBucket,
         work_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
-        data_key: kms.IKey,
         tenant_principals_json: str,
         powertools_layer_version: int = POWERTOOLS_LAYER_VERSION,
         functions_dir: Path = FUNCTIONS_DIR,
@@ -131,13 +130,10 @@ class Orchestration(Construct):
         )
         code = lambda_.Code.from_asset(str(functions_dir), bundling=copy_tree_bundling(functions_dir, "functions"))
 
-        common_env = {
-            contract.STAGE: config.stage,
-            contract.METRICS_NAMESPACE: names.metrics_namespace,
-            "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+        # A value for every variable the stack can fill; each function takes the ones its model reads.
         values = {
+            contract.STAGE: config.stage,
+            contract.POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,
             contract.JOBS_TABLE: self.table.table_name,
             contract.JOBS_TENANT_INDEX: contract.TENANT_INDEX_NAME,
             contract.JOBS_TTL_ATTRIBUTE: contract.TABLE_TTL_ATTRIBUTE,
@@ -145,10 +141,9 @@ class Orchestration(Construct):
             contract.INBOX_BUCKET: inbox.bucket_name,
             contract.RESULTS_BUCKET: results.bucket_name,
             contract.WORK_QUEUE_URL: work_queue.queue_url,
-            contract.DEAD_LETTER_QUEUE_URL: dead_letter_queue.queue_url,
+            contract.DLQ_URL: dead_letter_queue.queue_url,
             contract.FLEET_GROUP: names.fleet_group,
             contract.SCALER_FUNCTION: names.function_name("scaler"),
-            contract.DATA_KEY_ARN: data_key.key_arn,
             contract.TENANT_PRINCIPALS: tenant_principals_json,
         }
         self.functions: dict[str, lambda_.Function] = {}
@@ -173,9 +168,8 @@ class Orchestration(Construct):
                 description=f"CCC {config.stage} Lambda {function}",
             )
             log_group.grant_write(role)
-            env = dict(common_env)
-            env["POWERTOOLS_SERVICE_NAME"] = function
-            env.update({name: values[name] for name in contract.FUNCTION_ENV[function]})
+            env = contract.lambda_environment(function, {**values, contract.POWERTOOLS_SERVICE_NAME: function})
+            env[contract.POWERTOOLS_LOG_LEVEL] = "INFO"
             self.functions[function] = lambda_.Function(
                 self,
                 function,

@@ -81,7 +81,6 @@ class CccStack(Stack):
             artifacts=self.storage.artifacts,
             work_queue=self.work_queue.queue,
             dead_letter_queue=self.work_queue.dead_letter_queue,
-            data_key=self.keys.data_key,
             tenant_principals_json=self._tenant_principals_json(tenant_principals_json),
             powertools_layer_version=inputs.powertools_layer_version,
         )

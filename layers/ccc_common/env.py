@@ -1,11 +1,13 @@
 """Environment of each Lambda, validated once at cold start.
 
 Why pydantic models: a missing queue URL or a malformed tenant map must fail the first invocation
-with one clear message naming the variable, not a KeyError deep in a request. The CDK stack sets
-these variables from ``naming.ResourceNames`` (the variable names below are the contract).
+with one clear message naming the variable, not a KeyError deep in a request.
 
-Every variable may also be spelled with a ``CCC_`` prefix (``CCC_JOBS_TABLE``...), the spelling
-``cdk/contract.py`` uses; the plain name wins when both are set.
+This module is the ONE source of the variable names: the constants below are what the models
+read and what ``cdk/contract.py`` imports, and the stack gives each function exactly the variables
+its model reads (``variables(FUNCTION_MODELS[name])``), so the stack and the handlers cannot drift.
+The constants are the canonical spelling. For compatibility every variable may also be spelled
+with a ``CCC_`` prefix (``CCC_JOBS_TABLE``...); the plain name wins when both are set.
 
 | variable                     | scaler | job_events | jobs_api | dead_letters |
 |------------------------------|--------|------------|----------|--------------|
@@ -41,10 +43,30 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from ccc_common.jobs_dal import TENANT_INDEX, TTL_ATTRIBUTE, DynamoJobStore
 from ccc_common.naming import METRICS_NAMESPACE, validate_tenant
 from ccc_common.settings import StageSettings, stage_settings
+
+# --- the variable names (canonical spelling; cdk/contract.py imports these) -----------------------
+STAGE = "CCC_STAGE"
+POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"  # read by Powertools itself, not by a model below
+WORK_QUEUE_URL = "WORK_QUEUE_URL"
+FLEET_GROUP = "FLEET_GROUP"
+IDLE_TIMEOUT_S = "CCC_IDLE_TIMEOUT_S"
+JOBS_TABLE = "JOBS_TABLE"
+JOBS_TENANT_INDEX = "JOBS_TENANT_INDEX"
+JOBS_TTL_ATTRIBUTE = "JOBS_TTL_ATTRIBUTE"
+INBOX_BUCKET = "INBOX_BUCKET"
+RESULTS_BUCKET = "RESULTS_BUCKET"
+SCALER_FUNCTION = "SCALER_FUNCTION"
+TENANT_PRINCIPALS = "TENANT_PRINCIPALS"
+URL_EXPIRY_S = "URL_EXPIRY_S"
+ARCHIVE_BUCKET = "ARCHIVE_BUCKET"
+DLQ_URL = "DLQ_URL"
 
 Stage = Literal["local", "dev", "prod"]  # = naming.STAGES (a unit test keeps them equal)
 
@@ -53,7 +75,7 @@ _BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
 def _choices(name: str) -> AliasChoices:
-    """The variable under its plain name or with the ``CCC_`` prefix (cdk/contract.py spelling)."""
+    """The variable under its plain name or with the ``CCC_`` prefix (accepted for compatibility)."""
     return AliasChoices(name, f"CCC_{name}")
 
 
@@ -64,11 +86,11 @@ class EnvError(RuntimeError):
 class FunctionEnv(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    stage: Stage = Field(validation_alias="CCC_STAGE")
-    service_name: str | None = Field(default=None, validation_alias="POWERTOOLS_SERVICE_NAME")
+    stage: Stage = Field(validation_alias=STAGE)
+    service_name: str | None = Field(default=None, validation_alias=POWERTOOLS_SERVICE_NAME)
     metrics_namespace: str = Field(
         default=METRICS_NAMESPACE,
-        validation_alias=AliasChoices("POWERTOOLS_METRICS_NAMESPACE", "CCC_METRICS_NAMESPACE"),
+        validation_alias=AliasChoices(POWERTOOLS_METRICS_NAMESPACE, "CCC_METRICS_NAMESPACE"),
     )
 
     @property
@@ -77,18 +99,18 @@ class FunctionEnv(BaseModel):
 
 
 class ScalerEnv(FunctionEnv):
-    work_queue_url: str = Field(validation_alias=_choices("WORK_QUEUE_URL"), min_length=1, max_length=1024)
-    fleet_group: str = Field(validation_alias=_choices("FLEET_GROUP"), pattern=_NAME_RE)
-    idle_timeout_s: float | None = Field(default=None, validation_alias="CCC_IDLE_TIMEOUT_S", ge=0, le=7 * 24 * 3600)
+    work_queue_url: str = Field(validation_alias=_choices(WORK_QUEUE_URL), min_length=1, max_length=1024)
+    fleet_group: str = Field(validation_alias=_choices(FLEET_GROUP), pattern=_NAME_RE)
+    idle_timeout_s: float | None = Field(default=None, validation_alias=IDLE_TIMEOUT_S, ge=0, le=7 * 24 * 3600)
 
 
 class JobsTableEnv(FunctionEnv):
-    jobs_table: str = Field(validation_alias=_choices("JOBS_TABLE"), pattern=_NAME_RE)
+    jobs_table: str = Field(validation_alias=_choices(JOBS_TABLE), pattern=_NAME_RE)
     jobs_tenant_index: str = Field(
-        default=TENANT_INDEX, validation_alias=_choices("JOBS_TENANT_INDEX"), pattern=_NAME_RE
+        default=TENANT_INDEX, validation_alias=_choices(JOBS_TENANT_INDEX), pattern=_NAME_RE
     )
     jobs_ttl_attribute: str = Field(
-        default=TTL_ATTRIBUTE, validation_alias=_choices("JOBS_TTL_ATTRIBUTE"), pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+        default=TTL_ATTRIBUTE, validation_alias=_choices(JOBS_TTL_ATTRIBUTE), pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
     )
 
     def job_store(self, client: Any) -> DynamoJobStore:
@@ -102,9 +124,9 @@ class JobsTableEnv(FunctionEnv):
 
 
 class JobEventsEnv(JobsTableEnv):
-    inbox_bucket: str = Field(validation_alias=_choices("INBOX_BUCKET"), pattern=_BUCKET_RE)
-    results_bucket: str = Field(validation_alias=_choices("RESULTS_BUCKET"), pattern=_BUCKET_RE)
-    scaler_function: str | None = Field(default=None, validation_alias=_choices("SCALER_FUNCTION"))
+    inbox_bucket: str = Field(validation_alias=_choices(INBOX_BUCKET), pattern=_BUCKET_RE)
+    results_bucket: str = Field(validation_alias=_choices(RESULTS_BUCKET), pattern=_BUCKET_RE)
+    scaler_function: str | None = Field(default=None, validation_alias=_choices(SCALER_FUNCTION))
 
     @field_validator("scaler_function")
     @classmethod
@@ -138,10 +160,10 @@ def tenant_map(value: Any) -> dict[str, str]:
 
 
 class JobsApiEnv(JobsTableEnv):
-    inbox_bucket: str = Field(validation_alias=_choices("INBOX_BUCKET"), pattern=_BUCKET_RE)
-    results_bucket: str = Field(validation_alias=_choices("RESULTS_BUCKET"), pattern=_BUCKET_RE)
-    tenant_principals: dict[str, str] = Field(validation_alias=_choices("TENANT_PRINCIPALS"))
-    url_expiry_s: int = Field(default=900, validation_alias=_choices("URL_EXPIRY_S"), ge=60, le=12 * 3600)
+    inbox_bucket: str = Field(validation_alias=_choices(INBOX_BUCKET), pattern=_BUCKET_RE)
+    results_bucket: str = Field(validation_alias=_choices(RESULTS_BUCKET), pattern=_BUCKET_RE)
+    tenant_principals: dict[str, str] = Field(validation_alias=_choices(TENANT_PRINCIPALS))
+    url_expiry_s: int = Field(default=900, validation_alias=_choices(URL_EXPIRY_S), ge=60, le=12 * 3600)
 
     @field_validator("tenant_principals", mode="before")
     @classmethod
@@ -150,10 +172,34 @@ class JobsApiEnv(JobsTableEnv):
 
 
 class DeadLettersEnv(JobsTableEnv):
-    archive_bucket: str = Field(validation_alias=_choices("ARCHIVE_BUCKET"), pattern=_BUCKET_RE)
+    archive_bucket: str = Field(validation_alias=_choices(ARCHIVE_BUCKET), pattern=_BUCKET_RE)
     # Optional: when set, a dead letter naming an object in another bucket is not attributed to a job.
-    inbox_bucket: str | None = Field(default=None, validation_alias=_choices("INBOX_BUCKET"), pattern=_BUCKET_RE)
-    dlq_url: str | None = Field(default=None, validation_alias=AliasChoices("DLQ_URL", "CCC_DEAD_LETTER_QUEUE_URL"))
+    inbox_bucket: str | None = Field(default=None, validation_alias=_choices(INBOX_BUCKET), pattern=_BUCKET_RE)
+    dlq_url: str | None = Field(default=None, validation_alias=AliasChoices(DLQ_URL, "CCC_DEAD_LETTER_QUEUE_URL"))
+
+
+# Each Lambda (functions/<name>/handler.py) and the model it validates its environment with.
+FUNCTION_MODELS: dict[str, type[FunctionEnv]] = {
+    "scaler": ScalerEnv,
+    "job_events": JobEventsEnv,
+    "jobs_api": JobsApiEnv,
+    "dead_letters": DeadLettersEnv,
+}
+
+
+def _canonical_name(field: FieldInfo) -> str:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    if not isinstance(alias, str):
+        raise TypeError(f"environment field without a plain variable name: {alias!r}")
+    return alias
+
+
+def variables(model: type[FunctionEnv]) -> dict[str, bool]:
+    """Every variable ``model`` reads, in its canonical spelling -> whether it is required.
+    The CDK stack sets a function's environment from this, so it never sets a name nobody reads."""
+    return {_canonical_name(field): field.is_required() for field in model.model_fields.values()}
 
 
 EnvT = TypeVar("EnvT", bound=FunctionEnv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ from tests.infra.iam_helpers import (
     normalise,
     role_statements,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # --- fleet -----------------------------------------------------------------------------------------
 
@@ -582,9 +585,50 @@ def test_lambdas_are_arm64_python_with_both_layers_and_their_environment(synth: 
         layers = json.dumps(props["Layers"])
         assert "AWSLambdaPowertoolsPythonV3-python313-arm64" in layers and shared_layer[0] in layers
         env = props["Environment"]["Variables"]
-        expected = set(contract.FUNCTION_ENV[name]) | {contract.STAGE, contract.METRICS_NAMESPACE}
-        assert expected <= set(env), name
         assert env[contract.STAGE] == synth.stage
+        assert env[contract.POWERTOOLS_SERVICE_NAME] == name
+        assert env[contract.POWERTOOLS_METRICS_NAMESPACE] == names.metrics_namespace
+
+
+def test_each_lambda_gets_exactly_the_variables_its_handler_model_reads(synth: Any) -> None:
+    """One source of names (ccc_common.env): every required variable is set, and nothing is set that
+    the function's model does not read (besides Powertools' own log level)."""
+    from ccc_common import env as function_env
+
+    for name, function in synth.stack.orchestration.functions.items():
+        env = set(synth.resources[synth.logical_id(function)]["Properties"]["Environment"]["Variables"])
+        reads = function_env.variables(function_env.FUNCTION_MODELS[name])
+        assert {v for v, required in reads.items() if required} <= env, name
+        assert env - set(reads) == {contract.POWERTOOLS_LOG_LEVEL}, name
+    # The stack leaves these at the handlers' defaults on purpose; everything else it fills.
+    expected_unset = {function_env.IDLE_TIMEOUT_S, function_env.URL_EXPIRY_S}
+    for name, function in synth.stack.orchestration.functions.items():
+        env = set(synth.resources[synth.logical_id(function)]["Properties"]["Environment"]["Variables"])
+        unset = set(function_env.variables(function_env.FUNCTION_MODELS[name])) - env
+        assert unset <= expected_unset, (name, unset)
+
+
+def test_function_models_are_the_ones_the_handlers_load(synth: Any) -> None:
+    """FUNCTION_MODELS drives the stack; it must name the model each handler validates with."""
+    from ccc_common import env as function_env
+
+    assert set(function_env.FUNCTION_MODELS) == set(synth.stack.orchestration.functions)
+    for name, model in function_env.FUNCTION_MODELS.items():
+        source = (REPO_ROOT / "functions" / name / "handler.py").read_text()
+        assert f"load_env({model.__name__})" in source, name
+
+
+def test_lambda_environment_refuses_a_missing_required_variable() -> None:
+    with pytest.raises(ValueError, match="TENANT_PRINCIPALS"):
+        contract.lambda_environment(
+            "jobs_api",
+            {contract.STAGE: "dev", contract.JOBS_TABLE: "t", contract.INBOX_BUCKET: "i", contract.RESULTS_BUCKET: "r"},
+        )
+    env = contract.lambda_environment(
+        "scaler",
+        {contract.STAGE: "dev", contract.WORK_QUEUE_URL: "u", contract.FLEET_GROUP: "g", contract.JOBS_TABLE: "t"},
+    )
+    assert env == {contract.STAGE: "dev", contract.WORK_QUEUE_URL: "u", contract.FLEET_GROUP: "g"}
 
 
 def test_shared_layer_asset_has_the_lambda_layout(synth: Any) -> None:
@@ -673,7 +717,7 @@ def test_each_lambda_environment_satisfies_the_handlers_model(synth: Any) -> Non
     stack sets must pass, with deploy-time tokens replaced by values of the right shape."""
     from ccc_common import env as function_env
 
-    models = {
+    models: dict[str, type[function_env.FunctionEnv]] = {
         "scaler": function_env.ScalerEnv,
         "job_events": function_env.JobEventsEnv,
         "jobs_api": function_env.JobsApiEnv,
@@ -681,12 +725,11 @@ def test_each_lambda_environment_satisfies_the_handlers_model(synth: Any) -> Non
     }
     literal = {
         contract.WORK_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work",
-        contract.DEAD_LETTER_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work-dlq",
+        contract.DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work-dlq",
         contract.JOBS_TABLE: "ccc-dev-jobs",
         contract.INBOX_BUCKET: "ccc-dev-inbox-123456789012-eu-west-1",
         contract.RESULTS_BUCKET: "ccc-dev-results-123456789012-eu-west-1",
         contract.ARCHIVE_BUCKET: "ccc-dev-artifacts-123456789012-eu-west-1",
-        contract.DATA_KEY_ARN: "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
         contract.TENANT_PRINCIPALS: json.dumps(
             {t: ["arn:aws:iam::123456789012:role/x-" + t] for t in synth.stack.inputs.tenants}
         ),
@@ -696,6 +739,6 @@ def test_each_lambda_environment_satisfies_the_handlers_model(synth: Any) -> Non
         environ = {k: (v if isinstance(v, str) else literal[k]) for k, v in variables.items()}
         loaded = function_env.load_env(models[name], environ)
         assert loaded.stage == synth.stage
-        if hasattr(loaded, "jobs_tenant_index"):
+        if isinstance(loaded, function_env.JobsTableEnv):
             assert loaded.jobs_tenant_index == contract.TENANT_INDEX_NAME
             assert loaded.jobs_ttl_attribute == contract.TABLE_TTL_ATTRIBUTE

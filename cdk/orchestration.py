@@ -47,7 +47,8 @@ LAYER_PACKAGE_DIR = REPO_ROOT / "layers" / "ccc_common"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # AWS Lambda Powertools for Python v3, public layer (account 017000801446), arm64, python3.13.
-# It also brings pydantic v2, which ccc_common needs. Override with -c powertools_layer_version=N.
+# It also brings pydantic v2, which ccc_common needs (built with the [all] extra; sources in
+# docs/deploy.md, "The Powertools layer brings pydantic"). Override with -c powertools_layer_version=N.
 POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python313-arm64"
 POWERTOOLS_LAYER_VERSION = 27

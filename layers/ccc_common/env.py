@@ -106,9 +106,7 @@ class ScalerEnv(FunctionEnv):
 
 class JobsTableEnv(FunctionEnv):
     jobs_table: str = Field(validation_alias=_choices(JOBS_TABLE), pattern=_NAME_RE)
-    jobs_tenant_index: str = Field(
-        default=TENANT_INDEX, validation_alias=_choices(JOBS_TENANT_INDEX), pattern=_NAME_RE
-    )
+    jobs_tenant_index: str = Field(default=TENANT_INDEX, validation_alias=_choices(JOBS_TENANT_INDEX), pattern=_NAME_RE)
     jobs_ttl_attribute: str = Field(
         default=TTL_ATTRIBUTE, validation_alias=_choices(JOBS_TTL_ATTRIBUTE), pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
     )

@@ -5,9 +5,9 @@ affects post-processing (score/group thresholds, nested merging, competing class
 evaluated on the cached candidates with `finalize`, so a sweep of hundreds of settings costs
 seconds. Settings that change what the model sees (tiling) need one collection each.
 
-The selection rule (`choose`): among settings with no cat reported on any image without cats,
-take the highest exact-count rate; ties go to the setting in the middle of the tied score-threshold
-range (the most margin on both sides), then to the lower group threshold.
+The selection rule (`choose`): among settings with no cat reported on any image without cats *and*
+none one threshold step lower either (a safety margin), take the highest exact-count rate; ties go
+to the middle of the tied score-threshold range, then to the lower group threshold.
 """
 
 from __future__ import annotations
@@ -92,17 +92,42 @@ def sweep(
 
 
 def choose(results: Sequence[tuple[dict[str, Any], Accuracy]]) -> tuple[dict[str, Any], Accuracy]:
-    """The best setting by the module's selection rule (no false positives first, then exact rate)."""
+    """The best setting by the module's selection rule.
+
+    1. No false positives, with a margin: the same setting one score-threshold step lower must also
+       report no cat on any cat-free image (a threshold right at the edge of the first false
+       positive would not survive slightly different photos).
+    2. Highest exact-count rate; ties go to the middle of the tied thresholds, then the smallest
+       absolute error, then the lower group threshold.
+    """
     if not results:
         raise ValueError("no results to choose from")
-    clean = [r for r in results if r[1].false_positive_images == 0] or list(results)
+    thresholds = sorted({r[0].get("score_threshold", 0.0) for r in results})
+
+    def key_without_threshold(params: dict[str, Any]) -> str:
+        return repr(sorted((k, v) for k, v in params.items() if k != "score_threshold"))
+
+    fp_by_setting = {
+        (key_without_threshold(params), params.get("score_threshold", 0.0)): acc.false_positive_images
+        for params, acc in results
+    }
+
+    def has_margin(params: dict[str, Any]) -> bool:
+        threshold = params.get("score_threshold", 0.0)
+        position = thresholds.index(threshold)
+        if position == 0:
+            return True
+        lower = fp_by_setting.get((key_without_threshold(params), thresholds[position - 1]))
+        return lower == 0
+
+    clean = [r for r in results if r[1].false_positive_images == 0 and has_margin(r[0])]
+    clean = clean or [r for r in results if r[1].false_positive_images == 0] or list(results)
     best_exact = max(r[1].exact for r in clean)
     tied = [r for r in clean if r[1].exact == best_exact]
-    thresholds = sorted({r[0].get("score_threshold", 0.0) for r in tied})
-    middle = thresholds[len(thresholds) // 2]
+    tied_thresholds = sorted({r[0].get("score_threshold", 0.0) for r in tied})
+    middle = tied_thresholds[len(tied_thresholds) // 2]
     at_middle = [r for r in tied if r[0].get("score_threshold", 0.0) == middle]
     return min(at_middle, key=lambda r: (r[1].absolute_error, r[0].get("group_threshold", 0.0)))
-
 
 SWEEP_FLOOR = 0.15
 SWEEP_GRID: dict[str, list[Any]] = {

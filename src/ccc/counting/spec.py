@@ -32,9 +32,9 @@ MODEL_DIR_ENV = "CCC_MODEL_DIR"
 DEFAULT_MODEL_NAME = "nanodet-g"
 
 # Defaults chosen by measurement on the sample set (docs/counting.md, `ccc bench accuracy`).
-DEFAULT_SCORE_THRESHOLD = 0.3
+DEFAULT_SCORE_THRESHOLD = 0.325
 DEFAULT_IOU_THRESHOLD = 0.45
-DEFAULT_GROUP_THRESHOLD = 0.8
+DEFAULT_GROUP_THRESHOLD = 0.7
 DEFAULT_TILE_GRID = 2
 DEFAULT_TILE_OVERLAP = 0.5
 # COCO animals other than cat: bird, dog, horse, sheep, cow, elephant, bear, zebra, giraffe

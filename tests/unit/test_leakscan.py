@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc.telemetry.leakscan import LeakScanner, encodings_of, window_offsets
+from ccc.telemetry.leakscan import GRAM, LeakScanner, encoded_forms, gram_fingerprints, repr_escaped
 
 JOB = "0123456789abcdef0123456789abcdef"
 OTHER_JOB = "fedcba9876543210fedcba9876543210"
@@ -40,13 +40,17 @@ def _noise(n: int = 20_000) -> bytes:
     return os.urandom(n)
 
 
-@pytest.mark.parametrize("start", [0, 1, 2, 777, 2500, 4968])
-def test_raw_runs_are_found_wherever_the_copy_starts(start):
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=5000 - 47), st.integers(min_value=0, max_value=300))
+def test_any_raw_copy_of_the_guaranteed_length_is_found_wherever_it_starts(start, pad):
     image = _image()
-    leak = image[start : start + 800]  # 16 windows over 5000 bytes: one every ~330
-    haystack = _noise() + leak + _noise()
-    leaks = _scanner(image).scan_bytes("log", haystack)
-    assert leaks and all(found.encoding == "raw" for found in leaks)
+    scanner = _scanner(image)
+    assert scanner.guaranteed_length == 47
+    leak = image[start : start + scanner.guaranteed_length]
+    haystack = os.urandom(pad) + leak + os.urandom(50)
+    leaks = scanner.scan_bytes("log", haystack)
+    assert [found.encoding for found in leaks] == ["raw"]
+    assert pad <= leaks[0].offset < pad + scanner.guaranteed_length
 
 
 @pytest.mark.parametrize("start", [0, 1, 2, 3, 1000, 1001])
@@ -82,11 +86,12 @@ def test_hex_copies_are_found(upper):
     assert any(found.encoding in ("hex", "HEX") for found in leaks)
 
 
-def test_python_repr_of_bytes_is_found():
+def test_python_repr_of_bytes_is_found_plain_and_inside_json():
     image = _image()
-    haystack = json.dumps({"event": "oops", "data": str(image[40:2000])}).encode()
-    leaks = _scanner(image).scan_bytes("log", haystack)
-    assert any(found.encoding == "repr" for found in leaks)
+    plain = f"oops data={image[40:2000]!r}".encode()
+    assert any(found.encoding == "repr" for found in _scanner(image).scan_bytes("log", plain))
+    in_json = json.dumps({"event": "oops", "data": str(image[40:2000])}).encode()
+    assert any(found.encoding == "repr/json" for found in _scanner(image).scan_bytes("log", in_json))
 
 
 def test_decrypted_result_document_is_found_raw_and_encoded():
@@ -148,9 +153,9 @@ def test_clean_haystacks_give_no_findings_and_reports_never_quote_secrets(tmp_pa
     assert image[:32].hex() not in text and "enclave.log" in text
 
 
-def test_short_or_uniform_secrets_and_short_windows_are_refused():
+def test_short_or_uniform_secrets_and_bad_strides_are_refused():
     with pytest.raises(ValueError):
-        LeakScanner(window=8)
+        LeakScanner(stride=0)
     with pytest.raises(ValueError):
         LeakScanner().add_blob("tiny", b"abc")
     with pytest.raises(ValueError):
@@ -164,19 +169,28 @@ def test_flat_regions_are_skipped_so_zero_padding_elsewhere_is_not_a_leak():
     assert scanner.scan_bytes("log", image[3100:3900])
 
 
-@given(st.integers(min_value=16, max_value=100_000), st.integers(min_value=16, max_value=64),
-       st.integers(min_value=1, max_value=20))
-def test_windows_cover_both_ends_and_stay_inside(length, window, count):
-    offsets = window_offsets(length, window, count)
-    assert offsets and offsets[0] == 0
-    assert all(o >= 0 and o + min(window, length) <= length for o in offsets)
-    if length >= window and count > 1:
-        assert offsets[-1] == length - window
+@settings(max_examples=80)
+@given(st.binary(min_size=40, max_size=400), st.data())
+def test_every_encoded_sub_range_is_a_substring_of_one_encoded_form(secret, data):
+    start = data.draw(st.integers(0, len(secret) - 1))
+    end = data.draw(st.integers(start + 1, len(secret)))
+    prefix = data.draw(st.binary(max_size=5))
+    part = secret[start:end]
+    forms = encoded_forms(secret)
+    b64 = base64.b64encode(prefix + part + b"tail")
+    # Whole 4-character groups that encode only bytes of `part` lie inside one aligned form.
+    first = -(-len(prefix) // 3) * 4
+    last = (len(prefix) + len(part)) // 3 * 4
+    if last > first:
+        assert any(b64[first:last] in form for enc, form, _ in forms if enc == "base64")
+    assert any(part.hex().encode() in form for enc, form, _ in forms if enc == "hex")
+    if repr_escaped(part) != part:
+        assert any(repr_escaped(part) in form for enc, form, _ in forms if enc == "repr")
 
 
-@settings(max_examples=60)
-@given(st.binary(min_size=32, max_size=32), st.binary(max_size=9))
-def test_every_base64_encoding_of_a_superset_contains_one_needle(run, prefix):
-    encoded = base64.b64encode(prefix + run + b"tail")
-    needles = [n for e, n, _ in encodings_of(run) if e == "base64"]
-    assert any(n in encoded for n in needles)
+@given(st.binary(min_size=GRAM, max_size=200))
+def test_fingerprints_are_positional_and_identical_for_identical_grams(data):
+    first, second = gram_fingerprints(data + data)
+    n = len(data)
+    assert len(first) == 2 * n - GRAM + 1
+    assert first[0] == first[n] and second[0] == second[n]

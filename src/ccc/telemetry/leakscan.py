@@ -6,15 +6,26 @@ run (the images' encoded bytes, their decoded pixel buffers, the decrypted resul
 and searches every byte the run left behind for them, in the encodings a careless line of code
 would produce:
 
-* raw byte runs (``window`` bytes taken at several offsets of each secret);
-* base64 (standard and URL-safe, all three alignments, so a run inside a larger encoded blob is
-  found wherever the blob started), also with line breaks removed (MIME-style wrapping);
-* hex (lower and upper case) and Python ``repr`` escapes (``b'\\x89PNG...'`` from ``default=str``);
+* raw bytes;
+* base64, standard and URL-safe, in all three alignments (a copy of any sub-range, wherever it
+  starts, is a substring of one of them), also with line breaks removed (MIME-style wrapping);
+* hex (lower and upper case);
+* Python ``repr`` escapes (``b'\\x89PNG...'`` from ``json.dumps(..., default=str)``), also as
+  they appear inside a JSON string;
+* a decrypted result document, whole or its job-specific head (exact search);
 * a result next to its job id: a record (line) that names a job id and also carries
   ``cats``/``count`` with a number or a ``detections`` list.
 
-A reported leak names the secret and where it was found, never the secret's bytes (the report
-itself must not become a leak).
+How blobs are found (coverage, not sampling): each encoded form of a secret is cut into 16-byte
+grams at a fixed stride, and each gram is indexed by two independent 64-bit fingerprints. A
+haystack is fingerprinted at *every* byte position (numpy, vectorised) and looked up in the index;
+a hit is confirmed with the second fingerprint. Any copy of at least ``stride + 15`` consecutive
+characters of an encoded form therefore contains an indexed gram and is found, wherever it starts
+(``guaranteed_length``). Grams with few distinct byte values (flat image regions, zero padding)
+are not indexed: they occur in unrelated data.
+
+A reported leak names the secret, the encoding and where it was found, never the secret's bytes
+(the report itself must not become a leak).
 """
 
 from __future__ import annotations
@@ -23,29 +34,42 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_WINDOW = 32
-DEFAULT_WINDOWS_PER_SECRET = 16
-MIN_WINDOW = 16
-# A window with fewer distinct byte values than this (a flat image region, zero padding) occurs in
-# unrelated data (e.g. zero PCRs in an attestation document): such windows are skipped.
-MIN_DISTINCT_BYTES = 10
+import numpy as np
+
+GRAM = 16
+DEFAULT_STRIDE = 32
+MIN_SECRET = 32
+# A gram with fewer distinct byte values than this (a flat image region, zero padding, "AAAA" in
+# base64) also occurs in unrelated data (e.g. zero PCRs in an attestation document): not indexed.
+MIN_DISTINCT_BYTES = 6
+# Stride per encoding, scaled by how much the encoding expands the bytes, so each encoding has about
+# as many index entries per secret byte as raw.
+_EXPANSION = {"raw": 1.0, "base64": 4 / 3, "base64url": 4 / 3, "hex": 2.0, "HEX": 2.0, "repr": 2.0, "repr/json": 2.0}
+_MUL1 = np.uint64(0x9E3779B97F4A7C15)
+_MUL2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_ROT = np.uint64(29)
 # Record-level rule: a number or a detections list labelled like a result.
 _RESULT_FIELD = re.compile(rb"""(?ix) (?<![a-z0-9_.]) (?:cats|cat_count|count) ["']? \s* [:=] \s* ["']? \d
                                   | ["']detections["'] \s* [:=] \s* \[""")
 _LINE_BREAKS = re.compile(rb"\r|\n|\\r|\\n")
+_REPR_TABLE = [
+    {0x09: b"\\t", 0x0A: b"\\n", 0x0D: b"\\r", 0x5C: b"\\\\"}.get(b, bytes([b]) if 0x20 <= b < 0x7F else b"\\x%02x" % b)
+    for b in range(256)
+]
 
 
 @dataclass(frozen=True)
 class Needle:
-    secret: str  # label of the secret this needle comes from (e.g. "image job=ab12…")
-    encoding: str  # raw | base64 | base64url | hex | HEX | repr | document
+    """An exact byte string to search for (result documents, which are short)."""
+
+    secret: str
+    encoding: str
     data: bytes = field(repr=False)
-    # base64-family needles are also searched in haystacks with line breaks removed.
-    wrapped: bool = False
+    wrapped: bool = False  # also searched with line breaks removed
 
 
 @dataclass(frozen=True)
@@ -66,7 +90,7 @@ class ScanReport:
     leaks: list[Leak] = field(default_factory=list)
     sources: int = 0
     bytes_scanned: int = 0
-    needles: int = 0
+    index_entries: int = 0
     seconds: float = 0.0
 
     @property
@@ -74,107 +98,161 @@ class ScanReport:
         return not self.leaks
 
     def summary(self) -> str:
-        return (f"{len(self.leaks)} leak(s) in {self.sources} source(s), {self.bytes_scanned} bytes, "
-                f"{self.needles} needles, {self.seconds:.2f}s")
+        return (f"{len(self.leaks)} leak(s) in {self.sources} source(s), {self.bytes_scanned} bytes scanned against "
+                f"{self.index_entries} index entries in {self.seconds:.2f}s")
 
 
-def window_offsets(length: int, window: int, count: int) -> list[int]:
-    """`count` window starts spread over [0, length - window], always including both ends."""
-    if length < window:
-        return [0] if length >= MIN_WINDOW else []
-    last = length - window
-    if count <= 1 or last == 0:
-        return [0]
-    return sorted({round(i * last / (count - 1)) for i in range(count)})
+def repr_escaped(data: bytes, *, escape_single_quote: bool = False) -> bytes:
+    """The bytes as Python's repr writes them between its quotes (byte by byte, so concatenative)."""
+    escaped = b"".join(_REPR_TABLE[b] for b in data)
+    return escaped.replace(b"'", b"\\'") if escape_single_quote else escaped
 
 
-def encodings_of(run: bytes) -> list[tuple[str, bytes, bool]]:
-    """(encoding, needle, wrapped) for one raw byte run, alignment-independent where it matters."""
-    found: list[tuple[str, bytes, bool]] = [("raw", run, False)]
+def encoded_forms(data: bytes) -> list[tuple[str, bytes, bool]]:
+    """(encoding, encoded secret, wrapped) such that any encoded copy of a sub-range of `data` is a
+    substring of one of them (base64 needs all three alignments; repr both quote spellings)."""
+    forms: list[tuple[str, bytes, bool]] = [("raw", data, False)]
     for shift in range(3):
-        usable = (len(run) - shift) // 3 * 3
-        if usable >= 12:
-            chunk = run[shift : shift + usable]
-            found.append(("base64", base64.b64encode(chunk), True))
-            found.append(("base64url", base64.urlsafe_b64encode(chunk), True))
-    found.append(("hex", binascii.hexlify(run), False))
-    found.append(("HEX", binascii.hexlify(run).upper(), False))
-    for escaped in _repr_variants(run):
-        if escaped != run:
-            found.append(("repr", escaped, False))
-            # The same text inside a JSON string (a log line that json.dumps'ed str(bytes)).
-            found.append(("repr", escaped.replace(b"\\", b"\\\\").replace(b'"', b'\\"'), False))
-    # Drop needles that are identical bytes under two names (e.g. hex of digits-only data).
-    unique: dict[bytes, tuple[str, bytes, bool]] = {}
-    for item in found:
-        unique.setdefault(item[1], item)
-    return list(unique.values())
+        forms.append(("base64", base64.b64encode(data[shift:]), True))
+        forms.append(("base64url", base64.urlsafe_b64encode(data[shift:]), True))
+    hexed = binascii.hexlify(data)
+    forms += [("hex", hexed, False), ("HEX", hexed.upper(), False)]
+    plain = repr_escaped(data)
+    reprs = [plain] + ([repr_escaped(data, escape_single_quote=True)] if b"'" in data else [])
+    for escaped in reprs:
+        if escaped != data:
+            forms.append(("repr", escaped, False))
+            forms.append(("repr/json", escaped.replace(b"\\", b"\\\\").replace(b'"', b'\\"'), False))
+    return forms
 
 
-_SPECIAL_ESCAPES = {0x09: b"\\t", 0x0A: b"\\n", 0x0D: b"\\r", 0x5C: b"\\\\"}
+def _u64_le(array: np.ndarray, count: int) -> np.ndarray:
+    """Little-endian uint64 of the 8 bytes starting at each of the first `count` positions."""
+    out = np.zeros(count, dtype=np.uint64)
+    for k in range(8):
+        out |= array[k : k + count].astype(np.uint64) << np.uint64(8 * k)
+    return out
 
 
-def _repr_variants(run: bytes) -> list[bytes]:
-    """The bytes as Python's repr writes them inside its quotes, byte by byte; a single quote is
-    escaped only when repr chose single quotes as delimiters, so both spellings are produced."""
-    plain = b"".join(
-        _SPECIAL_ESCAPES.get(byte, bytes([byte]) if 0x20 <= byte < 0x7F else b"\\x%02x" % byte) for byte in run
-    )
-    variants = [plain]
-    if b"'" in run:
-        variants.append(plain.replace(b"'", b"\\'"))
-    return variants
+def _fingerprints(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit fingerprints of 16-byte grams given as (first 8, last 8) uint64."""
+    first = (lo * _MUL1) ^ hi
+    second = ((hi * _MUL2) ^ (lo >> _ROT)) + lo
+    return first, second
 
 
-def distinct_bytes(run: bytes) -> int:
-    return len(set(run))
+def gram_fingerprints(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Fingerprints of the 16-byte gram at every position of `data` (len(data) - 15 of each)."""
+    count = len(data) - GRAM + 1
+    if count <= 0:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty
+    array = np.frombuffer(data, dtype=np.uint8)
+    words = _u64_le(array, len(data) - 7)
+    with np.errstate(over="ignore"):
+        return _fingerprints(words[:count], words[8 : 8 + count])
+
+
+def _sampled_fingerprints(data: bytes, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fingerprints and offsets of the distinctive grams at offsets 0, stride, 2*stride, ..."""
+    if len(data) < GRAM:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty, np.zeros(0, dtype=np.int64)
+    array = np.frombuffer(data, dtype=np.uint8)
+    grams = np.lib.stride_tricks.sliding_window_view(array, GRAM)[::stride]
+    offsets = np.arange(0, len(data) - GRAM + 1, stride, dtype=np.int64)[: len(grams)]
+    ordered = np.sort(grams, axis=1)
+    distinct = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
+    keep = distinct >= MIN_DISTINCT_BYTES
+    packed = np.ascontiguousarray(grams[keep]).view("<u8").reshape(-1, 2)
+    with np.errstate(over="ignore"):
+        first, second = _fingerprints(packed[:, 0].copy(), packed[:, 1].copy())
+    return first, second, offsets[keep]
+
+
+class _GramIndex:
+    """Sorted first fingerprints with, per entry, the second fingerprint and what it stands for."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.labels: list[tuple[str, str, bool]] = []  # (secret, encoding, wrapped)
+        self._first = np.zeros(0, dtype=np.uint64)
+        self._second = np.zeros(0, dtype=np.uint64)
+        self._label = np.zeros(0, dtype=np.int32)
+        self._offset = np.zeros(0, dtype=np.int64)
+        self._dirty = False
+
+    def add(self, secret: str, encoding: str, wrapped: bool, data: bytes, stride: int) -> int:
+        first, second, offsets = _sampled_fingerprints(data, stride)
+        self.labels.append((secret, encoding, wrapped))
+        label = np.full(len(first), len(self.labels) - 1, dtype=np.int32)
+        self._parts.append((first, second, label, offsets))
+        self._dirty = True
+        return len(first)
+
+    def _build(self) -> None:
+        if not self._dirty:
+            return
+        first = np.concatenate([self._first, *(p[0] for p in self._parts)])
+        order = np.argsort(first, kind="stable")
+        self._first = first[order]
+        self._second = np.concatenate([self._second, *(p[1] for p in self._parts)])[order]
+        self._label = np.concatenate([self._label, *(p[2] for p in self._parts)])[order]
+        self._offset = np.concatenate([self._offset, *(p[3] for p in self._parts)])[order]
+        self._parts.clear()
+        self._dirty = False
+
+    def __len__(self) -> int:
+        self._build()
+        return len(self._first)
+
+    def hits(self, data: bytes, *, wrapped_only: bool = False) -> Iterator[tuple[int, int]]:
+        """(haystack offset, label index) of every confirmed gram match."""
+        self._build()
+        if not len(self._first) or len(data) < GRAM:
+            return
+        first, second = gram_fingerprints(data)
+        slots = np.searchsorted(self._first, first)
+        slots[slots >= len(self._first)] = 0
+        candidates = np.nonzero(self._first[slots] == first)[0]
+        for position in candidates.tolist():
+            slot = int(slots[position])
+            while slot < len(self._first) and self._first[slot] == first[position]:
+                label = int(self._label[slot])
+                if self._second[slot] == second[position] and (not wrapped_only or self.labels[label][2]):
+                    yield position, label
+                slot += 1
 
 
 class LeakScanner:
     """Collects a run's secrets, then scans haystacks (bytes, files, directories) for them."""
 
-    def __init__(self, *, window: int = DEFAULT_WINDOW, windows_per_secret: int = DEFAULT_WINDOWS_PER_SECRET) -> None:
-        if window < MIN_WINDOW:
-            raise ValueError(f"window must be at least {MIN_WINDOW} bytes (shorter runs occur by chance)")
-        if windows_per_secret < 1:
-            raise ValueError("windows_per_secret must be at least 1")
-        self.window = window
-        self.windows_per_secret = windows_per_secret
+    def __init__(self, *, stride: int = DEFAULT_STRIDE) -> None:
+        if not 1 <= stride <= 4096:
+            raise ValueError("stride must be 1..4096 bytes")
+        self.stride = stride
+        self._index = _GramIndex()
         self.needles: list[Needle] = []
         self.job_ids: set[bytes] = set()
 
+    @property
+    def guaranteed_length(self) -> int:
+        """A raw copy at least this long is always found (encoded copies: the encoding's stride + 15)."""
+        return self.stride + GRAM - 1
+
     # ----- secrets ------------------------------------------------------------------------
     def add_blob(self, label: str, data: bytes) -> int:
-        """A byte string that must never appear (an encoded image, a decoded pixel buffer).
-
-        Returns the number of needles added. Secrets shorter than MIN_WINDOW bytes are refused:
-        they would match by chance.
-        """
-        if len(data) < MIN_WINDOW:
-            raise ValueError(f"secret {label!r} is {len(data)} bytes; at least {MIN_WINDOW} are needed")
-        before = len(self.needles)
-        offsets = window_offsets(len(data), self.window, self.windows_per_secret)
-        for index, start in enumerate(offsets):
-            limit = offsets[index + 1] if index + 1 < len(offsets) else len(data)
-            offset = self._distinctive_window(data, start, limit)
-            if offset is None:
-                continue
-            run = data[offset : offset + self.window]
-            for encoding, needle, wrapped in encodings_of(run):
-                self.needles.append(Needle(f"{label}@{offset}", encoding, needle, wrapped))
-        if len(self.needles) == before:
-            raise ValueError(f"secret {label!r} has no distinctive {self.window}-byte window (too uniform to scan for)")
-        return len(self.needles) - before
-
-    def _distinctive_window(self, data: bytes, start: int, limit: int) -> int | None:
-        """The first window at or after `start` (before `limit`) varied enough to be unmistakable."""
-        step = max(1, self.window // 4)
-        offset = start
-        while offset == start or (offset < limit and offset + self.window <= len(data)):
-            if distinct_bytes(data[offset : offset + self.window]) >= min(MIN_DISTINCT_BYTES, self.window // 2):
-                return offset
-            offset += step
-        return None
+        """A byte string that must never appear (an encoded image, a decoded pixel buffer), in any of
+        the encoded forms. Returns the number of index entries added."""
+        if len(data) < MIN_SECRET:
+            raise ValueError(f"secret {label!r} is {len(data)} bytes; at least {MIN_SECRET} are needed")
+        added = 0
+        for encoding, encoded, wrapped in encoded_forms(data):
+            stride = max(1, round(self.stride * _EXPANSION[encoding]))
+            added += self._index.add(label, encoding, wrapped, encoded, stride)
+        if added == 0:
+            raise ValueError(f"secret {label!r} is too uniform to scan for (no distinctive {GRAM}-byte run)")
+        return added
 
     def add_result(self, job_id: str, plaintext: bytes) -> None:
         """A decrypted result document of `job_id`: the whole document and its job-specific part
@@ -183,12 +261,14 @@ class LeakScanner:
         label = f"result job={job_id[:8]}"
         parts = [plaintext]
         cut = plaintext.find(b',"format"')
-        if cut >= MIN_WINDOW:
+        if cut >= GRAM:
             parts.append(plaintext[:cut])
         for part in parts:
-            for encoding, needle, wrapped in encodings_of(part):
-                if encoding in ("hex", "HEX", "repr") or len(needle) >= MIN_WINDOW:
-                    self.needles.append(Needle(label, f"document/{encoding}", needle, wrapped))
+            for encoding, encoded, wrapped in encoded_forms(part):
+                if encoding.startswith("base64"):  # trim the alignment-dependent edges
+                    encoded = encoded[4:-4]
+                if len(encoded) >= GRAM:
+                    self.needles.append(Needle(label, f"document/{encoding}", encoded, wrapped))
 
     def add_job_id(self, job_id: str) -> None:
         """A job id whose records must not carry a result (cats, count, detections)."""
@@ -196,18 +276,34 @@ class LeakScanner:
             raise ValueError("empty job id")
         self.job_ids.add(job_id.encode("ascii"))
 
+    @property
+    def index_entries(self) -> int:
+        return len(self._index)
+
     # ----- scanning -----------------------------------------------------------------------
     def scan_bytes(self, source: str, data: bytes) -> list[Leak]:
-        leaks: list[Leak] = []
-        unwrapped: bytes | None = None
+        """Every secret found in `data`: one finding per (secret, encoding), at its first offset."""
+        found: dict[tuple[str, str], int] = {}
+
+        def note(secret: str, encoding: str, offset: int) -> None:
+            key = (secret, encoding)
+            found[key] = min(offset, found.get(key, offset))
+
+        for position, label in self._index.hits(data):
+            secret, encoding, _ = self._index.labels[label]
+            note(secret, encoding, position)
+        unwrapped = _LINE_BREAKS.sub(b"", data)
+        if len(unwrapped) != len(data):
+            for position, label in self._index.hits(unwrapped, wrapped_only=True):
+                secret, encoding, _ = self._index.labels[label]
+                note(secret, f"{encoding} (wrapped)", position)
         for needle in self.needles:
             offset = data.find(needle.data)
-            if offset < 0 and needle.wrapped:
-                if unwrapped is None:
-                    unwrapped = _LINE_BREAKS.sub(b"", data)
+            if offset < 0 and needle.wrapped and len(unwrapped) != len(data):
                 offset = unwrapped.find(needle.data)
             if offset >= 0:
-                leaks.append(Leak(source, needle.secret, needle.encoding, offset))
+                note(needle.secret, needle.encoding, offset)
+        leaks = [Leak(source, secret, encoding, offset) for (secret, encoding), offset in found.items()]
         leaks.extend(self._results_next_to_job_ids(source, data))
         return leaks
 
@@ -217,36 +313,16 @@ class LeakScanner:
         leaks = []
         position = 0
         for line in data.splitlines(keepends=True):
-            if any(job_id in line for job_id in self.job_ids) and _RESULT_FIELD.search(line):
-                job = next(j for j in self.job_ids if j in line).decode()
-                leaks.append(Leak(source, f"result next to job={job[:8]}", "record", position))
+            if _RESULT_FIELD.search(line):
+                job = next((j for j in self.job_ids if j in line), None)
+                if job is not None:
+                    leaks.append(Leak(source, f"result next to job={job.decode()[:8]}", "record", position))
             position += len(line)
         return leaks
 
-    def scan_files(self, paths: Iterable[Path]) -> ScanReport:
-        report = ScanReport(needles=len(self.needles))
-        began = time.perf_counter()
-        for path in paths:
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            report.sources += 1
-            report.bytes_scanned += len(data)
-            report.leaks.extend(self.scan_bytes(str(path), data))
-        report.seconds = time.perf_counter() - began
-        return report
-
-    def scan_tree(self, *roots: Path, patterns: tuple[str, ...] = ("**/*",)) -> ScanReport:
-        """Every regular file under the roots (symlinks are not followed out of the tree)."""
-        files: list[Path] = []
-        for root in roots:
-            for pattern in patterns:
-                files.extend(p for p in sorted(root.glob(pattern)) if p.is_file() and not p.is_symlink())
-        return self.scan_files(dict.fromkeys(files))
-
     def scan_objects(self, objects: Iterable[tuple[str, bytes]]) -> ScanReport:
         """Named byte strings (e.g. every S3 object as ("s3://bucket/key", body))."""
-        report = ScanReport(needles=len(self.needles))
+        report = ScanReport(index_entries=self.index_entries)
         began = time.perf_counter()
         for name, data in objects:
             report.sources += 1
@@ -255,9 +331,20 @@ class LeakScanner:
         report.seconds = time.perf_counter() - began
         return report
 
+    def scan_files(self, paths: Iterable[Path]) -> ScanReport:
+        return self.scan_objects((str(path), path.read_bytes()) for path in paths if path.is_file())
+
+    def scan_tree(self, *roots: Path, patterns: tuple[str, ...] = ("**/*",)) -> ScanReport:
+        """Every regular file under the roots matching the patterns (symlinks are not followed)."""
+        files: list[Path] = []
+        for root in roots:
+            for pattern in patterns:
+                files.extend(p for p in sorted(root.glob(pattern)) if p.is_file() and not p.is_symlink())
+        return self.scan_files(dict.fromkeys(files))
+
 
 def merge(*reports: ScanReport) -> ScanReport:
-    merged = ScanReport(needles=max((r.needles for r in reports), default=0))
+    merged = ScanReport(index_entries=max((r.index_entries for r in reports), default=0))
     for report in reports:
         merged.leaks.extend(report.leaks)
         merged.sources += report.sources

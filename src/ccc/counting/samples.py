@@ -212,9 +212,11 @@ def sample_set(split: Split = "validate", per_count: int = 10) -> list[SampleIma
 
 
 def iter_demo_samples() -> Iterator[tuple[str, np.ndarray, int]]:
+    """The demo's images. The composite seeds are ones the default model counts correctly: the demo
+    shows the pipeline working; the counter's accuracy is measured on `sample_set` (docs/counting.md)."""
     yield "chelsea-1cat", chelsea(), 1
     yield "coffee-0cats", negatives()["coffee"], 0
-    for cats, seed in ((3, 7), (5, 11)):
+    for cats, seed in ((3, 7), (5, 6)):
         sample = composite(cats, seed)
         yield f"composite-{cats}cats", sample.image, cats
 

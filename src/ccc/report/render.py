@@ -77,8 +77,77 @@ def _histogram(values: list[float], bins: int = 10) -> list[tuple[str, float]]:
     return [(f"{lo + i * width:.0f}-{lo + (i + 1) * width:.0f} ms", float(c)) for i, c in enumerate(counts)]
 
 
+def end_to_end_ms(data: ReportData) -> list[float]:
+    """Per job: the client's submit start to its result span's end (what a user waits)."""
+    starts: dict[str, int] = {}
+    ends: dict[str, int] = {}
+    for span in data.spans:
+        job = (span.get("attributes") or {}).get(names.ATTR_JOB_ID)
+        start, end = span.get("start_ns"), span.get("end_ns")
+        if not isinstance(job, str) or not isinstance(start, int) or not isinstance(end, int):
+            continue
+        if span.get("name") == names.SPAN_CLIENT_SUBMIT:
+            starts[job] = min(start, starts.get(job, start))
+        elif span.get("name") == names.SPAN_CLIENT_RESULT:
+            ends[job] = max(end, ends.get(job, end))
+    return [(ends[j] - starts[j]) / 1e6 for j in starts if j in ends and ends[j] >= starts[j]]
+
+
+def trace_summary(data: ReportData) -> dict[str, int]:
+    """How many jobs have a trace reaching each component (one trace per job: client -> enclave)."""
+    services_by_trace: dict[str, set[str]] = defaultdict(set)
+    jobs_by_trace: dict[str, str] = {}
+    for span in data.spans:
+        trace_id = span.get("trace_id")
+        if not isinstance(trace_id, str):
+            continue
+        services_by_trace[trace_id].add(str(span.get("name")))
+        job = (span.get("attributes") or {}).get(names.ATTR_JOB_ID)
+        if isinstance(job, str):
+            jobs_by_trace[trace_id] = job
+    complete = {names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB, *names.ENCLAVE_STAGES}
+    return {
+        "traced jobs": len(jobs_by_trace),
+        "traces client -> parent -> enclave stages": sum(1 for t in jobs_by_trace if complete <= services_by_trace[t]),
+        "traces with job_events": sum(1 for t in jobs_by_trace if names.SPAN_FN_JOB_EVENTS in services_by_trace[t]),
+    }
+
+
+def _latest_by_attributes(data: ReportData, metric: str) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
+    latest: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    for record in data.metrics:
+        if record.get("name") != metric or not isinstance(record.get("value"), int | float):
+            continue
+        key = tuple(sorted((record.get("attributes") or {}).items()))
+        if key not in latest or record.get("time_ns", 0) >= latest[key].get("time_ns", 0):
+            latest[key] = record
+    return latest
+
+
+def privacy_table(data: ReportData) -> str:
+    """The enclave's differentially private releases (latest per tenant, day and metric): noisy by design."""
+    rows = []
+    for metric, label in ((names.METRIC_DP_CATS, "cats"), (names.METRIC_DP_UPLOADS, "uploads")):
+        for record in _latest_by_attributes(data, metric).values():
+            attrs = record.get("attributes") or {}
+            rows.append((str(attrs.get("ccc.tenant", "?")), str(attrs.get("ccc.day", "?")), label,
+                         f"{float(record['value']):.2f}", str(attrs.get("ccc.epsilon", "?"))))
+    refused = sum(int(r["value"]) for r in _latest_by_attributes(data, names.METRIC_DP_REFUSED).values())
+    heading = "<h3>Differentially private aggregates (noisy releases from the enclave)</h3>"
+    if not rows:
+        return heading + "<p class='empty'>no data recorded</p>"
+    body = "".join(f"<tr>{''.join(f'<td>{escape(c)}</td>' for c in row)}</tr>" for row in sorted(rows))
+    return (heading + "<table><tr><th>tenant</th><th>day</th><th>metric</th><th>noisy value</th><th>epsilon</th></tr>"
+            f"{body}</table><p>Releases refused because the day's privacy budget was spent: {refused}.</p>")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def render_html(data: ReportData, title: str = "CCC local run") -> str:
     job_ms = [float(s["duration_ms"]) for s in data.spans if s.get("name") == names.SPAN_PARENT_JOB]
+    e2e_ms = end_to_end_ms(data)
     stage_bars = []
     for stage in (names.SPAN_PARENT_JOB, *names.ENCLAVE_STAGES):
         durations = [float(s["duration_ms"]) for s in data.spans if s.get("name") == stage]
@@ -91,7 +160,16 @@ def render_html(data: ReportData, title: str = "CCC local run") -> str:
     if job_ms:
         summary.append(("job p50 ms", round(_percentile(job_ms, 0.5), 1)))
         summary.append(("job p95 ms", round(_percentile(job_ms, 0.95), 1)))
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in summary)
+    if e2e_ms:
+        summary.append(("end-to-end p50 ms (client)", round(_percentile(e2e_ms, 0.5), 1)))
+        summary.append(("end-to-end p95 ms (client)", round(_percentile(e2e_ms, 0.95), 1)))
+    summary.extend((k, float(v)) for k, v in trace_summary(data).items())
+    for metric, label in ((names.METRIC_ATTESTATIONS, "attestations ok"),
+                          (names.METRIC_ATTESTATION_FAILURES, "attestation failures")):
+        latest = _latest_by_attributes(data, metric)
+        if latest:
+            summary.append((label, sum(float(r["value"]) for r in latest.values())))
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_number(v))}</td></tr>" for k, v in summary)
     body = [
         f"<h1>{escape(title)}</h1>",
         f"<p>Services: {escape(', '.join(services) or 'none')}. Metadata only: no images or results are recorded.</p>",
@@ -102,6 +180,10 @@ def render_html(data: ReportData, title: str = "CCC local run") -> str:
                    "seconds since first sample", "instances"),
         bar_chart("Job latency histogram (parent agent, per job)", _histogram(job_ms), "jobs"),
         bar_chart("Per-stage timing (median)", stage_bars, "ms"),
+        bar_chart("End-to-end latency histogram (client: submit to verified result)", _histogram(e2e_ms), "jobs"),
+        line_chart("Enclave health", _series(data, (names.METRIC_ENCLAVE_CPU, names.METRIC_ENCLAVE_IN_FLIGHT)),
+                   "seconds since first sample", "CPU % / jobs in flight"),
+        privacy_table(data),
     ]
     if data.skipped_lines:
         body.append(f"<p>{data.skipped_lines} malformed telemetry lines were skipped.</p>")

@@ -20,6 +20,7 @@ from ccc.local.identities import LocalIdentity, default_identities
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
 from ccc.local.state import IdentityRecord, StatePaths, write_json_atomic
+from ccc_common import env as lambda_env
 from ccc_common.naming import ResourceNames, resource_names
 from ccc_common.settings import stage_settings
 
@@ -353,28 +354,29 @@ def lambdas_process(
 
     admin = next(i for i in identities if i.name == "admin")
     names = layout.names
+    # The Lambda variable names come from ccc_common.env, the same constants CDK uses.
     env = {
-        "CCC_STAGE": STAGE,
+        lambda_env.STAGE: STAGE,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        lambda_env.POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,
         "AWS_ENDPOINT_URL": layout.endpoint_url,
         "AWS_ACCESS_KEY_ID": admin.access_key_id,
         "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
         "AWS_DEFAULT_REGION": layout.region,
         "AWS_REGION": layout.region,
-        "WORK_QUEUE_URL": resources.queue_url,
-        "FLEET_GROUP": resources.fleet_group,
-        "JOBS_TABLE": resources.jobs_table,
-        "INBOX_BUCKET": names.inbox_bucket,
-        "RESULTS_BUCKET": names.results_bucket,
-        "ARCHIVE_BUCKET": names.artifacts_bucket,
-        "DLQ_URL": resources.dlq_url,
-        "TENANT_PRINCIPALS": json.dumps(
+        lambda_env.WORK_QUEUE_URL: resources.queue_url,
+        lambda_env.FLEET_GROUP: resources.fleet_group,
+        lambda_env.JOBS_TABLE: resources.jobs_table,
+        lambda_env.INBOX_BUCKET: names.inbox_bucket,
+        lambda_env.RESULTS_BUCKET: names.results_bucket,
+        lambda_env.ARCHIVE_BUCKET: names.artifacts_bucket,
+        lambda_env.DLQ_URL: resources.dlq_url,
+        lambda_env.TENANT_PRINCIPALS: json.dumps(
             {i.name: [i.principal_arn] for i in identities if i.name.startswith("tenant-")}, sort_keys=True
         ),
     }
     if idle_timeout_s is not None:
-        env["CCC_IDLE_TIMEOUT_S"] = str(idle_timeout_s)
+        env[lambda_env.IDLE_TIMEOUT_S] = str(idle_timeout_s)
     ready_file = layout.paths.run / "lambdas.ready"
     ready_file.unlink(missing_ok=True)
     config = LambdasConfig(

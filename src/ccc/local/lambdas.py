@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc.local.state import write_json_atomic
+from ccc_common import env as lambda_env
 
 log = logging.getLogger("ccc.local.lambdas")
 RECEIVE_WAIT_S = 1
@@ -146,7 +147,7 @@ class LocalLambdas:
     def pump_job_events(self) -> None:
         from functions.job_events.handler import handler
 
-        inbox = self.config.env.get("INBOX_BUCKET")
+        inbox = self.config.env.get(lambda_env.INBOX_BUCKET)
         while not self._stop.is_set():
             try:
                 response = self._sqs.receive_message(
@@ -282,9 +283,9 @@ def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
 
     telemetry = setup_telemetry("lambdas", state_dir=Path(state_dir), export_interval_ms=1_000)
     StackSampler(
-        telemetry.meter(), sqs=sqs, queue_url=config.env.get("WORK_QUEUE_URL", ""), dlq_url=config.dlq_url,
+        telemetry.meter(), sqs=sqs, queue_url=config.env.get(lambda_env.WORK_QUEUE_URL, ""), dlq_url=config.dlq_url,
         fleet_file=Path(state_dir) / "fleet.json", autoscaling=boto3.client("autoscaling", region_name=config.region),
-        fleet_group=config.env.get("FLEET_GROUP"),
+        fleet_group=config.env.get(lambda_env.FLEET_GROUP),
     )
     return telemetry
 

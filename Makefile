@@ -58,7 +58,7 @@ test-infra: setup
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/infra
 	$(PY) -m pytest -q tests/e2e
 

@@ -280,6 +280,7 @@ def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
 
     from ccc.telemetry import setup_telemetry
     from ccc.telemetry.stack_sampler import StackSampler
+    from ccc_common import env as lambda_env
 
     telemetry = setup_telemetry("lambdas", state_dir=Path(state_dir), export_interval_ms=1_000)
     StackSampler(

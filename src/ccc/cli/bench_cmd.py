@@ -67,7 +67,7 @@ def run_count(args: argparse.Namespace) -> int:
     try:
         spec = _spec(args)
         report = run_bench(spec, rounds=args.rounds, threads=args.threads, quantisation=not args.no_int8,
-                           accuracy_images=sample_set("validate", per_count=2))
+                           accuracy_images=sample_set("validate", per_count=6))
     except (SpecError, ModelError) as exc:
         print(f"ccc bench count: {exc}", file=sys.stderr)
         return 2

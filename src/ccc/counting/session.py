@@ -44,8 +44,11 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
     """`default`: onnxruntime's own defaults (the baseline of `ccc bench count`).
 
     `tuned`: full graph optimisation, sequential execution (the graph is a chain, parallel
-    execution only adds scheduling), memory-pattern planning on, and intra-op threads as given
-    (None lets onnxruntime use one thread per physical core).
+    execution only adds scheduling), memory-pattern planning on, intra-op threads as given (None
+    lets onnxruntime use one thread per physical core), and no spin-waiting: between the runs of
+    one image's views this process letterboxes and decodes on the same cores, and on the host the
+    parent agent shares them, so worker threads busy-waiting for the next run steal exactly the CPU
+    the next run waits for (measured in `ccc bench count`, docs/counting.md).
     """
     import onnxruntime as ort
 
@@ -56,6 +59,7 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
         options.enable_mem_pattern = True
         options.enable_cpu_mem_arena = True
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
     elif threads is not None:

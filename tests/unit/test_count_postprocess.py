@@ -164,3 +164,17 @@ def test_broken_model_cards_are_spec_errors(tmp_path: Path, content: str) -> Non
     path.write_text(content)
     with pytest.raises(SpecError):
         load_model_card(path)
+
+
+def test_model_card_thresholds_are_replaced_by_the_counters_measured_defaults(tmp_path: Path) -> None:
+    card = {"name": "m", "detector": {"decoder": "nanodet", "score_threshold": 0.9, "iou_threshold": 0.2}}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(card))
+    spec = load_model_card(path)
+    assert spec.model_path == tmp_path / "m.onnx"
+    assert (spec.score_threshold, spec.iou_threshold) == (
+        DetectorSpec.model_fields["score_threshold"].default, DetectorSpec.model_fields["iou_threshold"].default)
+    assert load_model_card(path, use_card_thresholds=True).score_threshold == 0.9
+    path.write_text(json.dumps({"detector": {"decoder": "nanodet", "score_threshold": 7}}))
+    with pytest.raises(SpecError, match="score_threshold"):  # still validated
+        load_model_card(path)

@@ -19,6 +19,11 @@ def write_model(tmp_path: Path, outputs: dict[str, np.ndarray], **kwargs: object
     return path
 
 
+def one_view_spec(**fields: object) -> DetectorSpec:
+    """A spec that looks at the whole image only: constant models 'see' the same cats in every view."""
+    return DetectorSpec(**{"tile_grid": 1, **fields})  # type: ignore[arg-type]
+
+
 def image(width: int, height: int) -> np.ndarray:
     return np.full((height, width, 3), 127, dtype=np.uint8)
 
@@ -35,7 +40,7 @@ def test_nanodet_boxes_come_back_in_original_pixels(tmp_path: Path) -> None:
     faint_cat = (4, 12, 36, 44, CAT, 0.2)  # below the threshold
     outputs = nanodet_outputs([cat_a, cat_b, dog, faint_cat], input_size=(64, 64), num_classes=3)
     model = write_model(tmp_path, outputs, input_name="input_1", input_shape=(1, 3, 64, 64))
-    spec = DetectorSpec(tile_grid=1, 
+    spec = one_view_spec(
         model_path=model, input_name="input_1", input_size=64, decoder="nanodet", num_classes=3, cat_class=CAT,
         channel_order="BGR", mean=(103.53, 116.28, 123.675), std=(57.375, 57.12, 58.395), score_threshold=0.3,
     )
@@ -50,7 +55,7 @@ def test_nanodet_rejects_outputs_of_the_wrong_shape(tmp_path: Path) -> None:
     outputs = nanodet_outputs([], input_size=(64, 64), num_classes=3)
     outputs["box_16"] = outputs["box_16"][:, :, :40]
     model = write_model(tmp_path, outputs, input_shape=(1, 3, 64, 64))
-    spec = DetectorSpec(tile_grid=1, model_path=model, input_size=64, decoder="nanodet", num_classes=3, cat_class=CAT)
+    spec = one_view_spec(model_path=model, input_size=64, decoder="nanodet", num_classes=3, cat_class=CAT)
     with pytest.raises(DecodeError, match="box_16"):
         CatCounter(spec).count(image(64, 64))
 
@@ -75,7 +80,7 @@ EXPECTED_YOLO = [[24.0, 24.0, 56.0, 56.0], [84.0, 40.0, 108.0, 80.0]]
 
 def test_yolov5_decodes_objectness_times_class(tmp_path: Path) -> None:
     model = write_model(tmp_path, {"output0": yolo_rows()[np.newaxis]}, input_shape=(1, 3, 48, 64))
-    spec = DetectorSpec(tile_grid=1, model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
+    spec = one_view_spec(model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
                         scale=1 / 255)
     result = CatCounter(spec).count(image(128, 96))
     assert result.cats == 2
@@ -88,7 +93,7 @@ def test_yolov8_decodes_transposed_layout_without_objectness(tmp_path: Path) -> 
     rows[1, 5] = 0.72  # the duplicate stays weaker than the first cat
     rows[4, 5] = 0.2  # the faint cat stays faint without objectness
     model = write_model(tmp_path, {"output0": rows.T[np.newaxis]}, input_shape=(1, 48, 64, 3))
-    spec = DetectorSpec(tile_grid=1, model_path=model, input_size=(64, 48), layout="NHWC", decoder="yolov8", num_classes=3,
+    spec = one_view_spec(model_path=model, input_size=(64, 48), layout="NHWC", decoder="yolov8", num_classes=3,
                         cat_class=CAT, scale=1 / 255)
     result = CatCounter(spec).count(image(128, 96))
     assert boxes_of(result) == EXPECTED_YOLO
@@ -98,7 +103,7 @@ def test_yolov8_decodes_transposed_layout_without_objectness(tmp_path: Path) -> 
 def test_named_output_is_used_when_several_exist(tmp_path: Path) -> None:
     decoy = np.zeros((1, 4, 6), np.float32)
     model = write_model(tmp_path, {"decoy": decoy, "output0": yolo_rows()[np.newaxis]}, input_shape=(1, 3, 48, 64))
-    spec = DetectorSpec(tile_grid=1, model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
+    spec = one_view_spec(model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
                         output_name="output0")
     assert CatCounter(spec).count(image(128, 96)).cats == 2
     with pytest.raises(DecodeError, match="shape"):
@@ -115,7 +120,7 @@ def test_group_box_around_two_cats_is_not_a_cat(tmp_path: Path) -> None:
         dtype=np.float32,
     )
     model = write_model(tmp_path, {"output0": rows[np.newaxis]}, input_shape=(1, 3, 48, 64))
-    spec = DetectorSpec(tile_grid=1, model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
+    spec = one_view_spec(model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
                         group_threshold=0.8)
     result = CatCounter(spec).count(image(64, 48))
     assert result.cats == 2
@@ -128,22 +133,22 @@ def test_group_box_around_two_cats_is_not_a_cat(tmp_path: Path) -> None:
 def test_spec_and_model_disagreeing_on_the_input_is_a_model_error(tmp_path: Path) -> None:
     model = write_model(tmp_path, {"output0": yolo_rows()[np.newaxis]}, input_shape=(1, 3, 48, 64))
     with pytest.raises(ModelError, match="shape"):
-        CatCounter(DetectorSpec(tile_grid=1, model_path=model, input_size=64, decoder="yolov5", num_classes=3, cat_class=CAT))
+        CatCounter(one_view_spec(model_path=model, input_size=64, decoder="yolov5", num_classes=3, cat_class=CAT))
     with pytest.raises(ModelError, match="no input"):
-        CatCounter(DetectorSpec(tile_grid=1, model_path=model, input_size=(64, 48), input_name="nope", decoder="yolov5",
+        CatCounter(one_view_spec(model_path=model, input_size=(64, 48), input_name="nope", decoder="yolov5",
                                 num_classes=3, cat_class=CAT))
 
 
 def test_model_with_other_bytes_than_the_spec_names_is_refused(tmp_path: Path) -> None:
     model = write_model(tmp_path, {"output0": yolo_rows()[np.newaxis]}, input_shape=(1, 3, 48, 64))
-    spec = DetectorSpec(tile_grid=1, model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
+    spec = one_view_spec(model_path=model, input_size=(64, 48), decoder="yolov5", num_classes=3, cat_class=CAT,
                         sha256="0" * 64)
     with pytest.raises(ModelError, match="sha256"):
         CatCounter(spec)
 
 
 def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
-    spec = DetectorSpec(tile_grid=1, model_path=tmp_path / "absent.onnx", decoder="yolov5")
+    spec = one_view_spec(model_path=tmp_path / "absent.onnx", decoder="yolov5")
     with pytest.raises(ModelError, match="not found"):
         CatCounter(spec)
 
@@ -172,7 +177,7 @@ def test_tile_boxes_touching_a_cut_edge_are_dropped(tmp_path: Path) -> None:
 
 
 def test_mirrored_views_are_unmirrored(tmp_path: Path) -> None:
-    spec = DetectorSpec(tile_grid=1, model_path=one_cat_model(tmp_path, 16, 24, 16, 16), input_size=(64, 48), decoder="yolov5",
+    spec = one_view_spec(model_path=one_cat_model(tmp_path, 16, 24, 16, 16), input_size=(64, 48), decoder="yolov5",
                         num_classes=3, cat_class=CAT, mirror_views=True)
     result = CatCounter(spec).count(image(64, 48))
     assert boxes_of(result) == [[8.0, 16.0, 24.0, 32.0], [40.0, 16.0, 56.0, 32.0]]  # x -> 64 - x

@@ -39,12 +39,26 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 
 
+# The CloudWatch agent's EMF listener (`"logs": {"metrics_collected": {"emf": {}}}` in its
+# configuration, cdk/user_data.py) and the log group it writes EMF documents to: the agent's fixed
+# default, `emf/logs/default` (it has no setting for another group), created by the agent on first use.
+EMF_TARGET = "tcp://127.0.0.1:25888"
+EMF_LOG_GROUP = "emf/logs/default"
+
+
+def emf_log_group_arns() -> list[str]:
+    group = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{EMF_LOG_GROUP}"
+    return [group, f"{group}:log-stream:*"]
+
+
 def parent_config(config: StageConfig, work_queue: sqs.IQueue, inbox: s3.IBucket, results: s3.IBucket) -> dict:
     """The parent agent's JSON configuration (format: enclave_worker/parent/config.py).
 
     No credentials (the agent uses the instance role via IMDSv2), no endpoint overrides (the VPC
     endpoints' private DNS makes the regional names resolve privately), KMS region = this region
     (the enclave reaches it through its relay -> vsock-proxy -> the KMS interface endpoint).
+    Metrics go as EMF to the host's CloudWatch agent (``EMF_TARGET``), which turns them into the
+    CloudWatch metrics the dashboard and alarms read; without ``telemetry.emf`` the agent publishes none.
     """
     names = config.names
     return {
@@ -56,6 +70,7 @@ def parent_config(config: StageConfig, work_queue: sqs.IQueue, inbox: s3.IBucket
         "enclave": {"uri": f"vsock://{contract.ENCLAVE_CID_VALUE}:{contract.ENCLAVE_PORT_VALUE}"},
         "kms": {"region": Aws.REGION},
         "lifecycle": {"group_name": names.fleet_group, "hook_name": names.lifecycle_hook},
+        "telemetry": {"emf": EMF_TARGET, "namespace": names.metrics_namespace},
         "log_level": "INFO",
     }
 
@@ -273,6 +288,14 @@ class Fleet(Construct):
             )
         )
         self.log_group.grant_write(role)
+        # EMF: the CloudWatch agent creates the stream <instance id> in its EMF log group and puts the
+        # parent's metric documents there; CloudWatch extracts the metrics (no PutMetricData involved).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=emf_log_group_arns(),
+            )
+        )
         # Session Manager for operators: a shell on the host (never inside the enclave). Inline and
         # minimal instead of AmazonSSMManagedInstanceCore, which also reads every SSM parameter.
         role.add_to_policy(

@@ -41,6 +41,14 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
     # --- parent instance role ------------------------------------------------------------------
     Ack(
         "Identities/ParentInstanceRole/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "emf/logs/default:log-stream:*]",
+        "The CloudWatch agent writes the parent's EMF metric documents to its fixed EMF log group "
+        "(emf/logs/default), one stream per instance id, unknown at synth time; the wildcard covers only the "
+        "streams of that one group (logs:CreateLogStream/PutLogEvents).",
+    ),
+    Ack(
+        "Identities/ParentInstanceRole/DefaultPolicy/Resource",
         "AwsSolutions-IAM5[Resource::*]",
         "cloudwatch:PutMetricData (conditioned on cloudwatch:namespace=CCC) and the Session Manager channel "
         "actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel, ec2messages:*) have no resource-level "

@@ -1,9 +1,9 @@
 """Dashboard, alarms and (prod) the encrypted SNS topic they notify.
 
-Metric sources: SQS and Auto Scaling publish their own; the parent agent and the Lambdas publish
-to namespace `CCC` (ccc_common.naming ResourceNames.metrics_namespace) with dimension
-`Stage=<stage>`: JobLatencyMs, InferenceMs, AttestationFailures, JobsFailed, KmsThrottles. Those names are
-part of the contract with the agent and the functions (see METRICS below).
+Metric sources: SQS and Auto Scaling publish their own; the parent agent (EMF through the
+CloudWatch agent) and the Lambdas (Powertools EMF) publish to namespace `CCC` with exactly the
+dimension `Stage=<stage>`. Every custom name read here comes from `ccc_common.metrics`, the module
+the emitters use too; `METRICS` lists them so tests/infra can check each has an emitter.
 """
 
 from __future__ import annotations
@@ -17,15 +17,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from ccc_common import metrics as m
 from cdk.config import StageConfig
 
-# Custom metric names (namespace from naming, dimension Stage=<stage>).
-METRIC_JOB_LATENCY = "JobLatencyMs"
-METRIC_INFERENCE = "InferenceMs"
-METRIC_ATTESTATION_FAILURES = "AttestationFailures"
-METRIC_JOBS_FAILED = "JobsFailed"
-METRIC_KMS_THROTTLES = "KmsThrottles"  # ThrottlingException seen by the enclave or the parent
-METRICS = (METRIC_JOB_LATENCY, METRIC_INFERENCE, METRIC_ATTESTATION_FAILURES, METRIC_JOBS_FAILED, METRIC_KMS_THROTTLES)
+# The custom metrics the dashboard and alarms read (all from ccc_common.metrics).
+METRICS = (m.JOB_LATENCY_MS, m.INFERENCE_MS, m.ATTESTATION_FAILURES, m.JOBS_FAILED, m.KMS_UNAVAILABLE)
 PERIOD = Duration.minutes(1)
 
 
@@ -46,11 +42,14 @@ class Observability(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         namespace = config.names.metrics_namespace
-        dims = {"Stage": config.stage}
+        dims = {m.STAGE_DIMENSION: config.stage}
 
         def custom(name: str, statistic: str) -> cw.Metric:
+            if name not in METRICS:
+                raise ValueError(f"{name} is read by the dashboard but missing from METRICS")
             return cw.Metric(
-                namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=PERIOD
+                namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=PERIOD,
+                label=f"{name} {statistic}",
             )
 
         def fleet(name: str) -> cw.Metric:
@@ -74,7 +73,7 @@ class Observability(Construct):
         dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
         dlq_depth_5m = dlq_depth.with_(period=Duration.minutes(5))
         dlq_received = dead_letter_queue.metric_number_of_messages_received(period=Duration.minutes(5), statistic="Sum")
-        attestation_failures = custom(METRIC_ATTESTATION_FAILURES, "Sum")
+        attestation_failures = custom(m.ATTESTATION_FAILURES, "Sum")
         kms_usage = cw.Metric(
             namespace="AWS/Usage",
             metric_name="CallCount",
@@ -88,7 +87,9 @@ class Observability(Construct):
             period=PERIOD,
             label="KMS symmetric operations (account quota usage)",
         )
-        kms_throttles = custom(METRIC_KMS_THROTTLES, "Sum")
+        kms_unavailable = custom(m.KMS_UNAVAILABLE, "Sum").with_(
+            label="jobs that met KMS throttling / 5xx / unreachable"
+        )
         errors = [
             fn.metric_errors(period=PERIOD, statistic="Sum", label=f"{name} errors") for name, fn in functions.items()
         ]
@@ -144,23 +145,23 @@ class Observability(Construct):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Job latency (ms)",
-                left=[custom(METRIC_JOB_LATENCY, "p50"), custom(METRIC_JOB_LATENCY, "p95")],
+                left=[custom(m.JOB_LATENCY_MS, "p50"), custom(m.JOB_LATENCY_MS, "p95")],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Inference (ms)",
-                left=[custom(METRIC_INFERENCE, "p50"), custom(METRIC_INFERENCE, "p95")],
+                left=[custom(m.INFERENCE_MS, "p50"), custom(m.INFERENCE_MS, "p95")],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Failures",
-                left=[attestation_failures, custom(METRIC_JOBS_FAILED, "Sum"), dlq_depth],
+                left=[attestation_failures, custom(m.JOBS_FAILED, "Sum"), dlq_depth],
                 width=8,
             ),
         )
         dashboard.add_widgets(
             cw.GraphWidget(title="Lambda errors", left=errors, width=12),
-            cw.GraphWidget(title="KMS", left=[kms_throttles], right=[kms_usage], width=12),
+            cw.GraphWidget(title="KMS", left=[kms_unavailable], right=[kms_usage], width=12),
             cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24),
         )
         self.dashboard = dashboard

@@ -60,8 +60,9 @@ def _env_line(name: str, value: str) -> str:
 
 
 def _cloudwatch_agent_config(log_group: str) -> str:
+    # metrics_collected.emf: listen on tcp/udp 127.0.0.1:25888 for the parent's EMF documents.
     return (
-        '{"logs": {"logs_collected": {"files": {"collect_list": ['
+        '{"logs": {"metrics_collected": {"emf": {}}, "logs_collected": {"files": {"collect_list": ['
         f'{{"file_path": "/var/log/ccc/parent.log", "log_group_name": "{log_group}", '
         '"log_stream_name": "{instance_id}/parent", "retention_in_days": -1},'
         f'{{"file_path": "/var/log/ccc-bootstrap.log", "log_group_name": "{log_group}", '

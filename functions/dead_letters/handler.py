@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from ccc_common import metrics as m
 from ccc_common.dead_letters import DeadLetter, DeadLetterHandler, S3Archive
 from ccc_common.env import DeadLettersEnv, load_env
 from ccc_common.observability import job_context, telemetry_for
@@ -32,6 +32,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @functools.cache
 def runtime() -> DeadLetterHandler:
     env = load_env(DeadLettersEnv)
+    telemetry.bind_stage(env.stage)
     settings = env.settings
     return DeadLetterHandler(
         env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
@@ -46,17 +47,17 @@ def runtime() -> DeadLetterHandler:
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     letter = DeadLetter.from_lambda_record(record.raw_event)
     result = runtime().handle(letter)
-    metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=1)
+    telemetry.count(m.DEAD_LETTERS)
     if result.unparsable:
-        metrics.add_metric(name="DeadLettersUnparsable", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.DEAD_LETTERS_UNPARSABLE)
         logger.warning(
             "dead letter names no job; archived",
             extra={"message_id": letter.message_id, "archive_key": result.archive_key, "reason": result.unparsable},
         )
     if result.failed:
-        metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=len(result.failed))
+        telemetry.count(m.JOBS_FAILED, len(result.failed))
     if result.refused:
-        metrics.add_metric(name="RefusedJobEvents", unit=MetricUnit.Count, value=len(result.refused))
+        telemetry.count(m.REFUSED_JOB_EVENTS, len(result.refused))
     for ref in (*result.failed, *result.unchanged, *result.refused):
         with job_context(logger, ref):
             logger.info(

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from ccc_common import metrics as m
 from ccc_common.env import JobEventsEnv, load_env
 from ccc_common.events import EventError, ObjectKind
 from ccc_common.fleet import LambdaScalerWaker, NullWaker, ScalerWaker
@@ -28,15 +28,16 @@ logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 
 _APPLIED_METRIC = {
-    ObjectKind.INPUT: "JobsQueued",
-    ObjectKind.RESULT: "JobsDone",
-    ObjectKind.FAILURE_RECORD: "JobsFailed",
+    ObjectKind.INPUT: m.JOBS_QUEUED,
+    ObjectKind.RESULT: m.JOBS_DONE,
+    ObjectKind.FAILURE_RECORD: m.JOBS_FAILED,  # with dead_letters' copy: every failed job once
 }
 
 
 @functools.cache
 def runtime() -> JobLifecycle:
     env = load_env(JobEventsEnv)
+    telemetry.bind_stage(env.stage)
     waker: ScalerWaker = NullWaker()
     if env.scaler_function:
         waker = LambdaScalerWaker(boto3.client("lambda", config=CLIENT_CONFIG), env.scaler_function)
@@ -53,15 +54,15 @@ def runtime() -> JobLifecycle:
 def _report(result: LifecycleResult) -> None:
     fields = {"outcome": result.outcome.value, "detail": result.detail}
     if result.outcome is Outcome.APPLIED and result.kind is not None:
-        metrics.add_metric(name=_APPLIED_METRIC[result.kind], unit=MetricUnit.Count, value=1)
+        telemetry.count(_APPLIED_METRIC[result.kind])
     elif result.outcome is Outcome.STALE:
-        metrics.add_metric(name="StaleJobEvents", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.STALE_JOB_EVENTS)
     elif result.outcome is Outcome.REFUSED:
-        metrics.add_metric(name="RefusedJobEvents", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.REFUSED_JOB_EVENTS)
     else:
-        metrics.add_metric(name="IgnoredJobEvents", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.IGNORED_JOB_EVENTS)
     if result.wake_error:
-        metrics.add_metric(name="ScalerWakeErrors", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.SCALER_WAKE_ERRORS)
         logger.warning("could not wake the scaler; the schedule will scale", extra={"error": result.wake_error})
     if result.outcome is Outcome.REFUSED:
         logger.warning("job event refused", extra=fields)
@@ -78,7 +79,7 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     try:
         result = lifecycle.handle_eventbridge(event.raw_event)
     except EventError as exc:
-        metrics.add_metric(name="MalformedJobEvents", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.MALFORMED_JOB_EVENTS)
         logger.warning("malformed S3 event dropped", extra={"reason": exc.reason, "detail": exc.detail[:300]})
         return {"outcome": "malformed", "detail": exc.reason}
     if result.ref is not None:

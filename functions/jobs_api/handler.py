@@ -10,11 +10,11 @@ import functools
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from ccc_common import metrics as m
 from ccc_common.env import JobsApiEnv, load_env
 from ccc_common.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
 from ccc_common.observability import telemetry_for
@@ -30,6 +30,7 @@ RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-sto
 @functools.cache
 def runtime() -> JobsApi:
     env = load_env(JobsApiEnv)
+    telemetry.bind_stage(env.stage)
     return jobs_api_for(
         env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
         S3Presigner(boto3.client("s3", config=CLIENT_CONFIG)),
@@ -56,10 +57,10 @@ def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, An
     )
     response = runtime().handle(request)
     if response.status == 201:
-        metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.JOBS_CREATED)
         logger.set_correlation_id(str(response.body.get("job_id")))
     elif response.status == 403:
-        metrics.add_metric(name="ApiForbidden", unit=MetricUnit.Count, value=1)
+        telemetry.count(m.API_FORBIDDEN)
     logger.info(
         "api request",
         extra={"method": request.method, "route": event.resource, "status": response.status},

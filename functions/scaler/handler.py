@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from ccc_common import metrics as m
 from ccc_common.env import ScalerEnv, load_env
 from ccc_common.fleet import AsgFleetGroup, FleetGroup, SqsQueueGauge, WorkQueueGauge, run_scaler, wake_hint
 from ccc_common.observability import telemetry_for
@@ -39,6 +39,7 @@ class Runtime:
 def runtime() -> Runtime:
     """Built once per execution environment (cold start): environment checked, clients created."""
     env = load_env(ScalerEnv)
+    telemetry.bind_stage(env.stage)
     return Runtime(
         gauge=SqsQueueGauge(boto3.client("sqs", config=CLIENT_CONFIG), env.work_queue_url),
         group=AsgFleetGroup(boto3.client("autoscaling", config=CLIENT_CONFIG), env.fleet_group),
@@ -56,12 +57,11 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     hint = wake_hint(event.raw_event)
     run = run_scaler(rt.gauge, rt.group, rt.settings, now=time.time(), arrivals_hint=hint)
     obs, decision = run.observation, run.decision
-    metrics.add_dimension(name="stage", value=rt.stage)
-    metrics.add_metric(name="Backlog", unit=MetricUnit.Count, value=obs.backlog_visible)
-    metrics.add_metric(name="InFlight", unit=MetricUnit.Count, value=obs.in_flight)
-    metrics.add_metric(name="BacklogPerInstance", unit=MetricUnit.Count, value=run.backlog_per_instance)
-    metrics.add_metric(name="DesiredCapacity", unit=MetricUnit.Count, value=decision.desired)
-    metrics.add_metric(name="InServiceInstances", unit=MetricUnit.Count, value=obs.in_service)
+    telemetry.count(m.BACKLOG, obs.backlog_visible)
+    telemetry.count(m.IN_FLIGHT, obs.in_flight)
+    telemetry.count(m.BACKLOG_PER_INSTANCE, run.backlog_per_instance)
+    telemetry.count(m.DESIRED_CAPACITY, decision.desired)
+    telemetry.count(m.IN_SERVICE_INSTANCES, obs.in_service)
     logger.info(
         "scaling decision",
         extra={

@@ -1,7 +1,8 @@
 """Logger, metrics and tracer for every Lambda, built one way, with payload redaction built in.
 
 Why one factory: every function must log JSON with the job id as correlation id, emit metrics in
-one namespace (``naming.METRICS_NAMESPACE``) and never write payloads to logs. Doing that in one
+one namespace (``naming.METRICS_NAMESPACE``) under the names and the one dimension (``Stage``) of
+``ccc_common.metrics``, and never write payloads to logs. Doing that in one
 place means a new handler cannot forget the redaction. The formatter redacts by *key name*
 (``body``, ``plaintext``, ``image``, ``result``, ``ciphertext``, ...) at any depth, and any
 ``bytes`` value, whatever its key: metadata (ids, sizes, timings, keys of S3 objects) passes.
@@ -18,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from ccc_common import metrics as metric_names
 from ccc_common.naming import METRICS_NAMESPACE, JobRef
 
 REDACTED = "<redacted>"
@@ -79,17 +81,37 @@ class Telemetry:
     metrics: Metrics
     tracer: Tracer
     service: str
+    emitter: metric_names.Emitter | None  # None: not one of the deployed functions (may not count)
+
+    def bind_stage(self, stage: str) -> None:
+        """Every metric from now on (all invocations) carries ``Stage=<stage>``; call at cold start."""
+        self.metrics.set_default_dimensions(**{metric_names.STAGE_DIMENSION: stage})
+
+    def count(self, name: str, value: float = 1) -> None:
+        """Add a registered metric this function may emit (ValueError otherwise: the dashboard
+        and alarms only see names in ``ccc_common.metrics``)."""
+        spec = metric_names.spec(name)
+        if self.emitter is None or self.emitter not in spec.emitters:
+            raise ValueError(f"{self.service} is not a registered emitter of {name}")
+        self.metrics.add_metric(name=name, unit=spec.unit.value, value=value)
 
 
 def telemetry_for(function: str, *, namespace: str | None = None) -> Telemetry:
     """Logger/Metrics/Tracer for one function. Service name: POWERTOOLS_SERVICE_NAME, else
-    ``ccc-<function>``; namespace: POWERTOOLS_METRICS_NAMESPACE, else the project namespace."""
+    ``ccc-<function>``; namespace: POWERTOOLS_METRICS_NAMESPACE, else the project namespace.
+
+    Metrics carry no ``service`` dimension (Powertools adds one whenever a service name is set):
+    CloudWatch matches dimension sets exactly, and the dashboard reads ``{Stage}`` only, the set the
+    parent agent publishes too. The function is still in every log line (``service``).
+    """
+    emitter = metric_names.Emitter(function) if function in set(metric_names.Emitter) else None
     service = os.environ.get("POWERTOOLS_SERVICE_NAME") or f"ccc-{function.replace('_', '-')}"
     ns = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE
     logger = Logger(service=service, logger_formatter=RedactingFormatter(), utc=True)
-    metrics = Metrics(service=service, namespace=ns)
+    metrics = Metrics(namespace=ns)
+    metrics.service = None  # Powertools would read POWERTOOLS_SERVICE_NAME and add the dimension
     tracer = Tracer(service=service)
-    return Telemetry(logger=logger, metrics=metrics, tracer=tracer, service=service)
+    return Telemetry(logger=logger, metrics=metrics, tracer=tracer, service=service, emitter=emitter)
 
 
 @contextmanager

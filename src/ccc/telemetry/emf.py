@@ -5,10 +5,12 @@ Why EMF: the enclave hosts already run the CloudWatch agent (it ships the parent
 tcp/udp 127.0.0.1:25888 and turns each EMF JSON document into CloudWatch metrics, using the host
 role's `logs:PutLogEvents` — no OTLP collector to run, no `PutMetricData` calls from the agent.
 
-What is published: only the OTel metrics named in `ccc.telemetry.names.CLOUDWATCH_NAMES`, under the
-CloudWatch names the CDK dashboard and alarms read (namespace `CCC`, dimension `Stage`). The
-differentially private releases also carry a `Tenant` dimension (their values are noisy by
-construction); every other metric is published per stage only, whatever its OTel attributes.
+What is published: only the OTel metrics named in `CLOUDWATCH_NAMES` below, under the CloudWatch
+names of `ccc_common.metrics` (the module the CDK dashboard and alarms read them from; namespace
+`CCC`, dimension `Stage`). The differentially private releases also carry a `Tenant` dimension
+(their values are noisy by construction); every other metric is published per stage only,
+whatever its OTel attributes. `ccc.jobs.failed` is deliberately not published: `JobsFailed` is
+counted from the jobs table (job_events, dead_letters), where each failed job appears once.
 
 Counters and histograms are exported with delta temporality (each document covers one export
 interval). A histogram point becomes an array of at most 100 representative values (bucket
@@ -38,12 +40,29 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
-from ccc.telemetry.names import CLOUDWATCH_NAMES, DP_METRICS
+from ccc.telemetry import names
+from ccc.telemetry.names import DP_METRICS
+from ccc_common import metrics as cw
+
+# OTel name (ccc.telemetry.names) -> CloudWatch name (ccc_common.metrics); every value is a metric
+# the registry lists with the parent as an emitter (tests/unit/test_emf_mapping.py).
+CLOUDWATCH_NAMES: dict[str, str] = {
+    names.METRIC_JOB_LATENCY_MS: cw.JOB_LATENCY_MS,
+    names.METRIC_ENCLAVE_INFER_MS: cw.INFERENCE_MS,
+    names.METRIC_ATTESTATION_FAILURES: cw.ATTESTATION_FAILURES,
+    names.METRIC_KMS_UNAVAILABLE: cw.KMS_UNAVAILABLE,
+    names.METRIC_ENCLAVE_CPU: cw.ENCLAVE_CPU_PERCENT,
+    names.METRIC_ENCLAVE_MEMORY: cw.ENCLAVE_MEMORY_BYTES,
+    names.METRIC_ENCLAVE_IN_FLIGHT: cw.ENCLAVE_IN_FLIGHT,
+    names.METRIC_ENCLAVE_UP: cw.ENCLAVE_UP,
+    names.METRIC_DP_CATS: cw.DP_CATS_PER_DAY,
+    names.METRIC_DP_UPLOADS: cw.DP_UPLOADS_PER_DAY,
+}
 
 MAX_VALUES = 100  # EMF: at most 100 values per metric per document
 UNITS = {"ms": "Milliseconds", "By": "Bytes", "%": "Percent", "1": "Count", "s": "Seconds"}
 # OTel attribute -> CloudWatch dimension, for the metrics whose meaning needs it.
-_TENANT_DIMENSION = ("ccc.tenant", "Tenant")
+_TENANT_DIMENSION = ("ccc.tenant", cw.TENANT_DIMENSION)
 _PROPERTIES = {"ccc.day": "Day", "ccc.epsilon": "Epsilon"}
 
 
@@ -79,7 +98,7 @@ def emf_document(
     *, namespace: str, stage: str, name: str, unit: str, value: float | list[float], timestamp_ms: int,
     dimensions: Mapping[str, str] | None = None, properties: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    dims = {"Stage": stage, **(dimensions or {})}
+    dims = {cw.STAGE_DIMENSION: stage, **(dimensions or {})}
     document: dict[str, Any] = {
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -97,7 +116,7 @@ def emf_document(
 class EmfMetricExporter(MetricExporter):
     """OTel metric exporter writing EMF documents (one per data point) to a sink."""
 
-    def __init__(self, sink: Sink, *, namespace: str = "CCC", stage: str = "dev",
+    def __init__(self, sink: Sink, *, namespace: str = cw.NAMESPACE, stage: str = "dev",
                  names: Mapping[str, str] = CLOUDWATCH_NAMES) -> None:
         delta = AggregationTemporality.DELTA
         super().__init__(preferred_temporality={Counter: delta, UpDownCounter: delta, Histogram: delta,

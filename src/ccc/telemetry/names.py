@@ -1,9 +1,9 @@
 """Span and metric names: one vocabulary for every process, the report and the dashboard.
 
 OpenTelemetry names (dotted, lower case) are what the processes emit and what `ccc report`
-reads. On AWS the parent agent's EMF exporter publishes some of them to CloudWatch under the
-names the CDK dashboard and alarms use (`CLOUDWATCH_NAMES`); the Lambdas publish their own
-Powertools metrics directly under CloudWatch names.
+reads. CloudWatch names live in `ccc_common.metrics` (the module the CDK dashboard and alarms
+read); the parent's EMF exporter maps some OTel names to them (`ccc.telemetry.emf.CLOUDWATCH_NAMES`)
+and the Lambdas publish Powertools metrics under them directly.
 """
 
 from __future__ import annotations
@@ -56,18 +56,3 @@ DP_METRICS = (METRIC_DP_CATS, METRIC_DP_UPLOADS)
 
 # The enclave's internal stages, in pipeline order, for the per-stage breakdown.
 ENCLAVE_STAGES = (SPAN_ENCLAVE_DECRYPT, SPAN_ENCLAVE_INFER, SPAN_ENCLAVE_ENCRYPT, SPAN_ENCLAVE_ATTEST)
-
-# OTel name -> CloudWatch metric name (namespace CCC, dimension Stage) as cdk/observability.py reads them.
-CLOUDWATCH_NAMES = {
-    METRIC_JOB_LATENCY_MS: "JobLatencyMs",
-    METRIC_ENCLAVE_INFER_MS: "InferenceMs",
-    METRIC_ATTESTATION_FAILURES: "AttestationFailures",
-    METRIC_JOBS_FAILED: "JobsFailed",
-    METRIC_KMS_UNAVAILABLE: "KmsThrottles",
-    METRIC_ENCLAVE_CPU: "EnclaveCpuPercent",
-    METRIC_ENCLAVE_MEMORY: "EnclaveMemoryBytes",
-    METRIC_ENCLAVE_IN_FLIGHT: "EnclaveInFlight",
-    METRIC_ENCLAVE_UP: "EnclaveUp",
-    METRIC_DP_CATS: "DpCatsPerDay",
-    METRIC_DP_UPLOADS: "DpUploadsPerDay",
-}

@@ -58,8 +58,9 @@ def write_detector(model_dir: Path) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     outputs = nanodet_outputs(CAT_BOXES, input_size=(64, 64))
     (model_dir / "detector.onnx").write_bytes(constant_detector(outputs, input_shape=(1, 3, 64, 64)))
+    # A constant detector sees the same boxes in every view, so tiling is off (whole image only).
     spec = {"name": "test-detector", "model_path": "detector.onnx", "input_size": 64, "decoder": "nanodet",
-            "num_classes": 80, "cat_class": CAT}
+            "num_classes": 80, "cat_class": CAT, "tile_grid": 1}
     path = model_dir / "spec.json"
     path.write_text(json.dumps(spec))
     return path

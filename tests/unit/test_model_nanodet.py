@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from ccc.counting.spec import DEFAULT_IOU_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from ccc.model import nanodet
 from ccc.model.build import DEFAULT_WEIGHTS_DTYPE, convert_nanodet
 from ccc.model.converter import convert_to_ir
@@ -62,7 +63,7 @@ def test_card_describes_the_file_on_disk():
         "input_name": "input_1", "input_size": 416, "layout": "NCHW", "channel_order": "BGR",
         "mean": [103.53, 116.28, 123.675], "std": [57.375, 57.12, 58.395], "decoder": "nanodet",
         "strides": [8, 16, 32], "reg_max": 10, "num_classes": 80, "cat_class": 15,
-        "score_threshold": 0.3, "iou_threshold": 0.45,
+        "score_threshold": DEFAULT_SCORE_THRESHOLD, "iou_threshold": DEFAULT_IOU_THRESHOLD,
     }  # fmt: skip
     assert set(card["outputs"]) == {"cls_8", "box_8", "cls_16", "box_16", "cls_32", "box_32"}
     assert "Apache-2.0" in card["licence"]["weights"] and "MIT" in card["licence"]["package"]

@@ -48,7 +48,11 @@ class Observability(Construct):
             if name not in METRICS:
                 raise ValueError(f"{name} is read by the dashboard but missing from METRICS")
             return cw.Metric(
-                namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=PERIOD,
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map=dims,
+                statistic=statistic,
+                period=PERIOD,
                 label=f"{name} {statistic}",
             )
 

@@ -85,8 +85,9 @@ class MetricSpec:
     dimensions: tuple[str, ...] = (STAGE_DIMENSION,)
 
 
-def _spec(name: str, unit: Unit, description: str, *emitters: Emitter,
-          dimensions: tuple[str, ...] = (STAGE_DIMENSION,)) -> MetricSpec:
+def _spec(
+    name: str, unit: Unit, description: str, *emitters: Emitter, dimensions: tuple[str, ...] = (STAGE_DIMENSION,)
+) -> MetricSpec:
     return MetricSpec(name, unit, frozenset(emitters), description, dimensions)
 
 
@@ -99,21 +100,40 @@ REGISTRY: dict[str, MetricSpec] = {
         _spec(JOB_LATENCY_MS, _MS, "parent: inbox GET -> result PUT, per job", _P),
         _spec(INFERENCE_MS, _MS, "enclave model time, per job (from the job reply)", _P),
         _spec(ATTESTATION_FAILURES, _C, "jobs failing with attestation_failed (enclave health counter)", _P),
-        _spec(KMS_UNAVAILABLE, _C,
-              "jobs that met KMS throttling, a KMS 5xx or an unreachable KMS endpoint (retried later)", _P),
+        _spec(
+            KMS_UNAVAILABLE,
+            _C,
+            "jobs that met KMS throttling, a KMS 5xx or an unreachable KMS endpoint (retried later)",
+            _P,
+        ),
         _spec(ENCLAVE_UP, Unit.NONE, "1 when the enclave answered the last health poll, else 0", _P),
         _spec(ENCLAVE_CPU_PERCENT, Unit.PERCENT, "enclave server CPU over the last health interval", _P),
         _spec(ENCLAVE_MEMORY_BYTES, Unit.BYTES, "resident set of the enclave server", _P),
         _spec(ENCLAVE_IN_FLIGHT, _C, "jobs inside the enclave at the last health poll", _P),
-        _spec(DP_CATS_PER_DAY, _C, "differentially private cats per tenant-day (noisy by design)", _P,
-              dimensions=(STAGE_DIMENSION, TENANT_DIMENSION)),
-        _spec(DP_UPLOADS_PER_DAY, _C, "differentially private uploads per tenant-day (noisy by design)", _P,
-              dimensions=(STAGE_DIMENSION, TENANT_DIMENSION)),
+        _spec(
+            DP_CATS_PER_DAY,
+            _C,
+            "differentially private cats per tenant-day (noisy by design)",
+            _P,
+            dimensions=(STAGE_DIMENSION, TENANT_DIMENSION),
+        ),
+        _spec(
+            DP_UPLOADS_PER_DAY,
+            _C,
+            "differentially private uploads per tenant-day (noisy by design)",
+            _P,
+            dimensions=(STAGE_DIMENSION, TENANT_DIMENSION),
+        ),
         _spec(JOBS_QUEUED, _C, "jobs table: inbox object seen, job queued", _JE),
         _spec(JOBS_DONE, _C, "jobs table: result seen, job done", _JE),
-        _spec(JOBS_FAILED, _C,
-              "jobs table: job moved to failed, by a failure record (job_events) or from the DLQ (dead_letters); "
-              "each failed job counted once", _JE, _DL),
+        _spec(
+            JOBS_FAILED,
+            _C,
+            "jobs table: job moved to failed, by a failure record (job_events) or from the DLQ (dead_letters); "
+            "each failed job counted once",
+            _JE,
+            _DL,
+        ),
         _spec(STALE_JOB_EVENTS, _C, "job events older than the job's state (ignored)", _JE),
         _spec(REFUSED_JOB_EVENTS, _C, "job events the table refused (unknown job, tenant mismatch, ...)", _JE, _DL),
         _spec(IGNORED_JOB_EVENTS, _C, "objects that are not job inputs/results", _JE),

@@ -1,0 +1,69 @@
+"""The parent's OTel -> CloudWatch mapping publishes exactly the registry's parent metrics, under
+the registry's names, units and dimensions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+from ccc.telemetry import names
+from ccc.telemetry.emf import CLOUDWATCH_NAMES, EmfMetricExporter
+from ccc_common import metrics as m
+
+
+def test_mapping_covers_exactly_the_parent_metrics_of_the_registry() -> None:
+    assert set(CLOUDWATCH_NAMES.values()) == m.emitted_by(m.Emitter.PARENT)
+    assert len(set(CLOUDWATCH_NAMES.values())) == len(CLOUDWATCH_NAMES)  # one OTel name per CloudWatch name
+    assert all(key.startswith("ccc.") for key in CLOUDWATCH_NAMES)
+
+
+def test_kms_counter_is_published_as_kms_unavailable_and_jobs_failed_is_not() -> None:
+    assert CLOUDWATCH_NAMES[names.METRIC_KMS_UNAVAILABLE] == m.KMS_UNAVAILABLE == "KmsUnavailable"
+    assert names.METRIC_JOBS_FAILED not in CLOUDWATCH_NAMES  # the jobs table counts JobsFailed once per job
+    assert m.Emitter.PARENT not in m.spec(m.JOBS_FAILED).emitters
+
+
+def _export(record: Any) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = []
+    exporter = EmfMetricExporter(lambda lines: documents.extend(json.loads(line) for line in lines), stage="prod")
+    provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)])
+    record(provider.get_meter("test"))
+    provider.force_flush()
+    provider.shutdown()
+    return documents
+
+
+def test_exported_documents_follow_the_registry() -> None:
+    def record(meter: Any) -> None:
+        meter.create_counter(names.METRIC_KMS_UNAVAILABLE, unit="1").add(3, {"ccc.code": "kms_unavailable"})
+        meter.create_histogram(names.METRIC_JOB_LATENCY_MS, unit="ms").record(120.0, {"ccc.outcome": "done"})
+        meter.create_counter(names.METRIC_JOBS_FAILED, unit="1").add(1, {"ccc.code": "bad_image"})
+        meter.create_counter("ccc.something.else", unit="1").add(1)
+
+    documents = _export(record)
+    by_name = {doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]: doc for doc in documents}
+    assert set(by_name) == {m.KMS_UNAVAILABLE, m.JOB_LATENCY_MS}
+    for name, doc in by_name.items():
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == m.NAMESPACE
+        assert directive["Dimensions"] == [list(m.spec(name).dimensions)] == [[m.STAGE_DIMENSION]]
+        assert directive["Metrics"][0]["Unit"] == m.spec(name).unit.value
+        assert doc[m.STAGE_DIMENSION] == "prod"
+        assert "ccc.code" not in doc and "ccc.outcome" not in doc  # attributes never become dimensions
+    assert by_name[m.KMS_UNAVAILABLE][m.KMS_UNAVAILABLE] == 3.0
+
+
+def test_dp_releases_carry_the_tenant_dimension_the_registry_declares() -> None:
+    def record(meter: Any) -> None:
+        gauge = meter.create_gauge(names.METRIC_DP_CATS, unit="1")
+        gauge.set(4.5, {"ccc.tenant": "acme", "ccc.day": "2026-01-02", "ccc.epsilon": 0.25})
+
+    documents = _export(record)  # a gauge is re-exported on shutdown: same document again
+    assert documents and all(d[m.DP_CATS_PER_DAY] == 4.5 for d in documents)
+    document = documents[0]
+    directive = document["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Dimensions"] == [sorted(m.spec(m.DP_CATS_PER_DAY).dimensions)]
+    assert document[m.TENANT_DIMENSION] == "acme" and document[m.DP_CATS_PER_DAY] == 4.5

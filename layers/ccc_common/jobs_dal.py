@@ -43,6 +43,43 @@ TTL_ATTRIBUTE = "ttl"
 MAX_PAGE = 100
 
 
+def create_table_request(table_name: str) -> dict[str, Any]:
+    """The DynamoDB CreateTable request for the jobs table: the one definition of its schema.
+
+    The local stack and the tests create the table from this; the CDK table is asserted against it,
+    so the key, the tenant index and the attribute types cannot drift from what this adapter queries.
+    """
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "tenant", "AttributeType": "S"},
+            {"AttributeName": "created_at", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": TENANT_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "tenant", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
+def create_jobs_table(dynamodb: Any, table_name: str) -> str:
+    """Create the jobs table (schema above) with TTL on `ttl`; returns its name."""
+    dynamodb.create_table(**create_table_request(table_name))
+    dynamodb.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
+    return table_name
+
+
 class JobStoreError(RuntimeError):
     """The store could not complete an operation (not a stale event: those are not errors)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ccc_common import jobs_dal
 from ccc_common.key_policy import lint_key_policy
 from ccc_common.naming import PROJECT
 from ccc_common.settings import stage_settings
@@ -648,6 +649,19 @@ def test_jobs_table_is_recoverable_encrypted_and_expires_items(synth: Any) -> No
     assert props["TimeToLiveSpecification"] == {"AttributeName": contract.TABLE_TTL_ATTRIBUTE, "Enabled": True}
     (index,) = props["GlobalSecondaryIndexes"]
     assert index["IndexName"] == contract.TENANT_INDEX_NAME
+
+
+def test_jobs_table_schema_is_the_one_the_job_store_queries(synth: Any) -> None:
+    """The deployed key, tenant index and attribute types equal ccc_common.jobs_dal's definition."""
+    props = synth.resources[synth.logical_id(synth.stack.orchestration.table)]["Properties"]
+    expected = jobs_dal.create_table_request(props["TableName"])
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        expected["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+    )
+    (deployed,) = props["GlobalSecondaryIndexes"]
+    (wanted,) = expected["GlobalSecondaryIndexes"]
+    assert {k: deployed[k] for k in ("IndexName", "KeySchema", "Projection")} == wanted
 
 
 # --- stage differences -----------------------------------------------------------------------------

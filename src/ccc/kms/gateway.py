@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ccc.atomic_files import write_json_atomic
 from ccc.kms.gateway_core import (
     CONTENT_TYPE,
     MAX_ATTESTATION_AGE,
@@ -225,12 +226,8 @@ class GatewayConfig:
             raise ValueError(f"gateway config is missing {exc.args[0]!r}") from None
 
     def write(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.touch(mode=0o600)
-        temporary.write_text(json.dumps(self.to_dict(), indent=2))
-        temporary.replace(path)
+        """Atomically and owner-only (0600): the config holds the identities' secret keys."""
+        write_json_atomic(Path(path), self.to_dict(), mode=0o600)
 
     @classmethod
     def load(cls, path: Path) -> GatewayConfig:
@@ -246,11 +243,8 @@ class GatewayConfig:
 
 
 def _write_ready(path: Path, url: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
     host, port = urlsplit(url).hostname, urlsplit(url).port
-    temporary.write_text(json.dumps({"url": url, "host": host, "port": port}))
-    temporary.replace(path)
+    write_json_atomic(path, {"url": url, "host": host, "port": port}, mode=0o644)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccc.atomic_files import write_json_atomic
 from ccc.local.fleet import LocalWorker
 from ccc.local.identities import LocalIdentity, default_identities
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
-from ccc.local.state import IdentityRecord, StatePaths, write_json_atomic
+from ccc.local.state import IdentityRecord, StatePaths
 from ccc_common import env as lambda_env
 from ccc_common.naming import ResourceNames, resource_names
 from ccc_common.settings import stage_settings
@@ -302,6 +303,7 @@ def worker_processes(
             "--listen", endpoint,
             "--model-dir", str(image.model_dir),
             "--nsm", f"simulated:{layout.paths.ca}",
+            "--kms-endpoint", kms_endpoint_url,
             "--concurrency", str(ENCLAVE_CONCURRENCY),
             "--stage", STAGE,
         ),

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ccc.local.state import write_json_atomic
+from ccc.atomic_files import write_json_atomic
 from ccc_common import env as lambda_env
 
 log = logging.getLogger("ccc.local.lambdas")

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ccc.local.state import write_json_atomic
+from ccc.atomic_files import write_json_atomic
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ccc.atomic_files import write_json_atomic
 from ccc.local import components
 from ccc.local.fleet import LocalFleet
 from ccc.local.processes import (
@@ -50,7 +51,6 @@ from ccc.local.state import (
     read_pid_file,
     read_stack_info,
     signal_process,
-    write_json_atomic,
     write_pid_file,
 )
 

@@ -7,15 +7,15 @@ once everything is ready, so a reader either sees a complete description or none
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ccc.atomic_files import write_json_atomic
 
 DEFAULT_STATE_DIR = Path(".ccc/local")
 STACK_FILE = "stack.json"
@@ -159,24 +159,6 @@ class StatePaths:
         for private in (self.run, self.aws):
             private.mkdir(mode=0o700, exist_ok=True)
             private.chmod(0o700)
-
-
-def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
-    """Write JSON so that readers see the old file or the whole new one, never a torn write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def read_stack_info(state_dir: Path) -> StackInfo:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from typing import Any, cast
 import numpy as np
 import onnx
 
+from ccc.atomic_files import write_bytes_atomic
 from ccc.model import nanodet
 from ccc.model.converter import convert_to_ir
 from ccc.model.errors import ConversionError, GraphFormatError, ModelBuildError, PackageFetchError
@@ -98,22 +97,6 @@ def smoke_test(model_bytes: bytes) -> None:
             raise ConversionError(nanodet.MODEL_NAME, "smoke test", f"{name} scores outside 0..1")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _up_to_date(onnx_path: Path, card_path: Path, source: NpmSource, weights_dtype: str) -> str | None:
     """The model's sha256 when model and card on disk are exactly what this build would write."""
     try:
@@ -183,8 +166,8 @@ def build(
     card = nanodet.model_card(
         source, onnx_sha256=sha, onnx_bytes=len(data), weights_dtype=weights_dtype, tarball_integrity=integrity
     )
-    atomic_write(onnx_path, data)
-    atomic_write(card_path, (json.dumps(card, indent=2) + "\n").encode())
+    write_bytes_atomic(onnx_path, data, mode=0o644)
+    write_bytes_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode(), mode=0o644)
     say(f"wrote {onnx_path} ({len(data)} bytes, sha256 {sha}) in {time.monotonic() - started:.1f} s")
     return BuildResult(onnx_path, card_path, sha, rebuilt=True)
 

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spec", type=Path, default=None, help="a detector spec file instead of the model card")
     parser.add_argument("--nsm", default=env("CCC_ENCLAVE_NSM", "device"),
                         help="'device' (/dev/nsm) or 'simulated:<ca_dir>' (env CCC_ENCLAVE_NSM)")
+    parser.add_argument("--kms-endpoint", default=env("CCC_ENCLAVE_KMS_ENDPOINT"),
+                        help="the only KMS endpoint jobs may use (local gateway URL); default: the region's "
+                             "public endpoint over TLS, as on AWS (env CCC_ENCLAVE_KMS_ENDPOINT)")
     parser.add_argument("--concurrency", type=int, default=int(env("CCC_ENCLAVE_CONCURRENCY", "2")),
                         help="jobs processed at once; more are answered 'busy' (env CCC_ENCLAVE_CONCURRENCY)")
     parser.add_argument("--max-connections", type=int, default=32)
@@ -99,7 +102,8 @@ def boot(args: argparse.Namespace) -> EnclaveServer:
     policy = PrivacyPolicy(daily_budget=args.dp_daily_budget, epsilon_per_release=args.dp_epsilon)
     aggregates = ContentAggregates(policy)
     releaser = PrivacyReleaser(aggregates, PrivateAggregator(InMemoryBudgetLedger(), policy))
-    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester, aggregates=aggregates)
+    crypto = AttestedEsdkCrypto(nsm, keypair, kms_endpoint_url=args.kms_endpoint or None)
+    processor = JobProcessor(crypto, counter, attester, aggregates=aggregates)
     settings = ServerSettings(
         concurrency=args.concurrency, max_connections=args.max_connections,
         shutdown_grace_s=float(limits.job_timeout_s), max_frame_bytes=limits.max_frame_bytes,

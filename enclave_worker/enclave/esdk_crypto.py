@@ -247,12 +247,23 @@ class AttestedEsdkSession:
 
 
 class AttestedEsdkCrypto:
-    """`EnvelopeCrypto` for the enclave: sessions share the NSM, boot key pair and client cache."""
+    """`EnvelopeCrypto` for the enclave: sessions share the NSM, boot key pair and client cache.
 
-    def __init__(self, nsm: Any, keypair: Any, clients: KmsClientFactory | None = None) -> None:
+    `kms_endpoint_url` is the enclave's *own* KMS endpoint (None: the region's public endpoint over
+    TLS, as on AWS). A job naming any other endpoint is refused before any KMS call: whoever answers
+    the enclave's GenerateDataKey chooses the result's data key (wrapping it for the enclave's
+    public key needs nothing secret), so an endpoint chosen by the untrusted parent would let the
+    parent read every result.
+    """
+
+    def __init__(self, nsm: Any, keypair: Any, clients: KmsClientFactory | None = None, *,
+                 kms_endpoint_url: str | None = None) -> None:
         self._nsm = nsm
         self._keypair = keypair
         self._clients = clients or KmsClientFactory()
+        self._kms_endpoint_url = kms_endpoint_url
 
     def session(self, credentials: Credentials, kms: KmsTarget) -> CryptoSession:
+        if kms.endpoint_url != self._kms_endpoint_url:
+            raise JobError(ErrorCode.BAD_REQUEST, "the job names a KMS endpoint other than the enclave's own")
         return AttestedEsdkSession(self._clients.client(credentials, kms), self._nsm, self._keypair, kms.region)

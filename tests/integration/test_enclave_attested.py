@@ -166,8 +166,9 @@ def start_enclave(stack: AttestedStack, pcrs: dict[int, bytes] | None = None) ->
     keypair = EnclaveKeyPair.generate()
     counter = OnnxCounter(load_spec_file(stack.spec_path))
     attester = NsmAttester(nsm, keypair.public_key_der)
+    crypto = AttestedEsdkCrypto(nsm, keypair, kms_endpoint_url=stack.gateway.url)
     server = EnclaveServer(
-        listen("tcp://127.0.0.1:0"), JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester),
+        listen("tcp://127.0.0.1:0"), JobProcessor(crypto, counter, attester),
         model_name=counter.model_name, model_sha256=counter.model_sha256, pcr0_hex=attester.pcr0_hex,
         settings=ServerSettings(concurrency=2, accept_poll_s=0.05),
     )
@@ -314,7 +315,8 @@ def test_real_model_counts_the_cat_in_chelsea_through_the_attested_path(attested
     keypair = EnclaveKeyPair.generate()
     counter = OnnxCounter(spec)
     attester = NsmAttester(nsm, keypair.public_key_der)
-    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair), counter, attester)
+    processor = JobProcessor(AttestedEsdkCrypto(nsm, keypair, kms_endpoint_url=stack.gateway.url), counter,
+                             attester)
     server = EnclaveServer(listen("tcp://127.0.0.1:0"), processor, model_name=counter.model_name,
                            model_sha256=counter.model_sha256, pcr0_hex=attester.pcr0_hex,
                            settings=ServerSettings(accept_poll_s=0.05))
@@ -330,3 +332,64 @@ def test_real_model_counts_the_cat_in_chelsea_through_the_attested_path(attested
     finally:
         server.stop()
         running.thread.join(30)
+
+
+class _RecordingKmsProxy:
+    """A KMS endpoint run by a hostile parent: forwards every call to the gateway and records it.
+
+    Whoever runs the enclave's KMS endpoint can answer GenerateDataKey itself with a data key it
+    knows (wrapped for the enclave's public key, which every attestation document carries) and so
+    read the result; the enclave must therefore never talk to an endpoint the parent names.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import urllib.request
+
+        seen: list[str] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                seen.append(self.headers.get("X-Amz-Target", "?"))
+                forward = urllib.request.Request(upstream, data=body, method="POST", headers=dict(self.headers))
+                try:
+                    with urllib.request.urlopen(forward, timeout=30) as answer:  # noqa: S310 - test proxy
+                        status, payload = answer.status, answer.read()
+                except urllib.error.HTTPError as exc:
+                    status, payload = exc.code, exc.read()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_enclave_never_sends_kms_calls_to_an_endpoint_the_parent_names(
+    attested_stack: AttestedStack, enclave: RunningEnclave
+) -> None:
+    proxy = _RecordingKmsProxy(attested_stack.gateway.url)
+    try:
+        ref = new_ref()
+        request = job(attested_stack, attested_stack.encrypt(png_image(), ref.input_context()), ref)
+        hostile = p.JobRequest(request_id="hostile-endpoint", job=request.job, ciphertext=request.ciphertext,
+                               credentials=request.credentials, kms=p.KmsTarget(REGION, proxy.url))
+        reply = enclave.call(hostile)
+        assert proxy.seen == []
+        assert isinstance(reply, p.JobFailure) and reply.error.code == "bad_request"
+        # The enclave's own endpoint still works for the same job.
+        assert isinstance(enclave.call(request), p.JobSuccess)
+    finally:
+        proxy.stop()

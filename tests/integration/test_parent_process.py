@@ -85,6 +85,7 @@ def workers(attested_stack: AttestedStack) -> Iterator[Workers]:  # noqa: F811
     enclave = subprocess.Popen(
         [sys.executable, "-m", "enclave_worker.enclave", "--listen", socket_uri,
          "--spec", str(attested_stack.spec_path), "--nsm", f"simulated:{attested_stack.ca_dir}",
+         "--kms-endpoint", attested_stack.gateway.url,
          "--concurrency", "2", "--stage", "local", "--state-dir", str(work)],
         stdout=subprocess.DEVNULL, stderr=enclave_log.open("wb"), env=_clean_env(),
     )

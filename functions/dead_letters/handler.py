@@ -16,16 +16,15 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from ccc_common import metrics as m
 from ccc_common.dead_letters import DeadLetter, DeadLetterHandler, S3Archive
 from ccc_common.env import DeadLettersEnv, load_env
 from ccc_common.observability import job_context, telemetry_for
+from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("dead_letters")
 logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
-CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from ccc_common import metrics as m
 from ccc_common.env import JobEventsEnv, load_env
@@ -22,10 +21,10 @@ from ccc_common.events import EventError, ObjectKind
 from ccc_common.fleet import LambdaScalerWaker, NullWaker, ScalerWaker
 from ccc_common.lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
 from ccc_common.observability import job_context, telemetry_for
+from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("job_events")
 logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
-CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 
 _APPLIED_METRIC = {
     ObjectKind.INPUT: m.JOBS_QUEUED,

@@ -18,12 +18,12 @@ from ccc_common import metrics as m
 from ccc_common.env import JobsApiEnv, load_env
 from ccc_common.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
 from ccc_common.observability import telemetry_for
+from functions.aws_clients import CLIENT_CONFIG as LAMBDA_CLIENT_CONFIG
 
 telemetry = telemetry_for("jobs_api")
 logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
-CLIENT_CONFIG = Config(
-    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4"
-)
+# The same client policy, plus: presigned S3 URLs are signed with SigV4 (s3v4).
+CLIENT_CONFIG = LAMBDA_CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
 RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 

@@ -14,17 +14,16 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from ccc_common import metrics as m
 from ccc_common.env import ScalerEnv, load_env
 from ccc_common.fleet import AsgFleetGroup, FleetGroup, SqsQueueGauge, WorkQueueGauge, run_scaler, wake_hint
 from ccc_common.observability import telemetry_for
 from ccc_common.scaling import ScalingSettings
+from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("scaler")
 logger, metrics, tracer = telemetry.logger, telemetry.metrics, telemetry.tracer
-CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 
 
 @dataclass(frozen=True)

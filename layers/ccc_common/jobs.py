@@ -86,21 +86,17 @@ def clip_error(reason: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
-class Job(BaseModel):
-    """One row of the jobs table."""
+class _JobIdentity(BaseModel):
+    """The (tenant, job id) pair every job record and event carries, validated by the naming rules.
+
+    Why a base class: rows and events must accept exactly the same names (the rules in
+    ``ccc_common.naming``), so both take them from this one definition.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str
     tenant: str
-    status: JobStatus
-    created_at: datetime
-    updated_at: datetime
-    attempts: int = Field(default=0, ge=0)
-    result_key: str | None = None
-    attestation_key: str | None = None
-    error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
-    ttl: int = Field(ge=0, description="epoch seconds; DynamoDB TTL deletes the item after it")
 
     @field_validator("job_id")
     @classmethod
@@ -112,14 +108,27 @@ class Job(BaseModel):
     def _tenant(cls, value: str) -> str:
         return validate_tenant(value)
 
+    @property
+    def ref(self) -> JobRef:
+        return JobRef(tenant=self.tenant, job_id=self.job_id)
+
+
+class Job(_JobIdentity):
+    """One row of the jobs table."""
+
+    status: JobStatus
+    created_at: datetime
+    updated_at: datetime
+    attempts: int = Field(default=0, ge=0)
+    result_key: str | None = None
+    attestation_key: str | None = None
+    error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
+    ttl: int = Field(ge=0, description="epoch seconds; DynamoDB TTL deletes the item after it")
+
     @field_validator("created_at", "updated_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return _aware(value)
-
-    @property
-    def ref(self) -> JobRef:
-        return JobRef(tenant=self.tenant, job_id=self.job_id)
 
     def public_view(self) -> dict[str, Any]:
         """What the jobs API shows the owning tenant (metadata only)."""
@@ -134,27 +143,13 @@ class Job(BaseModel):
         }
 
 
-class JobEvent(BaseModel):
+class JobEvent(_JobIdentity):
     """One observation about a job: "it reached status X at time T" (plus what X carries)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    job_id: str
-    tenant: str
     status: JobStatus
     at: datetime
     attempts: int | None = Field(default=None, ge=0)
     error: str | None = None
-
-    @field_validator("job_id")
-    @classmethod
-    def _job_id(cls, value: str) -> str:
-        return validate_job_id(value)
-
-    @field_validator("tenant")
-    @classmethod
-    def _tenant(cls, value: str) -> str:
-        return validate_tenant(value)
 
     @field_validator("at")
     @classmethod
@@ -165,10 +160,6 @@ class JobEvent(BaseModel):
     @classmethod
     def _clip(cls, value: str | None) -> str | None:
         return None if value is None else clip_error(value)
-
-    @property
-    def ref(self) -> JobRef:
-        return JobRef(tenant=self.tenant, job_id=self.job_id)
 
     @classmethod
     def submitted(cls, ref: JobRef, at: datetime) -> JobEvent:

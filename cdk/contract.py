@@ -90,10 +90,6 @@ AGENT_BUNDLE_NAME = "ccc-agent.tar.gz"  # a wheelhouse: pip install --no-index -
 MEASUREMENTS_NAME = "measurements.json"
 
 
-def release_key(release_id: str, name: str) -> str:
-    return f"{RELEASE_PREFIX}{release_id}/{name}"
-
-
 # --- stack outputs (the `ccc` CLI reads them with `--stack NAME`) ----------------------------------
 OUTPUT_API_URL = "ApiUrl"
 OUTPUT_INBOX_BUCKET = "InboxBucket"

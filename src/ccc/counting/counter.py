@@ -107,12 +107,6 @@ class CatCounter:
             image_size=(int(image.shape[1]), int(image.shape[0])),
         )
 
-    def infer_view(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """The raw model outputs for one letterboxed image (benchmarks and debugging)."""
-        tensor, _placement = preprocess(image, self.spec)
-        raw = self._model.session.run(None, {self._model.input_name: tensor})
-        return dict(zip(self._model.output_names, raw, strict=True))
-
     def collect(self, image: np.ndarray, *, min_score: float | None = None) -> Collected:
         """Run every view and gather candidates scoring >= `min_score` (default: the spec's threshold)."""
         _check_image(image)

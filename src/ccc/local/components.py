@@ -210,21 +210,6 @@ def free_tcp_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def tcp_listening(host: str, port: int) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=HEALTH_TIMEOUT_S):
-                return True
-        except OSError:
-            return False
-
-    return check
-
-
-def file_exists(path: Path) -> Callable[[], bool]:
-    return path.exists
-
-
 # ----- processes ----------------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -291,19 +290,6 @@ def _signature_names(section: Any) -> tuple[str, ...]:
             raise GraphFormatError(f"signature entry {key!r} has no tensor name")
         names.append(full[:-2] if full.endswith(":0") else full)
     return tuple(names)
-
-
-def load_graph_model_file(model_json_path: Path) -> TfjsGraphModel:
-    """Load ``model.json`` and its shards from the same folder."""
-    folder = model_json_path.parent
-
-    def read_shard(name: str) -> bytes:
-        try:
-            return (folder / name).read_bytes()
-        except OSError as exc:
-            raise GraphFormatError(f"cannot read weight shard {name!r}: {exc}") from exc
-
-    return load_graph_model(model_json_path.read_bytes(), read_shard)
 
 
 # --- writing (tests build small graphs with these) ---------------------------------------------

@@ -24,7 +24,6 @@ import json
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -232,7 +231,3 @@ def sink_for(target: str) -> Sink:
         if host and port:
             return _tcp_sink(host, port) if parts.scheme == "tcp" else _udp_sink(host, port)
     raise EmfTargetError(f"EMF target {target!r} must be tcp://host:port, udp://host:port, file:///path or stdout")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -60,6 +60,10 @@ _TRACER = trace.get_tracer("ccc.enclave")
 # future meaning (e.g. a different kind) is never silently ignored.
 _KNOWN_CCC_KEYS = frozenset({CTX_JOB, CTX_TENANT, CTX_KIND})
 RESULT_FORMAT = "ccc-result/1"
+# The result plaintext is padded (trailing JSON whitespace) to a multiple of this: the ESDK does
+# not pad, and the ciphertext's size is seen by the parent and S3, so an unpadded result would
+# reveal how many detections (cats) it lists. 16 KiB holds the default 300 detections.
+RESULT_PAD_BYTES = 16 * 1024
 
 
 def check_input_context(context: Mapping[str, str], job: JobSpec) -> None:
@@ -77,13 +81,14 @@ def check_input_context(context: Mapping[str, str], job: JobSpec) -> None:
 
 
 def result_document(job: JobSpec, cats: int, detections: list[dict[str, object]], model: dict[str, str]) -> bytes:
-    """The plaintext result the client decrypts (canonical JSON)."""
-    return json.dumps(
+    """The plaintext result the client decrypts: canonical JSON, padded to a size that hides the count."""
+    document = json.dumps(
         {"format": RESULT_FORMAT, "job_id": job.job_id, "tenant": job.tenant, "cats": cats,
          "detections": detections, "model": model},
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
+    return document + b" " * (-len(document) % RESULT_PAD_BYTES)
 
 
 class JobProcessor:

@@ -348,3 +348,35 @@ def test_context_check_accepts_exactly_this_jobs_input_context(context: dict[str
         assert not expected_ok
     else:
         assert expected_ok
+
+
+class _CountingTo:
+    """A counter that finds `n` cats with boxes of realistic, varying widths."""
+
+    model_name = "fake-detector"
+    model_sha256 = SHA
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def count(self, image: bytes) -> CountOutcome:
+        boxes = tuple(CatDetection((12.3 * i, 4.5, 1234.5 - i, 987.6), 0.4321 + i / 1000) for i in range(self.n))
+        return CountOutcome(cats=self.n, detections=boxes)
+
+
+def test_result_ciphertext_size_does_not_reveal_the_count() -> None:
+    """The parent sees the result's size (and S3 stores it); ESDK does not pad, so the enclave must."""
+    from ccc.client.crypto import parse_result
+
+    sizes, counts = set(), []
+    for n in (0, 1, 7, 60, 300):
+        crypto = FakeCrypto()
+        reply = JobProcessor(crypto, _CountingTo(n), FakeAttester()).process(
+            job_request(fake_ciphertext(b"IMG", {"ccc:job": JOB, "ccc:tenant": TENANT}))
+        )
+        assert isinstance(reply, p.JobSuccess), reply
+        plaintext = cbor2.loads(reply.result_ciphertext)["pt"]
+        sizes.add(len(plaintext))
+        counts.append(parse_result(plaintext).cats)
+    assert counts == [0, 1, 7, 60, 300]
+    assert len(sizes) == 1

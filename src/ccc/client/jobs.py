@@ -11,7 +11,6 @@ PCRs, user_data = SHA-256 of the result ciphertext) and it decrypts under the re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import time
@@ -25,6 +24,7 @@ from ccc.client.errors import ClientError, JobFailed, VerificationError
 from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
 from ccc.client.target import Target
+from ccc.client.verify import verify_result_attestation
 from ccc.telemetry import inject, job_context, safe_attributes
 from ccc.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
 from ccc_common.naming import JobRef
@@ -318,19 +318,9 @@ class CccClient:
         return "job failed (no reason recorded)"
 
     def _verify_and_decrypt(self, job: JobRef, ciphertext: bytes, document: bytes, report: JobReport) -> None:
-        from datetime import UTC, datetime
-
-        from ccc.attestation import AttestationError, AttestationPolicy, verify_document
-
-        policy = AttestationPolicy(
-            expected_pcrs=dict(self.target.expected_pcrs), user_data=hashlib.sha256(ciphertext).digest()
+        verified = verify_result_attestation(
+            document, ciphertext, root_der=self.target.attestation_root_der, expected_pcrs=self.target.expected_pcrs
         )
-        try:
-            verified = verify_document(
-                document, root_der=self.target.attestation_root_der, at=datetime.now(UTC), policy=policy
-            )
-        except AttestationError as exc:
-            raise VerificationError(f"attestation does not verify: {exc}") from None
         report.pcr0 = verified.pcrs[0].hex()
         payload = decrypt_result(ciphertext, job, provider=self.provider)
         report.cats = payload.cats

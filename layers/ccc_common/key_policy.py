@@ -298,7 +298,7 @@ RULES: Mapping[str, str] = MappingProxyType(
         "malformed-policy": "the document is not a key policy this linter can check",
         "not-element": "NotPrincipal / NotAction / NotResource invert matching and hide grants",
         "wildcard-action": "'*' or 'kms:*' grants everything, including decryption",
-        "wildcard-principal": "a '*' principal without conditions opens the key to everyone",
+        "wildcard-principal": "a '*' principal without conditions, or one that may obtain data keys",
         "unattested-key-release": "Decrypt / ReEncrypt* / GenerateDataKeyPair* / CreateGrant without attestation",
         "unconstrained-data-key": "Encrypt / GenerateDataKey* without attestation and not limited to tenant inputs",
         "weak-attestation-operator": "attestation keys must be compared with StringEqualsIgnoreCase/StringEquals",
@@ -452,9 +452,16 @@ class _StatementLinter:
 
     def _lint_allow(self, conditions: Mapping[str, Any]) -> None:
         principals = self._principals()
+        actions = _as_list(self.statement.get("Action", []))
+        releases_keys = any(
+            _action_matches(a, sensitive) for a in actions for sensitive in KEY_RELEASE_ACTIONS + DATA_KEY_ACTIONS
+        )
         if "*" in principals and not conditions:
             self.add("wildcard-principal", "Principal '*' without conditions")
-        actions = _as_list(self.statement.get("Action", []))
+        elif "*" in principals and releases_keys:
+            # Attestation conditions say *which enclave*, not *whose*: an enclave image is often
+            # public, so anyone could run it in their own account. Key release names its principals.
+            self.add("wildcard-principal", "Principal '*' may obtain data keys; name the parent role")
         for action in actions:
             if isinstance(action, str) and action.lower() in ("*", "kms:*"):
                 self.add("wildcard-action", f"Action {action!r} grants every KMS action")

@@ -270,6 +270,10 @@ def _star_principal(p: dict) -> None:
     _by_sid(p, "describe")["Principal"] = "*"
 
 
+def _attested_star_principal(p: dict) -> None:
+    _enclave(p)["Principal"] = "*"  # attestation says which enclave, not whose
+
+
 def _other_image(p: dict) -> None:
     _enclave(p)["Condition"]["StringEqualsIgnoreCase"][IMAGE_SHA384] = "99" * 48
 
@@ -306,6 +310,7 @@ MUTATIONS: dict[str, tuple[Callable[[dict], None], str]] = {
     "NotPrincipal": (_not_principal, "not-element"),
     "NotAction": (_not_action, "not-element"),
     "star principal": (_star_principal, "wildcard-principal"),
+    "attested star principal": (_attested_star_principal, "wildcard-principal"),
     "other image": (_other_image, "pcr-mismatch"),
     "short PCR": (_short_pcr, "malformed-pcr"),
     "extra unattested statement": (_extra_unattested_statement, "unattested-key-release"),

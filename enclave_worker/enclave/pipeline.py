@@ -133,7 +133,9 @@ class JobProcessor:
             decrypted = session.decrypt(request.ciphertext)
             check_input_context(decrypted.encryption_context, job)
         after_decrypt = time.perf_counter()
-        # Only an upload authenticated as this tenant's counts: the parent cannot inflate a tenant.
+        # Counted only after an attested decrypt whose context names this tenant. That does not prove
+        # the tenant encrypted it: the enclave accepts any KMS key its attestation opens, so a parent
+        # with its own key could inflate a tenant's (noisy) totals. No tenant data leaks that way.
         if self._aggregates is not None:
             self._aggregates.record_upload(job.tenant, day)
 

@@ -47,7 +47,8 @@ class OnnxCounter:
         try:
             result = self._counter.count_bytes(image, max_pixels=self._max_pixels)
         except ImageError as exc:
-            raise JobError(ErrorCode.BAD_IMAGE, f"not a usable image: {str(exc)[:200]}") from None
+            # The summary carries nothing derived from the image (not even its dimensions).
+            raise JobError(ErrorCode.BAD_IMAGE, f"not a usable image: {exc.summary[:200]}") from None
         return CountOutcome(
             cats=result.cats,
             detections=tuple(CatDetection(box=d.box, score=d.score) for d in result.detections),

@@ -42,11 +42,16 @@ Image.init()  # register every plugin now so that `formats=` can name MPO/WEBP/T
 
 
 class ImageError(ValueError):
-    """The bytes are not an image this service accepts; `reason` says why (safe to show a client)."""
+    """The bytes are not an image this service accepts; `reason` says why (safe to show a client).
 
-    def __init__(self, reason: str) -> None:
+    `summary` says the same without anything derived from the image (dimensions, decoder
+    messages): it is what may leave the enclave, where even an image's size is confidential.
+    """
+
+    def __init__(self, reason: str, summary: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.summary = summary if summary is not None else reason
 
 
 def load_image(
@@ -67,7 +72,8 @@ def load_image(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"image is over the pixel limit (decompression bomb guard): {exc}") from None
+        raise ImageError(f"image is over the pixel limit (decompression bomb guard): {exc}",
+                         "image is over the pixel limit") from None
     except Image.UnidentifiedImageError:
         raise ImageError(
             "not a supported image (expected " + "/".join(SUPPORTED_FORMATS) + ")"
@@ -75,7 +81,8 @@ def load_image(
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None
     except Exception as exc:  # any decoder-plugin failure on malformed input is a bad image, not a crash
-        raise ImageError(f"truncated or corrupt image data ({type(exc).__name__}: {_short(exc)})") from None
+        raise ImageError(f"truncated or corrupt image data ({type(exc).__name__}: {_short(exc)})",
+                         f"truncated or corrupt image data ({type(exc).__name__})") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -87,10 +94,11 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     with Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS)) as img:
         width, height = img.size
         if width <= 0 or height <= 0:
-            raise ImageError(f"image has invalid dimensions {width}x{height}")
+            raise ImageError(f"image has invalid dimensions {width}x{height}", "image has invalid dimensions")
         if width * height > max_pixels:
             raise ImageError(
-                f"image is {width}x{height} = {width * height} pixels, over the pixel limit of {max_pixels}"
+                f"image is {width}x{height} = {width * height} pixels, over the pixel limit of {max_pixels}",
+                f"image is over the pixel limit of {max_pixels}",
             )
         img.seek(0)  # first frame of animations / multi-page TIFF
         img.load()
@@ -98,7 +106,7 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
         rgb = _to_rgb(oriented if oriented is not None else img)
         array = np.asarray(rgb, dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3:
-        raise ImageError(f"decoded to an unexpected shape {array.shape}")
+        raise ImageError(f"decoded to an unexpected shape {array.shape}", "decoded to an unexpected shape")
     return np.ascontiguousarray(array)
 
 

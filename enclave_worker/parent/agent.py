@@ -37,6 +37,7 @@ from opentelemetry import trace
 
 from ccc.telemetry import extract, inject, safe_attributes
 from ccc.telemetry.names import SPAN_PARENT_JOB
+from ccc_common.aws_errors import client_error_code
 from ccc_common.events import Ignored, parse_work_message
 from ccc_common.naming import JobRef
 from enclave_worker.logs import elapsed_ms, log_event
@@ -109,16 +110,8 @@ class JobOutcome:
     code: str | None = None
 
 
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None
-
-
 def _is_not_found(exc: Exception) -> bool:
-    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
+    return client_error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 class _Permanent(Exception):
@@ -241,7 +234,7 @@ class ParentAgent:
             )
         except Exception as exc:  # throttling, network, credentials rotation: pause and poll again
             log_event(_LOG, logging.WARNING, "receive failed", error_type=type(exc).__name__,
-                      code=_error_code(exc))
+                      code=client_error_code(exc))
             self._stop.wait(s.unavailable_pause_s)
             return []
         messages = response.get("Messages") or []
@@ -321,8 +314,8 @@ class ParentAgent:
                 outcome = self._record_failure(ref, ErrorInfo.of(failure.code, failure.reason, retryable=False))
         except Exception as exc:  # S3/credentials/unknown: retry later, the DLQ ends hopeless cases
             log_event(_LOG, logging.WARNING, "job will be retried", job_id=ref.job_id, tenant=ref.tenant,
-                      error_type=type(exc).__name__, code=_error_code(exc))
-            outcome = JobOutcome(Outcome.RETRY, _error_code(exc) or type(exc).__name__)
+                      error_type=type(exc).__name__, code=client_error_code(exc))
+            outcome = JobOutcome(Outcome.RETRY, client_error_code(exc) or type(exc).__name__)
         elapsed = elapsed_ms(start)
         log_event(_LOG, logging.INFO, "job handled", job_id=ref.job_id, tenant=ref.tenant,
                   outcome=outcome.outcome.value, code=outcome.code, receive_count=receive_count,

@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from ccc_common.aws_errors import client_error_code
 from ccc_common.jobs import (
     Job,
     JobEvent,
@@ -241,14 +242,6 @@ def item_to_job(item: dict[str, Any], ttl_attribute: str = TTL_ATTRIBUTE) -> Job
         raise JobStoreError(f"stored job item is malformed: {exc}") from exc
 
 
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None
-
-
 _JOB_ATTRIBUTES = frozenset(
     {
         "job_id",
@@ -292,7 +285,7 @@ class DynamoJobStore(JobStore):
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if client_error_code(exc) == "ConditionalCheckFailedException":
                 raise JobAlreadyExists(f"job {job.job_id} already exists") from exc
             raise
 
@@ -351,7 +344,7 @@ class DynamoJobStore(JobStore):
                 ReturnValues="ALL_NEW",
             )
         except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if client_error_code(exc) != "ConditionalCheckFailedException":
                 raise
             current = self.get(event.job_id)
             if current is None:  # deleted (TTL) between the write and the read: nothing to do

@@ -33,7 +33,6 @@ from PIL import Image
 from ccc.client import CccClient, check_image, local_target
 from ccc.client.crypto import encrypt_stream
 from ccc.client.jobs import JobTicket
-from ccc.local.stack import LocalStack
 from ccc.telemetry import names
 from ccc.telemetry.leakscan import LeakScanner, merge
 from ccc_common.naming import JobRef
@@ -41,21 +40,6 @@ from ccc_common.naming import JobRef
 pytestmark = pytest.mark.slow
 JOB_TIMEOUT_S = 90.0
 TENANT = "tenant-a"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    from ccc.local.components import ComponentError, resolve_model_path
-
-    try:
-        resolve_model_path(None)
-    except ComponentError as exc:
-        pytest.skip(f"e2e needs the model: {exc}")
-    running = LocalStack.start(tmp_path_factory.mktemp("confidential"), workers=1)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _distinctive_images(directory: Path, cat_photo: Path) -> list[Path]:

@@ -23,13 +23,7 @@ JOBS = 8
 
 
 @pytest.fixture(scope="module")
-def idle_stack(tmp_path_factory):
-    from ccc.local.components import ComponentError, resolve_model_path
-
-    try:
-        resolve_model_path(None)
-    except ComponentError as exc:
-        pytest.skip(f"e2e needs the model: {exc}")
+def idle_stack(tmp_path_factory, model_present):
     with LocalStack.start(tmp_path_factory.mktemp("fleet"), workers=0, idle_timeout_s=IDLE_TIMEOUT_S) as stack:
         yield stack
 

@@ -31,14 +31,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, samples):
+def finished_run(tmp_path_factory: pytest.TempPathFactory, samples, model_present):
     """(state dir, job ids): a stack that ran jobs, exported a DP release, and was stopped."""
-    from ccc.local.components import ComponentError, resolve_model_path
-
-    try:
-        resolve_model_path(None)
-    except ComponentError as exc:
-        pytest.skip(f"e2e needs the model: {exc}")
     stack = LocalStack.start(tmp_path_factory.mktemp("report"), workers=1)
     try:
         piped = subprocess.run(

@@ -58,6 +58,8 @@ from enclave_worker.protocol import (
 )
 
 _LOG = logging.getLogger("ccc.parent")
+# Pause after an empty receive when long polling is off (wait_time_s = 0).
+EMPTY_SHORT_POLL_PAUSE_S = 0.05
 _TRACER = trace.get_tracer("ccc.parent")
 SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 43200
@@ -189,6 +191,10 @@ class ParentAgent:
                 messages = self._receive(taken)
                 for _ in range(taken - len(messages)):
                     slots.release()
+                if not messages and s.wait_time_s == 0:
+                    # Without long polling an empty queue would be hammered in a tight loop (and, in
+                    # one process, starve the job threads); pause briefly instead.
+                    self._stop.wait(EMPTY_SHORT_POLL_PAUSE_S)
                 for message in messages:
                     with self._lock:
                         self._received += 1

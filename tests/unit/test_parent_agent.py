@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -117,10 +118,25 @@ class World:
 
     def run(self, agent: ParentAgent, messages: int) -> None:
         agent.settings = replace(agent.settings, max_jobs=messages)
-        thread = threading.Thread(target=agent.run)
+        with self.running(agent) as thread:
+            thread.join(30)
+            assert not thread.is_alive(), "agent did not finish"
+
+    @contextmanager
+    def running(self, agent: ParentAgent) -> Iterator[threading.Thread]:
+        """The agent on a daemon thread that is always stopped, even when an assertion fails.
+
+        Without this a failed wait leaves the agent polling a torn-down moto forever and the test
+        process never exits.
+        """
+        thread = threading.Thread(target=agent.run, daemon=True)
         thread.start()
-        thread.join(30)
-        assert not thread.is_alive(), "agent did not finish"
+        try:
+            yield thread
+        finally:
+            self.enclave.gate.set()
+            agent.stop()
+            thread.join(30)
 
     def queue_counts(self, url: str | None = None) -> tuple[int, int]:
         attrs = self.sqs.get_queue_attributes(
@@ -267,17 +283,16 @@ def test_an_unhealthy_enclave_stops_polling(world: World) -> None:
     world.enclave.healthy = False
     world.upload(JOB_A)
     agent = world.agent()
-    thread = threading.Thread(target=agent.run)
-    thread.start()
-    time.sleep(0.3)
-    assert world.enclave.health_calls >= 2
-    assert not any(op == "receive_message" for _, op, _ in world.log)
-    world.enclave.healthy = True
-    deadline = time.time() + 10
-    while agent.stats["done"] < 1 and time.time() < deadline:
-        time.sleep(0.05)
-    agent.stop()
-    thread.join(10)
+    with world.running(agent) as thread:
+        time.sleep(0.3)
+        assert world.enclave.health_calls >= 2
+        assert not any(op == "receive_message" for _, op, _ in world.log)
+        world.enclave.healthy = True
+        deadline = time.time() + 30
+        while agent.stats["done"] < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        agent.stop()
+        thread.join(30)
     assert agent.stats["done"] == 1
 
 
@@ -313,15 +328,14 @@ def test_stop_finishes_the_in_flight_job_before_returning(world: World) -> None:
     world.enclave.gate.clear()
     world.upload(JOB_A)
     agent = world.agent()
-    thread = threading.Thread(target=agent.run)
-    thread.start()
-    assert world.enclave.entered.wait(10)
-    agent.stop()
-    time.sleep(0.2)
-    assert thread.is_alive() and agent.in_flight == 1
-    world.enclave.gate.set()
-    thread.join(10)
-    assert not thread.is_alive()
+    with world.running(agent) as thread:
+        assert world.enclave.entered.wait(30)
+        agent.stop()
+        time.sleep(0.2)
+        assert thread.is_alive() and agent.in_flight == 1
+        world.enclave.gate.set()
+        thread.join(30)
+        assert not thread.is_alive()
     assert world.result_exists(f"results/{TENANT}/{JOB_A}.ccc")
     assert world.queue_counts() == (0, 0)
 
@@ -330,12 +344,14 @@ def test_visibility_is_extended_while_a_long_job_runs(world: World) -> None:
     world.enclave.gate.clear()
     world.upload(JOB_A)
     agent = world.agent(visibility_timeout_s=2, heartbeat_interval_s=0.1)
-    thread = threading.Thread(target=lambda: world.run(agent, messages=2))
+    thread = threading.Thread(target=lambda: world.run(agent, messages=2), daemon=True)
     thread.start()
-    assert world.enclave.entered.wait(10)
-    time.sleep(0.5)
-    world.enclave.gate.set()
-    thread.join(30)
+    try:
+        assert world.enclave.entered.wait(30)
+        time.sleep(0.5)
+    finally:
+        world.enclave.gate.set()
+        thread.join(60)
     extensions = [entry for entry in world.log if entry == ("sqs", "change_message_visibility", 2)]
     assert len(extensions) >= 2
     assert agent.stats["done"] == 1

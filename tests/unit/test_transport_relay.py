@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import tempfile
@@ -68,8 +69,11 @@ def test_unreachable_target_closes_the_client_connection() -> None:
     try:
         try:
             answer = _roundtrip(relay.listener.endpoint.uri, b"hello")
-        except ConnectionResetError:
-            answer = b""  # closed with our bytes unread: a reset, equally a refusal
+        except OSError as exc:
+            # Closed with our bytes unread (reset), or closed before our half-close (not connected,
+            # broken pipe): each is the relay refusing, which is what this test asks for.
+            assert exc.errno in (errno.ECONNRESET, errno.ENOTCONN, errno.EPIPE), exc
+            answer = b""
         assert answer == b""
         assert relay._active.acquire(timeout=5)  # the connection slot is given back
         relay._active.release()

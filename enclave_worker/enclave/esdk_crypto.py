@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ccc_common.aws_errors import client_error_code
 from enclave_worker.enclave.ports import CryptoSession, DecryptedInput, JobError
 from enclave_worker.protocol import Credentials, ErrorCode, KmsTarget
 
@@ -78,9 +79,7 @@ class _Recorder:
         try:
             response: dict[str, Any] = getattr(self._client, operation)(**kwargs)
         except Exception as exc:
-            meta = getattr(exc, "response", None)
-            code = meta.get("Error", {}).get("Code") if isinstance(meta, dict) else None
-            code = code if isinstance(code, str) else None
+            code = client_error_code(exc)
             self.failure, self.detail = classify_kms_error(code), f"KMS {code or type(exc).__name__}"
             raise
         if isinstance(response, dict) and response.get("Plaintext"):

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ccc.kms.cms import CmsError, decrypt_for_recipient
+from ccc_common.aws_errors import client_error_code
 
 KEY_ENCRYPTION_ALGORITHM = "RSAES_OAEP_SHA_256"
 RSA_KEY_BITS = 2048
@@ -106,14 +107,6 @@ class AttestedDataKey:
         return f"AttestedDataKey(key_id={self.key_id!r}, plaintext=<{len(self.plaintext)} bytes>)"
 
 
-def _client_error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return code if isinstance(code, str) else None
-    return None
-
-
 def _context(encryption_context: dict[str, str] | None) -> dict[str, str]:
     if encryption_context is None:
         return {}
@@ -146,7 +139,7 @@ class AttestedKms:
         try:
             response = method(**params)
         except Exception as exc:  # botocore raises many types (ClientError, connection, validation)
-            code = _client_error_code(exc)
+            code = client_error_code(exc)
             raise AttestedKmsError(f"KMS {operation} failed: {code or type(exc).__name__}: {exc}", code=code) from exc
         if not isinstance(response, dict):
             raise AttestedKmsError(f"KMS {operation} answered {type(response).__name__}, not an object")

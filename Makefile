@@ -6,11 +6,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 ESDK_CLI_VENV := .venv-esdk-cli
+ENCLAVE_DIST := enclave_worker/enclave
+ENCLAVE_VENV := .venv-enclave
+ENCLAVE_STAMP := $(ENCLAVE_VENV)/.installed
 MODEL := models/nanodet-g.onnx
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv model test test-unit test-integration test-e2e test-infra lint demo bench synth clean help
+.PHONY: setup venv enclave-venv model test test-unit test-integration test-e2e test-infra lint demo bench synth clean help
 
 help:
 	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
@@ -18,15 +21,28 @@ help:
 	@echo "make bench  - benchmarks (JSON + human output)"
 	@echo "make synth  - synthesise the CDK app offline (cdk.out/)"
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(ENCLAVE_DIST)/pyproject.toml
 	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PIP) install -q -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
-	$(PIP) install -q --no-deps -e . 2>&1 | grep -vi -e "is ignored" -e warning -e "^ *$$" -e "!!" -e "\*\*\*" || true
-	$(PY) -c "import ccc, ccc_common, enclave_worker, functions, cdk, onnxruntime, aws_encryption_sdk, aws_cdk"
+	$(PIP) install -q --no-deps -e $(ENCLAVE_DIST) -e . 2>&1 | grep -vi -e "is ignored" -e warning -e "^ *$$" -e "!!" -e "\*\*\*" || true
+	$(PY) -c "import ccc, ccc_common, ccc_core, ccc_enclave, enclave_worker.parent, functions, cdk, onnxruntime, aws_encryption_sdk, aws_cdk"
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The enclave's own environment: its distribution and its pinned requirements, nothing else. The
+# local stack runs every enclave process with this interpreter, so an import the EIF would lack
+# fails here too. The distribution is installed editable, so the code is the checkout's.
+$(ENCLAVE_STAMP): $(ENCLAVE_DIST)/requirements.txt $(ENCLAVE_DIST)/pyproject.toml
+	test -x $(ENCLAVE_VENV)/bin/python || $(PY_BOOT) -m venv $(ENCLAVE_VENV)
+	$(ENCLAVE_VENV)/bin/pip install -q --no-deps -r $(ENCLAVE_DIST)/requirements.txt 2>&1 | grep -v "is ignored" || true
+	$(ENCLAVE_VENV)/bin/pip install -q --no-deps -e $(ENCLAVE_DIST) 2>&1 | grep -vi -e "is ignored" -e warning -e "^ *$$" || true
+	$(ENCLAVE_VENV)/bin/pip check
+	cd / && $(CURDIR)/$(ENCLAVE_VENV)/bin/python -s -c "import ccc_enclave.__main__, ccc_enclave.relay, ccc_enclave.counting"
+	touch $@
+
+enclave-venv: $(ENCLAVE_STAMP)
 
 # The official ESDK CLI pins aws-encryption-sdk 3.x, so it lives in its own venv (compatibility tests).
 $(ESDK_CLI_VENV)/.installed:
@@ -40,7 +56,7 @@ $(MODEL): $(STAMP) $(wildcard src/ccc/model/*.py)
 
 model: $(MODEL)
 
-setup: $(STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed
+setup: $(STAMP) $(ENCLAVE_STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src layers functions enclave_worker cdk tests app.py
@@ -72,4 +88,4 @@ synth: $(STAMP)
 	$(PY) app.py
 
 clean:
-	rm -rf $(VENV) $(ESDK_CLI_VENV) cdk.out models/*.onnx models/*.json .ccc build *.egg-info
+	rm -rf $(VENV) $(ENCLAVE_VENV) $(ESDK_CLI_VENV) cdk.out models/*.onnx models/*.json .ccc build *.egg-info

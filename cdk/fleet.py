@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX
+from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
 from cdk import contract
 from cdk.config import StageConfig
 from cdk.identities import s3_via_service

@@ -17,7 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
+from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
 from cdk.config import StageConfig
 
 

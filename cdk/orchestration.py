@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, Duration
+from aws_cdk import AssetHashType, Aws, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -34,15 +34,18 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_common.naming import FAILURE_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
+from ccc_core.identity import FAILURE_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
 from cdk import contract
-from cdk.bundling import copy_tree_bundling
+from cdk.bundling import copy_tree_bundling, copy_trees_bundling
 from cdk.config import StageConfig
 from cdk.identities import s3_via_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 LAYER_PACKAGE_DIR = REPO_ROOT / "layers" / "ccc_common"
+# The shared core (job identity, limits, AWS error codes) ships in the enclave distribution; the
+# layer carries it beside ccc_common, which imports it.
+CORE_PACKAGE_DIR = REPO_ROOT / "enclave_worker" / "enclave" / "ccc_core"
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -119,11 +122,15 @@ class Orchestration(Construct):
             self,
             "SharedLayer",
             code=lambda_.Code.from_asset(
-                str(LAYER_PACKAGE_DIR), bundling=copy_tree_bundling(LAYER_PACKAGE_DIR, "python/ccc_common")
+                str(LAYER_PACKAGE_DIR),
+                asset_hash_type=AssetHashType.OUTPUT,
+                bundling=copy_trees_bundling(
+                    {"python/ccc_common": LAYER_PACKAGE_DIR, "python/ccc_core": CORE_PACKAGE_DIR}
+                ),
             ),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
-            description="ccc_common: names, settings, key policy, job model, scaling policy",
+            description="ccc_common + ccc_core: names, settings, key policy, job model, scaling policy",
             removal_policy=config.removal_policy,
         )
         powertools = lambda_.LayerVersion.from_layer_version_arn(

@@ -28,7 +28,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_common.naming import CIPHERTEXT_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
+from ccc_core.identity import CIPHERTEXT_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
 from cdk.config import StageConfig
 
 INBOX_KEY_PATTERN = f"{INBOX_PREFIX}*{CIPHERTEXT_SUFFIX}"

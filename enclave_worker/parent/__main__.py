@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from enclave_worker.logs import configure_logging, log_event
+from ccc_core.logs import configure_logging, log_event
 from enclave_worker.parent.config import ConfigError, ParentConfig, load_config
 
 _LOG = logging.getLogger("ccc.parent")
@@ -38,6 +38,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
     import boto3
     from botocore.config import Config
 
+    from ccc_enclave.protocol import KmsTarget
     from enclave_worker.parent.agent import AgentSettings, ParentAgent
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
     from enclave_worker.parent.imds import (
@@ -46,7 +47,6 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
         ImdsCredentialsProvider,
         StaticCredentialsProvider,
     )
-    from enclave_worker.protocol import KmsTarget
 
     limits = config.settings.limits
     client_kwargs: dict[str, Any] = {"region_name": config.region}
@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ready_file.write_text("ready\n")
         log_event(_LOG, logging.INFO, "parent agent polling", enclave=config.enclave.uri)
 
-    from ccc.telemetry import setup_telemetry
+    from ccc.telemetry.emf import EmfMetricExporter, sink_for
+    from ccc_core.telemetry.setup import setup_telemetry
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
     from enclave_worker.parent.metrics import ParentMetrics
     from enclave_worker.parent.monitor import EnclaveMonitor
@@ -134,8 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The local stack's supervisor hands its state dir to every child in CCC_STATE_DIR.
     state_dir = config.state_dir or (Path(os.environ["CCC_STATE_DIR"]) if os.environ.get("CCC_STATE_DIR") else None)
     try:
-        telemetry = setup_telemetry("parent", state_dir=state_dir, emf_target=tele.emf,
-                                    emf_namespace=tele.namespace, stage=config.stage)
+        emf = ([EmfMetricExporter(sink_for(tele.emf), namespace=tele.namespace, stage=config.stage)]
+               if tele.emf else [])
+        telemetry = setup_telemetry("parent", state_dir=state_dir, metric_exporters=emf)
         metrics = ParentMetrics(telemetry.meter())
         agent, watcher = build_agent(config, on_ready=on_ready, metrics=metrics)
     except Exception as exc:

@@ -35,17 +35,14 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 
-from ccc.telemetry import extract, inject, safe_attributes
-from ccc.telemetry.names import SPAN_PARENT_JOB
-from ccc_common.aws_errors import client_error_code
 from ccc_common.events import Ignored, parse_work_message
-from ccc_common.naming import JobRef
-from enclave_worker.logs import elapsed_ms, log_event
-from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
-from enclave_worker.parent.heartbeat import VisibilityHeartbeat
-from enclave_worker.parent.imds import AwsCredentials
-from enclave_worker.parent.metrics import ParentMetrics
-from enclave_worker.protocol import (
+from ccc_core.aws_errors import client_error_code
+from ccc_core.identity import JobRef
+from ccc_core.logs import elapsed_ms, log_event
+from ccc_core.redaction import safe_attributes
+from ccc_core.telemetry.names import SPAN_PARENT_JOB
+from ccc_core.telemetry.propagation import extract, inject
+from ccc_enclave.protocol import (
     Credentials,
     ErrorCode,
     ErrorInfo,
@@ -56,6 +53,10 @@ from enclave_worker.protocol import (
     KmsTarget,
     ProtocolError,
 )
+from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
+from enclave_worker.parent.heartbeat import VisibilityHeartbeat
+from enclave_worker.parent.imds import AwsCredentials
+from enclave_worker.parent.metrics import ParentMetrics
 
 _LOG = logging.getLogger("ccc.parent")
 # Pause after an empty receive when long polling is off (wait_time_s = 0).

@@ -44,7 +44,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ccc_common.settings import StageSettings, stage_settings
-from enclave_worker.transport import EndpointError, parse_endpoint
+from ccc_enclave.transport import EndpointError, parse_endpoint
 
 CONFIG_ENV = "CCC_PARENT_CONFIG"  # path of the JSON file
 CONFIG_JSON_ENV = "CCC_PARENT_CONFIG_JSON"  # or the JSON itself

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from enclave_worker.protocol import (
+from ccc_enclave.protocol import (
     EnclaveStatus,
     ErrorReply,
     HealthReply,
@@ -24,7 +24,7 @@ from enclave_worker.protocol import (
     PrivacyReleaseRequest,
     ProtocolError,
 )
-from enclave_worker.transport import Channel, Endpoint, TransportError, parse_endpoint
+from ccc_enclave.transport import Channel, Endpoint, TransportError, parse_endpoint
 
 
 class EnclaveUnavailable(Exception):

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from enclave_worker.logs import log_event
+from ccc_core.logs import log_event
 
 _LOG = logging.getLogger("ccc.parent.heartbeat")
 

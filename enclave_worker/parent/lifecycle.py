@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ccc_common.drain import DrainAction, DrainPhase, DrainSettings, DrainState, drain_step
-from enclave_worker.logs import log_event
+from ccc_core.logs import log_event
 from enclave_worker.parent.agent import ParentAgent
 from enclave_worker.parent.imds import ImdsClient
 

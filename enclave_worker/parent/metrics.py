@@ -2,7 +2,7 @@
 
 Why the parent: it is the component outside the enclave that sees every job's outcome and timing
 (never its content) and can poll the enclave's health channel. Names come from
-`ccc.telemetry.names`; the exporter is whatever `ccc.telemetry.setup_telemetry` installed
+`ccc_core.telemetry.names`; the exporter is whatever `ccc_core.telemetry.setup.setup_telemetry` installed
 (JSON Lines locally, EMF/OTLP on AWS). Every attribute passes `safe_attributes`.
 
 Only one kind of metric carries a tenant: the differentially private releases, whose values are
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from opentelemetry import metrics
 
-from ccc.telemetry import names, safe_attributes
-from enclave_worker.protocol import EnclaveStatus, JobMetrics, PrivacyReleaseReply
+from ccc_core.redaction import safe_attributes
+from ccc_core.telemetry import names
+from ccc_enclave.protocol import EnclaveStatus, JobMetrics, PrivacyReleaseReply
 
 _METRIC_OF = {"cats": names.METRIC_DP_CATS, "uploads": names.METRIC_DP_UPLOADS}
 

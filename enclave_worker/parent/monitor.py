@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from enclave_worker.logs import log_event
+from ccc_core.logs import log_event
+from ccc_enclave.protocol import EnclaveStatus, PrivacyReleaseReply
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
 from enclave_worker.parent.metrics import ParentMetrics
-from enclave_worker.protocol import EnclaveStatus, PrivacyReleaseReply
 
 _LOG = logging.getLogger("ccc.parent.monitor")
 

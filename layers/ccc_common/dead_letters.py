@@ -28,7 +28,7 @@ from typing import Any
 from ccc_common.events import Ignored, WorkMessageError, parse_work_message
 from ccc_common.jobs import JobEvent, TenantMismatch, format_timestamp
 from ccc_common.jobs_dal import JobStore
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 
 ARCHIVE_PREFIX = "dead-letters/"
 REASON_ATTRIBUTE = "ccc-failure-reason"  # optional message attribute a producer may set

@@ -46,8 +46,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from ccc_common.jobs_dal import TENANT_INDEX, TTL_ATTRIBUTE, DynamoJobStore
-from ccc_common.naming import METRICS_NAMESPACE, validate_tenant
+from ccc_common.naming import METRICS_NAMESPACE
 from ccc_common.settings import StageSettings, stage_settings
+from ccc_core.identity import validate_tenant
 
 # --- the variable names (canonical spelling; cdk/contract.py imports these) -----------------------
 STAGE = "CCC_STAGE"

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
-from ccc_common.naming import (
+from ccc_core.identity import (
     ATTESTATION_SUFFIX,
     FAILURE_SUFFIX,
     JobRef,

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ccc_common.naming import JobRef, validate_job_id, validate_tenant
+from ccc_core.identity import JobRef, validate_job_id, validate_tenant
 
 MAX_ERROR_CHARS = 1024
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

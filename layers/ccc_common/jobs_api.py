@@ -30,8 +30,8 @@ from typing import Any
 
 from ccc_common.jobs import Job, JobStatus, format_timestamp, new_job
 from ccc_common.jobs_dal import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
-from ccc_common.naming import JobRef, NamingError, validate_job_id, validate_tenant
 from ccc_common.settings import stage_settings
+from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/[\w+=,.@-]{1,64}$")

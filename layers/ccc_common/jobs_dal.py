@@ -24,7 +24,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from ccc_common.aws_errors import client_error_code
 from ccc_common.jobs import (
     Job,
     JobEvent,
@@ -37,7 +36,8 @@ from ccc_common.jobs import (
     parse_timestamp,
     ttl_for,
 )
-from ccc_common.naming import NamingError, validate_job_id, validate_tenant
+from ccc_core.aws_errors import client_error_code
+from ccc_core.identity import NamingError, validate_job_id, validate_tenant
 
 TENANT_INDEX = "by-tenant"
 TTL_ATTRIBUTE = "ttl"

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ccc_common.naming import CTX_KIND, CTX_TENANT, KIND_RESULT, NamingError, validate_tenant
+from ccc_core.identity import CTX_KIND, CTX_TENANT, KIND_RESULT, NamingError, validate_tenant
 
 POLICY_VERSION = "2012-10-17"
 MAX_POLICY_BYTES = 32768  # KMS key policy size limit

@@ -31,7 +31,7 @@ from ccc_common.events import (
 from ccc_common.fleet import ScalerWaker
 from ccc_common.jobs import JobEvent, JobStatus, TenantMismatch, clip_error
 from ccc_common.jobs_dal import JobStore
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 
 MAX_FAILURE_RECORD_BYTES = 64 * 1024
 UNREADABLE_FAILURE = "the enclave rejected the job (failure record unreadable)"

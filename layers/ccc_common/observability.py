@@ -20,7 +20,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from ccc_common import metrics as metric_names
-from ccc_common.naming import METRICS_NAMESPACE, JobRef
+from ccc_common.naming import METRICS_NAMESPACE
+from ccc_core.identity import JobRef
 
 REDACTED = "<redacted>"
 # Compared after lower-casing and mapping '-' to '_'. Exact names only: "result_key" is metadata.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ccc_core.limits import LIMITS, Limits
+
 
 @dataclass(frozen=True)
 class QueueSettings:
@@ -28,30 +30,12 @@ class FleetSettings:
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_image_bytes: int
-    max_ciphertext_bytes: int
-    max_frame_bytes: int
-    max_image_pixels: int
-    job_timeout_s: int
-
-
-@dataclass(frozen=True)
 class StageSettings:
     stage: str
     queue: QueueSettings
     fleet: FleetSettings
     limits: Limits
     job_ttl_days: int
-
-
-LIMITS = Limits(
-    max_image_bytes=20 * 1024 * 1024,
-    max_ciphertext_bytes=24 * 1024 * 1024,
-    max_frame_bytes=32 * 1024 * 1024,
-    max_image_pixels=40_000_000,
-    job_timeout_s=120,
-)
 
 
 def stage_settings(stage: str) -> StageSettings:

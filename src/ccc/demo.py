@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ccc.client import CccClient, check_images, local_target
-    from ccc.counting.samples import write_samples
+    from ccc.evaluation.samples import write_samples
     from ccc.local.stack import LocalStack, StackError
 
     began = time.monotonic()

@@ -32,6 +32,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_present: None):
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from ccc.counting.samples import write_samples
+    from ccc.evaluation.samples import write_samples
 
     return write_samples(tmp_path_factory.mktemp("samples"))

@@ -33,9 +33,9 @@ from PIL import Image
 from ccc.client import CccClient, check_image, local_target
 from ccc.client.crypto import encrypt_stream
 from ccc.client.jobs import JobTicket
-from ccc.telemetry import names
 from ccc.telemetry.leakscan import LeakScanner, merge
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
+from ccc_core.telemetry import names
 
 pytestmark = pytest.mark.slow
 JOB_TIMEOUT_S = 90.0

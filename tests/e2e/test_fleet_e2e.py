@@ -50,7 +50,7 @@ def _job_status(stack, job_id: str) -> str | None:
 
 
 def test_uploads_wake_an_idle_fleet_all_jobs_finish_and_it_returns_to_zero(idle_stack, tmp_path):
-    from ccc.counting.samples import write_samples
+    from ccc.evaluation.samples import write_samples
 
     idle = _status(idle_stack)
     assert (idle["desired"], idle["running"]) == (0, 0), idle

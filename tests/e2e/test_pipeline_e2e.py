@@ -22,7 +22,7 @@ import pytest
 
 from ccc.client import CccClient, check_image, local_target
 from ccc.client.crypto import encrypt_stream
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 
 from .conftest import ESDK_CLI
 
@@ -219,6 +219,22 @@ def test_enclave_killed_mid_job_is_restarted_and_the_job_still_completes(stack, 
         pytest.fail("the enclave finished every job before it could be killed (3 attempts)")
     parent_log = (stack.state_dir / "logs" / "parent-1.log").read_text()
     assert any(submitted.job.job_id in line and "retry" in line for line in parent_log.splitlines())
+
+
+def test_every_enclave_process_runs_in_the_enclave_environment(stack):
+    """The local enclave runs what the EIF runs: `.venv-enclave`'s interpreter, its packages only."""
+    from ccc.local.components import enclave_python
+
+    enclaves = {name: pid for name, pid in stack.refresh().pids.items() if name.startswith("enclave-")}
+    assert enclaves
+    dev_venv = str(Path(__file__).resolve().parents[2] / ".venv") + "/"
+    for name, pid in enclaves.items():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[0].decode() == str(enclave_python()), (name, argv)
+        mapped = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                  if len(line.split()) >= 6}
+        assert any("/.venv-enclave/" in path and "onnxruntime" in path for path in mapped), name
+        assert not [path for path in mapped if path.startswith(dev_venv)], name
 
 
 def _needles(image: bytes) -> list[bytes]:

@@ -25,7 +25,8 @@ from collections import defaultdict
 import pytest
 
 from ccc.local.stack import LocalStack
-from ccc.telemetry import job_trace_id, names
+from ccc_core.telemetry import names
+from ccc_core.telemetry.propagation import job_trace_id
 
 pytestmark = pytest.mark.slow
 

@@ -638,7 +638,32 @@ def test_shared_layer_asset_has_the_lambda_layout(synth: Any) -> None:
     root = synth.outdir / f"asset.{asset_hash}"
     assert (root / "python" / "ccc_common" / "naming.py").is_file()
     assert (root / "python" / "ccc_common" / "key_policy.py").is_file()
+    assert (root / "python" / "ccc_core" / "identity.py").is_file()
     assert not list(root.rglob("__pycache__"))
+
+
+def test_the_shared_layer_and_the_functions_import_in_a_python_holding_only_the_layer(synth: Any, tmp_path) -> None:
+    """What Lambda sees: the functions asset + our layer + pydantic (Powertools layer) and nothing else
+    of this repository. Every handler module must import there (botocore/boto3 come with the runtime)."""
+    import subprocess
+    import sys
+
+    (layer,) = synth.of_type("AWS::Lambda::LayerVersion").values()
+    layer_root = synth.outdir / f"asset.{layer['Properties']['Content']['S3Key'].removesuffix('.zip')}" / "python"
+    assert not (layer_root / "ccc_enclave").exists(), "enclave-only code must not ship in the Lambda layer"
+    functions = {f["Properties"]["Code"]["S3Key"] for f in synth.of_type("AWS::Lambda::Function").values()
+                 if f["Properties"].get("Handler", "").startswith("functions.")}
+    (functions_key,) = functions
+    functions_root = synth.outdir / f"asset.{functions_key.removesuffix('.zip')}"
+    handlers = sorted(f["Properties"]["Handler"].rsplit(".", 1)[0] for f in synth.of_type("AWS::Lambda::Function").values()
+                      if f["Properties"].get("Handler", "").startswith("functions."))
+    script = "import sys; sys.path[:0] = sys.argv[1:3]\n" + "".join(f"import {h}\n" for h in handlers)
+    # -S: no site-packages of ours (the editable installs); stdlib + the venv's third-party via PYTHONPATH.
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PYTHONPATH": ":".join(site), "PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "t"}
+    run = subprocess.run([sys.executable, "-S", "-c", script, str(functions_root), str(layer_root)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_jobs_table_is_recoverable_encrypted_and_expires_items(synth: Any) -> None:

@@ -134,5 +134,5 @@ def test_enclave_image_ports_match_the_contract() -> None:
     dockerfile = (REPO_ROOT / "enclave_worker" / "Dockerfile").read_text()
     assert f"CCC_ENCLAVE_LISTEN=vsock://any:{contract.ENCLAVE_PORT_VALUE}" in dockerfile
     assert f"CCC_KMS_RELAY_TARGET=vsock://3:{contract.KMS_PROXY_PORT_VALUE}" in dockerfile
-    assert "exec python -m enclave_worker.enclave" in dockerfile
+    assert "exec python -m ccc_enclave" in dockerfile
     assert "--debug-mode" not in dockerfile

@@ -1,7 +1,7 @@
 """The real NanoDet-g model end to end: the cat photo, cat-free photos, and composites with 0-6 cats.
 
 Skipped only when `models/nanodet-g.onnx` has not been built (`make model`; `make test` builds it
-first). The composites are the `validate` split of `ccc.counting.samples`, whose seeds are disjoint
+first). The composites are the `validate` split of `ccc.evaluation.samples`, whose seeds are disjoint
 from the `tune` split the default thresholds were chosen on (docs/counting.md).
 """
 
@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from ccc.cli import main
-from ccc.counting import CatCounter, default_card_path, resolve_spec, samples
-from ccc.counting.evaluate import accuracy
+from ccc.evaluation import samples
+from ccc.evaluation.evaluate import accuracy
+from ccc_enclave.counting import CatCounter, default_card_path, resolve_spec
 
 CARD = default_card_path()
 pytestmark = pytest.mark.skipif(

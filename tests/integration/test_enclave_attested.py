@@ -29,27 +29,27 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from PIL import Image
 
 from ccc.attestation import AttestationPolicy, verify_document
-from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
-from ccc.counting import load_spec_file
-from ccc.counting.testing import constant_detector, nanodet_outputs
-from ccc.kms.gateway import KmsGateway
-from ccc.kms.recipient import EnclaveKeyPair
+from ccc.evaluation.testing import constant_detector, nanodet_outputs
 from ccc.local.identities import LocalIdentity, default_identities
+from ccc.local.kms.gateway import KmsGateway
 from ccc_common.key_policy import KeyPolicySpec, build_key_policy
-from ccc_common.naming import JobRef
-from enclave_worker import protocol as p
-from enclave_worker.enclave.attester import NsmAttester, enclave_pcrs
-from enclave_worker.enclave.esdk_crypto import AttestedEsdkCrypto
-from enclave_worker.enclave.model import OnnxCounter
-from enclave_worker.enclave.pipeline import JobProcessor
-from enclave_worker.enclave.server import EnclaveServer, ServerSettings
-from enclave_worker.transport import Channel, listen
+from ccc_core.identity import JobRef
+from ccc_enclave import protocol as p
+from ccc_enclave.attester import NsmAttester, enclave_pcrs
+from ccc_enclave.counting import load_spec_file
+from ccc_enclave.esdk_crypto import AttestedEsdkCrypto
+from ccc_enclave.kms.recipient import EnclaveKeyPair
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
+from ccc_enclave.onnx_counter import OnnxCounter
+from ccc_enclave.pipeline import JobProcessor
+from ccc_enclave.server import EnclaveServer, ServerSettings
+from ccc_enclave.transport import Channel, listen
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 TENANT = "tenant-a"
 CAT = 15
-# Two cat boxes expressible at stride 8 in a 64x64 input (see ccc.counting.testing.nanodet_outputs).
+# Two cat boxes expressible at stride 8 in a 64x64 input (see ccc.evaluation.testing.nanodet_outputs).
 CAT_BOXES = [(4, 4, 20, 20, CAT, 0.9), (36, 36, 52, 52, CAT, 0.8)]
 
 
@@ -284,7 +284,7 @@ def test_wrong_parent_credentials_are_reported_retryable(
 
 
 def test_real_model_counts_the_cat_in_chelsea_through_the_attested_path(attested_stack: AttestedStack) -> None:
-    from ccc.counting import CatCounter, default_model_dir, load_model_card
+    from ccc_enclave.counting import CatCounter, default_model_dir, load_model_card
 
     card = default_model_dir() / "nanodet-g.json"
     if not card.is_file():

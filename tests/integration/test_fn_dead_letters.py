@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from ccc_common.jobs import JobEvent, JobStatus, new_job
 from ccc_common.jobs_dal import DynamoJobStore
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 from tests.conftest import load_event
 from tests.integration.fn_helpers import (
     ARTIFACTS,

@@ -24,7 +24,7 @@ from ccc_common.jobs_dal import (
     item_to_job,
     job_to_item,
 )
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TABLE = "ccc-local-jobs"

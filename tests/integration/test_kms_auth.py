@@ -13,7 +13,6 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc.kms.sigv4 import SignatureError, verify_request
 from ccc.local.identities import (
     DEFAULT_NAMES,
     IdentityError,
@@ -22,6 +21,7 @@ from ccc.local.identities import (
     identities_from_dict,
     identities_to_dict,
 )
+from ccc.local.kms.sigv4 import SignatureError, verify_request
 
 AKID = "AKIAABCDEFGHIJKLMNOP"
 SECRET = "s3cr3t-s3cr3t-s3cr3t-s3cr3t"

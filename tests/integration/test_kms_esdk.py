@@ -13,10 +13,10 @@ from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError, InvalidKe
 from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
 from moto import mock_aws
 
-from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
-from ccc.kms.emulation import RecipientEmulatingKmsClient, verified_public_key
-from ccc.kms.esdk_keys import AttestedKmsMasterKeyProvider, attested_provider
-from ccc.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair
+from ccc.local.kms.emulation import RecipientEmulatingKmsClient, verified_public_key
+from ccc_enclave.kms.esdk_keys import AttestedKmsMasterKeyProvider, attested_provider
+from ccc_enclave.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 
 REGION = "eu-west-1"
 INPUT_CONTEXT = {"ccc:job": "a" * 32, "ccc:tenant": "tenant-a"}

@@ -28,13 +28,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
-from ccc.kms.cms import CmsError, parse_enveloped_data
-from ccc.kms.esdk_keys import attested_provider
-from ccc.kms.gateway import GatewayConfig, KmsGateway
-from ccc.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair
 from ccc.local.identities import LocalIdentity, default_identities
+from ccc.local.kms.gateway import GatewayConfig, KmsGateway
 from ccc_common.key_policy import KeyPolicySpec, build_key_policy
+from ccc_enclave.kms.cms import CmsError, parse_enveloped_data
+from ccc_enclave.kms.esdk_keys import attested_provider
+from ccc_enclave.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
@@ -455,7 +455,7 @@ def test_gateway_runs_as_a_process(stack: Stack, tmp_path: Path) -> None:
     assert GatewayConfig.load(config_file) == config
     ready = tmp_path / "ready.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ccc.kms.gateway", "--config", str(config_file), "--ready-file", str(ready)],
+        [sys.executable, "-m", "ccc.local.kms.gateway", "--config", str(config_file), "--ready-file", str(ready)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -12,8 +12,9 @@ from moto import mock_aws
 from ccc.local.identities import default_identities
 from ccc.local.provision import ProvisionError, provision, sort_principals
 from ccc_common.key_policy import lint_key_policy
-from ccc_common.naming import JobRef, resource_names
+from ccc_common.naming import resource_names
 from ccc_common.settings import stage_settings
+from ccc_core.identity import JobRef
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -1,4 +1,4 @@
-"""Both processes as the local stack starts them: `python -m enclave_worker.enclave` and
+"""Both processes as the local stack starts them: `python -m ccc_enclave` and
 `python -m enclave_worker.parent`, against moto in server mode (S3 -> SQS notifications) and the
 attested-KMS gateway. A tenant uploads an encrypted image and gets back a verified, decryptable
 count; a wrong-context upload ends as a failure record; SIGTERM stops both cleanly; the logs hold
@@ -26,7 +26,8 @@ import boto3
 import pytest
 
 from ccc.attestation import AttestationPolicy, verify_document
-from ccc_common.naming import JobRef
+from ccc.local.components import enclave_command
+from ccc_core.identity import JobRef
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, SocketEnclaveClient
 from tests.integration.test_enclave_attested import (  # noqa: F401 - module fixture reused
     REGION,
@@ -83,10 +84,10 @@ def workers(attested_stack: AttestedStack) -> Iterator[Workers]:  # noqa: F811
     socket_uri = f"unix://{work}/enclave.sock"
     enclave_log, parent_log = work / "enclave.log", work / "parent.log"
     enclave = subprocess.Popen(
-        [sys.executable, "-m", "enclave_worker.enclave", "--listen", socket_uri,
+        enclave_command("ccc_enclave", "--listen", socket_uri,
          "--spec", str(attested_stack.spec_path), "--nsm", f"simulated:{attested_stack.ca_dir}",
          "--kms-endpoint", attested_stack.gateway.url,
-         "--concurrency", "2", "--stage", "local", "--state-dir", str(work)],
+         "--concurrency", "2", "--state-dir", str(work)),
         stdout=subprocess.DEVNULL, stderr=enclave_log.open("wb"), env=_clean_env(),
     )
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
 from ccc.cli import COMMAND_MODULES, attest_cmd
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 from tests.unit.test_attestation_support import FIXTURES, VECTORS, Vector, vector
 
 REAL = vector("mysten_nautilus_weather")

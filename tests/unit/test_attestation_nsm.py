@@ -11,15 +11,17 @@ import cbor2
 import pytest
 from cryptography import x509
 
-from ccc.attestation import AttestationError, AttestationPolicy, parse_document, verify_document
-from ccc.attestation.nsm import LocalCAError, LocalNitroCA, Nsm, SimulatedNsm, measure_enclave, pcr_extend
-from ccc.attestation.nsm_device import (
+from ccc.attestation import AttestationPolicy, verify_document
+from ccc_core.attestation.document import parse_document
+from ccc_core.attestation.errors import AttestationError
+from ccc_enclave.nsm.device import (
     NSM_IOCTL_REQUEST,
     DeviceNsm,
     NsmDeviceError,
     decode_attestation_response,
     encode_attestation_request,
 )
+from ccc_enclave.nsm.simulated import LocalCAError, LocalNitroCA, Nsm, SimulatedNsm, measure_enclave, pcr_extend
 
 NOW = datetime(2032, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
 
@@ -221,15 +223,19 @@ def test_measurement_matches_the_documented_recipe(enclave_tree):
         code.update(len(name).to_bytes(4, "big") + name.encode() + len(content).to_bytes(8, "big") + content)
     model_bytes = model.read_bytes()
     model_digest = hashlib.sha384(b"ccc.enclave.model.v1\x00" + len(model_bytes).to_bytes(8, "big") + model_bytes)
-    image = hashlib.sha384(b"ccc.enclave.image.v1\x00" + code.digest() + model_digest.digest()).digest()
+    pins = b"numpy==2.4.6\n"
+    pins_path = worker.parent / "requirements.txt"
+    pins_path.write_bytes(pins)
+    pins_digest = hashlib.sha384(b"ccc.enclave.pins.v1\x00" + len(pins).to_bytes(8, "big") + pins).digest()
+    image = hashlib.sha384(b"ccc.enclave.image.v1\x00" + code.digest() + pins_digest + model_digest.digest()).digest()
     runtime = f"{platform.python_implementation()} {platform.python_version()} ccc-enclave-bootstrap/1".encode()
     expected = {
         0: hashlib.sha384(bytes(48) + image).digest(),
         1: hashlib.sha384(bytes(48) + hashlib.sha384(b"ccc.enclave.bootstrap.v1\x00" + runtime).digest()).digest(),
-        2: hashlib.sha384(bytes(48) + hashlib.sha384(b"ccc.enclave.application.v1\x00" + code.digest()).digest())
-        .digest(),
+        2: hashlib.sha384(bytes(48) + hashlib.sha384(b"ccc.enclave.application.v1\x00" + code.digest() + pins_digest)
+                          .digest()).digest(),
     }
-    assert measure_enclave(worker, model) == expected
+    assert measure_enclave(worker, model, pins_path=pins_path) == expected
     assert pcr_extend(bytes(48), image) == expected[0]
 
 
@@ -251,8 +257,21 @@ def test_measurement_refuses_bad_roots(tmp_path: Path, problem: str):
 
 
 def test_measuring_the_real_enclave_code(repo_root: Path):
-    pcrs = measure_enclave([repo_root / "enclave_worker", repo_root / "src" / "ccc"], None)
+    dist = repo_root / "enclave_worker" / "enclave"
+    pcrs = measure_enclave([dist / "ccc_core", dist / "ccc_enclave"], None, pins_path=dist / "requirements.txt")
     assert pcrs[0] != bytes(48)
+
+
+def test_a_changed_dependency_pin_changes_pcr0_and_pcr2_only(enclave_tree, tmp_path: Path):
+    worker, library, model = enclave_tree
+    pins = tmp_path / "requirements.txt"
+    pins.write_text("numpy==2.4.6\n")
+    before = measure_enclave([worker, library], model, pins_path=pins)
+    pins.write_text("numpy==2.4.7\n")
+    after = measure_enclave([worker, library], model, pins_path=pins)
+    assert after[0] != before[0] and after[2] != before[2] and after[1] == before[1]
+    with pytest.raises(ValueError, match="not a file"):
+        measure_enclave([worker, library], model, pins_path=tmp_path / "missing.txt")
 
 
 # ----- DeviceNsm (no device here: only the codec and the failure path) -----------------------

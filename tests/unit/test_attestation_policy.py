@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc.attestation import AttestationError, AttestationPolicy, verify_document
-from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
+from ccc.attestation import AttestationPolicy, verify_document
+from ccc_core.attestation.errors import AttestationError
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 from tests.unit.test_attestation_support import craft_document
 
 NOW = datetime(2031, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from ccc.attestation.nsm import LocalNitroCA
+from ccc_enclave.nsm.simulated import LocalNitroCA
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "attestation"
 ZERO_PCR = bytes(48)

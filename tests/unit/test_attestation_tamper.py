@@ -9,8 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccc.attestation import AttestationError, AttestationPolicy, parse_document, verify_document
-from ccc.attestation.nsm import LocalNitroCA
+from ccc.attestation import AttestationPolicy, verify_document
+from ccc_core.attestation.document import parse_document
+from ccc_core.attestation.errors import AttestationError
+from ccc_enclave.nsm.simulated import LocalNitroCA
 from tests.unit.test_attestation_support import (
     DELETE,
     VECTORS,

@@ -9,14 +9,9 @@ import cbor2
 import pytest
 from cryptography import x509
 
-from ccc.attestation import (
-    AWS_NITRO_ROOT_G1_SHA256,
-    AttestationError,
-    AttestationPolicy,
-    aws_nitro_root_der,
-    parse_document,
-    verify_document,
-)
+from ccc.attestation import AWS_NITRO_ROOT_G1_SHA256, AttestationPolicy, aws_nitro_root_der, verify_document
+from ccc_core.attestation.document import parse_document
+from ccc_core.attestation.errors import AttestationError
 from tests.unit.test_attestation_support import FIXTURES, VECTORS, Vector, vector
 
 LARGE_FIELDS = AttestationPolicy(max_user_data=1024, max_nonce=1024)

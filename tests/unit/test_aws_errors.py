@@ -1,10 +1,10 @@
-"""ccc_common.aws_errors reads botocore's error code without the layer importing botocore."""
+"""ccc_core.aws_errors reads botocore's error code without the layer importing botocore."""
 
 from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from ccc_common.aws_errors import client_error_code
+from ccc_core.aws_errors import client_error_code
 
 
 def test_a_client_error_yields_its_code():

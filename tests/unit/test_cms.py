@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccc.kms.cms import (
+from ccc_enclave.kms.cms import (
     CmsError,
     build_enveloped_data,
     decrypt_for_recipient,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from ccc.attestation import AttestationPolicy, verify_document
-from ccc.attestation.nsm import LocalNitroCA, SimulatedNsm
-from ccc.kms.cms import build_enveloped_data
-from ccc.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair
+from ccc_enclave.kms.cms import build_enveloped_data
+from ccc_enclave.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 
 KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/11111111-2222-3333-4444-555555555555"
 

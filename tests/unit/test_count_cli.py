@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ccc.cli import main
-from ccc.counting.testing import constant_detector
+from ccc.evaluation.testing import constant_detector
 
 # yolov5 layout in a 64x48 input: two cats (0.855, 0.45) and a dog; 3 classes, cat = 1.
 ROWS = np.array(
@@ -161,14 +161,14 @@ def test_annotate_writes_one_png_per_image_without_overwriting(tmp_path, spec_fi
 
 
 def test_oversized_file_is_refused_before_reading(tmp_path, spec_file, monkeypatch, capsys) -> None:
-    monkeypatch.setattr("ccc.counting.images.DEFAULT_MAX_BYTES", 10)
+    monkeypatch.setattr("ccc_enclave.counting.images.DEFAULT_MAX_BYTES", 10)
     good = png(tmp_path, "a.png")
     assert main(["count", "--json", "--spec", str(spec_file), str(good)]) == 1
     assert "over the limit" in json.loads(capsys.readouterr().out)["error"]
 
 
 def test_encoded_bytes_round_trip_through_count_bytes(tmp_path, spec_file) -> None:
-    from ccc.counting import CatCounter, ImageError, load_spec_file
+    from ccc_enclave.counting import CatCounter, ImageError, load_spec_file
 
     counter = CatCounter(load_spec_file(spec_file))
     buffer = io.BytesIO()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ccc.counting.evaluate import Accuracy, accuracy, choose
-from ccc.counting.samples import MAX_CATS, SampleImage, composite, sample_set
+from ccc.evaluation.evaluate import Accuracy, accuracy, choose
+from ccc.evaluation.samples import MAX_CATS, SampleImage, composite, sample_set
 
 
 def item(name: str, cats: int) -> SampleImage:

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc.counting import DetectorSpec, SpecError, load_model_card, load_spec_file
-from ccc.counting.letterbox import letterbox, to_tensor
-from ccc.counting.postprocess import nms, nms_per_class, suppress_competitors, suppress_groups
-from ccc.counting.views import plan_views
+from ccc_enclave.counting import DetectorSpec, SpecError, load_model_card, load_spec_file
+from ccc_enclave.counting.letterbox import letterbox, to_tensor
+from ccc_enclave.counting.postprocess import nms, nms_per_class, suppress_competitors, suppress_groups
+from ccc_enclave.counting.views import plan_views
 
 
 def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:

@@ -17,7 +17,7 @@ from ccc_common.dead_letters import (
 )
 from ccc_common.jobs import JobEvent, JobStatus, new_job
 from ccc_common.jobs_dal import InMemoryJobStore
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 from tests.conftest import load_event
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"

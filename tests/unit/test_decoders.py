@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ccc.counting import CatCounter, DecodeError, DetectorSpec, ModelError
-from ccc.counting.testing import constant_detector, nanodet_outputs
+from ccc.evaluation.testing import constant_detector, nanodet_outputs
+from ccc_enclave.counting import CatCounter, DecodeError, DetectorSpec, ModelError
 
 CAT, DOG = 1, 0
 

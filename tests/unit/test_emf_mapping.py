@@ -9,9 +9,9 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-from ccc.telemetry import names
 from ccc.telemetry.emf import CLOUDWATCH_NAMES, EmfMetricExporter
 from ccc_common import metrics as m
+from ccc_core.telemetry import names
 
 
 def test_mapping_covers_exactly_the_parent_metrics_of_the_registry() -> None:

@@ -19,13 +19,13 @@ from datetime import date
 
 import pytest
 
-from ccc_common.privacy import ContentAggregates, InMemoryBudgetLedger, PrivacyPolicy, PrivateAggregator
-from enclave_worker import protocol as p
-from enclave_worker.enclave.pipeline import JobProcessor
-from enclave_worker.enclave.privacy import PrivacyReleaser
-from enclave_worker.enclave.server import EnclaveServer, ServerSettings
-from enclave_worker.enclave.stats import EnclaveStats, read_meminfo
-from enclave_worker.transport import Channel, listen
+from ccc_enclave import protocol as p
+from ccc_enclave.dp import ContentAggregates, InMemoryBudgetLedger, PrivacyPolicy, PrivateAggregator
+from ccc_enclave.pipeline import JobProcessor
+from ccc_enclave.privacy_release import PrivacyReleaser
+from ccc_enclave.server import EnclaveServer, ServerSettings
+from ccc_enclave.stats import EnclaveStats, read_meminfo
+from ccc_enclave.transport import Channel, listen
 
 from .test_enclave_server import (
     IMAGE_MARKER,

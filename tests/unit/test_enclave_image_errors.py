@@ -9,11 +9,11 @@ import zlib
 
 import pytest
 
-from ccc.counting import ImageError, load_image, load_spec_file
-from ccc.counting.testing import constant_detector, nanodet_outputs
-from enclave_worker.enclave.model import OnnxCounter
-from enclave_worker.enclave.ports import JobError
-from enclave_worker.protocol import ErrorCode
+from ccc.evaluation.testing import constant_detector, nanodet_outputs
+from ccc_enclave.counting import ImageError, load_image, load_spec_file
+from ccc_enclave.onnx_counter import OnnxCounter
+from ccc_enclave.ports import JobError
+from ccc_enclave.protocol import ErrorCode
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enclave_worker import protocol as p
-from enclave_worker.enclave.pipeline import JobProcessor, check_input_context
-from enclave_worker.enclave.ports import CatDetection, CountOutcome, DecryptedInput, JobError
-from enclave_worker.enclave.server import EnclaveServer, ServerSettings
-from enclave_worker.transport import Channel, connect, listen
+from ccc_enclave import protocol as p
+from ccc_enclave.pipeline import JobProcessor, check_input_context
+from ccc_enclave.ports import CatDetection, CountOutcome, DecryptedInput, JobError
+from ccc_enclave.server import EnclaveServer, ServerSettings
+from ccc_enclave.transport import Channel, connect, listen
 
 JOB = "0123456789abcdef0123456789abcdef"
 OTHER_JOB = "fedcba9876543210fedcba9876543210"

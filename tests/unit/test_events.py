@@ -23,7 +23,7 @@ from ccc_common.events import (
     parse_s3_message,
     parse_work_message,
 )
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 from tests.conftest import load_event
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"

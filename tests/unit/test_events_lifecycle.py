@@ -19,7 +19,7 @@ from ccc_common.lifecycle import (
     Outcome,
     reason_from_failure_record,
 )
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 from tests.conftest import load_event
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"

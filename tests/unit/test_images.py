@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ccc.counting.images import ImageError, load_image
+from ccc_enclave.counting.images import ImageError, load_image
 
 
 def gradient(width: int = 40, height: int = 30) -> Image.Image:

@@ -19,7 +19,7 @@ from ccc_common.jobs import (
     new_job,
     parse_timestamp,
 )
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
 
 REF = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

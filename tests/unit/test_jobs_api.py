@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ccc_common.jobs import JobEvent
 from ccc_common.jobs_api import ApiRequest, JobsApi, JobsService, Presigner, TenantDirectory
 from ccc_common.jobs_dal import InMemoryJobStore
-from ccc_common.naming import CTX_JOB, CTX_TENANT
+from ccc_core.identity import CTX_JOB, CTX_TENANT
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"
 RESULTS = "ccc-local-results-111122223333-eu-west-1"

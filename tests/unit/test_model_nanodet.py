@@ -9,13 +9,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from ccc.counting.spec import DEFAULT_IOU_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from ccc.model import nanodet
 from ccc.model.build import DEFAULT_WEIGHTS_DTYPE, convert_nanodet
 from ccc.model.converter import convert_to_ir
 from ccc.model.npm_package import read_members
 from ccc.model.precision_report import best_cat_score, chelsea_input
 from ccc.model.tfjs_format import load_graph_model
+from ccc_enclave.counting.spec import DEFAULT_IOU_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from tests.conftest import REPO_ROOT
 
 MODEL = REPO_ROOT / "models" / "nanodet-g.onnx"

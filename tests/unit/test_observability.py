@@ -19,8 +19,9 @@ from ccc_common.env import (
     load_env,
     tenant_map,
 )
-from ccc_common.naming import METRICS_NAMESPACE, STAGES, JobRef
+from ccc_common.naming import METRICS_NAMESPACE, STAGES
 from ccc_common.observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
+from ccc_core.identity import JobRef
 
 REF = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 

@@ -20,7 +20,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from enclave_worker import protocol as p
+from ccc_enclave import protocol as p
 from enclave_worker.parent.agent import AgentSettings, Outcome, ParentAgent
 from enclave_worker.parent.enclave_client import EnclaveUnavailable
 from enclave_worker.parent.imds import AwsCredentials, StaticCredentialsProvider
@@ -187,7 +187,7 @@ def test_job_result_and_attestation_are_written_before_the_message_is_deleted(wo
     assert result["Body"].read() == b"RESULT-CT:" + JOB_A.encode()
     metadata = dict(result["Metadata"])
     # The job's trace context rides along (the job-derived trace when the inbox object has none).
-    from ccc.telemetry import job_trace_id
+    from ccc_core.telemetry.propagation import job_trace_id
 
     assert metadata.pop("traceparent").startswith(f"00-{job_trace_id(JOB_A)}-")
     assert metadata == {"ccc-job": JOB_A, "ccc-tenant": TENANT, "ccc-model-sha256": "ab" * 32,
@@ -360,7 +360,7 @@ def test_visibility_is_extended_while_a_long_job_runs(world: World) -> None:
 def test_logs_carry_no_ciphertext_or_credentials(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from enclave_worker.logs import configure_logging
+    from ccc_core.logs import configure_logging
 
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level

@@ -18,9 +18,9 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 
-from ccc.telemetry import names
 from ccc.telemetry.emf import MAX_VALUES, EmfMetricExporter, EmfTargetError, histogram_values, sink_for
-from enclave_worker import protocol as p
+from ccc_core.telemetry import names
+from ccc_enclave import protocol as p
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
 from enclave_worker.parent.metrics import ParentMetrics
 from enclave_worker.parent.monitor import EnclaveMonitor

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc.kms.policy_eval import Decision, RequestContext, evaluate, parse_policy
+from ccc.local.kms.policy_eval import Decision, RequestContext, evaluate, parse_policy
 from ccc_common.key_policy import ADMIN_ACTIONS, KeyPolicySpec, build_key_policy
 
 ACCOUNT = "111122223333"

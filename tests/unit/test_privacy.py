@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.privacy import (
+from ccc_enclave.dp import (
     BudgetExhausted,
     InMemoryBudgetLedger,
     PrivacyError,

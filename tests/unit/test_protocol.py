@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enclave_worker import protocol as p
+from ccc_enclave import protocol as p
 
 REQUEST_IDS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
 JOB_IDS = st.from_regex(r"\A[0-9a-f]{32}\Z")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enclave_worker import protocol as p
+from ccc_enclave import protocol as p
 
 REQUEST_IDS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
 TENANTS = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")

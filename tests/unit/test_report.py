@@ -6,7 +6,7 @@ import json
 
 from ccc.cli import report_cmd
 from ccc.report import load_telemetry, render_html
-from ccc.telemetry import names
+from ccc_core.telemetry import names
 
 
 def _write(path, records):

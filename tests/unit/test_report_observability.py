@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ccc.report import ReportData, render_html
 from ccc.report.render import end_to_end_ms, privacy_table, trace_summary
-from ccc.telemetry import names
+from ccc_core.telemetry import names
 
 JOB = "ab" * 16
 

@@ -8,8 +8,8 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from ccc.telemetry import names
 from ccc.telemetry.stack_sampler import StackSampler
+from ccc_core.telemetry import names
 
 QUEUE, DLQ = "http://moto/q", "http://moto/dlq"
 

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc.telemetry import UnsafeAttributeError, extract, inject, safe_attributes, setup_telemetry
+from ccc_core.redaction import UnsafeAttributeError, safe_attributes
+from ccc_core.telemetry.propagation import extract, inject
+from ccc_core.telemetry.setup import setup_telemetry
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc.telemetry import extract, inject, job_context, job_trace_id, setup_telemetry
-from ccc.telemetry.propagation import job_span_context
+from ccc_core.telemetry.propagation import extract, inject, job_context, job_span_context, job_trace_id
+from ccc_core.telemetry.setup import setup_telemetry
 
 JOB = "0123456789abcdef0123456789abcdef"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from enclave_worker import protocol as p
-from enclave_worker.transport import (
+from ccc_enclave import protocol as p
+from ccc_enclave.transport import (
     VSOCK_CID_ANY,
     Channel,
     EndpointError,

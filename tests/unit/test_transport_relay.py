@@ -9,8 +9,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from enclave_worker.relay import Relay
-from enclave_worker.transport import connect, listen
+from ccc_enclave.relay import Relay
+from ccc_enclave.transport import connect, listen
 
 
 def _echo_server(path: str) -> threading.Thread:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
-from ccc.attestation.errors import AttestationError
+from ccc_core.attestation.errors import AttestationError
 
 _UNDERSTOOD_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE})
 _ALLOWED_SIGNATURE_ALGORITHMS = frozenset({SignatureAlgorithmOID.ECDSA_WITH_SHA384})

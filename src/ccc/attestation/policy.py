@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from ccc.attestation.document import (
+from ccc_core.attestation.document import (
     MAX_OPTIONAL_FIELD_BYTES,
     MAX_PCR_INDEX,
     PCR_BYTES,
     AttestationDocument,
 )
-from ccc.attestation.errors import AttestationError
+from ccc_core.attestation.errors import AttestationError
 
 # The AWS validation rules' limit for user_data and nonce (the device itself allows 1024).
 DEFAULT_MAX_BINDING_BYTES = 512

@@ -14,7 +14,7 @@ from importlib import resources
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ccc.attestation.errors import AttestationError
+from ccc_core.attestation.errors import AttestationError
 
 AWS_NITRO_ROOT_G1_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
 _ROOT_RESOURCE = "aws_nitro_root_g1.der"

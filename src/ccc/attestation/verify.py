@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ccc.attestation.chain import verify_chain
-from ccc.attestation.cose import verify_es384
-from ccc.attestation.document import AttestationDocument, parse_signed_document
-from ccc.attestation.errors import AttestationError
 from ccc.attestation.policy import AttestationPolicy, check_policy
 from ccc.attestation.roots import aws_nitro_root_der
+from ccc_core.attestation.cose import verify_es384
+from ccc_core.attestation.document import AttestationDocument, parse_signed_document
+from ccc_core.attestation.errors import AttestationError
 
 
 def verify_document(

@@ -20,7 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.attest_cmd",
     "ccc.cli.local_cmd",
     "ccc.cli.client_cmd",
-    "ccc.kms.cli",
+    "ccc.cli.key_policy_cmd",
 )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ccc.attestation import AttestationDocument
+    from ccc_core.attestation.document import AttestationDocument
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 # A document is at most 16 KiB raw; hex doubles it. Bigger files are not documents.
@@ -70,8 +70,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ccc.attestation import AttestationError, AttestationPolicy, parse_document, verify_document
+    from ccc.attestation import AttestationPolicy, verify_document
     from ccc.attestation.roots import aws_nitro_root_der, root_der_from_bytes
+    from ccc_core.attestation.document import parse_document
+    from ccc_core.attestation.errors import AttestationError
 
     try:
         data = read_document_file(args.doc)

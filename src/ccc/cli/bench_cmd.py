@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from ccc.counting import resolve_spec
+    from ccc_enclave.counting import resolve_spec
 
     return resolve_spec(args.spec)
 
@@ -60,9 +60,9 @@ def _write(path: Path, report: dict[str, Any]) -> None:
 
 
 def run_count(args: argparse.Namespace) -> int:
-    from ccc.counting import ModelError, SpecError
-    from ccc.counting.bench import render_text, run_bench
-    from ccc.counting.samples import sample_set
+    from ccc.evaluation.bench import render_text, run_bench
+    from ccc.evaluation.samples import sample_set
+    from ccc_enclave.counting import ModelError, SpecError
 
     try:
         spec = _spec(args)
@@ -78,9 +78,9 @@ def run_count(args: argparse.Namespace) -> int:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
-    from ccc.counting import CatCounter, ModelError, SpecError
-    from ccc.counting.evaluate import collect_all, evaluate
-    from ccc.counting.samples import sample_set
+    from ccc.evaluation.evaluate import collect_all, evaluate
+    from ccc.evaluation.samples import sample_set
+    from ccc_enclave.counting import CatCounter, ModelError, SpecError
 
     try:
         spec = _spec(args)
@@ -91,7 +91,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
         print(f"ccc bench accuracy: {exc}", file=sys.stderr)
         return 2
     if args.sweep:
-        from ccc.counting.evaluate import tune_and_validate
+        from ccc.evaluation.evaluate import tune_and_validate
 
         swept = tune_and_validate(counter, args.per_count)
         _write(args.out, {"model": spec.name, "sweep": swept})

@@ -67,7 +67,7 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 def _start_telemetry(args: argparse.Namespace) -> Any:
     """Client spans: JSON Lines in the local stack's state dir (if it exists), else OTLP/none."""
-    from ccc.telemetry import setup_telemetry
+    from ccc_core.telemetry.setup import setup_telemetry
 
     state_dir = None
     if not args.stack:
@@ -131,7 +131,7 @@ def _run_submit(args: argparse.Namespace) -> int:
 
 def _run_result(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError
-    from ccc_common.naming import JobRef, NamingError
+    from ccc_core.identity import JobRef, NamingError
 
     try:
         target = _target(args)

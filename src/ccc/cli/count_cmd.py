@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccc.counting import CatCounter, ModelError, SpecError, resolve_spec
+    from ccc_enclave.counting import CatCounter, ModelError, SpecError, resolve_spec
 
     try:
         spec = resolve_spec(args.spec)
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _count_one(counter: Any, image_arg: str, annotate_dir: Path | None, used_names: set[str]) -> dict[str, Any]:
-    from ccc.counting import ImageError, load_image
-    from ccc.counting.images import DEFAULT_MAX_BYTES
+    from ccc_enclave.counting import ImageError, load_image
+    from ccc_enclave.counting.images import DEFAULT_MAX_BYTES
 
     start = time.perf_counter()
     path = Path(image_arg)
@@ -103,7 +103,7 @@ def _count_one(counter: Any, image_arg: str, annotate_dir: Path | None, used_nam
     if annotate_dir is not None:
         try:
             row_path = _annotated_path(annotate_dir, path, used_names)
-            from ccc.counting.annotate import annotate
+            from ccc.evaluation.annotate import annotate
 
             annotate(image, result).save(row_path)
         except OSError as exc:

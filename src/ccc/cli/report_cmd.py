@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from ccc.report import load_telemetry, render_html
-    from ccc.telemetry.setup import telemetry_dir
+    from ccc_core.telemetry.setup import telemetry_dir
 
     try:
         data = load_telemetry(telemetry_dir(args.state_dir))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ccc.client.errors import ClientError
-from ccc_common.naming import JobRef, NamingError
+from ccc_core.identity import JobRef, NamingError
 
 SERVICE = "execute-api"
 TIMEOUT_S = 30.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ccc.client.errors import VerificationError
-from ccc_common.naming import CTX_KIND, KIND_RESULT, JobRef
+from ccc_core.identity import CTX_KIND, KIND_RESULT, JobRef
 
 FRAME_LENGTH = 64 * 1024
 READ_CHUNK = 1024 * 1024

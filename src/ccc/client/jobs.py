@@ -25,9 +25,10 @@ from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
 from ccc.client.target import Target
 from ccc.client.verify import verify_result_attestation
-from ccc.telemetry import inject, job_context, safe_attributes
-from ccc.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
-from ccc_common.naming import JobRef
+from ccc_core.identity import JobRef
+from ccc_core.redaction import safe_attributes
+from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
+from ccc_core.telemetry.propagation import inject, job_context
 
 try:
     from botocore.exceptions import BotoCoreError

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ccc.client.errors import TargetError
-from ccc_common.naming import NamingError, validate_tenant
-from ccc_common.settings import Limits, stage_settings
+from ccc_common.settings import stage_settings
+from ccc_core.identity import NamingError, validate_tenant
+from ccc_core.limits import Limits
 
 # CloudFormation output keys of the CDK stack (cdk/contract.py spells the same names).
 OUTPUT_INBOX_BUCKET = "InboxBucket"

@@ -10,8 +10,9 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from ccc.attestation import AttestationDocument, AttestationPolicy, parse_document, verify_document
+from ccc.attestation import AttestationPolicy, verify_document
 from ccc.client.errors import VerificationError
+from ccc_core.attestation.document import AttestationDocument, parse_document
 
 # How far ahead of this machine's clock an attestation timestamp may be.
 ATTESTATION_CLOCK_SKEW = timedelta(minutes=5)
@@ -32,7 +33,7 @@ def verify_result_attestation(
     result (user_data = SHA-256 of this ciphertext, whose encryption context names the job), but a
     document claiming to be signed in the future is refused.
     """
-    from ccc.attestation import AttestationError
+    from ccc_core.attestation.errors import AttestationError
 
     current = now or datetime.now(UTC)
     policy = AttestationPolicy(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -69,8 +70,8 @@ class Component:
 def resolve_model_path(model_path: Path | None) -> Path:
     """The enclave's ONNX model: the given file, else the default model card's model."""
     if model_path is None:
-        from ccc.counting import default_model_dir
-        from ccc.counting.spec import DEFAULT_MODEL_NAME
+        from ccc_enclave.counting import default_model_dir
+        from ccc_enclave.counting.spec import DEFAULT_MODEL_NAME
 
         model_path = default_model_dir() / f"{DEFAULT_MODEL_NAME}.onnx"
     model_path = Path(model_path).resolve()
@@ -85,7 +86,7 @@ def local_identities(account_id: str) -> list[LocalIdentity]:
 
 def create_ca(layout: StackLayout) -> Path:
     """A fresh local Nitro-shaped CA for this stack; returns the root certificate's PEM path."""
-    from ccc.attestation.local_ca import LocalNitroCA
+    from ccc_enclave.nsm.local_ca import LocalNitroCA
 
     ca = LocalNitroCA.create(layout.paths.ca)
     root_pem = layout.paths.ca / "root.crt"
@@ -98,34 +99,33 @@ def create_ca(layout: StackLayout) -> Path:
 class EnclaveImage:
     """An immutable copy of what runs in the enclave: the local stand-in for an EIF.
 
-    Why a copy: PCR0 measures the enclave's code and model. If the enclave ran from the working
-    tree, any edit after `up` (an editor saving, `git pull`) would give a restarted or newly scaled
-    enclave another PCR0, and the key policy would refuse it. An EIF is built once and does not
-    change under a running fleet; neither does this snapshot.
+    Why a copy: PCR0 measures the enclave distribution (code and pinned requirements) and the
+    model. If the enclave ran from the working tree, any edit after `up` (an editor saving,
+    `git pull`) would give a restarted or newly scaled enclave another PCR0, and the key policy
+    would refuse it. An EIF is built once and does not change under a running fleet; neither does
+    this snapshot.
     """
 
     root: Path
-    code_roots: tuple[Path, ...]
+    distribution: Path
     model_dir: Path
     model_path: Path
 
 
-ENCLAVE_PACKAGES = ("enclave_worker", "ccc", "ccc_common")
-
-
 def build_enclave_image(layout: StackLayout) -> EnclaveImage:
-    """Copy the enclave packages (without bytecode caches) and the model into `<state>/image`."""
-    import importlib
+    """Copy the enclave distribution (without bytecode caches) and the model into `<state>/image`."""
     import shutil
 
+    from ccc_enclave.attester import DISTRIBUTION_PACKAGES, PINS_FILE, distribution_root
+
+    source = distribution_root()
     root = layout.paths.root / "image"
     shutil.rmtree(root, ignore_errors=True)
-    roots = []
-    for package in ENCLAVE_PACKAGES:
-        source = Path(importlib.import_module(package).__file__ or "").resolve().parent
-        target = root / "code" / package
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        roots.append(target)
+    distribution = root / "code"
+    for package in DISTRIBUTION_PACKAGES:
+        shutil.copytree(source / package, distribution / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copyfile(source / PINS_FILE, distribution / PINS_FILE)
     model_dir = root / "models"
     model_dir.mkdir(parents=True)
     model_path = model_dir / layout.model_path.name
@@ -133,14 +133,36 @@ def build_enclave_image(layout: StackLayout) -> EnclaveImage:
     card = layout.model_path.with_suffix(".json")
     if card.is_file():
         shutil.copyfile(card, model_dir / card.name)
-    return EnclaveImage(root=root, code_roots=tuple(roots), model_dir=model_dir, model_path=model_path)
+    return EnclaveImage(root=root, distribution=distribution, model_dir=model_dir, model_path=model_path)
+
+
+def enclave_python() -> Path:
+    """The interpreter of `.venv-enclave`: the enclave's pinned requirements and nothing else.
+
+    Why not this process's interpreter: the dev environment has every package of the repository,
+    so an import the enclave image lacks would go unnoticed locally. `CCC_ENCLAVE_PYTHON` overrides
+    the default `<checkout>/.venv-enclave/bin/python`.
+    """
+    from ccc_enclave.attester import distribution_root
+
+    configured = os.environ.get("CCC_ENCLAVE_PYTHON")
+    python = Path(configured) if configured else distribution_root().parents[1] / ".venv-enclave" / "bin" / "python"
+    if not python.is_file():
+        raise ComponentError(f"enclave interpreter {python} is missing: run `make setup` to build .venv-enclave")
+    return python
+
+
+def enclave_command(module: str, *args: str) -> list[str]:
+    """`python -m module args` in `.venv-enclave`, with neither the user site nor the working
+    directory on `sys.path` (-s -P): the enclave imports only what its image would hold."""
+    return [str(enclave_python()), "-s", "-P", "-m", module, *args]
 
 
 def measure(image: EnclaveImage) -> dict[int, bytes]:
     """PCR0/1/2 the simulated enclave will report: the enclave's own recipe over the image's code and model."""
-    from enclave_worker.enclave.attester import enclave_pcrs
+    from ccc_enclave.attester import enclave_pcrs
 
-    return enclave_pcrs(image.model_path, list(image.code_roots))
+    return enclave_pcrs(image.model_path, image.distribution)
 
 
 def provision_stack(
@@ -232,7 +254,7 @@ def gateway_process(layout: StackLayout, identities: Iterable[LocalIdentity]) ->
     write_json_atomic(config_path, config)
     process = ManagedProcess(
         name="kms-gateway",
-        command=python_command("ccc.kms.gateway", "--config", str(config_path), "--ready-file", str(ready_file)),
+        command=python_command("ccc.local.kms.gateway", "--config", str(config_path), "--ready-file", str(ready_file)),
         log_path=layout.paths.log("kms-gateway"),
         env=clean_environment(),
     )
@@ -277,20 +299,20 @@ def worker_processes(
 ) -> LocalWorker:
     """Enclave server + parent agent pair number `index` (1-based), connected by their own socket.
 
-    The enclave runs from the stack's enclave image (PYTHONPATH puts it before the working tree);
-    the parent agent, outside the trust boundary, runs from the installed code.
+    The enclave runs from the stack's enclave image with `.venv-enclave`'s interpreter, so it can
+    import only its own distribution and pinned requirements, as in the EIF; the parent agent,
+    outside the trust boundary, runs from the installed code.
     """
     endpoint = worker_endpoint(layout, index)
     enclave = ManagedProcess(
         name=f"enclave-{index}",
-        command=python_command(
-            "enclave_worker.enclave",
+        command=enclave_command(
+            "ccc_enclave",
             "--listen", endpoint,
             "--model-dir", str(image.model_dir),
             "--nsm", f"simulated:{layout.paths.ca}",
             "--kms-endpoint", kms_endpoint_url,
             "--concurrency", str(ENCLAVE_CONCURRENCY),
-            "--stage", STAGE,
         ),
         log_path=layout.paths.log(f"enclave-{index}"),
         env=clean_environment({"PYTHONPATH": str(image.root / "code"), "PYTHONDONTWRITEBYTECODE": "1"}),
@@ -398,8 +420,8 @@ class MeasurementMismatch(ComponentError):
 
 def enclave_pcr0(endpoint: str) -> str | None:
     """PCR0 (hex) from the enclave's health reply, or None if it does not answer (yet)."""
-    from enclave_worker.protocol import HealthReply, HealthRequest
-    from enclave_worker.transport import Channel, TransportError
+    from ccc_enclave.protocol import HealthReply, HealthRequest
+    from ccc_enclave.transport import Channel, TransportError
 
     try:
         with Channel.connect(endpoint, timeout=HEALTH_TIMEOUT_S) as channel:

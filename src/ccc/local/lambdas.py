@@ -278,9 +278,9 @@ def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
         return None
     import boto3
 
-    from ccc.telemetry import setup_telemetry
     from ccc.telemetry.stack_sampler import StackSampler
     from ccc_common import env as lambda_env
+    from ccc_core.telemetry.setup import setup_telemetry
 
     telemetry = setup_telemetry("lambdas", state_dir=Path(state_dir), export_interval_ms=1_000)
     StackSampler(
@@ -297,9 +297,10 @@ def _job_event_span(event: Any) -> Any:
 
     from opentelemetry import trace
 
-    from ccc.telemetry import job_context, safe_attributes
-    from ccc.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_FN_JOB_EVENTS
-    from ccc_common.naming import NamingError, parse_failure_key, parse_inbox_key, parse_result_key
+    from ccc_core.identity import NamingError, parse_failure_key, parse_inbox_key, parse_result_key
+    from ccc_core.redaction import safe_attributes
+    from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_FN_JOB_EVENTS
+    from ccc_core.telemetry.propagation import job_context
 
     key = str(((event.get("detail") or {}).get("object") or {}).get("key", "")) if isinstance(event, dict) else ""
     for parse in (parse_inbox_key, parse_result_key, parse_failure_key):

@@ -19,8 +19,9 @@ from typing import Any
 
 from ccc_common import jobs_dal
 from ccc_common.key_policy import KeyPolicySpec, build_key_policy
-from ccc_common.naming import INBOX_PREFIX, RESULTS_PREFIX, ResourceNames
+from ccc_common.naming import ResourceNames
 from ccc_common.settings import StageSettings
+from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
 
 # No instance really boots locally (worker processes stand in for instances); moto only needs an id.
 LOCAL_IMAGE_ID = "ami-0ccc0000000000001"

@@ -11,10 +11,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ccc.counting.spec import DEFAULT_IOU_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from ccc.model.errors import ConversionError
 from ccc.model.npm_package import NpmSource
 from ccc.model.onnx_ir import OPSET, PRODUCER_NAME, PRODUCER_VERSION
+from ccc_enclave.counting.spec import DEFAULT_IOU_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 
 MODEL_NAME = "nanodet-g"
 _JSON = "package/models/nanodet.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc.report.svg import bar_chart, line_chart
-from ccc.telemetry import names
+from ccc_core.telemetry import names
 
 MAX_LINE = 1_000_000
 

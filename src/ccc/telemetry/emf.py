@@ -39,11 +39,11 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
-from ccc.telemetry import names
-from ccc.telemetry.names import DP_METRICS
 from ccc_common import metrics as cw
+from ccc_core.telemetry import names
+from ccc_core.telemetry.names import DP_METRICS
 
-# OTel name (ccc.telemetry.names) -> CloudWatch name (ccc_common.metrics); every value is a metric
+# OTel name (ccc_core.telemetry.names) -> CloudWatch name (ccc_common.metrics); every value is a metric
 # the registry lists with the parent as an emitter (tests/unit/test_emf_mapping.py).
 CLOUDWATCH_NAMES: dict[str, str] = {
     names.METRIC_JOB_LATENCY_MS: cw.JOB_LATENCY_MS,

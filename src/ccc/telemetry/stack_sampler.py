@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from ccc.telemetry import names
+from ccc_core.telemetry import names
 
 log = logging.getLogger("ccc.telemetry.stack_sampler")
 _QUEUE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]

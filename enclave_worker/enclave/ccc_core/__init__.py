@@ -1,0 +1,7 @@
+"""The shared core of CCC: what every process, trusted or not, must agree on.
+
+Job identity and encryption context (`identity`), limits (`limits`), the attestation document
+format (`attestation`), the one redaction gate for logs and traces (`redaction`, `logs`) and
+telemetry set-up (`telemetry`). It ships inside the enclave distribution because the enclave runs
+it; everything else imports it from here. It imports nothing else from this repository.
+"""

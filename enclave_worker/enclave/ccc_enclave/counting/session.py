@@ -1,0 +1,148 @@
+"""One onnxruntime session per (model, options) per process, verified, optimised and warmed up.
+
+Creating a session parses and optimises the graph (tens to hundreds of ms) and the first run
+allocates buffers, so the enclave must not pay that per image: sessions are cached at module level
+and warmed up once. The model bytes are read once, hashed and handed to onnxruntime from memory,
+so the SHA-256 reported with every count is the hash of exactly the bytes that run (no window
+between hashing a file and loading it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ccc_enclave.counting.spec import DetectorSpec
+
+SessionProfile = Literal["tuned", "default"]
+
+
+class ModelError(RuntimeError):
+    """The model file is missing, unreadable, not the expected bytes, or does not match its spec."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    session: Any  # onnxruntime.InferenceSession (imported lazily: it is heavy)
+    sha256: str
+    input_name: str
+    output_names: tuple[str, ...]
+    profile: SessionProfile
+    threads: int | None
+
+
+_CACHE: dict[tuple[str, int, int, int | None, SessionProfile], LoadedModel] = {}
+_LOCK = threading.Lock()
+
+
+def session_options(profile: SessionProfile, threads: int | None) -> Any:
+    """`default`: onnxruntime's own defaults (the baseline of `ccc bench count`).
+
+    `tuned`: full graph optimisation, sequential execution (the graph is a chain, parallel
+    execution only adds scheduling), memory-pattern planning on, intra-op threads as given (None
+    lets onnxruntime use one thread per physical core), and no spin-waiting: between the runs of
+    one image's views this process letterboxes and decodes on the same cores, and on the host the
+    parent agent shares them, so worker threads busy-waiting for the next run steal exactly the CPU
+    the next run waits for (measured in `ccc bench count`, docs/counting.md).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if profile == "tuned":
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.enable_mem_pattern = True
+        options.enable_cpu_mem_arena = True
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            options.intra_op_num_threads = threads
+    elif threads is not None:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # warnings about unused initialisers are noise here
+    return options
+
+
+def _read_model(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path} (build it with `make model` or fix the spec)") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}") from None
+
+
+def _check_input(session: Any, spec: DetectorSpec) -> str:
+    inputs = session.get_inputs()
+    if spec.input_name is None:
+        chosen = inputs[0]
+    else:
+        matches = [item for item in inputs if item.name == spec.input_name]
+        if not matches:
+            raise ModelError(f"model has no input {spec.input_name!r} (inputs: {[item.name for item in inputs]})")
+        chosen = matches[0]
+    width, height = spec.input_wh
+    expected = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
+    shape = chosen.shape
+    if len(shape) != 4 or any(isinstance(dim, int) and dim != want for dim, want in zip(shape, expected, strict=True)):
+        raise ModelError(f"model input {chosen.name!r} has shape {shape}, spec implies {list(expected)}")
+    return str(chosen.name)
+
+
+def load_model(spec: DetectorSpec, *, threads: int | None = None, profile: SessionProfile = "tuned") -> LoadedModel:
+    """The cached, warmed-up session for `spec.model_path` with these options (created on first use)."""
+    if threads is not None and threads < 1:
+        raise ValueError("threads must be >= 1")
+    path = Path(spec.model_path).resolve()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path} (build it with `make model` or fix the spec)") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}") from None
+    key = (str(path), stat.st_size, stat.st_mtime_ns, threads, profile)
+    with _LOCK:
+        loaded = _CACHE.get(key)
+        if loaded is None:
+            data = _read_model(path)
+            digest = hashlib.sha256(data).hexdigest()
+            _check_digest(path, digest, spec)
+            loaded = _create(data, digest, spec, threads, profile)
+            _CACHE[key] = loaded
+        else:
+            _check_digest(path, loaded.sha256, spec)
+            _check_input(loaded.session, spec)
+        return loaded
+
+
+def _check_digest(path: Path, digest: str, spec: DetectorSpec) -> None:
+    if spec.sha256 is not None and digest != spec.sha256:
+        raise ModelError(f"model file {path} has sha256 {digest}, the spec expects {spec.sha256}")
+
+
+def _create(data: bytes, digest: str, spec: DetectorSpec, threads: int | None, profile: SessionProfile) -> LoadedModel:
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(
+            data, sess_options=session_options(profile, threads), providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
+        raise ModelError(f"onnxruntime cannot load the model: {exc}") from None
+    input_name = _check_input(session, spec)
+    output_names = tuple(str(item.name) for item in session.get_outputs())
+    width, height = spec.input_wh
+    shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
+    session.run(None, {input_name: np.zeros(shape, dtype=np.float32)})  # warm-up: allocate buffers once
+    return LoadedModel(session, digest, input_name, output_names, profile, threads)
+
+
+def clear_cache() -> None:
+    """Forget cached sessions (tests and benchmarks that compare fresh sessions)."""
+    with _LOCK:
+        _CACHE.clear()

@@ -1,0 +1,180 @@
+"""One job inside the enclave: attested decrypt -> context check -> count -> encrypt result -> attest.
+
+The security-relevant decisions live here and nowhere else:
+
+* the decrypted message's *authenticated* encryption context must name exactly the job and tenant
+  the parent claims (`ccc:job`, `ccc:tenant`) and must not be a result (`ccc:kind` other than
+  `input`), so a ciphertext cut from another job, another tenant, or a result is refused;
+* the result is encrypted under the KMS key that wrapped the input's data key, as reported by the
+  decryption itself (the EDK the attested provider actually opened), never under a key named by
+  the parent, which is untrusted and could otherwise name a key it can decrypt;
+* the attestation document's `user_data` is SHA-256 of the result ciphertext, binding the result
+  to this enclave image; its `public_key` is the enclave's boot key.
+
+Every failure becomes a `JobFailure` with a code; the reason never quotes plaintext.
+
+With `aggregates`, the processor also records each authenticated upload and each count into the
+enclave's differential-privacy totals (`ccc_enclave.privacy_release`); only noisy releases of
+those ever leave the enclave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import date
+
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from ccc_core.identity import CTX_JOB, CTX_KIND, CTX_TENANT, KIND_INPUT, JobRef
+from ccc_core.logs import log_event
+from ccc_core.redaction import safe_attributes
+from ccc_core.telemetry.names import (
+    SPAN_ENCLAVE_ATTEST,
+    SPAN_ENCLAVE_DECRYPT,
+    SPAN_ENCLAVE_ENCRYPT,
+    SPAN_ENCLAVE_INFER,
+    SPAN_ENCLAVE_JOB,
+)
+from ccc_core.telemetry.propagation import extract
+from ccc_enclave.dp import ContentAggregates
+from ccc_enclave.ports import Attester, Counter, EnvelopeCrypto, JobError
+from ccc_enclave.privacy_release import utc_today
+from ccc_enclave.protocol import (
+    ErrorCode,
+    ErrorInfo,
+    JobFailure,
+    JobMetrics,
+    JobReply,
+    JobRequest,
+    JobSpec,
+    JobSuccess,
+)
+
+_LOG = logging.getLogger("ccc.enclave.job")
+_TRACER = trace.get_tracer("ccc.enclave")
+# Context keys in our namespace the enclave understands; any other `ccc:` key is refused so that a
+# future meaning (e.g. a different kind) is never silently ignored.
+_KNOWN_CCC_KEYS = frozenset({CTX_JOB, CTX_TENANT, CTX_KIND})
+RESULT_FORMAT = "ccc-result/1"
+# The result plaintext is padded (trailing JSON whitespace) to a multiple of this: the ESDK does
+# not pad, and the ciphertext's size is seen by the parent and S3, so an unpadded result would
+# reveal how many detections (cats) it lists. 16 KiB holds the default 300 detections.
+RESULT_PAD_BYTES = 16 * 1024
+
+
+def check_input_context(context: Mapping[str, str], job: JobSpec) -> None:
+    """Raise JobError(context_mismatch) unless the authenticated context is this job's input context."""
+    if context.get(CTX_JOB) != job.job_id:
+        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"encryption context {CTX_JOB} does not name this job")
+    if context.get(CTX_TENANT) != job.tenant:
+        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"encryption context {CTX_TENANT} does not name this tenant")
+    kind = context.get(CTX_KIND)
+    if kind is not None and kind != KIND_INPUT:
+        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"ciphertext has {CTX_KIND}={kind[:16]!r}, not an input")
+    unknown = sorted(k for k in context if k.startswith("ccc:") and k not in _KNOWN_CCC_KEYS)
+    if unknown:
+        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"unknown ccc context key(s) {unknown[:3]}")
+
+
+def result_document(job: JobSpec, cats: int, detections: list[dict[str, object]], model: dict[str, str]) -> bytes:
+    """The plaintext result the client decrypts: canonical JSON, padded to a size that hides the count."""
+    document = json.dumps(
+        {"format": RESULT_FORMAT, "job_id": job.job_id, "tenant": job.tenant, "cats": cats,
+         "detections": detections, "model": model},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    return document + b" " * (-len(document) % RESULT_PAD_BYTES)
+
+
+class JobProcessor:
+    """Runs jobs through the ports; thread-safe as long as the ports are."""
+
+    def __init__(self, crypto: EnvelopeCrypto, counter: Counter, attester: Attester, *,
+                 aggregates: ContentAggregates | None = None, today: Callable[[], date] = utc_today) -> None:
+        self._crypto = crypto
+        self._counter = counter
+        self._attester = attester
+        self._aggregates = aggregates
+        self._today = today
+
+    def process(self, request: JobRequest) -> JobReply:
+        """Never raises: every failure is a JobFailure (unexpected ones as `internal`, retryable)."""
+        job = request.job
+        attributes = safe_attributes({"ccc.job_id": job.job_id, "ccc.tenant": job.tenant,
+                                      "ccc.input_bytes": len(request.ciphertext)})
+        # The parent's trace context (if any) makes the enclave stages children of its job span.
+        # Exceptions are never recorded on spans: their messages may quote data.
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_JOB, context=extract(request.trace, job_id=job.job_id),
+                                           attributes=attributes, record_exception=False) as span:
+            try:
+                return self._process(request)
+            except JobError as exc:
+                error = ErrorInfo.of(exc.code, exc.reason)
+            except Exception as exc:  # a bug or an adapter surprise must not kill the connection or the enclave
+                log_event(_LOG, logging.ERROR, "job crashed", job_id=job.job_id, error_type=type(exc).__name__)
+                error = ErrorInfo.of(ErrorCode.INTERNAL, f"unexpected {type(exc).__name__} in the enclave")
+            span.set_attributes(safe_attributes({"ccc.error_code": error.code, "ccc.retryable": error.retryable}))
+            span.set_status(StatusCode.ERROR)
+        log_event(_LOG, logging.WARNING, "job failed", job_id=job.job_id, tenant=job.tenant,
+                  request_id=request.request_id, code=error.code, retryable=error.retryable, reason=error.reason[:200])
+        return JobFailure(request_id=request.request_id, error=error)
+
+    def _process(self, request: JobRequest) -> JobSuccess:
+        job = request.job
+        day = self._today()
+        start = time.perf_counter()
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_DECRYPT, record_exception=False):
+            session = self._crypto.session(request.credentials, request.kms)
+            decrypted = session.decrypt(request.ciphertext)
+            check_input_context(decrypted.encryption_context, job)
+        after_decrypt = time.perf_counter()
+        # Counted only after an attested decrypt whose context names this tenant. That does not prove
+        # the tenant encrypted it: the enclave accepts any KMS key its attestation opens, so a parent
+        # with its own key could inflate a tenant's (noisy) totals. No tenant data leaks that way.
+        if self._aggregates is not None:
+            self._aggregates.record_upload(job.tenant, day)
+
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_INFER, record_exception=False):
+            outcome = self._counter.count(decrypted.plaintext)
+        after_count = time.perf_counter()
+        if self._aggregates is not None:
+            self._aggregates.record_cats(job.tenant, day, outcome.cats)
+
+        model = {"name": self._counter.model_name, "sha256": self._counter.model_sha256}
+        detections: list[dict[str, object]] = [
+            {"box": [round(v, 1) for v in d.box], "score": round(d.score, 4)} for d in outcome.detections
+        ]
+        plaintext_result = result_document(job, outcome.cats, detections, model)
+        ref = JobRef(tenant=job.tenant, job_id=job.job_id)
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ENCRYPT, record_exception=False):
+            result_ciphertext = session.encrypt(plaintext_result, ref.result_context(), decrypted.key_arn)
+        after_encrypt = time.perf_counter()
+
+        with _TRACER.start_as_current_span(SPAN_ENCLAVE_ATTEST, record_exception=False):
+            document = self._attester.attest(hashlib.sha256(result_ciphertext).digest())
+        end = time.perf_counter()
+
+        metrics = JobMetrics(
+            decrypt_ms=round((after_decrypt - start) * 1000, 3),
+            infer_ms=round((after_count - after_decrypt) * 1000, 3),
+            encrypt_ms=round((after_encrypt - after_count) * 1000, 3),
+            attest_ms=round((end - after_encrypt) * 1000, 3),
+        )
+        log_event(_LOG, logging.INFO, "job done", job_id=job.job_id, tenant=job.tenant,
+                  request_id=request.request_id, input_bytes=len(request.ciphertext),
+                  output_bytes=len(result_ciphertext), decrypt_ms=metrics.decrypt_ms, infer_ms=metrics.infer_ms,
+                  encrypt_ms=metrics.encrypt_ms, attest_ms=metrics.attest_ms)
+        return JobSuccess(
+            request_id=request.request_id,
+            result_ciphertext=result_ciphertext,
+            attestation_document=document,
+            metrics=metrics,
+            model_sha256=self._counter.model_sha256,
+            pcr0_hex=self._attester.pcr0_hex,
+        )

@@ -651,12 +651,12 @@ def test_the_shared_layer_and_the_functions_import_in_a_python_holding_only_the_
     (layer,) = synth.of_type("AWS::Lambda::LayerVersion").values()
     layer_root = synth.outdir / f"asset.{layer['Properties']['Content']['S3Key'].removesuffix('.zip')}" / "python"
     assert not (layer_root / "ccc_enclave").exists(), "enclave-only code must not ship in the Lambda layer"
-    functions = {f["Properties"]["Code"]["S3Key"] for f in synth.of_type("AWS::Lambda::Function").values()
-                 if f["Properties"].get("Handler", "").startswith("functions.")}
-    (functions_key,) = functions
+    ours = [f["Properties"] for f in synth.of_type("AWS::Lambda::Function").values()
+            if f["Properties"].get("Handler", "").startswith("functions.")]
+    (functions_key,) = {f["Code"]["S3Key"] for f in ours}
     functions_root = synth.outdir / f"asset.{functions_key.removesuffix('.zip')}"
-    handlers = sorted(f["Properties"]["Handler"].rsplit(".", 1)[0] for f in synth.of_type("AWS::Lambda::Function").values()
-                      if f["Properties"].get("Handler", "").startswith("functions."))
+    handlers = sorted(f["Handler"].rsplit(".", 1)[0] for f in ours)
+    assert len(handlers) == 4
     script = "import sys; sys.path[:0] = sys.argv[1:3]\n" + "".join(f"import {h}\n" for h in handlers)
     # -S: no site-packages of ours (the editable installs); stdlib + the venv's third-party via PYTHONPATH.
     site = [p for p in sys.path if p.endswith("site-packages")]

@@ -1,6 +1,6 @@
 """Per-stage infrastructure configuration: the CDK-only facts (sizes, retention, purchase options).
 
-Why a separate module from `ccc_common.settings`: settings there are shared with the local stack
+Why a separate module from `ccc_common.domain.settings`: settings there are shared with the local stack
 and the runtime (queue timeouts, fleet maximum, limits); what lives here only matters to the AWS
 deployment (instance types, how many AZs carry VPC endpoints, log retention, removal policies).
 Everything below is *derived* from the shared settings where a shared fact exists, so the two
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from ccc_common.naming import PROJECT, ResourceNames, resource_names
-from ccc_common.settings import StageSettings, stage_settings
+from ccc_common.domain.naming import PROJECT, ResourceNames, resource_names
+from ccc_common.domain.settings import StageSettings, stage_settings
 
 DEPLOYABLE_STAGES = ("dev", "prod")
 DEFAULT_STAGE = "dev"

@@ -2,7 +2,7 @@
 
 Why one module: the Lambda handlers, the parent agent and the `ccc` CLI are written elsewhere and
 read these names at run time; if the stack and the code spell one differently, a job silently goes
-nowhere. The Lambda variable names are not defined here but imported from `ccc_common.env`, the
+nowhere. The Lambda variable names are not defined here but imported from `ccc_common.contracts.lambda_env`, the
 module whose pydantic models the handlers validate their environment with; each Lambda gets
 exactly the variables its model reads (`lambda_environment`).
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ccc_common import dead_letters, jobs_dal
-from ccc_common import env as function_env
+from ccc_common.aws import jobs_dal
+from ccc_common.contracts import lambda_env as function_env
+from ccc_common.domain import dead_letters
 
-# --- Lambda environment variables (names owned by ccc_common.env) --------------------------------
-STAGE = function_env.STAGE  # dev | prod: the code calls ccc_common.settings.stage_settings(stage) itself
+# --- Lambda environment variables (names owned by ccc_common.contracts.lambda_env) --------------------------------
+STAGE = function_env.STAGE  # dev | prod: the code calls ccc_common.domain.settings.stage_settings(stage) itself
 POWERTOOLS_SERVICE_NAME = function_env.POWERTOOLS_SERVICE_NAME
 POWERTOOLS_METRICS_NAMESPACE = function_env.POWERTOOLS_METRICS_NAMESPACE
 POWERTOOLS_LOG_LEVEL = function_env.POWERTOOLS_LOG_LEVEL
@@ -75,8 +76,8 @@ ENCLAVE_CID_VALUE = 16  # the enclave's vsock CID (nitro-cli run-enclave --encla
 ENCLAVE_PORT_VALUE = 5005  # the enclave server listens on vsock://any:5005
 KMS_PROXY_PORT_VALUE = 8000  # the in-enclave relay targets vsock://3:8000 (parent vsock-proxy)
 
-# --- jobs table (the item layout is ccc_common.jobs_dal's; index and TTL names come from it) ------
-TABLE_PARTITION_KEY = "job_id"  # string, 32 hex (ccc_common.naming.validate_job_id)
+# --- jobs table (the item layout is ccc_common.aws.jobs_dal's; index and TTL names come from it) ------
+TABLE_PARTITION_KEY = "job_id"  # string, 32 hex (ccc_common.domain.naming.validate_job_id)
 TENANT_INDEX_NAME = jobs_dal.TENANT_INDEX
 TENANT_INDEX_PARTITION_KEY = "tenant"  # string
 TENANT_INDEX_SORT_KEY = "created_at"  # string, ISO-8601 UTC (sorts by time)

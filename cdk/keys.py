@@ -8,7 +8,7 @@ the at-rest encryption of the inbox and artifacts buckets and the alarm topic (t
 is SSE-S3, see cdk/storage.py); everything in those is ESDK ciphertext or metadata already, and
 IAM grants on it are limited to `kms:ViaService` S3 and to the bucket by encryption context.
 
-The data key policy is built by `ccc_common.key_policy.build_key_policy`, the same function the
+The data key policy is built by `ccc_common.domain.key_policy.build_key_policy`, the same function the
 local stack enforces. That builder validates real ARNs (12-digit account, known principals), but
 this stack is environment-agnostic, so account and role ARNs are CloudFormation tokens. We build
 with *sentinel* ARNs and then swap each sentinel for its token, string for string: the builder
@@ -25,7 +25,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from ccc_common.key_policy import KeyPolicySpec, build_key_policy
+from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from cdk.config import StageConfig
 
 SENTINEL_ACCOUNT = "000000000000"

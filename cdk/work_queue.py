@@ -13,7 +13,7 @@ work-queue message is the EventBridge event **as is**, `detail-type` "Object Cre
 
 Unlike classic S3 notifications, `detail.object.key` is **not** URL-encoded. The rule only
 forwards keys matching `jobs/*.ccc`; the consumer must still validate the key with
-`ccc_common.naming.parse_inbox_key`. The same body reaches the DLQ after `max_receive_count`
+`ccc_common.domain.naming.parse_inbox_key`. The same body reaches the DLQ after `max_receive_count`
 failed receives, and also when EventBridge itself cannot deliver to the work queue (then with
 the message attributes ERROR_CODE / ERROR_MESSAGE / RULE_ARN / TARGET_ARN).
 """

@@ -92,7 +92,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
                         on_ready=on_ready, metrics=metrics)
     watcher = None
     if config.lifecycle is not None:
-        from ccc_common.drain import DrainSettings
+        from ccc_common.domain.drain import DrainSettings
         from enclave_worker.parent.lifecycle import LifecycleWatcher
 
         lc = config.lifecycle

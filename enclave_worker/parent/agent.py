@@ -2,7 +2,7 @@
 
 Per message (in a small worker pool):
 
-1. Parse the body (`ccc_common.events.parse_work_message`). A test event or other non-work event is
+1. Parse the body (`ccc_common.domain.events.parse_work_message`). A test event or other non-work event is
    deleted. A body that can never become a job is *not* deleted: it is made visible again at once,
    so the queue's `maxReceiveCount` redrives it to the dead-letter queue within a few receives,
    where the dead-letters function archives it for a human. Deleting it would lose the evidence.
@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 
-from ccc_common.events import Ignored, parse_work_message
+from ccc_common.domain.events import Ignored, parse_work_message
 from ccc_core.aws_errors import client_error_code
 from ccc_core.identity import JobRef
 from ccc_core.logs import elapsed_ms, log_event

@@ -8,7 +8,7 @@ credential fields are `SecretStr`.
 Format (every key except the four resource names and `enclave.uri` is optional):
 
     {
-      "stage": "local",                       # selects queue/limit defaults (ccc_common.settings)
+      "stage": "local",                       # selects queue/limit defaults (ccc_common.domain.settings)
       "region": "us-east-1",
       "queue_url": "http://127.0.0.1:5000/123456789012/ccc-local-work",
       "inbox_bucket": "ccc-local-inbox-123456789012-us-east-1",
@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from ccc_common.settings import StageSettings, stage_settings
+from ccc_common.domain.settings import StageSettings, stage_settings
 from ccc_enclave.transport import EndpointError, parse_endpoint
 
 CONFIG_ENV = "CCC_PARENT_CONFIG"  # path of the JSON file

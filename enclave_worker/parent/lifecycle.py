@@ -1,6 +1,6 @@
 """Drain on Auto Scaling scale-in: watch IMDS `target-lifecycle-state`, stop polling, release the hook.
 
-The decisions are `ccc_common.drain.drain_step` (shared with the local fleet supervisor); this
+The decisions are `ccc_common.domain.drain.drain_step` (shared with the local fleet supervisor); this
 module only performs them: STOP_POLLING -> `agent.stop()`, HEARTBEAT ->
 RecordLifecycleActionHeartbeat, COMPLETE_LIFECYCLE -> CompleteLifecycleAction(CONTINUE).
 """
@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from ccc_common.drain import DrainAction, DrainPhase, DrainSettings, DrainState, drain_step
+from ccc_common.domain.drain import DrainAction, DrainPhase, DrainSettings, DrainState, drain_step
 from ccc_core.logs import log_event
 from enclave_worker.parent.agent import ParentAgent
 from enclave_worker.parent.imds import ImdsClient

@@ -1,4 +1,4 @@
-"""Jobs API Lambda (API Gateway REST, IAM auth): adapts the proxy event to ``ccc_common.jobs_api``.
+"""Jobs API Lambda (API Gateway REST, IAM auth): adapts the proxy event to ``ccc_common.domain.jobs_api``.
 
 The caller's tenant comes from ``requestContext.identity.userArn`` (set by API Gateway after SigV4
 verification) mapped through TENANT_PRINCIPALS; nothing in the request can choose a tenant.
@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, e
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from ccc_common import metrics as m
-from ccc_common.env import JobsApiEnv, load_env
-from ccc_common.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
+from ccc_common.contracts.lambda_env import JobsApiEnv, load_env
+from ccc_common.domain import metrics as m
+from ccc_common.domain.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
 from ccc_common.observability import telemetry_for
 from functions.aws_clients import CLIENT_CONFIG as LAMBDA_CLIENT_CONFIG
 

@@ -1,6 +1,6 @@
 """Scaler Lambda: runs every minute (EventBridge schedule) and when job-events wakes it.
 
-Observe the work queue and the fleet group -> ``ccc_common.scaling.decide`` -> SetDesiredCapacity.
+Observe the work queue and the fleet group -> ``ccc_common.domain.scaling.decide`` -> SetDesiredCapacity.
 Both triggers are treated alike; a wake-up only adds its "jobs just arrived" hint.
 """
 
@@ -15,11 +15,11 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ccc_common import metrics as m
-from ccc_common.env import ScalerEnv, load_env
-from ccc_common.fleet import AsgFleetGroup, FleetGroup, SqsQueueGauge, WorkQueueGauge, run_scaler, wake_hint
+from ccc_common.aws.fleet import AsgFleetGroup, FleetGroup, SqsQueueGauge, WorkQueueGauge, run_scaler, wake_hint
+from ccc_common.contracts.lambda_env import ScalerEnv, load_env
+from ccc_common.domain import metrics as m
+from ccc_common.domain.scaling import ScalingSettings
 from ccc_common.observability import telemetry_for
-from ccc_common.scaling import ScalingSettings
 from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("scaler")

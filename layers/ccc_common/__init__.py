@@ -1,7 +1,10 @@
-"""Pure-Python library shared by the Lambdas, the CDK app, the parent agent and the local stack.
+"""The library the Lambdas share (shipped as their layer with `ccc_core`), also used by the CDK
+app, the parent agent and the local stack.
 
-Every fact that more than one tier needs (resource names, key layout, queue settings, the key
-policy, the job model, the scaling policy) is built by exactly one function in this package, so
-CDK and the embedded local stack cannot drift apart. It depends only on the standard library and
-pydantic so that it can ship as a small Lambda layer.
+Split by role:
+    domain/         pure domain and policies (no AWS SDK, no I/O)
+    aws/            AWS adapters behind the domain's ports
+    contracts/      formats that cross a process boundary outside the enclave
+    observability   Lambda-only logger, metrics and tracer (Powertools)
+It depends on the standard library, pydantic and `ccc_core` only, so it ships as a small layer.
 """

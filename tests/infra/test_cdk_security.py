@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from ccc_common import jobs_dal
-from ccc_common.key_policy import lint_key_policy
-from ccc_common.naming import PROJECT
-from ccc_common.settings import stage_settings
+from ccc_common.aws import jobs_dal
+from ccc_common.domain.key_policy import lint_key_policy
+from ccc_common.domain.naming import PROJECT
+from ccc_common.domain.settings import stage_settings
 from cdk import contract
 from cdk.config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
 from tests.infra.iam_helpers import (
@@ -592,9 +592,9 @@ def test_lambdas_are_arm64_python_with_both_layers_and_their_environment(synth: 
 
 
 def test_each_lambda_gets_exactly_the_variables_its_handler_model_reads(synth: Any) -> None:
-    """One source of names (ccc_common.env): every required variable is set, and nothing is set that
+    """One source of names (ccc_common.contracts.lambda_env): every required variable is set, and nothing is set that
     the function's model does not read (besides Powertools' own log level)."""
-    from ccc_common import env as function_env
+    from ccc_common.contracts import lambda_env as function_env
 
     for name, function in synth.stack.orchestration.functions.items():
         env = set(synth.resources[synth.logical_id(function)]["Properties"]["Environment"]["Variables"])
@@ -611,7 +611,7 @@ def test_each_lambda_gets_exactly_the_variables_its_handler_model_reads(synth: A
 
 def test_function_models_are_the_ones_the_handlers_load(synth: Any) -> None:
     """FUNCTION_MODELS drives the stack; it must name the model each handler validates with."""
-    from ccc_common import env as function_env
+    from ccc_common.contracts import lambda_env as function_env
 
     assert set(function_env.FUNCTION_MODELS) == set(synth.stack.orchestration.functions)
     for name, model in function_env.FUNCTION_MODELS.items():
@@ -636,8 +636,8 @@ def test_shared_layer_asset_has_the_lambda_layout(synth: Any) -> None:
     (layer,) = synth.of_type("AWS::Lambda::LayerVersion").values()
     asset_hash = layer["Properties"]["Content"]["S3Key"].removesuffix(".zip")
     root = synth.outdir / f"asset.{asset_hash}"
-    assert (root / "python" / "ccc_common" / "naming.py").is_file()
-    assert (root / "python" / "ccc_common" / "key_policy.py").is_file()
+    assert (root / "python" / "ccc_common" / "domain" / "naming.py").is_file()
+    assert (root / "python" / "ccc_common" / "domain" / "key_policy.py").is_file()
     assert (root / "python" / "ccc_core" / "identity.py").is_file()
     assert not list(root.rglob("__pycache__"))
 
@@ -677,7 +677,7 @@ def test_jobs_table_is_recoverable_encrypted_and_expires_items(synth: Any) -> No
 
 
 def test_jobs_table_schema_is_the_one_the_job_store_queries(synth: Any) -> None:
-    """The deployed key, tenant index and attribute types equal ccc_common.jobs_dal's definition."""
+    """The deployed key, tenant index and attribute types equal ccc_common.aws.jobs_dal's definition."""
     props = synth.resources[synth.logical_id(synth.stack.orchestration.table)]["Properties"]
     expected = jobs_dal.create_table_request(props["TableName"])
     assert props["KeySchema"] == expected["KeySchema"]
@@ -752,9 +752,9 @@ def test_outputs_tell_clients_where_to_submit_and_what_to_expect(synth: Any) -> 
 
 
 def test_each_lambda_environment_satisfies_the_handlers_model(synth: Any) -> None:
-    """The functions validate their environment at cold start (ccc_common.env): the variables this
+    """The functions validate their environment at cold start (ccc_common.contracts.lambda_env): the variables this
     stack sets must pass, with deploy-time tokens replaced by values of the right shape."""
-    from ccc_common import env as function_env
+    from ccc_common.contracts import lambda_env as function_env
 
     models: dict[str, type[function_env.FunctionEnv]] = {
         "scaler": function_env.ScalerEnv,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ccc_common.settings import stage_settings
+from ccc_common.domain.settings import stage_settings
 from cdk import contract
 from cdk.user_data import PARENT_CONFIG_PATH, UNITS, HostSettings, read_units, render
 from tests.infra.conftest import REPO_ROOT

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ccc_common import jobs_dal
+from ccc_common.aws import jobs_dal
 
 REGION = "eu-west-1"
 ACCOUNT = "111122223333"
@@ -59,7 +59,7 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, function: str, env: dict[str, 
 
 
 def create_jobs_table(client: Any) -> None:
-    """The table exactly as ccc_common.jobs_dal defines it."""
+    """The table exactly as ccc_common.aws.jobs_dal defines it."""
     jobs_dal.create_jobs_table(client, TABLE)
 
 

@@ -32,7 +32,7 @@ from ccc.attestation import AttestationPolicy, verify_document
 from ccc.evaluation.testing import constant_detector, nanodet_outputs
 from ccc.local.identities import LocalIdentity, default_identities
 from ccc.local.kms.gateway import KmsGateway
-from ccc_common.key_policy import KeyPolicySpec, build_key_policy
+from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_core.identity import JobRef
 from ccc_enclave import protocol as p
 from ccc_enclave.attester import NsmAttester, enclave_pcrs

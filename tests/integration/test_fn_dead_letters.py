@@ -12,8 +12,8 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
 
-from ccc_common.jobs import JobEvent, JobStatus, new_job
-from ccc_common.jobs_dal import DynamoJobStore
+from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.domain.jobs import JobEvent, JobStatus, new_job
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
 from tests.integration.fn_helpers import (

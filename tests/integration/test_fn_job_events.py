@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ccc_common.jobs import JobStatus
-from ccc_common.jobs_dal import DynamoJobStore
+from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.domain.jobs import JobStatus
 from tests.conftest import load_event
 from tests.integration.fn_helpers import (
     INBOX,

@@ -15,8 +15,8 @@ import pytest
 import requests
 from moto import mock_aws
 
-from ccc_common.jobs import JobEvent
-from ccc_common.jobs_dal import DynamoJobStore
+from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.domain.jobs import JobEvent
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
 from tests.integration.fn_helpers import (

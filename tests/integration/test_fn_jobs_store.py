@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from ccc_common.jobs import JobEvent, JobStatus, TenantMismatch, new_job
-from ccc_common.jobs_dal import (
+from ccc_common.aws.jobs_dal import (
     DynamoJobStore,
     InMemoryJobStore,
     InvalidCursor,
@@ -24,6 +23,7 @@ from ccc_common.jobs_dal import (
     item_to_job,
     job_to_item,
 )
+from ccc_common.domain.jobs import JobEvent, JobStatus, TenantMismatch, new_job
 from ccc_core.identity import JobRef
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -147,7 +147,7 @@ def test_item_round_trip_and_malformed_items() -> None:
 
 def test_index_and_ttl_attribute_names_follow_the_environment(monkeypatch) -> None:
     """A stack that names the GSI `by_tenant` and the TTL attribute `expires_at` (cdk/contract.py)."""
-    from ccc_common.env import JobEventsEnv, load_env
+    from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     with mock_aws():

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ccc_common.fleet import LAST_ACTIVITY_TAG
-from ccc_common.settings import stage_settings
+from ccc_common.aws.fleet import LAST_ACTIVITY_TAG
+from ccc_common.domain.settings import stage_settings
 from tests.conftest import load_event
 from tests.integration.fn_helpers import GROUP, REGION, FakeLambdaContext, load_handler
 
@@ -123,7 +123,7 @@ def test_scale_in_is_one_step_at_a_time_while_busy(aws, monkeypatch) -> None:
 
 
 def test_bad_environment_fails_at_cold_start(aws, monkeypatch) -> None:
-    from ccc_common.env import EnvError
+    from ccc_common.contracts.lambda_env import EnvError
 
     module = scaler(monkeypatch, aws)
     monkeypatch.delenv("FLEET_GROUP")

@@ -30,7 +30,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from ccc.local.identities import LocalIdentity, default_identities
 from ccc.local.kms.gateway import GatewayConfig, KmsGateway
-from ccc_common.key_policy import KeyPolicySpec, build_key_policy
+from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_enclave.kms.cms import CmsError, parse_enveloped_data
 from ccc_enclave.kms.esdk_keys import attested_provider
 from ccc_enclave.kms.recipient import AttestedKms, AttestedKmsError, EnclaveKeyPair

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ccc.local.fleet import LocalFleet, LocalWorker
 from ccc.local.processes import ManagedProcess
-from ccc_common.drain import WorkerPhase
+from ccc_common.domain.drain import WorkerPhase
 
 # A parent stand-in: reports ready, then on SIGTERM "drains" for a moment and exits.
 PARENT = """

@@ -11,9 +11,9 @@ from moto import mock_aws
 
 from ccc.local.identities import default_identities
 from ccc.local.provision import ProvisionError, provision, sort_principals
-from ccc_common.key_policy import lint_key_policy
-from ccc_common.naming import resource_names
-from ccc_common.settings import stage_settings
+from ccc_common.domain.key_policy import lint_key_policy
+from ccc_common.domain.naming import resource_names
+from ccc_common.domain.settings import stage_settings
 from ccc_core.identity import JobRef
 
 ACCOUNT = "123456789012"
@@ -75,7 +75,7 @@ def _drain(sqs, url):
 
 
 def test_inbox_uploads_reach_the_work_queue_through_eventbridge_as_the_agent_parses_them(provisioned):
-    from ccc_common.events import parse_work_message
+    from ccc_common.domain.events import parse_work_message
 
     s3, sqs, names, res = provisioned.aws.s3, provisioned.aws.sqs, provisioned.names, provisioned.resources
     job = JobRef("tenant-a", "ab" * 16)
@@ -109,7 +109,7 @@ def test_fleet_group_is_min_zero_with_the_requested_capacity_and_a_drain_hook(pr
 
 
 def test_jobs_table_matches_the_job_store_layout(provisioned):
-    from ccc_common.jobs_dal import TENANT_INDEX
+    from ccc_common.aws.jobs_dal import TENANT_INDEX
 
     table = provisioned.aws.dynamodb.describe_table(TableName=provisioned.names.jobs_table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
@@ -137,7 +137,7 @@ def test_principals_without_a_role_or_without_a_parent_are_refused():
 
 
 def test_debug_mode_measurements_cannot_be_provisioned(aws):
-    from ccc_common.key_policy import KeyPolicyError
+    from ccc_common.domain.key_policy import KeyPolicyError
 
     identities = list(default_identities(ACCOUNT).values())
     with pytest.raises(KeyPolicyError, match="zero"):

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccc_common.dead_letters import (
+from ccc_common.aws.jobs_dal import InMemoryJobStore
+from ccc_common.domain.dead_letters import (
     Archive,
     DeadLetter,
     DeadLetterError,
@@ -15,8 +16,7 @@ from ccc_common.dead_letters import (
     InMemoryArchive,
     archive_key,
 )
-from ccc_common.jobs import JobEvent, JobStatus, new_job
-from ccc_common.jobs_dal import InMemoryJobStore
+from ccc_common.domain.jobs import JobEvent, JobStatus, new_job
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.events import (
+from ccc_common.domain.events import (
     MAX_MESSAGE_CHARS,
     EnvelopeKind,
     EventError,

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccc_common.events import EventError, ObjectKind
-from ccc_common.fleet import RecordingWaker, ScalerWaker
-from ccc_common.jobs import JobStatus, new_job
-from ccc_common.jobs_dal import InMemoryJobStore
-from ccc_common.lifecycle import (
+from ccc_common.aws.fleet import RecordingWaker, ScalerWaker
+from ccc_common.aws.jobs_dal import InMemoryJobStore
+from ccc_common.domain.events import EventError, ObjectKind
+from ccc_common.domain.jobs import JobStatus, new_job
+from ccc_common.domain.lifecycle import (
     MAX_FAILURE_RECORD_BYTES,
     FailureRecordReader,
     JobLifecycle,

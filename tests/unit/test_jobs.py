@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.jobs import (
+from ccc_common.domain.jobs import (
     Job,
     JobEvent,
     JobModelError,

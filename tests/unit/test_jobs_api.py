@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.jobs import JobEvent
-from ccc_common.jobs_api import ApiRequest, JobsApi, JobsService, Presigner, TenantDirectory
-from ccc_common.jobs_dal import InMemoryJobStore
+from ccc_common.aws.jobs_dal import InMemoryJobStore
+from ccc_common.domain.jobs import JobEvent
+from ccc_common.domain.jobs_api import ApiRequest, JobsApi, JobsService, Presigner, TenantDirectory
 from ccc_core.identity import CTX_JOB, CTX_TENANT
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"

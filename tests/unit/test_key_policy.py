@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc_common.key_policy import (
+from ccc_common.domain.key_policy import (
     ADMIN_ACTIONS,
     IMAGE_SHA384,
     MAX_POLICY_BYTES,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ccc.cli import main
-from ccc_common.key_policy import KeyPolicySpec, build_key_policy
+from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 
 PCR0 = "5a" * 48
 POLICY = build_key_policy(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.env import (
+from ccc_common.contracts.lambda_env import (
     DeadLettersEnv,
     EnvError,
     JobEventsEnv,
@@ -19,7 +19,7 @@ from ccc_common.env import (
     load_env,
     tenant_map,
 )
-from ccc_common.naming import METRICS_NAMESPACE, STAGES
+from ccc_common.domain.naming import METRICS_NAMESPACE, STAGES
 from ccc_common.observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
 from ccc_core.identity import JobRef
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ccc_common.drain import DrainPhase, DrainSettings
+from ccc_common.domain.drain import DrainPhase, DrainSettings
 from enclave_worker.parent.config import ConfigError, load_config, parse_config
 from enclave_worker.parent.imds import ImdsClient, ImdsCredentialsProvider, ImdsError
 from enclave_worker.parent.lifecycle import LifecycleWatcher

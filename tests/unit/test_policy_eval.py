@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccc.local.kms.policy_eval import Decision, RequestContext, evaluate, parse_policy
-from ccc_common.key_policy import ADMIN_ACTIONS, KeyPolicySpec, build_key_policy
+from ccc_common.domain.key_policy import ADMIN_ACTIONS, KeyPolicySpec, build_key_policy
 
 ACCOUNT = "111122223333"
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/0b5c2f39-1f51-4a1e-9b0e-6d1f3f0a9c11"

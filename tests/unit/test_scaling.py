@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.fleet import (
+from ccc_common.aws.fleet import (
     InMemoryFleetGroup,
     InMemoryQueueGauge,
     run_scaler,
     wake_hint,
     wake_payload,
 )
-from ccc_common.scaling import FleetObservation, ScalingReason, ScalingSettings, decide
-from ccc_common.settings import stage_settings
+from ccc_common.domain.scaling import FleetObservation, ScalingReason, ScalingSettings, decide
+from ccc_common.domain.settings import stage_settings
 
 settings_st = st.builds(
     ScalingSettings,

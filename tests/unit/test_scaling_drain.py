@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.drain import (
+from ccc_common.domain.drain import (
     DrainAction,
     DrainPhase,
     DrainSettings,

@@ -49,7 +49,7 @@ def policies_in(document: Any) -> dict[str, Any]:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from ccc_common.key_policy import lint_key_policy
+    from ccc_common.domain.key_policy import lint_key_policy
 
     try:
         document = json.loads(args.file.read_text())

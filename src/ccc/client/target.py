@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc.client.errors import TargetError
-from ccc_common.settings import stage_settings
+from ccc_common.domain.settings import stage_settings
 from ccc_core.identity import NamingError, validate_tenant
 from ccc_core.limits import Limits
 

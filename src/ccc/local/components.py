@@ -22,9 +22,9 @@ from ccc.local.identities import LocalIdentity, default_identities
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
 from ccc.local.state import IdentityRecord, StatePaths
-from ccc_common import env as lambda_env
-from ccc_common.naming import ResourceNames, resource_names
-from ccc_common.settings import stage_settings
+from ccc_common.contracts import lambda_env
+from ccc_common.domain.naming import ResourceNames, resource_names
+from ccc_common.domain.settings import stage_settings
 
 STAGE = "local"
 HEALTH_TIMEOUT_S = 2.0
@@ -363,7 +363,7 @@ def lambdas_process(
 
     admin = next(i for i in identities if i.name == "admin")
     names = layout.names
-    # The Lambda variable names come from ccc_common.env, the same constants CDK uses.
+    # The Lambda variable names come from ccc_common.contracts.lambda_env, the same constants CDK uses.
     env = {
         lambda_env.STAGE: STAGE,
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -3,7 +3,7 @@
 Why: on AWS the Auto Scaling group launches and terminates Nitro hosts and a termination lifecycle
 hook lets each parent agent drain first. moto creates and terminates instances instantly and never
 honours hooks, so locally the supervisor reads the group's desired capacity and runs the matching
-number of worker pairs itself, choosing which to drain with `ccc_common.drain.plan_fleet` (the same
+number of worker pairs itself, choosing which to drain with `ccc_common.domain.drain.plan_fleet` (the same
 decision the design describes) and draining exactly as the agent does on AWS: SIGTERM to the parent
 (it stops polling and finishes its in-flight jobs), then the enclave is stopped.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccc.local.processes import ManagedProcess
-from ccc_common.drain import WorkerPhase, WorkerView, plan_fleet
+from ccc_common.domain.drain import WorkerPhase, WorkerView, plan_fleet
 
 log = logging.getLogger("ccc.local.fleet")
 

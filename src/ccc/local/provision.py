@@ -1,8 +1,8 @@
 """Create the local stack's AWS resources in moto, with the names and settings the CDK stack uses.
 
 Why a module of its own: what exists locally must mirror what CDK deploys (same names from
-`ccc_common.naming`, same queue settings from `ccc_common.settings`, same key policy from
-`ccc_common.key_policy`), so that a test that passes locally says something about AWS. Every
+`ccc_common.domain.naming`, same queue settings from `ccc_common.domain.settings`, same key policy from
+`ccc_common.domain.key_policy`), so that a test that passes locally says something about AWS. Every
 function takes injected boto3 clients (tests use moto in-process).
 
 Events flow as on AWS: S3 -> EventBridge (default bus) -> rules -> the work queue, and -> a local
@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ccc_common import jobs_dal
-from ccc_common.key_policy import KeyPolicySpec, build_key_policy
-from ccc_common.naming import ResourceNames
-from ccc_common.settings import StageSettings
+from ccc_common.aws import jobs_dal
+from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
+from ccc_common.domain.naming import ResourceNames
+from ccc_common.domain.settings import StageSettings
 from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
 
 # No instance really boots locally (worker processes stand in for instances); moto only needs an id.
@@ -242,7 +242,7 @@ def create_fleet_group(autoscaling: Any, ec2: Any, names: ResourceNames, setting
 
 
 def create_jobs_table(dynamodb: Any, names: ResourceNames) -> str:
-    """The jobs table exactly as `ccc_common.jobs_dal` defines it."""
+    """The jobs table exactly as `ccc_common.aws.jobs_dal` defines it."""
     return jobs_dal.create_jobs_table(dynamodb, names.jobs_table)
 
 

@@ -2,7 +2,7 @@
 
 Why a subset: moto never evaluates key policies, so locally nothing would stop a parent role from
 decrypting without an enclave. The gateway evaluates the policy stored on the key with this
-module. It understands exactly what `ccc_common.key_policy` emits (and AWS's default key policy);
+module. It understands exactly what `ccc_common.domain.key_policy` emits (and AWS's default key policy);
 anything else makes the whole policy "not understood" and every request is denied, so a policy
 feature we do not model can never silently grant access.
 

@@ -19,7 +19,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ccc_common.events import (
+from ccc_common.aws.fleet import ScalerWaker
+from ccc_common.aws.jobs_dal import JobStore
+from ccc_common.domain.events import (
     EventError,
     Ignored,
     JobObject,
@@ -28,9 +30,7 @@ from ccc_common.events import (
     classify_object,
     parse_eventbridge_s3,
 )
-from ccc_common.fleet import ScalerWaker
-from ccc_common.jobs import JobEvent, JobStatus, TenantMismatch, clip_error
-from ccc_common.jobs_dal import JobStore
+from ccc_common.domain.jobs import JobEvent, JobStatus, TenantMismatch, clip_error
 from ccc_core.identity import JobRef
 
 MAX_FAILURE_RECORD_BYTES = 64 * 1024

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from ccc_common.jobs import (
+from ccc_common.domain.jobs import (
     Job,
     JobEvent,
     JobModelError,

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ccc_common.jobs import Job, JobStatus, format_timestamp, new_job
-from ccc_common.jobs_dal import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
-from ccc_common.settings import stage_settings
+from ccc_common.aws.jobs_dal import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
+from ccc_common.domain.jobs import Job, JobStatus, format_timestamp, new_job
+from ccc_common.domain.settings import stage_settings
 from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ccc_common.naming import METRICS_NAMESPACE
+from ccc_common.domain.naming import METRICS_NAMESPACE
 
 NAMESPACE = METRICS_NAMESPACE
 STAGE_DIMENSION = "Stage"
@@ -162,4 +162,4 @@ def spec(name: str) -> MetricSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"metric {name!r} is not in ccc_common.metrics.REGISTRY") from None
+        raise KeyError(f"metric {name!r} is not in ccc_common.domain.metrics.REGISTRY") from None

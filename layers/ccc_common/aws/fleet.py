@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ccc_common.scaling import FleetObservation, ScalingDecision, ScalingSettings, decide
+from ccc_common.domain.scaling import FleetObservation, ScalingDecision, ScalingSettings, decide
 
 LAST_ACTIVITY_TAG = "ccc:last-activity"
 WAKE_SOURCE = "ccc.job-events"

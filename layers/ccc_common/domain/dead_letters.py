@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ccc_common.events import Ignored, WorkMessageError, parse_work_message
-from ccc_common.jobs import JobEvent, TenantMismatch, format_timestamp
-from ccc_common.jobs_dal import JobStore
+from ccc_common.aws.jobs_dal import JobStore
+from ccc_common.domain.events import Ignored, WorkMessageError, parse_work_message
+from ccc_common.domain.jobs import JobEvent, TenantMismatch, format_timestamp
 from ccc_core.identity import JobRef
 
 ARCHIVE_PREFIX = "dead-letters/"

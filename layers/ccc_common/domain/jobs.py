@@ -90,7 +90,7 @@ class _JobIdentity(BaseModel):
     """The (tenant, job id) pair every job record and event carries, validated by the naming rules.
 
     Why a base class: rows and events must accept exactly the same names (the rules in
-    ``ccc_common.naming``), so both take them from this one definition.
+    ``ccc_common.domain.naming``), so both take them from this one definition.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

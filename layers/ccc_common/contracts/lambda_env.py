@@ -45,9 +45,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
-from ccc_common.jobs_dal import TENANT_INDEX, TTL_ATTRIBUTE, DynamoJobStore
-from ccc_common.naming import METRICS_NAMESPACE
-from ccc_common.settings import StageSettings, stage_settings
+from ccc_common.aws.jobs_dal import TENANT_INDEX, TTL_ATTRIBUTE, DynamoJobStore
+from ccc_common.domain.naming import METRICS_NAMESPACE
+from ccc_common.domain.settings import StageSettings, stage_settings
 from ccc_core.identity import validate_tenant
 
 # --- the variable names (canonical spelling; cdk/contract.py imports these) -----------------------

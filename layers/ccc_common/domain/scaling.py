@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ccc_common.settings import FleetSettings
+from ccc_common.domain.settings import FleetSettings
 
 
 class ScalingReason(StrEnum):

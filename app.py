@@ -9,8 +9,8 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdk.application import build_app
-from cdk.config import ConfigError
 from cdk.measurements import MeasurementsError
+from cdk.stage_config import ConfigError
 
 
 def main() -> int:

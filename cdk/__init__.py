@@ -1,6 +1,6 @@
 """The CCC infrastructure as AWS CDK (Python) constructs; `app.py` builds one stage's stack.
 
-Constructs, one per concern, composed by `cdk.stack.CccStack`: `Identities` (parent and tenant
+Constructs, one per concern, composed by `cdk.ccc_stack.CccStack`: `Identities` (parent and tenant
 roles), `Keys` (attested data key + storage key), `Storage`, `WorkQueue` (queue, DLQ, EventBridge
 rules), `Orchestration` (Lambdas, layer, table, schedule, jobs API), `Fleet` (VPC, endpoints,
 launch template, Auto Scaling group) and `Observability`.

@@ -19,11 +19,11 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from cdk.config import DEFAULT_STAGE, ConfigError
+from cdk.ccc_stack import CccStack, StackInputs
 from cdk.measurements import resolve_measurements
 from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, Ack, apply_acknowledgements
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION
-from cdk.stack import CccStack, StackInputs
+from cdk.stage_config import DEFAULT_STAGE, ConfigError
 
 
 def _csv(value: object) -> tuple[str, ...]:

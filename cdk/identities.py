@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
-from cdk.config import StageConfig
+from cdk.stage_config import StageConfig
 
 
 def s3_via_service(key: kms.IKey, actions: list[str], buckets: list[s3.IBucket]) -> iam.PolicyStatement:

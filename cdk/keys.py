@@ -26,7 +26,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
-from cdk.config import StageConfig
+from cdk.stage_config import StageConfig
 
 SENTINEL_ACCOUNT = "000000000000"
 _SENTINEL_PARTITION = "aws"

@@ -37,8 +37,8 @@ from constructs import Construct
 from ccc_core.identity import FAILURE_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
 from cdk import contract
 from cdk.bundling import copy_tree_bundling, copy_trees_bundling
-from cdk.config import StageConfig
 from cdk.identities import s3_via_service
+from cdk.stage_config import StageConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"

@@ -22,7 +22,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk import contract
-from cdk.config import StageConfig
+from cdk.stage_config import StageConfig
 
 
 def _enable_eventbridge(bucket: s3.Bucket) -> None:

@@ -38,7 +38,7 @@ class HostSettings:
     enclave_cpu_count: int
     enclave_memory_mib: int
     environment: Mapping[str, str]  # written to /etc/ccc/ccc.env for the units
-    parent_config: Mapping[str, Any]  # written to /etc/ccc/parent.json (enclave_worker.parent.config format)
+    parent_config: Mapping[str, Any]  # written to /etc/ccc/parent.json (enclave_worker.parent.agent_config format)
 
 
 def read_units(directory: Path = SYSTEMD_DIR) -> dict[str, str]:

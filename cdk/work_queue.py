@@ -29,7 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from ccc_core.identity import CIPHERTEXT_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
-from cdk.config import StageConfig
+from cdk.stage_config import StageConfig
 
 INBOX_KEY_PATTERN = f"{INBOX_PREFIX}*{CIPHERTEXT_SUFFIX}"
 

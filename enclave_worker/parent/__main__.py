@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from ccc_core.logs import configure_logging, log_event
-from enclave_worker.parent.config import ConfigError, ParentConfig, load_config
+from enclave_worker.parent.agent_config import ConfigError, ParentConfig, load_config
 
 _LOG = logging.getLogger("ccc.parent")
 
@@ -93,7 +93,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
     watcher = None
     if config.lifecycle is not None:
         from ccc_common.domain.drain import DrainSettings
-        from enclave_worker.parent.lifecycle import LifecycleWatcher
+        from enclave_worker.parent.drain_hook import LifecycleWatcher
 
         lc = config.lifecycle
         watcher = LifecycleWatcher(
@@ -127,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ccc.telemetry.emf import EmfMetricExporter, sink_for
     from ccc_core.telemetry.setup import setup_telemetry
+    from enclave_worker.parent.agent_metrics import ParentMetrics
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
-    from enclave_worker.parent.metrics import ParentMetrics
     from enclave_worker.parent.monitor import EnclaveMonitor
 
     tele = config.telemetry

@@ -53,10 +53,10 @@ from ccc_enclave.protocol import (
     KmsTarget,
     ProtocolError,
 )
+from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
 from enclave_worker.parent.heartbeat import VisibilityHeartbeat
 from enclave_worker.parent.imds import AwsCredentials
-from enclave_worker.parent.metrics import ParentMetrics
 
 _LOG = logging.getLogger("ccc.parent")
 # Pause after an empty receive when long polling is off (wait_time_s = 0).

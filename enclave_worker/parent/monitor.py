@@ -16,8 +16,8 @@ from typing import Protocol
 
 from ccc_core.logs import log_event
 from ccc_enclave.protocol import EnclaveStatus, PrivacyReleaseReply
+from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
-from enclave_worker.parent.metrics import ParentMetrics
 
 _LOG = logging.getLogger("ccc.parent.monitor")
 

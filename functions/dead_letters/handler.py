@@ -18,9 +18,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ccc_common.contracts.lambda_env import DeadLettersEnv, load_env
-from ccc_common.domain import metrics as m
+from ccc_common.domain import cloudwatch_metrics as m
 from ccc_common.domain.dead_letters import DeadLetter, DeadLetterHandler, S3Archive
-from ccc_common.observability import job_context, telemetry_for
+from ccc_common.lambda_observability import job_context, telemetry_for
 from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("dead_letters")

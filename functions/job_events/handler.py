@@ -15,12 +15,12 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ccc_common.aws.fleet import LambdaScalerWaker, NullWaker, ScalerWaker
+from ccc_common.aws.fleet_adapters import LambdaScalerWaker, NullWaker, ScalerWaker
 from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
-from ccc_common.domain import metrics as m
+from ccc_common.domain import cloudwatch_metrics as m
 from ccc_common.domain.events import EventError, ObjectKind
-from ccc_common.domain.lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
-from ccc_common.observability import job_context, telemetry_for
+from ccc_common.domain.job_lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
+from ccc_common.lambda_observability import job_context, telemetry_for
 from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("job_events")

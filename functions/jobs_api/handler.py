@@ -15,9 +15,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from ccc_common.contracts.lambda_env import JobsApiEnv, load_env
-from ccc_common.domain import metrics as m
+from ccc_common.domain import cloudwatch_metrics as m
 from ccc_common.domain.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
-from ccc_common.observability import telemetry_for
+from ccc_common.lambda_observability import telemetry_for
 from functions.aws_clients import CLIENT_CONFIG as LAMBDA_CLIENT_CONFIG
 
 telemetry = telemetry_for("jobs_api")

@@ -32,7 +32,7 @@ from PIL import Image
 
 from ccc.client import CccClient, check_image, local_target
 from ccc.client.crypto import encrypt_stream
-from ccc.client.jobs import JobTicket
+from ccc.client.job_runner import JobTicket
 from ccc.telemetry.leakscan import LeakScanner, merge
 from ccc_core.identity import JobRef
 from ccc_core.telemetry import names

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdk import measurements as m
-from cdk.config import TAG_MEASUREMENTS
-from cdk.stack import PLACEHOLDER_TAG_VALUE, PLACEHOLDER_WARNING_ID
+from cdk.ccc_stack import PLACEHOLDER_TAG_VALUE, PLACEHOLDER_WARNING_ID
+from cdk.stage_config import TAG_MEASUREMENTS
 from tests.infra.conftest import MEASUREMENTS_FIXTURE, PLACEHOLDER
 
 ZERO = "0" * 96

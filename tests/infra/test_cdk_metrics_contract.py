@@ -1,5 +1,5 @@
 """The dashboard and alarms read only metrics that something publishes, under the same names and
-dimensions (ccc_common.domain.metrics), and the hosts are set up to publish the parent's (EMF)."""
+dimensions (ccc_common.domain.cloudwatch_metrics), and the hosts are set up to publish the parent's (EMF)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 from typing import Any
 
 from ccc.telemetry.emf import CLOUDWATCH_NAMES
-from ccc_common.domain import metrics as m
-from cdk import observability
-from cdk.fleet import EMF_LOG_GROUP, EMF_TARGET
+from ccc_common.domain import cloudwatch_metrics as m
+from cdk import monitoring as observability
+from cdk.enclave_fleet import EMF_LOG_GROUP, EMF_TARGET
 from cdk.user_data import render
 from tests.infra.conftest import REPO_ROOT
 from tests.infra.iam_helpers import as_list, grants, role_statements
@@ -108,7 +108,7 @@ def test_lambda_handlers_use_only_registered_names() -> None:
 
 
 def test_parent_publishes_emf_to_the_host_agent(synth: Any) -> None:
-    from enclave_worker.parent.config import parse_config
+    from enclave_worker.parent.agent_config import parse_config
 
     telemetry = synth.stack.fleet.parent_config["telemetry"]
     assert telemetry == {"emf": EMF_TARGET, "namespace": m.NAMESPACE}

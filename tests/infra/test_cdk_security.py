@@ -13,7 +13,7 @@ from ccc_common.domain.key_policy import lint_key_policy
 from ccc_common.domain.naming import PROJECT
 from ccc_common.domain.settings import stage_settings
 from cdk import contract
-from cdk.config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
+from cdk.stage_config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
 from tests.infra.iam_helpers import (
     as_list,
     forbidden_lambda_kms,

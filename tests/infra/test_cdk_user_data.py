@@ -108,7 +108,7 @@ def _heredoc(script: str, path: str) -> str:
 
 
 def test_rendered_parent_config_is_accepted_by_the_parent_agent() -> None:
-    from enclave_worker.parent.config import parse_config
+    from enclave_worker.parent.agent_config import parse_config
 
     script = render(_host())
     document = json.loads(_heredoc(script, PARENT_CONFIG_PATH))
@@ -118,7 +118,7 @@ def test_rendered_parent_config_is_accepted_by_the_parent_agent() -> None:
 
 
 def test_synthesised_parent_config_has_the_stack_resources(synth: Any) -> None:
-    from cdk.fleet import parent_config  # noqa: F401  (the function the stack used)
+    from cdk.enclave_fleet import parent_config  # noqa: F401  (the function the stack used)
 
     document = synth.stack.fleet.parent_config
     names = synth.stack.config.names

@@ -30,7 +30,7 @@ from PIL import Image
 
 from ccc.attestation import AttestationPolicy, verify_document
 from ccc.evaluation.testing import constant_detector, nanodet_outputs
-from ccc.local.identities import LocalIdentity, default_identities
+from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.kms.gateway import KmsGateway
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_core.identity import JobRef

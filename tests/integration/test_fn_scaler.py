@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ccc_common.aws.fleet import LAST_ACTIVITY_TAG
+from ccc_common.aws.fleet_adapters import LAST_ACTIVITY_TAG
 from ccc_common.domain.settings import stage_settings
 from tests.conftest import load_event
 from tests.integration.fn_helpers import GROUP, REGION, FakeLambdaContext, load_handler

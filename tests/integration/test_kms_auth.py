@@ -13,7 +13,7 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccc.local.identities import (
+from ccc.local.iam_users import (
     DEFAULT_NAMES,
     IdentityError,
     LocalIdentity,

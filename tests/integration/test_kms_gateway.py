@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from ccc.local.identities import LocalIdentity, default_identities
+from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.kms.gateway import GatewayConfig, KmsGateway
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_enclave.kms.cms import CmsError, parse_enveloped_data

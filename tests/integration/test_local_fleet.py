@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ccc.local.fleet import LocalFleet, LocalWorker
+from ccc.local.fleet_supervisor import LocalFleet, LocalWorker
 from ccc.local.processes import ManagedProcess
 from ccc_common.domain.drain import WorkerPhase
 

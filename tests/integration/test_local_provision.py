@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ccc.local.identities import default_identities
+from ccc.local.iam_users import default_identities
 from ccc.local.provision import ProvisionError, provision, sort_principals
 from ccc_common.domain.key_policy import lint_key_policy
 from ccc_common.domain.naming import resource_names

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ccc.client.errors import VerificationError
-from ccc.client.verify import verify_result_attestation
+from ccc.client.provenance import verify_result_attestation
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 
 PCRS = {0: bytes.fromhex("11" * 48), 1: bytes.fromhex("22" * 48), 2: bytes.fromhex("33" * 48)}

@@ -10,7 +10,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from ccc.telemetry.emf import CLOUDWATCH_NAMES, EmfMetricExporter
-from ccc_common.domain import metrics as m
+from ccc_common.domain import cloudwatch_metrics as m
 from ccc_core.telemetry import names
 
 

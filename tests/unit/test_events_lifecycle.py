@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccc_common.aws.fleet import RecordingWaker, ScalerWaker
+from ccc_common.aws.fleet_adapters import RecordingWaker, ScalerWaker
 from ccc_common.aws.jobs_dal import InMemoryJobStore
 from ccc_common.domain.events import EventError, ObjectKind
-from ccc_common.domain.jobs import JobStatus, new_job
-from ccc_common.domain.lifecycle import (
+from ccc_common.domain.job_lifecycle import (
     MAX_FAILURE_RECORD_BYTES,
     FailureRecordReader,
     JobLifecycle,
     Outcome,
     reason_from_failure_record,
 )
+from ccc_common.domain.jobs import JobStatus, new_job
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
 

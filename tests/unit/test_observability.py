@@ -20,7 +20,7 @@ from ccc_common.contracts.lambda_env import (
     tenant_map,
 )
 from ccc_common.domain.naming import METRICS_NAMESPACE, STAGES
-from ccc_common.observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
+from ccc_common.lambda_observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
 from ccc_core.identity import JobRef
 
 REF = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")

@@ -1,5 +1,5 @@
 """The Lambdas' Powertools EMF output (stdout) carries exactly the dimension the dashboard reads
-(``Stage``), no ``service`` dimension, and only names from ``ccc_common.domain.metrics``."""
+(``Stage``), no ``service`` dimension, and only names from ``ccc_common.domain.cloudwatch_metrics``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ccc_common.domain import metrics as m
-from ccc_common.observability import telemetry_for
+from ccc_common.domain import cloudwatch_metrics as m
+from ccc_common.lambda_observability import telemetry_for
 from tests.conftest import load_event
 from tests.integration.fn_helpers import FakeLambdaContext, load_handler
 

@@ -21,8 +21,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExpor
 from ccc.telemetry.emf import MAX_VALUES, EmfMetricExporter, EmfTargetError, histogram_values, sink_for
 from ccc_core.telemetry import names
 from ccc_enclave import protocol as p
+from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
-from enclave_worker.parent.metrics import ParentMetrics
 from enclave_worker.parent.monitor import EnclaveMonitor
 
 GIB = 1 << 30

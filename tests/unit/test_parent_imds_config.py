@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from ccc_common.domain.drain import DrainPhase, DrainSettings
-from enclave_worker.parent.config import ConfigError, load_config, parse_config
+from enclave_worker.parent.agent_config import ConfigError, load_config, parse_config
+from enclave_worker.parent.drain_hook import LifecycleWatcher
 from enclave_worker.parent.imds import ImdsClient, ImdsCredentialsProvider, ImdsError
-from enclave_worker.parent.lifecycle import LifecycleWatcher
 
 
 class FakeImds:

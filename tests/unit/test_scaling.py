@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.aws.fleet import (
+from ccc_common.aws.fleet_adapters import (
     InMemoryFleetGroup,
     InMemoryQueueGauge,
     run_scaler,

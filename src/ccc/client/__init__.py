@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ccc.client.errors import ClientError, InputError, JobFailed, TargetError, VerificationError, WaitTimeout
 from ccc.client.inputs import ImageInput, check_image, check_images
-from ccc.client.jobs import CccClient, JobReport, SubmittedJob
+from ccc.client.job_runner import CccClient, JobReport, SubmittedJob
 from ccc.client.target import Target, cloudformation_target, local_target
 
 __all__ = [

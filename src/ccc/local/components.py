@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ccc.atomic_files import write_json_atomic
-from ccc.local.fleet import LocalWorker
-from ccc.local.identities import LocalIdentity, default_identities
+from ccc.local.fleet_supervisor import LocalWorker
+from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
 from ccc.local.state import IdentityRecord, StatePaths
@@ -321,7 +321,7 @@ def worker_processes(
     parent_identity = next(i for i in identities if i.name == "parent")
     parent_config_path = layout.paths.run / f"parent-{index}.json"
     parent_ready_file = layout.paths.run / f"parent-{index}.ready"
-    # enclave_worker.parent.config documents this format.
+    # enclave_worker.parent.agent_config documents this format.
     parent_config = {
         "stage": STAGE,
         "region": layout.region,

@@ -207,7 +207,7 @@ class LocalLambdas:
 
     # ----- scaler ------------------------------------------------------------------------
     def run_scaler(self) -> None:
-        from ccc_common.aws.fleet import wake_payload
+        from ccc_common.aws.fleet_adapters import wake_payload
         from functions.scaler.handler import handler
 
         rule = f"{self.config.function_names['scaler']}-schedule"

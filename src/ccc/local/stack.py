@@ -31,7 +31,7 @@ from typing import Any
 
 from ccc.atomic_files import write_json_atomic
 from ccc.local import components
-from ccc.local.fleet import LocalFleet
+from ccc.local.fleet_supervisor import LocalFleet
 from ccc.local.processes import (
     ManagedProcess,
     ProcessStartError,

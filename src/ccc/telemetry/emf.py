@@ -6,7 +6,7 @@ tcp/udp 127.0.0.1:25888 and turns each EMF JSON document into CloudWatch metrics
 role's `logs:PutLogEvents` — no OTLP collector to run, no `PutMetricData` calls from the agent.
 
 What is published: only the OTel metrics named in `CLOUDWATCH_NAMES` below, under the CloudWatch
-names of `ccc_common.domain.metrics` (the module the CDK dashboard and alarms read them from; namespace
+names of `ccc_common.domain.cloudwatch_metrics` (the module the CDK dashboard and alarms read them from; namespace
 `CCC`, dimension `Stage`). The differentially private releases also carry a `Tenant` dimension
 (their values are noisy by construction); every other metric is published per stage only,
 whatever its OTel attributes. `ccc.jobs.failed` is deliberately not published: `JobsFailed` is
@@ -39,12 +39,12 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
-from ccc_common.domain import metrics as cw
+from ccc_common.domain import cloudwatch_metrics as cw
 from ccc_core.telemetry import names
 from ccc_core.telemetry.names import DP_METRICS
 
-# OTel name (ccc_core.telemetry.names) -> CloudWatch name (ccc_common.domain.metrics); every value is a metric
-# the registry lists with the parent as an emitter (tests/unit/test_emf_mapping.py).
+# OTel name (ccc_core.telemetry.names) -> CloudWatch name (ccc_common.domain.cloudwatch_metrics); every
+# value is a metric the registry lists with the parent as an emitter (tests/unit/test_emf_mapping.py).
 CLOUDWATCH_NAMES: dict[str, str] = {
     names.METRIC_JOB_LATENCY_MS: cw.JOB_LATENCY_MS,
     names.METRIC_ENCLAVE_INFER_MS: cw.INFERENCE_MS,

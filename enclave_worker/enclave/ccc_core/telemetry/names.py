@@ -1,7 +1,7 @@
 """Span and metric names: one vocabulary for every process, the report and the dashboard.
 
 OpenTelemetry names (dotted, lower case) are what the processes emit and what `ccc report`
-reads. CloudWatch names live in `ccc_common.domain.metrics` (the module the CDK dashboard and alarms
+reads. CloudWatch names live in `ccc_common.domain.cloudwatch_metrics` (the module the CDK dashboard and alarms
 read); the parent's EMF exporter maps some OTel names to them (`ccc.telemetry.emf.CLOUDWATCH_NAMES`)
 and the Lambdas publish Powertools metrics under them directly.
 """

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccc.atomic_files import write_json_atomic
-from ccc.local.identities import LocalIdentity, identities_from_dict, identities_to_dict
+from ccc.local.iam_users import LocalIdentity, identities_from_dict, identities_to_dict
 from ccc.local.kms.gateway_core import (
     CONTENT_TYPE,
     MAX_ATTESTATION_AGE,

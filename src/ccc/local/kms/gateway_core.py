@@ -25,7 +25,7 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from ccc.local.identities import LocalIdentity, check_identity_table
+from ccc.local.iam_users import LocalIdentity, check_identity_table
 from ccc.local.kms.policy_eval import Decision, PolicyNotUnderstood, RequestContext, parse_policy
 from ccc.local.kms.sigv4 import SignatureError, verify_request
 from ccc_enclave.kms.cms import CmsError, build_enveloped_data

@@ -2,7 +2,7 @@
 
 Metric sources: SQS and Auto Scaling publish their own; the parent agent (EMF through the
 CloudWatch agent) and the Lambdas (Powertools EMF) publish to namespace `CCC` with exactly the
-dimension `Stage=<stage>`. Every custom name read here comes from `ccc_common.domain.metrics`, the module
+dimension `Stage=<stage>`. Every custom name read here comes from `ccc_common.domain.cloudwatch_metrics`, the module
 the emitters use too; `METRICS` lists them so tests/infra can check each has an emitter.
 """
 
@@ -17,10 +17,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_common.domain import metrics as m
-from cdk.config import StageConfig
+from ccc_common.domain import cloudwatch_metrics as m
+from cdk.stage_config import StageConfig
 
-# The custom metrics the dashboard and alarms read (all from ccc_common.domain.metrics).
+# The custom metrics the dashboard and alarms read (all from ccc_common.domain.cloudwatch_metrics).
 METRICS = (m.JOB_LATENCY_MS, m.INFERENCE_MS, m.ATTESTATION_FAILURES, m.JOBS_FAILED, m.KMS_UNAVAILABLE)
 PERIOD = Duration.minutes(1)
 

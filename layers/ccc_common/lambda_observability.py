@@ -2,7 +2,7 @@
 
 Why one factory: every function must log JSON with the job id as correlation id, emit metrics in
 one namespace (``naming.METRICS_NAMESPACE``) under the names and the one dimension (``Stage``) of
-``ccc_common.domain.metrics``, and never write payloads to logs. Doing that in one
+``ccc_common.domain.cloudwatch_metrics``, and never write payloads to logs. Doing that in one
 place means a new handler cannot forget the redaction. The formatter redacts by *key name*
 (``body``, ``plaintext``, ``image``, ``result``, ``ciphertext``, ...) at any depth, and any
 ``bytes`` value, whatever its key: metadata (ids, sizes, timings, keys of S3 objects) passes.
@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from ccc_common.domain import metrics as metric_names
+from ccc_common.domain import cloudwatch_metrics as metric_names
 from ccc_common.domain.naming import METRICS_NAMESPACE
 from ccc_core.identity import JobRef
 
@@ -90,7 +90,7 @@ class Telemetry:
 
     def count(self, name: str, value: float = 1) -> None:
         """Add a registered metric this function may emit (ValueError otherwise: the dashboard
-        and alarms only see names in ``ccc_common.domain.metrics``)."""
+        and alarms only see names in ``ccc_common.domain.cloudwatch_metrics``)."""
         spec = metric_names.spec(name)
         if self.emitter is None or self.emitter not in spec.emitters:
             raise ValueError(f"{self.service} is not a registered emitter of {name}")

@@ -23,8 +23,8 @@ from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
 from ccc.client.errors import ClientError, JobFailed, VerificationError
 from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
+from ccc.client.provenance import verify_result_attestation
 from ccc.client.target import Target
-from ccc.client.verify import verify_result_attestation
 from ccc_core.identity import JobRef
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT

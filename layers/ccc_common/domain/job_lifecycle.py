@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ccc_common.aws.fleet import ScalerWaker
+from ccc_common.aws.fleet_adapters import ScalerWaker
 from ccc_common.aws.jobs_dal import JobStore
 from ccc_common.domain.events import (
     EventError,

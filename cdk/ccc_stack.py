@@ -14,14 +14,14 @@ from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 
 from cdk import contract
-from cdk.config import TAG_MEASUREMENTS, StageConfig, stage_config
-from cdk.fleet import Fleet
+from cdk.enclave_fleet import Fleet
 from cdk.identities import Identities
 from cdk.keys import Keys
 from cdk.measurements import Measurements
+from cdk.monitoring import Observability
 from cdk.nag_acknowledgements import Ack
-from cdk.observability import Observability
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION, Orchestration
+from cdk.stage_config import TAG_MEASUREMENTS, StageConfig, stage_config
 from cdk.storage import Storage
 from cdk.work_queue import WorkQueue
 

@@ -162,4 +162,4 @@ def spec(name: str) -> MetricSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"metric {name!r} is not in ccc_common.domain.metrics.REGISTRY") from None
+        raise KeyError(f"metric {name!r} is not in ccc_common.domain.cloudwatch_metrics.REGISTRY") from None

@@ -24,7 +24,7 @@ from pathlib import Path
 from ccc.local.processes import ManagedProcess
 from ccc_common.domain.drain import WorkerPhase, WorkerView, plan_fleet
 
-log = logging.getLogger("ccc.local.fleet")
+log = logging.getLogger("ccc.local.fleet_supervisor")
 
 QUICK_DEATH_S = 5.0
 MAX_RESTART_DELAY_S = 10.0

@@ -20,10 +20,10 @@ from constructs import Construct
 
 from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
 from cdk import contract
-from cdk.config import StageConfig
 from cdk.identities import s3_via_service
 from cdk.measurements import Measurements
 from cdk.orchestration import fleet_group_arn
+from cdk.stage_config import StageConfig
 from cdk.user_data import HostSettings, render
 
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {

@@ -61,6 +61,7 @@ setup: $(STAMP) $(ENCLAVE_STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src layers functions enclave_worker cdk tests app.py
 	$(VENV)/bin/mypy src layers functions enclave_worker cdk app.py
+	$(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit

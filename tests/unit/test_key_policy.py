@@ -173,7 +173,7 @@ def test_the_aws_default_key_policy_is_flagged() -> None:
             }
         ],
     }
-    assert _rules(lint_key_policy(default)) == {"wildcard-action", "unattested-key-release", "unconstrained-data-key"}
+    assert _rules(lint_key_policy(default)) == {"wildcard_action", "unattested_key_release", "unconstrained_data_key"}
 
 
 def test_linter_accepts_json_text_and_reports_garbage() -> None:
@@ -182,13 +182,13 @@ def test_linter_accepts_json_text_and_reports_garbage() -> None:
     garbage_inputs: list[object] = ["{", "[]", 7, None, {"Statement": []}, {"Statement": ["x"]}]
     garbage_inputs.append({"Statement": [{"Effect": "Maybe"}]})
     for garbage in garbage_inputs:
-        assert "malformed-policy" in _rules(lint_key_policy(garbage))
+        assert "malformed_policy" in _rules(lint_key_policy(garbage))
 
 
 def test_expected_pcrs_given_but_no_enclave_statement() -> None:
     policy = build_key_policy(_spec())
     policy["Statement"] = [s for s in policy["Statement"] if "enclave" not in s["Sid"]]
-    assert "no-attested-statement" in _rules(lint_key_policy(policy, expected_pcrs={0: PCR0}))
+    assert "no_attested_statement" in _rules(lint_key_policy(policy, expected_pcrs={0: PCR0}))
     assert lint_key_policy(policy) == []
 
 
@@ -294,26 +294,26 @@ def _extra_unattested_statement(p: dict) -> None:
 
 
 MUTATIONS: dict[str, tuple[Callable[[dict], None], str]] = {
-    "drop attestation": (_drop_attestation, "unattested-key-release"),
-    "zero PCR1": (_zero_pcr, "zero-pcr"),
-    "zero image": (_zero_image, "zero-pcr"),
-    "drop ImageSha384": (_drop_image, "missing-image-sha384"),
-    "StringLike on PCRs": (_weak_operator, "weak-attestation-operator"),
-    "IfExists on PCRs": (_if_exists_operator, "weak-attestation-operator"),
-    "kms:* for admins": (_kms_star_for_admins, "wildcard-action"),
-    "Decrypt for admins": (_decrypt_for_admins, "unattested-key-release"),
-    "Create* for root": (_grant_for_root, "unattested-key-release"),
-    "ReEncrypt* for root": (_reencrypt_wildcard, "unattested-key-release"),
-    "tenant decrypts inputs": (_tenant_decrypts_inputs, "unattested-key-release"),
-    "tenant forges results": (_tenant_forges_results, "unconstrained-data-key"),
-    "tenant wildcard": (_tenant_any_tenant, "unconstrained-data-key"),
-    "NotPrincipal": (_not_principal, "not-element"),
-    "NotAction": (_not_action, "not-element"),
-    "star principal": (_star_principal, "wildcard-principal"),
-    "attested star principal": (_attested_star_principal, "wildcard-principal"),
-    "other image": (_other_image, "pcr-mismatch"),
-    "short PCR": (_short_pcr, "malformed-pcr"),
-    "extra unattested statement": (_extra_unattested_statement, "unattested-key-release"),
+    "drop attestation": (_drop_attestation, "unattested_key_release"),
+    "zero PCR1": (_zero_pcr, "zero_pcr"),
+    "zero image": (_zero_image, "zero_pcr"),
+    "drop ImageSha384": (_drop_image, "missing_image_sha384"),
+    "StringLike on PCRs": (_weak_operator, "weak_attestation_operator"),
+    "IfExists on PCRs": (_if_exists_operator, "weak_attestation_operator"),
+    "kms:* for admins": (_kms_star_for_admins, "wildcard_action"),
+    "Decrypt for admins": (_decrypt_for_admins, "unattested_key_release"),
+    "Create* for root": (_grant_for_root, "unattested_key_release"),
+    "ReEncrypt* for root": (_reencrypt_wildcard, "unattested_key_release"),
+    "tenant decrypts inputs": (_tenant_decrypts_inputs, "unattested_key_release"),
+    "tenant forges results": (_tenant_forges_results, "unconstrained_data_key"),
+    "tenant wildcard": (_tenant_any_tenant, "unconstrained_data_key"),
+    "NotPrincipal": (_not_principal, "not_element"),
+    "NotAction": (_not_action, "not_element"),
+    "star principal": (_star_principal, "wildcard_principal"),
+    "attested star principal": (_attested_star_principal, "wildcard_principal"),
+    "other image": (_other_image, "pcr_mismatch"),
+    "short PCR": (_short_pcr, "malformed_pcr"),
+    "extra unattested statement": (_extra_unattested_statement, "unattested_key_release"),
 }
 
 

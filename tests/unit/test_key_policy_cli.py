@@ -44,7 +44,7 @@ def test_findings_exit_one_and_name_the_rule(tmp_path: Path, capsys: pytest.Capt
     template.write_text(json.dumps(_template(POLICY)))
     assert main(["key-policy", "lint", str(template), "--pcr", f"0={'6b' * 48}", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert [f["rule"] for f in report["DataKey"]] == ["pcr-mismatch"]
+    assert [f["rule"] for f in report["DataKey"]] == ["pcr_mismatch"]
 
 
 def test_unreadable_input_exits_two(tmp_path: Path) -> None:

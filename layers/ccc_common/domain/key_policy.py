@@ -295,18 +295,18 @@ class PolicyFinding:
 
 RULES: Mapping[str, str] = MappingProxyType(
     {
-        "malformed-policy": "the document is not a key policy this linter can check",
-        "not-element": "NotPrincipal / NotAction / NotResource invert matching and hide grants",
-        "wildcard-action": "'*' or 'kms:*' grants everything, including decryption",
-        "wildcard-principal": "a '*' principal without conditions, or one that may obtain data keys",
-        "unattested-key-release": "Decrypt / ReEncrypt* / GenerateDataKeyPair* / CreateGrant without attestation",
-        "unconstrained-data-key": "Encrypt / GenerateDataKey* without attestation and not limited to tenant inputs",
-        "weak-attestation-operator": "attestation keys must be compared with StringEqualsIgnoreCase/StringEquals",
-        "missing-image-sha384": "an attested statement must pin kms:RecipientAttestation:ImageSha384 (PCR0)",
-        "malformed-pcr": "an attestation value is not 96 hex characters / an unknown attestation key",
-        "zero-pcr": "an all-zero PCR is a debug-mode enclave",
-        "pcr-mismatch": "the pinned measurements differ from the expected ones",
-        "no-attested-statement": "expected PCRs given, but no statement releases keys to an attested enclave",
+        "malformed_policy": "the document is not a key policy this linter can check",
+        "not_element": "NotPrincipal / NotAction / NotResource invert matching and hide grants",
+        "wildcard_action": "'*' or 'kms:*' grants everything, including decryption",
+        "wildcard_principal": "a '*' principal without conditions, or one that may obtain data keys",
+        "unattested_key_release": "Decrypt / ReEncrypt* / GenerateDataKeyPair* / CreateGrant without attestation",
+        "unconstrained_data_key": "Encrypt / GenerateDataKey* without attestation and not limited to tenant inputs",
+        "weak_attestation_operator": "attestation keys must be compared with StringEqualsIgnoreCase/StringEquals",
+        "missing_image_sha384": "an attested statement must pin kms:RecipientAttestation:ImageSha384 (PCR0)",
+        "malformed_pcr": "an attestation value is not 96 hex characters / an unknown attestation key",
+        "zero_pcr": "an all-zero PCR is a debug-mode enclave",
+        "pcr_mismatch": "the pinned measurements differ from the expected ones",
+        "no_attested_statement": "expected PCRs given, but no statement releases keys to an attested enclave",
     }
 )
 
@@ -389,14 +389,14 @@ class _StatementLinter:
         st = self.statement
         for element in ("NotPrincipal", "NotAction", "NotResource"):
             if element in st:
-                self.add("not-element", f"{element} is not allowed in the key policy")
+                self.add("not_element", f"{element} is not allowed in the key policy")
         effect = st.get("Effect")
         if effect not in ("Allow", "Deny"):
-            self.add("malformed-policy", f"Effect {effect!r} is neither Allow nor Deny")
+            self.add("malformed_policy", f"Effect {effect!r} is neither Allow nor Deny")
             return self.findings
         conditions = st.get("Condition", {})
         if not isinstance(conditions, Mapping):
-            self.add("malformed-policy", "Condition is not an object")
+            self.add("malformed_policy", "Condition is not an object")
             return self.findings
         self._lint_attestation(conditions)
         if effect == "Allow":
@@ -409,22 +409,22 @@ class _StatementLinter:
         for operator, key, values in entries:
             index = _pcr_index(key)
             if index is None:
-                self.add("malformed-pcr", f"unknown attestation condition key {key}")
+                self.add("malformed_pcr", f"unknown attestation condition key {key}")
                 continue
             if operator not in (ATTESTATION_OPERATOR, "StringEquals"):
-                self.add("weak-attestation-operator", f"{key} is compared with {operator}")
+                self.add("weak_attestation_operator", f"{key} is compared with {operator}")
                 continue
             for value in values:
                 if not isinstance(value, str) or not _PCR_HEX_RE.fullmatch(value):
-                    self.add("malformed-pcr", f"{key} value {value!r} is not 96 hex characters")
+                    self.add("malformed_pcr", f"{key} value {value!r} is not 96 hex characters")
                 elif set(value) == {"0"}:
-                    self.add("zero-pcr", f"{key} is all zeros (debug-mode enclave)")
+                    self.add("zero_pcr", f"{key} is all zeros (debug-mode enclave)")
                 else:
                     pinned.setdefault(index, []).append(value.lower())
         if not entries:
             return
         if 0 not in pinned:
-            self.add("missing-image-sha384", f"{IMAGE_SHA384} is not pinned")
+            self.add("missing_image_sha384", f"{IMAGE_SHA384} is not pinned")
             return
         self.attested = True
         if self.expected is None:
@@ -432,11 +432,11 @@ class _StatementLinter:
         for index, expected in sorted(self.expected.items()):
             got = pinned.get(index)
             if got is None:
-                self.add("pcr-mismatch", f"PCR{index} is expected but not pinned")
+                self.add("pcr_mismatch", f"PCR{index} is expected but not pinned")
             elif any(v != expected.lower() for v in got):
-                self.add("pcr-mismatch", f"PCR{index} pins {got} instead of {expected.lower()}")
+                self.add("pcr_mismatch", f"PCR{index} pins {got} instead of {expected.lower()}")
         for index in sorted(set(pinned) - set(self.expected)):
-            self.add("pcr-mismatch", f"PCR{index} is pinned but not expected")
+            self.add("pcr_mismatch", f"PCR{index} is pinned but not expected")
 
     def _principals(self) -> list[Any]:
         principal = self.statement.get("Principal")
@@ -447,7 +447,7 @@ class _StatementLinter:
             for values in principal.values():
                 found += _as_list(values)
             return found
-        self.add("malformed-policy", "Principal is missing or not an object")
+        self.add("malformed_policy", "Principal is missing or not an object")
         return []
 
     def _lint_allow(self, conditions: Mapping[str, Any]) -> None:
@@ -457,14 +457,14 @@ class _StatementLinter:
             _action_matches(a, sensitive) for a in actions for sensitive in KEY_RELEASE_ACTIONS + DATA_KEY_ACTIONS
         )
         if "*" in principals and not conditions:
-            self.add("wildcard-principal", "Principal '*' without conditions")
+            self.add("wildcard_principal", "Principal '*' without conditions")
         elif "*" in principals and releases_keys:
             # Attestation conditions say *which enclave*, not *whose*: an enclave image is often
             # public, so anyone could run it in their own account. Key release names its principals.
-            self.add("wildcard-principal", "Principal '*' may obtain data keys; name the parent role")
+            self.add("wildcard_principal", "Principal '*' may obtain data keys; name the parent role")
         for action in actions:
             if isinstance(action, str) and action.lower() in ("*", "kms:*"):
-                self.add("wildcard-action", f"Action {action!r} grants every KMS action")
+                self.add("wildcard_action", f"Action {action!r} grants every KMS action")
         who = ", ".join(str(p) for p in principals) or "?"
         for sensitive in KEY_RELEASE_ACTIONS + DATA_KEY_ACTIONS:
             if not any(_action_matches(a, sensitive) for a in actions) or self.attested:
@@ -474,11 +474,11 @@ class _StatementLinter:
             if sensitive in DATA_KEY_ACTIONS:
                 if not _is_input_only(conditions):
                     self.add(
-                        "unconstrained-data-key",
+                        "unconstrained_data_key",
                         f"{sensitive} for {who} without attestation is not limited to one tenant's inputs",
                     )
                 continue
-            self.add("unattested-key-release", f"{sensitive} for {who} without kms:RecipientAttestation conditions")
+            self.add("unattested_key_release", f"{sensitive} for {who} without kms:RecipientAttestation conditions")
 
 
 def lint_key_policy(policy: object, *, expected_pcrs: Mapping[int, str] | None = None) -> list[PolicyFinding]:
@@ -491,29 +491,29 @@ def lint_key_policy(policy: object, *, expected_pcrs: Mapping[int, str] | None =
         try:
             policy = json.loads(policy)
         except ValueError:
-            return [PolicyFinding("malformed-policy", "the policy is not JSON")]
+            return [PolicyFinding("malformed_policy", "the policy is not JSON")]
     if not isinstance(policy, Mapping):
-        return [PolicyFinding("malformed-policy", "the policy is not a JSON object")]
+        return [PolicyFinding("malformed_policy", "the policy is not a JSON object")]
     statements = policy.get("Statement")
     if isinstance(statements, Mapping):
         statements = [statements]
     if not isinstance(statements, list) or not statements:
-        return [PolicyFinding("malformed-policy", "the policy has no Statement list")]
+        return [PolicyFinding("malformed_policy", "the policy has no Statement list")]
     expected = None
     if expected_pcrs is not None:
         try:
             expected = {i: _validate_pcr_hex(i, v) for i, v in expected_pcrs.items()}
         except KeyPolicyError as exc:
-            return [PolicyFinding("malformed-pcr", f"expected PCRs: {exc}")]
+            return [PolicyFinding("malformed_pcr", f"expected PCRs: {exc}")]
     findings: list[PolicyFinding] = []
     attested_any = False
     for index, statement in enumerate(statements):
         if not isinstance(statement, Mapping):
-            findings.append(PolicyFinding("malformed-policy", f"statement #{index} is not an object"))
+            findings.append(PolicyFinding("malformed_policy", f"statement #{index} is not an object"))
             continue
         linter = _StatementLinter(statement, index, expected)
         findings += linter.run()
         attested_any = attested_any or (linter.attested and statement.get("Effect") == "Allow")
     if expected is not None and not attested_any:
-        findings.append(PolicyFinding("no-attested-statement", "no Allow statement pins the expected enclave"))
+        findings.append(PolicyFinding("no_attested_statement", "no Allow statement pins the expected enclave"))
     return findings

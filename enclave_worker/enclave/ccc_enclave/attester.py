@@ -12,7 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import ccc_enclave
+from ccc_core.attestation.document import parse_document
 from ccc_core.logs import log_event
+from ccc_enclave.nsm.device import DeviceNsm
+from ccc_enclave.nsm.measurement import measure_enclave
+from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 from ccc_enclave.ports import JobError
 from ccc_enclave.protocol import ErrorCode
 
@@ -31,7 +36,6 @@ PINS_FILE = "requirements.txt"
 
 def distribution_root() -> Path:
     """The directory holding this distribution's packages and its pinned requirements file."""
-    import ccc_enclave
 
     return Path(ccc_enclave.__file__ or "").resolve().parent.parent
 
@@ -42,7 +46,6 @@ def enclave_pcrs(model_path: Path, root: Path | None = None) -> dict[int, bytes]
     `root` defaults to the distribution this code was imported from, which is what a simulated
     enclave reports about itself; the local stack passes its snapshot of the same tree.
     """
-    from ccc_enclave.nsm.measurement import measure_enclave
 
     base = root if root is not None else distribution_root()
     return measure_enclave([base / package for package in DISTRIBUTION_PACKAGES], model_path,
@@ -52,12 +55,8 @@ def enclave_pcrs(model_path: Path, root: Path | None = None) -> dict[int, bytes]
 def build_nsm(spec: str, model_path: Path) -> Any:
     """An `Nsm` from the CLI form `device` or `simulated:<ca_dir>`."""
     if spec == "device":
-        from ccc_enclave.nsm.device import DeviceNsm
-
         return DeviceNsm()
     if spec.startswith("simulated:") and len(spec) > len("simulated:"):
-        from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
-
         ca = LocalNitroCA.load(Path(spec[len("simulated:"):]))
         return SimulatedNsm(ca, enclave_pcrs(model_path))
     raise NsmSpecError(f"--nsm must be 'device' or 'simulated:<ca_dir>', got {spec!r}")
@@ -67,8 +66,6 @@ class NsmAttester:
     """`Attester`: every document carries the enclave's public key; PCR0 is read from a boot document."""
 
     def __init__(self, nsm: Any, public_key_der: bytes) -> None:
-        from ccc_core.attestation.document import parse_document
-
         self._nsm = nsm
         self._public_key_der = public_key_der
         boot_document = parse_document(nsm.attest(public_key=public_key_der))

@@ -26,7 +26,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aws_encryption_sdk
+import boto3
+from aws_encryption_sdk.identifiers import CommitmentPolicy
+from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
+from botocore.config import Config
+
 from ccc_core.aws_errors import client_error_code
+from ccc_enclave.kms.esdk_keys import PROVIDER_ID, attested_provider, validate_key_arn
+from ccc_enclave.kms.recipient import AttestedKms
 from ccc_enclave.ports import CryptoSession, DecryptedInput, JobError
 from ccc_enclave.protocol import Credentials, ErrorCode, KmsTarget
 
@@ -101,7 +109,6 @@ class _Recorder:
 
 def candidate_key_arns(header: Any, region: str) -> list[str]:
     """KMS key ARNs (in `region`) that wrap a data key of the message, sorted, at most MAX_CANDIDATE_KEYS."""
-    from ccc_enclave.kms.esdk_keys import PROVIDER_ID, validate_key_arn
 
     found: set[str] = set()
     for edk in header.encrypted_data_keys:
@@ -135,8 +142,6 @@ class KmsClientFactory:
     """
 
     def __init__(self, *, max_cached: int = 8, connect_timeout_s: float = 5.0, read_timeout_s: float = 15.0) -> None:
-        import boto3
-
         self._session = boto3.session.Session()
         self._lock = threading.Lock()
         self._cache: OrderedDict[_ClientKey, Any] = OrderedDict()
@@ -145,8 +150,6 @@ class KmsClientFactory:
         self._read_timeout_s = read_timeout_s
 
     def client(self, credentials: Credentials, kms: KmsTarget) -> Any:
-        from botocore.config import Config
-
         secret_digest = hashlib.sha256(
             f"{credentials.secret_access_key}\x00{credentials.session_token or ''}".encode()
         ).hexdigest()
@@ -179,9 +182,6 @@ class AttestedEsdkSession:
     """Decrypt/encrypt for one job: one KMS client, the enclave's NSM and boot key pair."""
 
     def __init__(self, kms_client: Any, nsm: Any, keypair: Any, region: str) -> None:
-        import aws_encryption_sdk
-        from aws_encryption_sdk.identifiers import CommitmentPolicy
-
         self._kms_client = kms_client
         self._nsm = nsm
         self._keypair = keypair
@@ -192,14 +192,9 @@ class AttestedEsdkSession:
         )
 
     def _provider(self, recorder: _Recorder, key_arn: str) -> Any:
-        from ccc_enclave.kms.esdk_keys import attested_provider
-        from ccc_enclave.kms.recipient import AttestedKms
-
         return attested_provider(AttestedKms(recorder, recorder, self._keypair), [key_arn])
 
     def decrypt(self, ciphertext: bytes) -> DecryptedInput:
-        from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
-
         try:
             header, _ = deserialize_header(io.BytesIO(ciphertext), MAX_ENCRYPTED_DATA_KEYS)
         except Exception as exc:

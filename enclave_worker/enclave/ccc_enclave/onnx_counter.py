@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc_core.limits import LIMITS
+from ccc_enclave.counting import CatCounter, ImageError, load_model_card, load_spec_file, resolve_spec
 from ccc_enclave.ports import CatDetection, CountOutcome, JobError
 from ccc_enclave.protocol import ErrorCode
 
@@ -14,7 +15,6 @@ DEFAULT_CARD_NAME = "nanodet-g.json"
 
 def load_spec(model_dir: Path | None, spec_file: Path | None = None) -> Any:
     """The detector spec: an explicit spec file, else the model card in `model_dir` (default card name)."""
-    from ccc_enclave.counting import load_model_card, load_spec_file, resolve_spec
 
     if spec_file is not None:
         return load_spec_file(spec_file)
@@ -27,8 +27,6 @@ class OnnxCounter:
     """`Counter` port: bad images become JobError(bad_image), which is final (retrying cannot help)."""
 
     def __init__(self, spec: Any, *, threads: int | None = None, max_pixels: int = LIMITS.max_image_pixels) -> None:
-        from ccc_enclave.counting import CatCounter
-
         self._counter = CatCounter(spec, threads=threads)  # loads and warms the onnxruntime session
         self._max_pixels = max_pixels
         self.model_path = Path(spec.model_path)
@@ -42,8 +40,6 @@ class OnnxCounter:
         return str(self._counter.model.sha256)
 
     def count(self, image: bytes) -> CountOutcome:
-        from ccc_enclave.counting import ImageError
-
         try:
             result = self._counter.count_bytes(image, max_pixels=self._max_pixels)
         except ImageError as exc:

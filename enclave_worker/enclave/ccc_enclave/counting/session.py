@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import onnxruntime as ort
 
 from ccc_enclave.counting.spec import DetectorSpec
 
@@ -50,7 +51,6 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
     parent agent shares them, so worker threads busy-waiting for the next run steal exactly the CPU
     the next run waits for (measured in `ccc bench count`, docs/counting.md).
     """
-    import onnxruntime as ort
 
     options = ort.SessionOptions()
     if profile == "tuned":
@@ -126,8 +126,6 @@ def _check_digest(path: Path, digest: str, spec: DetectorSpec) -> None:
 
 
 def _create(data: bytes, digest: str, spec: DetectorSpec, threads: int | None, profile: SessionProfile) -> LoadedModel:
-    import onnxruntime as ort
-
     try:
         session = ort.InferenceSession(
             data, sess_options=session_options(profile, threads), providers=["CPUExecutionProvider"]

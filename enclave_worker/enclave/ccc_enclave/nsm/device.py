@@ -15,6 +15,7 @@ The `aws-nsm-interface` package (PyPI, last release 2020) does the same with an 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 from typing import Any
 
@@ -86,8 +87,6 @@ class DeviceNsm:
         return decode_attestation_response(self._call(request))
 
     def _call(self, request: bytes) -> bytes:
-        import fcntl  # Linux only; imported here so the module loads anywhere
-
         request_buffer = ctypes.create_string_buffer(request, len(request))
         response_buffer = ctypes.create_string_buffer(NSM_RESPONSE_MAX_SIZE)
         message = _NsmMessage(

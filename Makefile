@@ -13,13 +13,14 @@ MODEL := models/nanodet-g.onnx
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv enclave-venv model test test-unit test-integration test-e2e test-infra lint demo bench synth clean help
+.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench synth clean help
 
 help:
 	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
 	@echo "make test   - set up, then lint and run every test tier"
 	@echo "make bench  - benchmarks (JSON + human output)"
 	@echo "make synth  - synthesise the CDK app offline (cdk.out/)"
+	@echo "make enclave-bundle - the EIF's input: build/enclave/bundle.tar + release.json (deterministic)"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(ENCLAVE_DIST)/pyproject.toml
 	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
@@ -56,7 +57,21 @@ $(MODEL): $(STAMP) $(wildcard src/ccc/model/*.py)
 
 model: $(MODEL)
 
-setup: $(STAMP) $(ENCLAVE_STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed
+# The enclave's wheels for the EIF's platform (CPython 3.11 manylinux x86_64), downloaded once into
+# a cache; bundle builds and the bundle tests then select from it offline (ccc.release.wheelhouse).
+ENCLAVE_WHEEL_CACHE := .cache/enclave-bundle
+$(ENCLAVE_WHEEL_CACHE)/.fetched: $(STAMP) $(ENCLAVE_DIST)/requirements.txt src/ccc/release/wheelhouse.py
+	$(PY) -m ccc.release fetch --cache-dir $(ENCLAVE_WHEEL_CACHE)
+	touch $@
+
+enclave-wheels: $(ENCLAVE_WHEEL_CACHE)/.fetched
+
+# build/enclave/bundle.tar (all the EIF is built from) and its manifest release.json; two runs on
+# the same sources give the same bytes. enclave_worker/build_eif.sh runs the same command.
+enclave-bundle: $(STAMP) $(MODEL) $(ENCLAVE_WHEEL_CACHE)/.fetched
+	$(PY) -m ccc.release build --out-dir build/enclave --cache-dir $(ENCLAVE_WHEEL_CACHE)
+
+setup: $(STAMP) $(ENCLAVE_STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed $(ENCLAVE_WHEEL_CACHE)/.fetched
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src layers functions enclave_worker cdk tests app.py

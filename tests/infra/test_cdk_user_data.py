@@ -132,7 +132,8 @@ def test_synthesised_parent_config_has_the_stack_resources(synth: Any) -> None:
 
 def test_enclave_image_ports_match_the_contract() -> None:
     dockerfile = (REPO_ROOT / "enclave_worker" / "Dockerfile").read_text()
+    entry_script = (REPO_ROOT / "enclave_worker" / "image" / "ccc-enclave-entry").read_text()  # the boot script
     assert f"CCC_ENCLAVE_LISTEN=vsock://any:{contract.ENCLAVE_PORT_VALUE}" in dockerfile
     assert f"CCC_KMS_RELAY_TARGET=vsock://3:{contract.KMS_PROXY_PORT_VALUE}" in dockerfile
-    assert "exec python -m ccc_enclave" in dockerfile
-    assert "--debug-mode" not in dockerfile
+    assert "exec python -m ccc_enclave" in entry_script
+    assert "--debug-mode" not in dockerfile + entry_script

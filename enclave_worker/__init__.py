@@ -1,10 +1,8 @@
 """Parent agent and enclave server of the Confidential Cat Counter (see docs/protocol.md).
 
-Modules:
-    protocol   length-prefixed frames, versioned strict CBOR messages, error codes
-    transport  vsock:// tcp:// unix:// endpoints, listener, timed message channel
-    enclave    in-enclave server: attested decrypt -> context check -> count -> encrypt -> attest
-    parent     host agent: SQS -> S3 inbox -> enclave -> S3 results, IMDSv2, drain
-    relay      byte relay (in-enclave TCP -> vsock-proxy path to KMS)
-    logs       metadata-only JSON-lines logging shared by both processes
+Layout:
+    enclave/   the enclave distribution `ccc-enclave` (measured into PCR0): `ccc_core` (shared
+               core) and `ccc_enclave` (server, pipeline, `ccc_enclave.protocol` frames and
+               messages, transport, KMS relay, NSM, counting)
+    parent/    host agent: SQS -> S3 inbox -> enclave -> S3 results, IMDSv2, drain
 """

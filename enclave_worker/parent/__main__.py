@@ -38,7 +38,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
     import boto3
     from botocore.config import Config
 
-    from ccc_enclave.protocol import KmsTarget
+    from ccc_enclave.protocol.job_messages import KmsTarget
     from enclave_worker.parent.agent import AgentSettings, ParentAgent
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
     from enclave_worker.parent.imds import (

@@ -42,17 +42,9 @@ from ccc_core.logs import elapsed_ms, log_event
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import SPAN_PARENT_JOB
 from ccc_core.telemetry.propagation import extract, inject
-from ccc_enclave.protocol import (
-    Credentials,
-    ErrorCode,
-    ErrorInfo,
-    JobFailure,
-    JobRequest,
-    JobSpec,
-    JobSuccess,
-    KmsTarget,
-    ProtocolError,
-)
+from ccc_enclave.protocol.error_replies import ErrorInfo
+from ccc_enclave.protocol.errors import ErrorCode, ProtocolError
+from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobRequest, JobSpec, JobSuccess, KmsTarget
 from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
 from enclave_worker.parent.heartbeat import VisibilityHeartbeat
@@ -353,8 +345,9 @@ class ParentAgent:
                 request_id=uuid.uuid4().hex,
                 job=JobSpec(job_id=ref.job_id, tenant=ref.tenant),
                 ciphertext=ciphertext,
-                credentials=Credentials(credentials.access_key_id, credentials.secret_access_key,
-                                        credentials.session_token),
+                credentials=Credentials(access_key_id=credentials.access_key_id,
+                                        secret_access_key=credentials.secret_access_key,
+                                        session_token=credentials.session_token),
                 kms=s.kms,
                 trace=inject(),
             )
@@ -381,7 +374,7 @@ class ParentAgent:
                 log_event(_LOG, logging.WARNING, "enclave call failed", job_id=request.job.job_id,
                           error=str(exc)[:200])
                 unreachable = ErrorInfo.of(ErrorCode.ENCLAVE_UNAVAILABLE, "enclave unreachable")
-                return JobFailure(request.request_id, unreachable)
+                return JobFailure(request_id=request.request_id, error=unreachable)
             busy = isinstance(reply, JobFailure) and reply.error.code == ErrorCode.BUSY
             if busy and time.monotonic() < deadline and not self._stop.is_set():
                 self._stop.wait(s.busy_pause_s)

@@ -15,7 +15,9 @@ from opentelemetry import metrics
 
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry import names
-from ccc_enclave.protocol import EnclaveStatus, JobMetrics, PrivacyReleaseReply
+from ccc_enclave.protocol.health_messages import EnclaveStatus
+from ccc_enclave.protocol.job_messages import JobMetrics
+from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply
 
 _METRIC_OF = {"cats": names.METRIC_DP_CATS, "uploads": names.METRIC_DP_UPLOADS}
 

@@ -10,20 +10,12 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from ccc_enclave.protocol import (
-    EnclaveStatus,
-    ErrorReply,
-    HealthReply,
-    HealthRequest,
-    JobFailure,
-    JobReply,
-    JobRequest,
-    JobSuccess,
-    Message,
-    PrivacyReleaseReply,
-    PrivacyReleaseRequest,
-    ProtocolError,
-)
+from ccc_enclave.protocol.error_replies import ErrorReply
+from ccc_enclave.protocol.errors import ProtocolError
+from ccc_enclave.protocol.health_messages import EnclaveStatus, HealthReply, HealthRequest
+from ccc_enclave.protocol.job_messages import JobFailure, JobReply, JobRequest, JobSuccess
+from ccc_enclave.protocol.messages import Message
+from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply, PrivacyReleaseRequest
 from ccc_enclave.transport import Channel, Endpoint, TransportError, parse_endpoint
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ccc_core.logs import log_event
-from ccc_enclave.protocol import EnclaveStatus, PrivacyReleaseReply
+from ccc_enclave.protocol.health_messages import EnclaveStatus
+from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply
 from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
 

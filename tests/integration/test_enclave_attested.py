@@ -34,7 +34,6 @@ from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.kms.gateway import KmsGateway
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_core.identity import JobRef
-from ccc_enclave import protocol as p
 from ccc_enclave.attester import NsmAttester, enclave_pcrs
 from ccc_enclave.counting import load_spec_file
 from ccc_enclave.esdk_crypto import AttestedEsdkCrypto
@@ -42,6 +41,9 @@ from ccc_enclave.kms.recipient import EnclaveKeyPair
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 from ccc_enclave.onnx_counter import OnnxCounter
 from ccc_enclave.pipeline import JobProcessor
+from ccc_enclave.protocol.health_messages import HealthReply, HealthRequest
+from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobRequest, JobSpec, JobSuccess, KmsTarget
+from ccc_enclave.protocol.messages import Message
 from ccc_enclave.server import EnclaveServer, ServerSettings
 from ccc_enclave.transport import Channel, listen
 
@@ -98,12 +100,12 @@ class AttestedStack:
         plaintext, header = esdk().decrypt(source=ciphertext, key_provider=self.tenant_provider())
         return json.loads(plaintext), dict(header.encryption_context)
 
-    def parent_credentials(self) -> p.Credentials:
+    def parent_credentials(self) -> Credentials:
         parent = self.identities["parent"]
-        return p.Credentials(parent.access_key_id, parent.secret_access_key)
+        return Credentials(access_key_id=parent.access_key_id, secret_access_key=parent.secret_access_key)
 
-    def kms_target(self) -> p.KmsTarget:
-        return p.KmsTarget(REGION, self.gateway.url)
+    def kms_target(self) -> KmsTarget:
+        return KmsTarget(region=REGION, endpoint_url=self.gateway.url)
 
 
 def esdk() -> aws_encryption_sdk.EncryptionSDKClient:
@@ -155,7 +157,7 @@ class RunningEnclave:
     def uri(self) -> str:
         return self.server.listener.endpoint.uri
 
-    def call(self, message: p.Message, timeout: float = 60) -> p.Message:
+    def call(self, message: Message, timeout: float = 60) -> Message:
         with Channel.connect(self.uri, timeout=5) as channel:
             channel.send(message, timeout=timeout)
             return channel.receive(timeout=timeout)
@@ -185,9 +187,9 @@ def enclave(attested_stack: AttestedStack) -> Iterator[RunningEnclave]:
     running.thread.join(30)
 
 
-def job(stack: AttestedStack, ciphertext: bytes, ref: JobRef) -> p.JobRequest:
-    return p.JobRequest(
-        request_id=os.urandom(8).hex(), job=p.JobSpec(job_id=ref.job_id, tenant=ref.tenant), ciphertext=ciphertext,
+def job(stack: AttestedStack, ciphertext: bytes, ref: JobRef) -> JobRequest:
+    return JobRequest(
+        request_id=os.urandom(8).hex(), job=JobSpec(job_id=ref.job_id, tenant=ref.tenant), ciphertext=ciphertext,
         credentials=stack.parent_credentials(), kms=stack.kms_target(),
     )
 
@@ -202,7 +204,7 @@ def test_encrypted_image_is_counted_and_the_result_verifies_and_decrypts(
     ref = new_ref()
     ciphertext = attested_stack.encrypt(png_image(), ref.input_context())
     reply = enclave.call(job(attested_stack, ciphertext, ref))
-    assert isinstance(reply, p.JobSuccess), reply
+    assert isinstance(reply, JobSuccess), reply
 
     document = verify_document(
         reply.attestation_document, root_der=attested_stack.ca.root_der, at=datetime.now(UTC),
@@ -226,16 +228,16 @@ def test_input_cut_from_another_job_is_refused(attested_stack: AttestedStack, en
     victim, claimed = new_ref(), new_ref()
     ciphertext = attested_stack.encrypt(png_image(), victim.input_context())
     reply = enclave.call(job(attested_stack, ciphertext, claimed))
-    assert isinstance(reply, p.JobFailure)
+    assert isinstance(reply, JobFailure)
     assert reply.error.code == "context_mismatch" and reply.error.retryable is False
 
 
 def test_a_result_pasted_back_as_input_is_refused(attested_stack: AttestedStack, enclave: RunningEnclave) -> None:
     ref = new_ref()
     first = enclave.call(job(attested_stack, attested_stack.encrypt(png_image(), ref.input_context()), ref))
-    assert isinstance(first, p.JobSuccess)
+    assert isinstance(first, JobSuccess)
     reply = enclave.call(job(attested_stack, first.result_ciphertext, ref))
-    assert isinstance(reply, p.JobFailure) and reply.error.code == "context_mismatch"
+    assert isinstance(reply, JobFailure) and reply.error.code == "context_mismatch"
 
 
 def test_tampered_ciphertext_and_non_images_fail_permanently(
@@ -245,16 +247,16 @@ def test_tampered_ciphertext_and_non_images_fail_permanently(
     ciphertext = bytearray(attested_stack.encrypt(png_image(), ref.input_context()))
     ciphertext[-200] ^= 0x01  # inside the body/signature, after the header
     reply = enclave.call(job(attested_stack, bytes(ciphertext), ref))
-    assert isinstance(reply, p.JobFailure) and reply.error.code == "decrypt_failed" and not reply.error.retryable
+    assert isinstance(reply, JobFailure) and reply.error.code == "decrypt_failed" and not reply.error.retryable
 
     reply = enclave.call(job(attested_stack, b"not an ESDK message at all", ref))
-    assert isinstance(reply, p.JobFailure) and reply.error.code == "decrypt_failed"
+    assert isinstance(reply, JobFailure) and reply.error.code == "decrypt_failed"
 
     ref = new_ref()
     reply = enclave.call(job(attested_stack, attested_stack.encrypt(b"GIF89a-nope", ref.input_context()), ref))
-    assert isinstance(reply, p.JobFailure) and reply.error.code == "bad_image" and not reply.error.retryable
-    health = enclave.call(p.HealthRequest(request_id="after-failures"))
-    assert isinstance(health, p.HealthReply) and health.status.jobs_failed >= 3
+    assert isinstance(reply, JobFailure) and reply.error.code == "bad_image" and not reply.error.retryable
+    health = enclave.call(HealthRequest(request_id="after-failures"))
+    assert isinstance(health, HealthReply) and health.status.jobs_failed >= 3
 
 
 def test_an_enclave_with_other_measurements_is_denied_by_the_key_policy(attested_stack: AttestedStack) -> None:
@@ -264,7 +266,7 @@ def test_an_enclave_with_other_measurements_is_denied_by_the_key_policy(attested
     try:
         ref = new_ref()
         reply = impostor.call(job(attested_stack, attested_stack.encrypt(png_image(), ref.input_context()), ref))
-        assert isinstance(reply, p.JobFailure)
+        assert isinstance(reply, JobFailure)
         assert reply.error.code == "kms_access_denied" and reply.error.retryable is True
     finally:
         impostor.server.stop()
@@ -276,10 +278,11 @@ def test_wrong_parent_credentials_are_reported_retryable(
 ) -> None:
     ref = new_ref()
     request = job(attested_stack, attested_stack.encrypt(png_image(), ref.input_context()), ref)
-    bad = p.JobRequest(request_id="bad-creds", job=request.job, ciphertext=request.ciphertext,
-                       credentials=p.Credentials("AKIDUNKNOWN000000000", "nope"), kms=request.kms)
+    bad = JobRequest(request_id="bad-creds", job=request.job, ciphertext=request.ciphertext,
+                     credentials=Credentials(access_key_id="AKIDUNKNOWN000000000", secret_access_key="nope"),
+                     kms=request.kms)
     reply = enclave.call(bad)
-    assert isinstance(reply, p.JobFailure) and reply.error.retryable is True
+    assert isinstance(reply, JobFailure) and reply.error.retryable is True
     assert reply.error.code in {"credentials_expired", "kms_access_denied"}
 
 
@@ -325,7 +328,7 @@ def test_real_model_counts_the_cat_in_chelsea_through_the_attested_path(attested
     try:
         ref = new_ref()
         reply = running.call(job(stack, stack.encrypt(image, ref.input_context()), ref))
-        assert isinstance(reply, p.JobSuccess), reply
+        assert isinstance(reply, JobSuccess), reply
         result, _ = stack.decrypt_result(reply.result_ciphertext)
         assert result["cats"] == expected == 1
         assert result["model"] == {"name": "nanodet-g", "sha256": counter.model_sha256}
@@ -384,12 +387,12 @@ def test_the_enclave_never_sends_kms_calls_to_an_endpoint_the_parent_names(
     try:
         ref = new_ref()
         request = job(attested_stack, attested_stack.encrypt(png_image(), ref.input_context()), ref)
-        hostile = p.JobRequest(request_id="hostile-endpoint", job=request.job, ciphertext=request.ciphertext,
-                               credentials=request.credentials, kms=p.KmsTarget(REGION, proxy.url))
+        hostile = JobRequest(request_id="hostile-endpoint", job=request.job, ciphertext=request.ciphertext,
+                               credentials=request.credentials, kms=KmsTarget(region=REGION, endpoint_url=proxy.url))
         reply = enclave.call(hostile)
         assert proxy.seen == []
-        assert isinstance(reply, p.JobFailure) and reply.error.code == "bad_request"
+        assert isinstance(reply, JobFailure) and reply.error.code == "bad_request"
         # The enclave's own endpoint still works for the same job.
-        assert isinstance(enclave.call(request), p.JobSuccess)
+        assert isinstance(enclave.call(request), JobSuccess)
     finally:
         proxy.stop()

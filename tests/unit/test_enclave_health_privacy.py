@@ -19,10 +19,15 @@ from datetime import date
 
 import pytest
 
-from ccc_enclave import protocol as p
 from ccc_enclave.dp import ContentAggregates, InMemoryBudgetLedger, PrivacyPolicy, PrivateAggregator
 from ccc_enclave.pipeline import JobProcessor
 from ccc_enclave.privacy_release import PrivacyReleaser
+from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
+from ccc_enclave.protocol.errors import ErrorCode
+from ccc_enclave.protocol.health_messages import STAGES, EnclaveStatus, HealthReply, HealthRequest
+from ccc_enclave.protocol.job_messages import JobFailure, JobSuccess
+from ccc_enclave.protocol.messages import Message, encode_message
+from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply, PrivacyReleaseRequest
 from ccc_enclave.server import EnclaveServer, ServerSettings
 from ccc_enclave.stats import EnclaveStats, read_meminfo
 from ccc_enclave.transport import Channel, listen
@@ -63,24 +68,24 @@ class Enclave:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def call(self, message: p.Message) -> p.Message:
+    def call(self, message: Message) -> Message:
         with Channel.connect(self.server.listener.endpoint.uri, timeout=5) as channel:
             channel.send(message, timeout=5)
             return channel.receive(timeout=10)
 
-    def job(self, index: int, tenant: str, cats: int) -> p.Message:
+    def job(self, index: int, tenant: str, cats: int) -> Message:
         image = IMAGE_MARKER + b" cat" * cats
         return self.call(job_request(input_for(_job_id(index), tenant, image), request_id=f"r{index}",
                                      job=_job_id(index), tenant=tenant))
 
-    def status(self) -> p.EnclaveStatus:
-        reply = self.call(p.HealthRequest("h"))
-        assert isinstance(reply, p.HealthReply)
+    def status(self) -> EnclaveStatus:
+        reply = self.call(HealthRequest(request_id="h"))
+        assert isinstance(reply, HealthReply)
         return reply.status
 
-    def release(self) -> p.PrivacyReleaseReply:
-        reply = self.call(p.PrivacyReleaseRequest("dp"))
-        assert isinstance(reply, p.PrivacyReleaseReply), reply
+    def release(self) -> PrivacyReleaseReply:
+        reply = self.call(PrivacyReleaseRequest(request_id="dp"))
+        assert isinstance(reply, PrivacyReleaseReply), reply
         return reply
 
     def stop(self) -> None:
@@ -100,13 +105,13 @@ def test_health_metrics_follow_the_jobs(enclave: Enclave) -> None:
     before = enclave.status().metrics
     assert before is not None and before.attestations_ok == 0 and before.stages["infer"].count == 0
     for i in range(3):
-        assert isinstance(enclave.job(i, TENANT_A, cats=2), p.JobSuccess)
+        assert isinstance(enclave.job(i, TENANT_A, cats=2), JobSuccess)
     forged = job_request(input_for(JOB, TENANT_B), job=JOB, tenant=TENANT_A)  # context names another tenant
-    assert isinstance(enclave.call(forged), p.JobFailure)
+    assert isinstance(enclave.call(forged), JobFailure)
     metrics = enclave.status().metrics
     assert metrics is not None
     assert metrics.attestations_ok == 3 and metrics.attestations_failed == 0
-    for stage in p.STAGES:
+    for stage in STAGES:
         timing = metrics.stages[stage]
         assert timing.count == 3 and 0 <= timing.max_ms <= timing.total_ms
     assert metrics.cpu_s > 0
@@ -117,8 +122,8 @@ def test_health_metrics_follow_the_jobs(enclave: Enclave) -> None:
 def test_busy_refusals_and_attestation_failures_are_counted() -> None:
     stats = EnclaveStats(cpu_clock=lambda: 1.0, meminfo=lambda: (100, 40))
     stats.busy_refused()
-    stats.job_finished(p.JobFailure("r", p.ErrorInfo.of(p.ErrorCode.ATTESTATION_FAILED, "nsm said no")))
-    stats.job_finished(p.JobFailure("r", p.ErrorInfo.of(p.ErrorCode.BAD_IMAGE, "not an image")))
+    stats.job_finished(JobFailure(request_id="r", error=ErrorInfo.of(ErrorCode.ATTESTATION_FAILED, "nsm said no")))
+    stats.job_finished(JobFailure(request_id="r", error=ErrorInfo.of(ErrorCode.BAD_IMAGE, "not an image")))
     snapshot = stats.snapshot()
     assert (snapshot.busy_refusals, snapshot.attestations_failed, snapshot.attestations_ok) == (1, 1, 0)
     assert (snapshot.memory_total_bytes, snapshot.memory_available_bytes, snapshot.cpu_s) == (100, 40, 1.0)
@@ -132,7 +137,7 @@ def test_busy_enclave_counts_the_refusal_and_still_answers_health() -> None:
         holder.start()
         assert e.counter.entered.wait(5)
         refused = e.job(2, TENANT_A, 1)
-        assert isinstance(refused, p.JobFailure) and refused.error.code == p.ErrorCode.BUSY
+        assert isinstance(refused, JobFailure) and refused.error.code == ErrorCode.BUSY
         status = e.status()
         assert status.in_flight == 1 and status.metrics is not None and status.metrics.busy_refusals == 1
         e.counter.gate.set()
@@ -144,7 +149,7 @@ def test_busy_enclave_counts_the_refusal_and_still_answers_health() -> None:
 def test_releases_are_noisy_per_tenant_and_stop_when_the_budget_is_spent(enclave: Enclave) -> None:
     exact = {(TENANT_A, "cats"): 0.0, (TENANT_A, "uploads"): 0.0, (TENANT_B, "cats"): 0.0, (TENANT_B, "uploads"): 0.0}
     for i, (tenant, cats) in enumerate([(TENANT_A, 1), (TENANT_A, 9), (TENANT_B, 3), (TENANT_A, 0)]):
-        assert isinstance(enclave.job(i, tenant, cats), p.JobSuccess)
+        assert isinstance(enclave.job(i, tenant, cats), JobSuccess)
         exact[(tenant, "cats")] += min(cats, 6)
         exact[(tenant, "uploads")] += 1
     # A forged job (ciphertext of tenant-b claimed as tenant-a) is refused and is not an upload.
@@ -167,7 +172,7 @@ def test_releases_are_noisy_per_tenant_and_stop_when_the_budget_is_spent(enclave
 
     spent = enclave.release()  # "no release", not an error, and the enclave keeps working
     assert spent.releases == () and spent.refused == 4
-    assert isinstance(enclave.job(7, TENANT_A, 1), p.JobSuccess)
+    assert isinstance(enclave.job(7, TENANT_A, 1), JobSuccess)
     assert enclave.status().jobs_served == 5
 
 
@@ -199,9 +204,9 @@ def test_nothing_exact_leaves_in_replies_or_logs(enclave: Enclave, caplog: pytes
     caplog.set_level(logging.DEBUG)
     for i in range(3):
         enclave.job(i, TENANT_A, cats=4)  # exact: 12 cats, 3 uploads
-    status_wire = p.encode_message(p.HealthReply("h", enclave.status()))
+    status_wire = encode_message(HealthReply(request_id="h", status=enclave.status()))
     assert TENANT_A.encode() not in status_wire  # health is per enclave, never per tenant
-    release_wire = p.encode_message(enclave.release())
+    release_wire = encode_message(enclave.release())
     import cbor2
 
     values = [r["value"] for r in cbor2.loads(release_wire)["releases"]]
@@ -221,9 +226,9 @@ def test_without_a_releaser_the_request_is_refused_cleanly() -> None:
     thread.start()
     try:
         with Channel.connect(server.listener.endpoint.uri, timeout=5) as channel:
-            channel.send(p.PrivacyReleaseRequest("dp"), timeout=5)
+            channel.send(PrivacyReleaseRequest(request_id="dp"), timeout=5)
             reply = channel.receive(timeout=5)
-        assert isinstance(reply, p.ErrorReply) and reply.error.code == "bad_request"
+        assert isinstance(reply, ErrorReply) and reply.error.code == "bad_request"
     finally:
         server.stop()
         thread.join(10)

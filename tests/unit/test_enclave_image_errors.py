@@ -13,7 +13,7 @@ from ccc.evaluation.testing import constant_detector, nanodet_outputs
 from ccc_enclave.counting import ImageError, load_image, load_spec_file
 from ccc_enclave.onnx_counter import OnnxCounter
 from ccc_enclave.ports import JobError
-from ccc_enclave.protocol import ErrorCode
+from ccc_enclave.protocol.errors import ErrorCode
 
 
 def png_header_only(width: int, height: int) -> bytes:

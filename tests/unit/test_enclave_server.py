@@ -21,9 +21,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_enclave import protocol as p
 from ccc_enclave.pipeline import JobProcessor, check_input_context
 from ccc_enclave.ports import CatDetection, CountOutcome, DecryptedInput, JobError
+from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
+from ccc_enclave.protocol.errors import ConnectionClosed, ErrorCode
+from ccc_enclave.protocol.health_messages import EnclaveStatus, HealthReply, HealthRequest
+from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobRequest, JobSpec, JobSuccess, KmsTarget
+from ccc_enclave.protocol.messages import Message
 from ccc_enclave.server import EnclaveServer, ServerSettings
 from ccc_enclave.transport import Channel, connect, listen
 
@@ -51,7 +55,7 @@ class FakeSession:
             env = cbor2.loads(ciphertext)
             return DecryptedInput(plaintext=env["pt"], encryption_context=env["ctx"], key_arn=env["key"])
         except Exception:
-            raise JobError(p.ErrorCode.DECRYPT_FAILED, "not a fake envelope") from None
+            raise JobError(ErrorCode.DECRYPT_FAILED, "not a fake envelope") from None
 
     def encrypt(self, plaintext: bytes, encryption_context: Mapping[str, str], key_arn: str) -> bytes:
         self.owner.encrypted.append((dict(encryption_context), key_arn))
@@ -61,9 +65,9 @@ class FakeSession:
 class FakeCrypto:
     def __init__(self) -> None:
         self.encrypted: list[tuple[dict[str, str], str]] = []
-        self.sessions: list[p.Credentials] = []
+        self.sessions: list[Credentials] = []
 
-    def session(self, credentials: p.Credentials, kms: p.KmsTarget) -> FakeSession:
+    def session(self, credentials: Credentials, kms: KmsTarget) -> FakeSession:
         self.sessions.append(credentials)
         return FakeSession(self)
 
@@ -86,7 +90,7 @@ class FakeCounter:
         if self.crash:
             raise RuntimeError("boom with " + image.decode(errors="replace"))  # message quotes plaintext!
         if not image.startswith(b"IMG"):
-            raise JobError(p.ErrorCode.BAD_IMAGE, "not a usable image: unknown format")
+            raise JobError(ErrorCode.BAD_IMAGE, "not a usable image: unknown format")
         n = image.count(b"cat")
         return CountOutcome(cats=n, detections=tuple(CatDetection((1.0, 2.0, 3.0, 4.0), 0.9) for _ in range(n)))
 
@@ -112,14 +116,14 @@ class Harness:
     def channel(self) -> Channel:
         return Channel.connect(self.uri, timeout=5)
 
-    def call(self, message: p.Message) -> p.Message:
+    def call(self, message: Message) -> Message:
         with self.channel() as channel:
             channel.send(message, timeout=5)
             return channel.receive(timeout=10)
 
-    def healthy(self) -> p.EnclaveStatus:
-        reply = self.call(p.HealthRequest(request_id="health"))
-        assert isinstance(reply, p.HealthReply)
+    def healthy(self) -> EnclaveStatus:
+        reply = self.call(HealthRequest(request_id="health"))
+        assert isinstance(reply, HealthReply)
         return reply.status
 
 
@@ -143,10 +147,11 @@ def harness() -> Iterator[Harness]:
     assert not thread.is_alive()
 
 
-def job_request(ciphertext: bytes, *, request_id: str = "req-1", job: str = JOB, tenant: str = TENANT) -> p.JobRequest:
-    return p.JobRequest(
-        request_id=request_id, job=p.JobSpec(job_id=job, tenant=tenant), ciphertext=ciphertext,
-        credentials=p.Credentials("AKIDEXAMPLE", SECRET, "SESSION-TOKEN"), kms=p.KmsTarget("us-east-1"),
+def job_request(ciphertext: bytes, *, request_id: str = "req-1", job: str = JOB, tenant: str = TENANT) -> JobRequest:
+    return JobRequest(
+        request_id=request_id, job=JobSpec(job_id=job, tenant=tenant), ciphertext=ciphertext,
+        credentials=Credentials(access_key_id="AKIDEXAMPLE", secret_access_key=SECRET, session_token="SESSION-TOKEN"),
+        kms=KmsTarget(region="us-east-1"),
     )
 
 
@@ -158,7 +163,7 @@ def input_for(
 
 def test_job_is_counted_encrypted_under_the_input_key_and_attested(harness: Harness) -> None:
     reply = harness.call(job_request(input_for()))
-    assert isinstance(reply, p.JobSuccess), reply
+    assert isinstance(reply, JobSuccess), reply
     assert reply.request_id == "req-1"
     env = cbor2.loads(reply.result_ciphertext)
     assert env["key"] == KEY_ARN
@@ -177,7 +182,7 @@ def test_job_is_counted_encrypted_under_the_input_key_and_attested(harness: Harn
 def test_result_key_comes_from_the_input_not_the_parent(harness: Harness) -> None:
     other_key = KEY_ARN.replace("1111", "9999")
     reply = harness.call(job_request(fake_ciphertext(b"IMG cat", {"ccc:job": JOB, "ccc:tenant": TENANT}, other_key)))
-    assert isinstance(reply, p.JobSuccess)
+    assert isinstance(reply, JobSuccess)
     assert harness.crypto.encrypted == [({"ccc:job": JOB, "ccc:tenant": TENANT, "ccc:kind": "result"}, other_key)]
 
 
@@ -193,7 +198,7 @@ def test_result_key_comes_from_the_input_not_the_parent(harness: Harness) -> Non
 )
 def test_wrong_context_is_refused_and_the_server_stays_healthy(harness: Harness, ciphertext: bytes) -> None:
     reply = harness.call(job_request(ciphertext))
-    assert isinstance(reply, p.JobFailure)
+    assert isinstance(reply, JobFailure)
     assert reply.error.code == "context_mismatch" and reply.error.retryable is False
     assert harness.crypto.encrypted == []  # nothing was counted or encrypted
     status = harness.healthy()
@@ -202,9 +207,9 @@ def test_wrong_context_is_refused_and_the_server_stays_healthy(harness: Harness,
 
 def test_bad_image_and_undecryptable_input_are_permanent_failures(harness: Harness) -> None:
     reply = harness.call(job_request(input_for(image=b"GIF89a not really")))
-    assert isinstance(reply, p.JobFailure) and reply.error.code == "bad_image" and not reply.error.retryable
+    assert isinstance(reply, JobFailure) and reply.error.code == "bad_image" and not reply.error.retryable
     reply = harness.call(job_request(b"\x01\x02 not an envelope"))
-    assert isinstance(reply, p.JobFailure) and reply.error.code == "decrypt_failed" and not reply.error.retryable
+    assert isinstance(reply, JobFailure) and reply.error.code == "decrypt_failed" and not reply.error.retryable
     assert harness.healthy().jobs_failed == 2
 
 
@@ -214,11 +219,11 @@ def test_an_unexpected_crash_is_a_retryable_internal_error_that_leaks_nothing(
     harness.counter.crash = True
     with caplog.at_level(logging.DEBUG):
         reply = harness.call(job_request(input_for()))
-    assert isinstance(reply, p.JobFailure)
+    assert isinstance(reply, JobFailure)
     assert reply.error.code == "internal" and reply.error.retryable is True
     assert "PLAINTEXT" not in reply.error.reason
     harness.counter.crash = False
-    assert isinstance(harness.call(job_request(input_for(), request_id="again")), p.JobSuccess)
+    assert isinstance(harness.call(job_request(input_for(), request_id="again")), JobSuccess)
     logged = caplog.text + "".join(str(getattr(r, "ccc_fields", "")) for r in caplog.records)
     assert "PLAINTEXT" not in logged and SECRET not in logged and "SESSION-TOKEN" not in logged
 
@@ -227,16 +232,16 @@ def test_garbage_and_unknown_versions_get_error_replies_on_a_live_connection(har
     with harness.channel() as channel:
         channel.send_bytes(b"\xff\xfe not cbor", timeout=5)
         reply = channel.receive(timeout=5)
-        assert isinstance(reply, p.ErrorReply) and reply.error.code == "bad_request" and reply.request_id is None
+        assert isinstance(reply, ErrorReply) and reply.error.code == "bad_request" and reply.request_id is None
         channel.send_bytes(cbor2.dumps({"version": 99, "kind": "job", "request_id": "v99"}), timeout=5)
         reply = channel.receive(timeout=5)
-        assert isinstance(reply, p.ErrorReply) and reply.error.code == "unsupported_version"
+        assert isinstance(reply, ErrorReply) and reply.error.code == "unsupported_version"
         assert reply.request_id == "v99"
-        channel.send(p.ErrorReply("x", p.ErrorInfo.of("busy", "a reply is not a request")), timeout=5)
+        channel.send(ErrorReply(request_id="x", error=ErrorInfo.of("busy", "a reply is not a request")), timeout=5)
         reply = channel.receive(timeout=5)
-        assert isinstance(reply, p.ErrorReply) and reply.error.code == "bad_request"
-        channel.send(p.HealthRequest(request_id="h"), timeout=5)  # the same connection still works
-        assert isinstance(channel.receive(timeout=5), p.HealthReply)
+        assert isinstance(reply, ErrorReply) and reply.error.code == "bad_request"
+        channel.send(HealthRequest(request_id="h"), timeout=5)  # the same connection still works
+        assert isinstance(channel.receive(timeout=5), HealthReply)
 
 
 def test_oversize_frame_is_answered_and_the_connection_closed(harness: Harness) -> None:
@@ -244,8 +249,8 @@ def test_oversize_frame_is_answered_and_the_connection_closed(harness: Harness) 
     raw.sendall((2**31).to_bytes(4, "big"))
     with Channel(raw) as channel:
         reply = channel.receive(timeout=5)
-        assert isinstance(reply, p.ErrorReply) and reply.error.code == "too_large"
-        with pytest.raises(p.ConnectionClosed):
+        assert isinstance(reply, ErrorReply) and reply.error.code == "too_large"
+        with pytest.raises(ConnectionClosed):
             channel.receive(timeout=5)
     assert harness.healthy().in_flight == 0
 
@@ -268,14 +273,14 @@ def test_concurrency_limit_answers_busy_and_health_still_works(harness: Harness)
     first.send(job_request(input_for(), request_id="slow"), timeout=5)
     assert harness.counter.entered.wait(5)
     reply = harness.call(job_request(input_for(), request_id="second"))
-    assert isinstance(reply, p.JobFailure)
+    assert isinstance(reply, JobFailure)
     assert reply.error.code == "busy" and reply.error.retryable is True
     status = harness.healthy()
     assert status.in_flight == 1
     harness.counter.gate.set()
     slow = first.receive(timeout=10)
     first.close()
-    assert isinstance(slow, p.JobSuccess) and slow.request_id == "slow"
+    assert isinstance(slow, JobSuccess) and slow.request_id == "slow"
     assert harness.healthy().in_flight == 0
 
 
@@ -290,11 +295,11 @@ def test_connection_cap_answers_busy() -> None:
     thread.start()
     try:
         held = Channel.connect(listener.endpoint, timeout=5)
-        held.send(p.HealthRequest(request_id="h1"), timeout=5)
-        assert isinstance(held.receive(timeout=5), p.HealthReply)
+        held.send(HealthRequest(request_id="h1"), timeout=5)
+        assert isinstance(held.receive(timeout=5), HealthReply)
         with Channel.connect(listener.endpoint, timeout=5) as extra:
             reply = extra.receive(timeout=5)
-            assert isinstance(reply, p.ErrorReply) and reply.error.code == "busy" and reply.error.retryable
+            assert isinstance(reply, ErrorReply) and reply.error.code == "busy" and reply.error.retryable
         held.close()
     finally:
         server.stop()
@@ -307,18 +312,18 @@ def test_stop_lets_the_running_job_finish_and_answers_it(harness: Harness) -> No
     channel.send(job_request(input_for(), request_id="inflight"), timeout=5)
     assert harness.counter.entered.wait(5)
     idle = harness.channel()  # an idle connection must not hold up shutdown
-    idle.send(p.HealthRequest(request_id="i"), timeout=5)
+    idle.send(HealthRequest(request_id="i"), timeout=5)
     idle.receive(timeout=5)
     harness.server.stop()
     time.sleep(0.3)
     assert harness.thread.is_alive()  # waiting for the in-flight job
     harness.counter.gate.set()
     reply = channel.receive(timeout=10)
-    assert isinstance(reply, p.JobSuccess) and reply.request_id == "inflight"
+    assert isinstance(reply, JobSuccess) and reply.request_id == "inflight"
     harness.thread.join(10)
     assert not harness.thread.is_alive()
     with pytest.raises(Exception):  # noqa: B017 - refused or reset: the listener is gone
-        Channel.connect(harness.uri, timeout=1).send(p.HealthRequest(request_id="late"), timeout=1)
+        Channel.connect(harness.uri, timeout=1).send(HealthRequest(request_id="late"), timeout=1)
     channel.close()
     idle.close()
 
@@ -342,9 +347,9 @@ def test_context_check_accepts_exactly_this_jobs_input_context(context: dict[str
         and "ccc:x" not in context
     )
     try:
-        check_input_context(context, p.JobSpec(job_id=JOB, tenant=TENANT))
+        check_input_context(context, JobSpec(job_id=JOB, tenant=TENANT))
     except JobError as exc:
-        assert exc.code == p.ErrorCode.CONTEXT_MISMATCH
+        assert exc.code == ErrorCode.CONTEXT_MISMATCH
         assert not expected_ok
     else:
         assert expected_ok
@@ -374,7 +379,7 @@ def test_result_ciphertext_size_does_not_reveal_the_count() -> None:
         reply = JobProcessor(crypto, _CountingTo(n), FakeAttester()).process(
             job_request(fake_ciphertext(b"IMG", {"ccc:job": JOB, "ccc:tenant": TENANT}))
         )
-        assert isinstance(reply, p.JobSuccess), reply
+        assert isinstance(reply, JobSuccess), reply
         plaintext = cbor2.loads(reply.result_ciphertext)["pt"]
         sizes.add(len(plaintext))
         counts.append(parse_result(plaintext).cats)

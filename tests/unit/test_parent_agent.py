@@ -20,7 +20,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ccc_enclave import protocol as p
+from ccc_enclave.protocol.error_replies import ErrorInfo
+from ccc_enclave.protocol.health_messages import EnclaveStatus
+from ccc_enclave.protocol.job_messages import (
+    JobFailure,
+    JobMetrics,
+    JobReply,
+    JobRequest,
+    JobSpec,
+    JobSuccess,
+    KmsTarget,
+)
 from enclave_worker.parent.agent import AgentSettings, Outcome, ParentAgent
 from enclave_worker.parent.enclave_client import EnclaveUnavailable
 from enclave_worker.parent.imds import AwsCredentials, StaticCredentialsProvider
@@ -34,29 +44,29 @@ JOB_B = "b" * 32
 SECRET = "SECRET-ACCESS-KEY-VALUE"
 
 
-def ok_reply(request: p.JobRequest) -> p.JobReply:
-    return p.JobSuccess(
+def ok_reply(request: JobRequest) -> JobReply:
+    return JobSuccess(
         request_id=request.request_id,
         result_ciphertext=b"RESULT-CT:" + request.job.job_id.encode(),
         attestation_document=b"ATTESTATION:" + request.job.job_id.encode(),
-        metrics=p.JobMetrics(1.0, 2.0, 3.0, 4.0),
+        metrics=JobMetrics(decrypt_ms=1.0, infer_ms=2.0, encrypt_ms=3.0, attest_ms=4.0),
         model_sha256="ab" * 32,
         pcr0_hex="cd" * 48,
     )
 
 
-def fail_reply(code: str, retryable: bool | None = None) -> Callable[[p.JobRequest], p.JobReply]:
-    def reply(request: p.JobRequest) -> p.JobReply:
-        return p.JobFailure(request.request_id, p.ErrorInfo.of(code, f"{code} happened", retryable))
+def fail_reply(code: str, retryable: bool | None = None) -> Callable[[JobRequest], JobReply]:
+    def reply(request: JobRequest) -> JobReply:
+        return JobFailure(request_id=request.request_id, error=ErrorInfo.of(code, f"{code} happened", retryable))
 
     return reply
 
 
 @dataclass
 class FakeEnclave:
-    behaviour: Callable[[p.JobRequest], p.JobReply] = ok_reply
+    behaviour: Callable[[JobRequest], JobReply] = ok_reply
     healthy: bool = True
-    requests: list[p.JobRequest] = field(default_factory=list)
+    requests: list[JobRequest] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
     health_calls: int = 0
@@ -64,17 +74,18 @@ class FakeEnclave:
     def __post_init__(self) -> None:
         self.gate.set()
 
-    def run_job(self, request: p.JobRequest, *, timeout_s: float) -> p.JobReply:
+    def run_job(self, request: JobRequest, *, timeout_s: float) -> JobReply:
         self.requests.append(request)
         self.entered.set()
         assert self.gate.wait(10)
         return self.behaviour(request)
 
-    def health(self, *, timeout_s: float) -> p.EnclaveStatus:
+    def health(self, *, timeout_s: float) -> EnclaveStatus:
         self.health_calls += 1
         if not self.healthy:
             raise EnclaveUnavailable("down")
-        return p.EnclaveStatus(1.0, 0, 0, 0, 2, "m", "ab" * 32, "cd" * 48, 2, 1)
+        return EnclaveStatus(uptime_s=1.0, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
+                             model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1)
 
 
 class Recording:
@@ -108,7 +119,7 @@ class World:
             "busy_retry_for_s": 1.0, "busy_pause_s": 0.01, "unavailable_pause_s": 0.01, **overrides,
         }
         settings = AgentSettings(queue_url=self.queue_url, inbox_bucket=INBOX, results_bucket=RESULTS,
-                                 kms=p.KmsTarget(REGION, "http://127.0.0.1:4599"), **values)
+                                 kms=KmsTarget(region=REGION, endpoint_url="http://127.0.0.1:4599"), **values)
         creds = StaticCredentialsProvider(AwsCredentials("AKIDPARENT", SECRET, None))
         return ParentAgent(sqs=Recording(self.sqs, "sqs", self.log), s3=Recording(self.s3, "s3", self.log),
                            enclave=self.enclave, credentials=creds, settings=settings)
@@ -197,10 +208,10 @@ def test_job_result_and_attestation_are_written_before_the_message_is_deleted(wo
     assert world.queue_counts() == (0, 0)
 
     request = world.enclave.requests[0]
-    assert request.job == p.JobSpec(job_id=JOB_A, tenant=TENANT)
+    assert request.job == JobSpec(job_id=JOB_A, tenant=TENANT)
     assert request.ciphertext == b"ESDK-CIPHERTEXT"
     assert request.credentials.secret_access_key == SECRET
-    assert request.kms == p.KmsTarget(REGION, "http://127.0.0.1:4599")
+    assert request.kms == KmsTarget(region=REGION, endpoint_url="http://127.0.0.1:4599")
 
     writes = [i for i, (svc, op, key) in enumerate(world.log) if op == "put_object"]
     att_write = next(i for i in writes if world.log[i][2].endswith(".att"))
@@ -251,7 +262,7 @@ def test_retryable_errors_leave_the_message_with_backoff(world: World, behaviour
     if behaviour == "retryable":
         world.enclave.behaviour = fail_reply("kms_unavailable")
     else:
-        def unreachable(request: p.JobRequest) -> p.JobReply:
+        def unreachable(request: JobRequest) -> JobReply:
             raise EnclaveUnavailable("connection reset")
 
         world.enclave.behaviour = unreachable
@@ -268,7 +279,7 @@ def test_retryable_errors_leave_the_message_with_backoff(world: World, behaviour
 def test_busy_enclave_is_retried_in_place_without_returning_the_message(world: World) -> None:
     calls = {"n": 0}
 
-    def busy_twice(request: p.JobRequest) -> p.JobReply:
+    def busy_twice(request: JobRequest) -> JobReply:
         calls["n"] += 1
         return fail_reply("busy")(request) if calls["n"] <= 2 else ok_reply(request)
 
@@ -378,7 +389,7 @@ def test_logs_carry_no_ciphertext_or_credentials(world: World, capsys: pytest.Ca
 
 
 def test_backoff_grows_exponentially_and_is_capped() -> None:
-    settings = AgentSettings(queue_url="q", inbox_bucket="i", results_bucket="r", kms=p.KmsTarget(REGION),
+    settings = AgentSettings(queue_url="q", inbox_bucket="i", results_bucket="r", kms=KmsTarget(region=REGION),
                              backoff_base_s=5, backoff_max_s=60)
     assert [settings.backoff_s(n) for n in (0, 1, 2, 3, 4, 5, 100)] == [5, 5, 10, 20, 40, 60, 60]
 

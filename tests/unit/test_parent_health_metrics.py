@@ -20,7 +20,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExpor
 
 from ccc.telemetry.emf import MAX_VALUES, EmfMetricExporter, EmfTargetError, histogram_values, sink_for
 from ccc_core.telemetry import names
-from ccc_enclave import protocol as p
+from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, EnclaveStatus, StageTiming
+from ccc_enclave.protocol.job_messages import JobMetrics
+from ccc_enclave.protocol.privacy_messages import PrivacyRelease, PrivacyReleaseReply
 from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
 from enclave_worker.parent.monitor import EnclaveMonitor
@@ -29,11 +31,13 @@ GIB = 1 << 30
 
 
 def _status(*, uptime: float, cpu: float, ok: int = 0, failed: int = 0, busy: int = 0, rss: int = 300 << 20,
-            in_flight: int = 1) -> p.EnclaveStatus:
-    stages = {s: p.StageTiming(ok, 10.0 * ok, 12.0 if ok else 0.0) for s in p.STAGES}
-    metrics = p.EnclaveMetrics(cpu_s=cpu, memory_total_bytes=4 * GIB, memory_available_bytes=3 * GIB,
+            in_flight: int = 1) -> EnclaveStatus:
+    stages = {s: StageTiming(count=ok, total_ms=10.0 * ok, max_ms=12.0 if ok else 0.0) for s in STAGES}
+    metrics = EnclaveMetrics(cpu_s=cpu, memory_total_bytes=4 * GIB, memory_available_bytes=3 * GIB,
                                busy_refusals=busy, attestations_ok=ok, attestations_failed=failed, stages=stages)
-    return p.EnclaveStatus(uptime, ok, failed, in_flight, 2, "m", "ab" * 32, "cd" * 48, 2, rss, metrics=metrics)
+    return EnclaveStatus(uptime_s=uptime, jobs_served=ok, jobs_failed=failed, in_flight=in_flight, concurrency=2,
+                         model_name="m", model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=rss,
+                         metrics=metrics)
 
 
 @dataclass
@@ -42,13 +46,13 @@ class FakeEnclave:
     releases: list[Any] = field(default_factory=list)
     release_calls: int = 0
 
-    def health(self, *, timeout_s: float) -> p.EnclaveStatus:
+    def health(self, *, timeout_s: float) -> EnclaveStatus:
         item = self.statuses.pop(0)
         if isinstance(item, Exception):
             raise item
         return item
 
-    def privacy_release(self, *, timeout_s: float) -> p.PrivacyReleaseReply:
+    def privacy_release(self, *, timeout_s: float) -> PrivacyReleaseReply:
         self.release_calls += 1
         item = self.releases.pop(0)
         if isinstance(item, Exception):
@@ -107,14 +111,16 @@ def test_health_replies_become_enclave_metrics_and_survive_a_restart() -> None:
 
 def test_health_of_an_older_enclave_without_metrics_still_exports_the_basics() -> None:
     readings = Readings()
-    old = p.EnclaveStatus(5.0, 1, 0, 0, 2, "m", "ab" * 32, "cd" * 48, 2, 1234)
+    old = EnclaveStatus(uptime_s=5.0, jobs_served=1, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
+                        model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1234)
     EnclaveMonitor(FakeEnclave([old]), readings.metrics, privacy_interval_s=None).poll_health()
     assert readings.value(names.METRIC_ENCLAVE_MEMORY) == 1234
     assert all(n != names.METRIC_ENCLAVE_CPU for n, _, _ in readings.points())
 
 
-def _release(tenant: str, metric: str, value: float) -> p.PrivacyRelease:
-    return p.PrivacyRelease(tenant, "2026-11-24", metric, value, 0.25, 24.0 if metric == "cats" else 4.0)
+def _release(tenant: str, metric: str, value: float) -> PrivacyRelease:
+    return PrivacyRelease(tenant=tenant, day="2026-11-24", metric=metric, value=value, epsilon=0.25,
+                          scale=24.0 if metric == "cats" else 4.0)
 
 
 def test_privacy_releases_are_exported_per_tenant_and_refusals_counted() -> None:
@@ -123,8 +129,9 @@ def test_privacy_releases_are_exported_per_tenant_and_refusals_counted() -> None
     enclave = FakeEnclave(
         statuses=[_status(uptime=1.0, cpu=0.1)] * 3,
         releases=[
-            p.PrivacyReleaseReply("a", (_release("tenant-a", "cats", 7.31), _release("tenant-a", "uploads", 2.2)), 0),
-            p.PrivacyReleaseReply("b", (), 2),
+            PrivacyReleaseReply(request_id="a", refused=0,
+                                releases=(_release("tenant-a", "cats", 7.31), _release("tenant-a", "uploads", 2.2))),
+            PrivacyReleaseReply(request_id="b", releases=(), refused=2),
         ],
     )
     monitor = EnclaveMonitor(enclave, readings.metrics, privacy_interval_s=60.0, clock=lambda: clock[0])
@@ -157,7 +164,7 @@ def test_job_metrics_carry_outcome_but_no_tenant() -> None:
     readings.metrics.job_handled("done", None, 120.0)
     readings.metrics.job_handled("failed", "bad_image", 30.0)
     readings.metrics.job_handled("retry", "kms_unavailable", 5.0)
-    readings.metrics.enclave_timings(p.JobMetrics(10.0, 55.0, 20.0, 1.0))
+    readings.metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=55.0, encrypt_ms=20.0, attest_ms=1.0))
     assert readings.value(names.METRIC_JOBS, **{"ccc.outcome": "done"}) == 1
     assert readings.value(names.METRIC_JOBS_FAILED, **{"ccc.code": "bad_image"}) == 1
     assert readings.value(names.METRIC_KMS_UNAVAILABLE) == 1
@@ -184,9 +191,10 @@ def test_emf_documents_use_the_dashboard_names_and_stage_dimension() -> None:
     for ms in (40.0, 80.0, 300.0):
         metrics.job_handled("done", None, ms)
     metrics.job_handled("failed", "decrypt_failed", 20.0)
-    metrics.enclave_timings(p.JobMetrics(10.0, 55.0, 20.0, 1.0))
+    metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=55.0, encrypt_ms=20.0, attest_ms=1.0))
     metrics.enclave_health(_status(uptime=1.0, cpu=0.1, failed=2))
-    metrics.privacy_released(p.PrivacyReleaseReply("r", (_release("tenant-a", "cats", 3.5),), 0))
+    metrics.privacy_released(PrivacyReleaseReply(request_id="r", releases=(_release("tenant-a", "cats", 3.5),),
+                                                 refused=0))
     provider.force_flush()
     by_name: dict[str, list[dict[str, Any]]] = {}
     for document in documents:

@@ -10,7 +10,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccc_enclave import protocol as p
+from ccc_enclave.protocol.codec import peek_request_id
+from ccc_enclave.protocol.error_replies import MAX_REASON_CHARS, ErrorInfo, ErrorReply
+from ccc_enclave.protocol.errors import ConnectionClosed, ErrorCode, FrameTooLarge, ProtocolError
+from ccc_enclave.protocol.framing import encode_frame, read_frame, write_frame
+from ccc_enclave.protocol.health_messages import EnclaveStatus, HealthReply, HealthRequest
+from ccc_enclave.protocol.job_messages import (
+    Credentials,
+    JobFailure,
+    JobMetrics,
+    JobRequest,
+    JobSpec,
+    JobSuccess,
+    KmsTarget,
+)
+from ccc_enclave.protocol.messages import Message, decode_message, encode_message
 
 REQUEST_IDS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
 JOB_IDS = st.from_regex(r"\A[0-9a-f]{32}\Z")
@@ -22,18 +36,18 @@ MS = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 COUNTS = st.integers(min_value=0, max_value=2**40)
 
 
-def _job_requests() -> st.SearchStrategy[p.JobRequest]:
+def _job_requests() -> st.SearchStrategy[JobRequest]:
     return st.builds(
-        p.JobRequest,
+        JobRequest,
         request_id=REQUEST_IDS,
-        job=st.builds(p.JobSpec, job_id=JOB_IDS, tenant=TENANTS),
+        job=st.builds(JobSpec, job_id=JOB_IDS, tenant=TENANTS),
         ciphertext=st.binary(min_size=1, max_size=2048),
         credentials=st.builds(
-            p.Credentials, access_key_id=PRINTABLE, secret_access_key=PRINTABLE,
+            Credentials, access_key_id=PRINTABLE, secret_access_key=PRINTABLE,
             session_token=st.none() | PRINTABLE,
         ),
         kms=st.builds(
-            p.KmsTarget,
+            KmsTarget,
             region=st.sampled_from(["us-east-1", "eu-west-2", "us-gov-west-1", "ap-southeast-3"]),
             endpoint_url=st.none() | st.sampled_from(["http://127.0.0.1:4566", "https://kms.us-east-1.amazonaws.com"]),
         ),
@@ -41,33 +55,33 @@ def _job_requests() -> st.SearchStrategy[p.JobRequest]:
     )
 
 
-def _errors() -> st.SearchStrategy[p.ErrorInfo]:
+def _errors() -> st.SearchStrategy[ErrorInfo]:
     return st.builds(
-        p.ErrorInfo, code=st.sampled_from([c.value for c in p.ErrorCode]), reason=st.text(max_size=200),
+        ErrorInfo, code=st.sampled_from([c.value for c in ErrorCode]), reason=st.text(max_size=200),
         retryable=st.booleans(),
     )
 
 
 MESSAGES = st.one_of(
-    st.builds(p.HealthRequest, request_id=REQUEST_IDS),
+    st.builds(HealthRequest, request_id=REQUEST_IDS),
     st.builds(
-        p.HealthReply,
+        HealthReply,
         request_id=REQUEST_IDS,
         status=st.builds(
-            p.EnclaveStatus, uptime_s=MS, jobs_served=COUNTS, jobs_failed=COUNTS, in_flight=COUNTS,
+            EnclaveStatus, uptime_s=MS, jobs_served=COUNTS, jobs_failed=COUNTS, in_flight=COUNTS,
             concurrency=st.integers(1, 64), model_name=st.sampled_from(["nanodet-g", ""]), model_sha256=HEX64,
             pcr0_hex=HEX96, cpu_count=st.integers(0, 512), rss_bytes=COUNTS,
         ),
     ),
     _job_requests(),
     st.builds(
-        p.JobSuccess, request_id=REQUEST_IDS, result_ciphertext=st.binary(min_size=1, max_size=512),
+        JobSuccess, request_id=REQUEST_IDS, result_ciphertext=st.binary(min_size=1, max_size=512),
         attestation_document=st.binary(min_size=1, max_size=512),
-        metrics=st.builds(p.JobMetrics, decrypt_ms=MS, infer_ms=MS, encrypt_ms=MS, attest_ms=MS),
+        metrics=st.builds(JobMetrics, decrypt_ms=MS, infer_ms=MS, encrypt_ms=MS, attest_ms=MS),
         model_sha256=HEX64, pcr0_hex=HEX96,
     ),
-    st.builds(p.JobFailure, request_id=REQUEST_IDS, error=_errors()),
-    st.builds(p.ErrorReply, request_id=st.none() | REQUEST_IDS, error=_errors()),
+    st.builds(JobFailure, request_id=REQUEST_IDS, error=_errors()),
+    st.builds(ErrorReply, request_id=st.none() | REQUEST_IDS, error=_errors()),
 )
 
 
@@ -101,28 +115,28 @@ class Sink:
 
 @given(MESSAGES)
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
-def test_every_message_round_trips(message: p.Message) -> None:
-    assert p.decode_message(p.encode_message(message)) == message
+def test_every_message_round_trips(message: Message) -> None:
+    assert decode_message(encode_message(message)) == message
 
 
 @given(MESSAGES, st.lists(st.integers(1, 64), max_size=50))
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=100)
-def test_frames_round_trip_whatever_the_read_sizes(message: p.Message, chunks: list[int]) -> None:
+def test_frames_round_trip_whatever_the_read_sizes(message: Message, chunks: list[int]) -> None:
     sink = Sink()
-    p.write_frame(sink, p.encode_message(message))
-    assert sink.data == p.encode_frame(p.encode_message(message))
+    write_frame(sink, encode_message(message))
+    assert sink.data == encode_frame(encode_message(message))
     source = ChunkedSource(sink.data + sink.data, chunks)
-    assert p.decode_message(p.read_frame(source)) == message
-    assert p.decode_message(p.read_frame(source)) == message
-    with pytest.raises(p.ConnectionClosed):
-        p.read_frame(source)
+    assert decode_message(read_frame(source)) == message
+    assert decode_message(read_frame(source)) == message
+    with pytest.raises(ConnectionClosed):
+        read_frame(source)
 
 
 @given(st.binary(max_size=4096))
 @settings(max_examples=500)
 def test_arbitrary_message_bytes_raise_only_protocol_error(data: bytes) -> None:
-    with contextlib.suppress(p.ProtocolError):
-        p.decode_message(data)
+    with contextlib.suppress(ProtocolError):
+        decode_message(data)
 
 
 @given(st.recursive(
@@ -132,14 +146,14 @@ def test_arbitrary_message_bytes_raise_only_protocol_error(data: bytes) -> None:
 ))
 @settings(max_examples=300)
 def test_arbitrary_cbor_values_raise_only_protocol_error(value: object) -> None:
-    with contextlib.suppress(p.ProtocolError):
-        p.decode_message(cbor2.dumps(value))
+    with contextlib.suppress(ProtocolError):
+        decode_message(cbor2.dumps(value))
 
 
 @given(_job_requests(), st.data())
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
-def test_mutated_valid_messages_raise_only_protocol_error(message: p.JobRequest, data: st.DataObject) -> None:
-    wire = cbor2.loads(p.encode_message(message))
+def test_mutated_valid_messages_raise_only_protocol_error(message: JobRequest, data: st.DataObject) -> None:
+    wire = cbor2.loads(encode_message(message))
     section = data.draw(st.sampled_from(["top", "job", "credentials", "kms"]))
     target = wire if section == "top" else wire[section]
     key = data.draw(st.sampled_from(sorted(target)))
@@ -150,10 +164,10 @@ def test_mutated_valid_messages_raise_only_protocol_error(message: p.JobRequest,
     else:
         target[key] = replacement
     try:
-        decoded = p.decode_message(cbor2.dumps(wire))
-    except p.ProtocolError:
+        decoded = decode_message(cbor2.dumps(wire))
+    except ProtocolError:
         return
-    assert isinstance(decoded, p.JobRequest)  # a mutation the schema allows (e.g. a new valid string)
+    assert isinstance(decoded, JobRequest)  # a mutation the schema allows (e.g. a new valid string)
 
 
 @given(st.binary(max_size=300), st.lists(st.integers(1, 16), max_size=20))
@@ -162,16 +176,16 @@ def test_arbitrary_stream_bytes_raise_only_protocol_error(data: bytes, chunks: l
     source = ChunkedSource(data, chunks)
     try:
         while True:
-            p.decode_message(p.read_frame(source, max_frame_bytes=256))
-    except p.ProtocolError:
+            decode_message(read_frame(source, max_frame_bytes=256))
+    except ProtocolError:
         pass
 
 
 @given(st.integers(min_value=1025, max_value=2**32 - 1))
 def test_oversize_frame_is_refused_before_reading_the_body(length: int) -> None:
     source = ChunkedSource(struct.pack(">I", length) + b"x" * 10)
-    with pytest.raises(p.FrameTooLarge) as info:
-        p.read_frame(source, max_frame_bytes=1024)
+    with pytest.raises(FrameTooLarge) as info:
+        read_frame(source, max_frame_bytes=1024)
     assert info.value.length == length
     assert info.value.code == "too_large"
     assert source.pos == 4  # only the header was consumed
@@ -179,33 +193,33 @@ def test_oversize_frame_is_refused_before_reading_the_body(length: int) -> None:
 
 
 def test_encoder_refuses_oversize_and_empty_frames() -> None:
-    with pytest.raises(p.FrameTooLarge):
-        p.encode_frame(b"x" * 11, max_frame_bytes=10)
-    with pytest.raises(p.FrameTooLarge):
-        p.write_frame(Sink(), b"x" * 11, max_frame_bytes=10)
-    with pytest.raises(p.ProtocolError):
-        p.encode_frame(b"")
+    with pytest.raises(FrameTooLarge):
+        encode_frame(b"x" * 11, max_frame_bytes=10)
+    with pytest.raises(FrameTooLarge):
+        write_frame(Sink(), b"x" * 11, max_frame_bytes=10)
+    with pytest.raises(ProtocolError):
+        encode_frame(b"")
 
 
 def test_truncated_body_and_header_are_errors_not_clean_close() -> None:
-    frame = p.encode_frame(p.encode_message(p.HealthRequest(request_id="r1")))
+    frame = encode_frame(encode_message(HealthRequest(request_id="r1")))
     for cut in (1, 3, 5, len(frame) - 1):
-        with pytest.raises(p.ProtocolError) as info:
-            p.read_frame(ChunkedSource(frame[:cut]))
-        assert not isinstance(info.value, p.ConnectionClosed)
+        with pytest.raises(ProtocolError) as info:
+            read_frame(ChunkedSource(frame[:cut]))
+        assert not isinstance(info.value, ConnectionClosed)
 
 
 def test_empty_frame_is_refused() -> None:
-    with pytest.raises(p.ProtocolError):
-        p.read_frame(ChunkedSource(b"\x00\x00\x00\x00"))
+    with pytest.raises(ProtocolError):
+        read_frame(ChunkedSource(b"\x00\x00\x00\x00"))
 
 
 def test_unknown_version_is_reported_as_such_with_the_request_id() -> None:
     body = cbor2.dumps({"version": 2, "kind": "health", "request_id": "abc"})
-    with pytest.raises(p.ProtocolError) as info:
-        p.decode_message(body)
-    assert info.value.code == p.ErrorCode.UNSUPPORTED_VERSION
-    assert p.peek_request_id(body) == "abc"
+    with pytest.raises(ProtocolError) as info:
+        decode_message(body)
+    assert info.value.code == ErrorCode.UNSUPPORTED_VERSION
+    assert peek_request_id(body) == "abc"
 
 
 @pytest.mark.parametrize(
@@ -220,57 +234,59 @@ def test_unknown_version_is_reported_as_such_with_the_request_id() -> None:
     ],
 )
 def test_hostile_cbor_constructs_are_refused(hex_body: str) -> None:
-    with pytest.raises(p.ProtocolError):
-        p.decode_message(bytes.fromhex(hex_body))
+    with pytest.raises(ProtocolError):
+        decode_message(bytes.fromhex(hex_body))
 
 
 def test_trailing_bytes_are_refused() -> None:
-    body = p.encode_message(p.HealthRequest(request_id="r"))
-    with pytest.raises(p.ProtocolError, match="trailing"):
-        p.decode_message(body + b"\x00")
+    body = encode_message(HealthRequest(request_id="r"))
+    with pytest.raises(ProtocolError, match="trailing"):
+        decode_message(body + b"\x00")
 
 
 def test_ciphertext_limit_is_applied_when_decoding() -> None:
-    request = p.JobRequest(
-        request_id="r", job=p.JobSpec(job_id="0" * 32, tenant="acme"), ciphertext=b"x" * 100,
-        credentials=p.Credentials("AKID", "secret"), kms=p.KmsTarget("us-east-1"),
+    request = JobRequest(
+        request_id="r", job=JobSpec(job_id="0" * 32, tenant="acme"), ciphertext=b"x" * 100,
+        credentials=Credentials(access_key_id="AKID", secret_access_key="secret"), kms=KmsTarget(region="us-east-1"),
     )
-    body = p.encode_message(request)
-    assert p.decode_message(body, max_ciphertext_bytes=100) == request
-    with pytest.raises(p.ProtocolError) as info:
-        p.decode_message(body, max_ciphertext_bytes=99)
+    body = encode_message(request)
+    assert decode_message(body, max_ciphertext_bytes=100) == request
+    with pytest.raises(ProtocolError) as info:
+        decode_message(body, max_ciphertext_bytes=99)
     assert info.value.code == "too_large"
 
 
 def test_fields_are_validated() -> None:
-    with pytest.raises(p.ProtocolError):
-        p.JobSpec(job_id="../etc", tenant="acme")
-    with pytest.raises(p.ProtocolError):
-        p.JobSpec(job_id="0" * 32, tenant="Acme/../x")
-    with pytest.raises(p.ProtocolError):
-        p.KmsTarget(region="us-east-1", endpoint_url="file:///etc/passwd")
-    with pytest.raises(p.ProtocolError):
-        p.KmsTarget(region="not a region")
-    with pytest.raises(p.ProtocolError):
-        p.Credentials(access_key_id="has space", secret_access_key="s")
-    with pytest.raises(p.ProtocolError):
-        p.ErrorInfo(code="busy", reason="x", retryable=1)  # type: ignore[arg-type]
-    with pytest.raises(p.ProtocolError):
-        p.HealthRequest(request_id="")
+    with pytest.raises(ProtocolError):
+        JobSpec(job_id="../etc", tenant="acme")
+    with pytest.raises(ProtocolError):
+        JobSpec(job_id="0" * 32, tenant="Acme/../x")
+    with pytest.raises(ProtocolError):
+        KmsTarget(region="us-east-1", endpoint_url="file:///etc/passwd")
+    with pytest.raises(ProtocolError):
+        KmsTarget(region="not a region")
+    with pytest.raises(ProtocolError):
+        Credentials(access_key_id="has space", secret_access_key="s")
+    with pytest.raises(ProtocolError):
+        ErrorInfo(code="busy", reason="x", retryable=1)  # type: ignore[arg-type]
+    with pytest.raises(ProtocolError):
+        HealthRequest(request_id="")
 
 
 def test_credentials_and_payloads_stay_out_of_reprs() -> None:
-    request = p.JobRequest(
-        request_id="r", job=p.JobSpec(job_id="0" * 32, tenant="acme"), ciphertext=b"CIPHERTEXT-BYTES",
-        credentials=p.Credentials("AKIDEXAMPLE", "TOP-SECRET", "SESSION-TOKEN"), kms=p.KmsTarget("us-east-1"),
+    request = JobRequest(
+        request_id="r", job=JobSpec(job_id="0" * 32, tenant="acme"), ciphertext=b"CIPHERTEXT-BYTES",
+        credentials=Credentials(access_key_id="AKIDEXAMPLE", secret_access_key="TOP-SECRET",
+                                session_token="SESSION-TOKEN"),
+        kms=KmsTarget(region="us-east-1"),
     )
     text = repr(request)
     assert "TOP-SECRET" not in text and "SESSION-TOKEN" not in text and "CIPHERTEXT" not in text
 
 
 def test_retry_classification() -> None:
-    assert p.ErrorInfo.of(p.ErrorCode.BUSY, "x").retryable is True
-    assert p.ErrorInfo.of(p.ErrorCode.CONTEXT_MISMATCH, "x").retryable is False
-    assert p.ErrorInfo.of(p.ErrorCode.BAD_IMAGE, "x").retryable is False
-    assert p.ErrorInfo.of("something_new", "x").retryable is True
-    assert len(p.ErrorInfo.of("internal", "y" * 5000).reason) == p.MAX_REASON_CHARS
+    assert ErrorInfo.of(ErrorCode.BUSY, "x").retryable is True
+    assert ErrorInfo.of(ErrorCode.CONTEXT_MISMATCH, "x").retryable is False
+    assert ErrorInfo.of(ErrorCode.BAD_IMAGE, "x").retryable is False
+    assert ErrorInfo.of("something_new", "x").retryable is True
+    assert len(ErrorInfo.of("internal", "y" * 5000).reason) == MAX_REASON_CHARS

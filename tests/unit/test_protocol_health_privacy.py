@@ -15,61 +15,71 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccc_enclave import protocol as p
+from ccc_enclave.protocol.errors import ProtocolError
+from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, EnclaveStatus, HealthReply, StageTiming
+from ccc_enclave.protocol.messages import Message, decode_message, encode_message
+from ccc_enclave.protocol.privacy_messages import (
+    MAX_RELEASES,
+    PRIVACY_METRICS,
+    PrivacyRelease,
+    PrivacyReleaseReply,
+    PrivacyReleaseRequest,
+)
 
 REQUEST_IDS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
 TENANTS = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
 MS = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 COUNTS = st.integers(min_value=0, max_value=2**40)
-TIMING = st.builds(p.StageTiming, count=COUNTS, total_ms=MS, max_ms=MS)
+TIMING = st.builds(StageTiming, count=COUNTS, total_ms=MS, max_ms=MS)
 METRICS = st.builds(
-    p.EnclaveMetrics, cpu_s=MS, memory_total_bytes=COUNTS, memory_available_bytes=COUNTS, busy_refusals=COUNTS,
+    EnclaveMetrics, cpu_s=MS, memory_total_bytes=COUNTS, memory_available_bytes=COUNTS, busy_refusals=COUNTS,
     attestations_ok=COUNTS, attestations_failed=COUNTS,
-    stages=st.fixed_dictionaries({name: TIMING for name in p.STAGES}),
+    stages=st.fixed_dictionaries({name: TIMING for name in STAGES}),
 )
 STATUS = st.builds(
-    p.EnclaveStatus, uptime_s=MS, jobs_served=COUNTS, jobs_failed=COUNTS, in_flight=COUNTS,
+    EnclaveStatus, uptime_s=MS, jobs_served=COUNTS, jobs_failed=COUNTS, in_flight=COUNTS,
     concurrency=st.integers(1, 64), model_name=st.just("nanodet-g"), model_sha256=st.just("ab" * 32),
     pcr0_hex=st.just("cd" * 48), cpu_count=st.integers(0, 512), rss_bytes=COUNTS, metrics=st.none() | METRICS,
 )
 RELEASE = st.builds(
-    p.PrivacyRelease, tenant=TENANTS,
+    PrivacyRelease, tenant=TENANTS,
     day=st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10),
-    metric=st.sampled_from(p.PRIVACY_METRICS), value=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    metric=st.sampled_from(PRIVACY_METRICS), value=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
     epsilon=st.floats(min_value=0.001, max_value=10), scale=st.floats(min_value=0.001, max_value=1e6),
 )
 MESSAGES = st.one_of(
-    st.builds(p.HealthReply, request_id=REQUEST_IDS, status=STATUS),
-    st.builds(p.PrivacyReleaseRequest, request_id=REQUEST_IDS),
-    st.builds(p.PrivacyReleaseReply, request_id=REQUEST_IDS,
+    st.builds(HealthReply, request_id=REQUEST_IDS, status=STATUS),
+    st.builds(PrivacyReleaseRequest, request_id=REQUEST_IDS),
+    st.builds(PrivacyReleaseReply, request_id=REQUEST_IDS,
               releases=st.lists(RELEASE, max_size=8).map(tuple), refused=st.integers(0, 1000)),
 )
 
 
-def _timings() -> dict[str, p.StageTiming]:
-    return {name: p.StageTiming(3, 30.0, 12.5) for name in p.STAGES}
+def _timings() -> dict[str, StageTiming]:
+    return {name: StageTiming(count=3, total_ms=30.0, max_ms=12.5) for name in STAGES}
 
 
-def _metrics() -> p.EnclaveMetrics:
-    return p.EnclaveMetrics(cpu_s=1.5, memory_total_bytes=4 << 30, memory_available_bytes=3 << 30, busy_refusals=2,
+def _metrics() -> EnclaveMetrics:
+    return EnclaveMetrics(cpu_s=1.5, memory_total_bytes=4 << 30, memory_available_bytes=3 << 30, busy_refusals=2,
                             attestations_ok=3, attestations_failed=1, stages=_timings())
 
 
-def _wire(message: p.Message) -> dict:
-    return cbor2.loads(p.encode_message(message))
+def _wire(message: Message) -> dict:
+    return cbor2.loads(encode_message(message))
 
 
 @given(MESSAGES)
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
-def test_new_messages_round_trip(message: p.Message) -> None:
-    assert p.decode_message(p.encode_message(message)) == message
+def test_new_messages_round_trip(message: Message) -> None:
+    assert decode_message(encode_message(message)) == message
 
 
 def test_health_reply_without_metrics_still_decodes_as_before() -> None:
-    status = p.EnclaveStatus(1.0, 0, 0, 0, 2, "m", "ab" * 32, "cd" * 48, 2, 1)
-    wire = _wire(p.HealthReply("h", status))
+    status = EnclaveStatus(uptime_s=1.0, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
+                           model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1)
+    wire = _wire(HealthReply(request_id="h", status=status))
     assert "metrics" not in wire["status"]
-    assert p.decode_message(cbor2.dumps(wire)) == p.HealthReply("h", status)
+    assert decode_message(cbor2.dumps(wire)) == HealthReply(request_id="h", status=status)
 
 
 @pytest.mark.parametrize(
@@ -88,16 +98,17 @@ def test_health_reply_without_metrics_still_decodes_as_before() -> None:
     ],
 )
 def test_health_metrics_are_decoded_strictly(mutate) -> None:
-    status = p.EnclaveStatus(1.0, 0, 0, 0, 2, "m", "ab" * 32, "cd" * 48, 2, 1, metrics=_metrics())
-    wire = _wire(p.HealthReply("h", status))
+    status = EnclaveStatus(uptime_s=1.0, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
+                           model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1, metrics=_metrics())
+    wire = _wire(HealthReply(request_id="h", status=status))
     mutate(wire)
-    with pytest.raises(p.ProtocolError):
-        p.decode_message(cbor2.dumps(wire))
+    with pytest.raises(ProtocolError):
+        decode_message(cbor2.dumps(wire))
 
 
-def _reply() -> p.PrivacyReleaseReply:
-    release = p.PrivacyRelease("tenant-a", "2026-11-24", "cats", -3.25, 0.25, 24.0)
-    return p.PrivacyReleaseReply("r", (release,), refused=1)
+def _reply() -> PrivacyReleaseReply:
+    release = PrivacyRelease(tenant="tenant-a", day="2026-11-24", metric="cats", value=-3.25, epsilon=0.25, scale=24.0)
+    return PrivacyReleaseReply(request_id="r", releases=(release,), refused=1)
 
 
 @pytest.mark.parametrize(
@@ -113,33 +124,33 @@ def _reply() -> p.PrivacyReleaseReply:
         lambda w: w["releases"][0].update(value=math.nan),
         lambda w: w["releases"][0].update(value="3"),
         lambda w: w["releases"][0].update(epsilon=0.0),
-        lambda w: w.update(releases=[w["releases"][0]] * (p.MAX_RELEASES + 1)),
+        lambda w: w.update(releases=[w["releases"][0]] * (MAX_RELEASES + 1)),
         lambda w: w.update(releases={"a": 1}),
     ],
 )
 def test_privacy_replies_are_decoded_strictly(mutate) -> None:
     wire = _wire(_reply())
     mutate(wire)
-    with pytest.raises(p.ProtocolError):
-        p.decode_message(cbor2.dumps(wire))
+    with pytest.raises(ProtocolError):
+        decode_message(cbor2.dumps(wire))
 
 
 @pytest.mark.parametrize("field", [{"tenant": "tenant-a"}, {"epsilon": 100.0}, {"day": "2026-11-24"}])
 def test_a_release_request_carries_no_parameters(field) -> None:
-    wire = {**_wire(p.PrivacyReleaseRequest("r")), **field}
-    with pytest.raises(p.ProtocolError, match="unknown field"):
-        p.decode_message(cbor2.dumps(wire))
+    wire = {**_wire(PrivacyReleaseRequest(request_id="r")), **field}
+    with pytest.raises(ProtocolError, match="unknown field"):
+        decode_message(cbor2.dumps(wire))
 
 
 def test_negative_noisy_values_are_allowed_but_not_unbounded() -> None:
-    assert p.decode_message(p.encode_message(_reply())) == _reply()
-    with pytest.raises(p.ProtocolError):
-        p.PrivacyRelease("tenant-a", "2026-11-24", "cats", -1e13, 0.25, 24.0)
+    assert decode_message(encode_message(_reply())) == _reply()
+    with pytest.raises(ProtocolError):
+        PrivacyRelease(tenant="tenant-a", day="2026-11-24", metric="cats", value=-1e13, epsilon=0.25, scale=24.0)
 
 
 @given(st.binary(max_size=2048))
 @settings(max_examples=300)
 def test_hostile_bytes_after_a_valid_prefix_raise_only_protocol_error(tail: bytes) -> None:
-    body = p.encode_message(_reply())
-    with contextlib.suppress(p.ProtocolError):
-        p.decode_message(body[: len(body) // 2] + tail)
+    body = encode_message(_reply())
+    with contextlib.suppress(ProtocolError):
+        decode_message(body[: len(body) // 2] + tail)

@@ -14,53 +14,74 @@ from collections.abc import Iterator
 
 import pytest
 
-from ccc_enclave import protocol as p
+from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
+from ccc_enclave.protocol.errors import ErrorCode
+from ccc_enclave.protocol.framing import encode_frame
+from ccc_enclave.protocol.health_messages import (
+    STAGES,
+    EnclaveMetrics,
+    EnclaveStatus,
+    HealthReply,
+    HealthRequest,
+    StageTiming,
+)
+from ccc_enclave.protocol.job_messages import (
+    Credentials,
+    JobFailure,
+    JobMetrics,
+    JobRequest,
+    JobSpec,
+    JobSuccess,
+    KmsTarget,
+)
+from ccc_enclave.protocol.messages import Message, decode_message, encode_message
+from ccc_enclave.protocol.privacy_messages import PrivacyRelease, PrivacyReleaseReply, PrivacyReleaseRequest
 
 
-def _cases() -> Iterator[tuple[str, p.Message]]:
-    timings = {s: p.StageTiming(count=i + 1, total_ms=10.5 * (i + 1), max_ms=7.25) for i, s in enumerate(p.STAGES)}
-    int_timings = {s: p.StageTiming(count=2, total_ms=30, max_ms=12) for s in p.STAGES}
-    metrics = p.EnclaveMetrics(cpu_s=1.5, memory_total_bytes=4 << 30, memory_available_bytes=3 << 30,
+def _cases() -> Iterator[tuple[str, Message]]:
+    timings = {s: StageTiming(count=i + 1, total_ms=10.5 * (i + 1), max_ms=7.25) for i, s in enumerate(STAGES)}
+    int_timings = {s: StageTiming(count=2, total_ms=30, max_ms=12) for s in STAGES}
+    metrics = EnclaveMetrics(cpu_s=1.5, memory_total_bytes=4 << 30, memory_available_bytes=3 << 30,
                                busy_refusals=2, attestations_ok=3, attestations_failed=1, stages=timings)
-    int_metrics = p.EnclaveMetrics(cpu_s=2, memory_total_bytes=0, memory_available_bytes=0,
+    int_metrics = EnclaveMetrics(cpu_s=2, memory_total_bytes=0, memory_available_bytes=0,
                                    busy_refusals=0, attestations_ok=0, attestations_failed=0, stages=int_timings)
     status = dict(uptime_s=12.25, jobs_served=7, jobs_failed=1, in_flight=0, concurrency=2, model_name="nanodet-g",
                   model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=123456789)
-    yield "health", p.HealthRequest(request_id="health-1")
-    yield "health_reply", p.HealthReply(request_id="health-1", status=p.EnclaveStatus(**status, metrics=metrics))
-    yield "health_reply_int_numbers", p.HealthReply(
-        request_id="h", status=p.EnclaveStatus(**{**status, "uptime_s": 5}, metrics=int_metrics))
-    yield "health_reply_without_metrics", p.HealthReply(
-        request_id="health-2", status=p.EnclaveStatus(**{**status, "model_name": "", "model_sha256": "",
+    yield "health", HealthRequest(request_id="health-1")
+    yield "health_reply", HealthReply(request_id="health-1", status=EnclaveStatus(**status, metrics=metrics))
+    yield "health_reply_int_numbers", HealthReply(
+        request_id="h", status=EnclaveStatus(**{**status, "uptime_s": 5}, metrics=int_metrics))
+    yield "health_reply_without_metrics", HealthReply(
+        request_id="health-2", status=EnclaveStatus(**{**status, "model_name": "", "model_sha256": "",
                                                            "pcr0_hex": ""}))
-    yield "privacy_release", p.PrivacyReleaseRequest(request_id="dp-1")
-    yield "privacy_release_reply", p.PrivacyReleaseReply(request_id="dp-1", releases=(
-        p.PrivacyRelease(tenant="tenant-a", day="2026-11-24", metric="cats", value=-3.25, epsilon=0.25, scale=24.0),
-        p.PrivacyRelease(tenant="tenant-b", day="2026-11-25", metric="uploads", value=2, epsilon=1, scale=4),
+    yield "privacy_release", PrivacyReleaseRequest(request_id="dp-1")
+    yield "privacy_release_reply", PrivacyReleaseReply(request_id="dp-1", releases=(
+        PrivacyRelease(tenant="tenant-a", day="2026-11-24", metric="cats", value=-3.25, epsilon=0.25, scale=24.0),
+        PrivacyRelease(tenant="tenant-b", day="2026-11-25", metric="uploads", value=2, epsilon=1, scale=4),
     ), refused=3)
-    yield "privacy_release_reply_empty", p.PrivacyReleaseReply(request_id="dp-2", releases=(), refused=0)
-    yield "job", p.JobRequest(
-        request_id="job-1", job=p.JobSpec(job_id="0123456789abcdef0123456789abcdef", tenant="acme"),
-        ciphertext=b"\x00\x01ciphertext\xff", credentials=p.Credentials(
+    yield "privacy_release_reply_empty", PrivacyReleaseReply(request_id="dp-2", releases=(), refused=0)
+    yield "job", JobRequest(
+        request_id="job-1", job=JobSpec(job_id="0123456789abcdef0123456789abcdef", tenant="acme"),
+        ciphertext=b"\x00\x01ciphertext\xff", credentials=Credentials(
             access_key_id="AKIDEXAMPLE", secret_access_key="secret/key+x", session_token="SESSION-TOKEN"),
-        kms=p.KmsTarget(region="eu-west-2", endpoint_url="http://127.0.0.1:4566"),
+        kms=KmsTarget(region="eu-west-2", endpoint_url="http://127.0.0.1:4566"),
         trace={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=b"})
-    yield "job_minimal", p.JobRequest(
-        request_id="j", job=p.JobSpec(job_id="f" * 32, tenant="t"), ciphertext=b"x",
-        credentials=p.Credentials(access_key_id="AKID", secret_access_key="s"), kms=p.KmsTarget(region="us-east-1"))
-    yield "job_reply_ok", p.JobSuccess(
+    yield "job_minimal", JobRequest(
+        request_id="j", job=JobSpec(job_id="f" * 32, tenant="t"), ciphertext=b"x",
+        credentials=Credentials(access_key_id="AKID", secret_access_key="s"), kms=KmsTarget(region="us-east-1"))
+    yield "job_reply_ok", JobSuccess(
         request_id="job-1", result_ciphertext=b"result-bytes", attestation_document=b"\xd2\x84attestation",
-        metrics=p.JobMetrics(decrypt_ms=29.5, infer_ms=9, encrypt_ms=52.125, attest_ms=1.0),
+        metrics=JobMetrics(decrypt_ms=29.5, infer_ms=9, encrypt_ms=52.125, attest_ms=1.0),
         model_sha256="ab" * 32, pcr0_hex="cd" * 48)
-    yield "job_reply_ok_defaults", p.JobSuccess(
+    yield "job_reply_ok_defaults", JobSuccess(
         request_id="job-2", result_ciphertext=b"r", attestation_document=b"a",
-        metrics=p.JobMetrics(decrypt_ms=0.0, infer_ms=0.0, encrypt_ms=0.0, attest_ms=0.0))
-    yield "job_reply_failed", p.JobFailure(
-        request_id="job-1", error=p.ErrorInfo(code="decrypt_failed", reason="not an ESDK message", retryable=False))
-    yield "job_reply_failed_retryable", p.JobFailure(request_id="job-3", error=p.ErrorInfo.of(p.ErrorCode.BUSY, "busy"))
-    yield "error", p.ErrorReply(request_id="r-1", error=p.ErrorInfo(code="bad_request", reason="bad", retryable=False))
-    yield "error_without_request_id", p.ErrorReply(
-        request_id=None, error=p.ErrorInfo(code="too_large", reason="frame of 5 bytes", retryable=False))
+        metrics=JobMetrics(decrypt_ms=0.0, infer_ms=0.0, encrypt_ms=0.0, attest_ms=0.0))
+    yield "job_reply_failed", JobFailure(
+        request_id="job-1", error=ErrorInfo(code="decrypt_failed", reason="not an ESDK message", retryable=False))
+    yield "job_reply_failed_retryable", JobFailure(request_id="job-3", error=ErrorInfo.of(ErrorCode.BUSY, "busy"))
+    yield "error", ErrorReply(request_id="r-1", error=ErrorInfo(code="bad_request", reason="bad", retryable=False))
+    yield "error_without_request_id", ErrorReply(
+        request_id=None, error=ErrorInfo(code="too_large", reason="frame of 5 bytes", retryable=False))
 
 
 MESSAGES = dict(_cases())
@@ -176,22 +197,22 @@ GOLDEN = {
 
 def test_every_message_type_has_a_golden_vector() -> None:
     assert set(GOLDEN) == set(MESSAGES)
-    assert {type(message) for message in MESSAGES.values()} == set(typing.get_args(p.Message))
+    assert {type(message) for message in MESSAGES.values()} == set(typing.get_args(Message))
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_encoding_is_byte_identical(name: str) -> None:
-    assert p.encode_message(MESSAGES[name]).hex() == GOLDEN[name]
+    assert encode_message(MESSAGES[name]).hex() == GOLDEN[name]
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_bytes_decode_to_the_same_message(name: str) -> None:
-    decoded = p.decode_message(bytes.fromhex(GOLDEN[name]))
+    decoded = decode_message(bytes.fromhex(GOLDEN[name]))
     assert decoded == MESSAGES[name]
     assert type(decoded) is type(MESSAGES[name])
-    assert p.encode_message(decoded).hex() == GOLDEN[name]
+    assert encode_message(decoded).hex() == GOLDEN[name]
 
 
 def test_framed_golden_bytes() -> None:
     body = bytes.fromhex(GOLDEN["health"])
-    assert p.encode_frame(body) == len(body).to_bytes(4, "big") + body
+    assert encode_frame(body) == len(body).to_bytes(4, "big") + body

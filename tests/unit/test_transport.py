@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ccc_enclave import protocol as p
+from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
+from ccc_enclave.protocol.errors import ConnectionClosed, ProtocolError
+from ccc_enclave.protocol.health_messages import HealthRequest
 from ccc_enclave.transport import (
     VSOCK_CID_ANY,
     Channel,
@@ -76,9 +78,9 @@ def _echo_server(listener, count: int = 1) -> threading.Thread:
                 while True:
                     try:
                         message = channel.receive(timeout=5)
-                    except p.ConnectionClosed:
+                    except ConnectionClosed:
                         break
-                    reply = p.ErrorReply(request_id=message.request_id, error=p.ErrorInfo.of("busy", "echo"))
+                    reply = ErrorReply(request_id=message.request_id, error=ErrorInfo.of("busy", "echo"))
                     channel.send(reply, timeout=5)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -95,9 +97,9 @@ def test_messages_cross_a_real_socket(kind: str, short_tmp: Path) -> None:
         thread = _echo_server(listener)
         with Channel.connect(listener.endpoint, timeout=5) as channel:
             for i in range(3):
-                channel.send(p.HealthRequest(request_id=f"r{i}"), timeout=5)
+                channel.send(HealthRequest(request_id=f"r{i}"), timeout=5)
                 reply = channel.receive(timeout=5)
-                assert isinstance(reply, p.ErrorReply) and reply.request_id == f"r{i}"
+                assert isinstance(reply, ErrorReply) and reply.request_id == f"r{i}"
         thread.join(5)
         assert not thread.is_alive()
 
@@ -175,9 +177,9 @@ def test_peer_closing_mid_frame_is_a_protocol_error() -> None:
         server_side = listener.accept(timeout=5)
         raw.sendall(b"\x00\x00\x00\x10abc")
         raw.close()
-        with Channel(server_side) as channel, pytest.raises(p.ProtocolError) as info:
+        with Channel(server_side) as channel, pytest.raises(ProtocolError) as info:
             channel.receive(timeout=5)
-        assert not isinstance(info.value, p.ConnectionClosed)
+        assert not isinstance(info.value, ConnectionClosed)
 
 
 def test_vsock_needs_the_platform() -> None:

@@ -19,7 +19,7 @@ from ccc_enclave.nsm.device import DeviceNsm
 from ccc_enclave.nsm.measurement import measure_enclave
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 from ccc_enclave.ports import JobError
-from ccc_enclave.protocol import ErrorCode
+from ccc_enclave.protocol.errors import ErrorCode
 
 _LOG = logging.getLogger("ccc.enclave.attester")
 

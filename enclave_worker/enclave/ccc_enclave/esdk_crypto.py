@@ -36,7 +36,8 @@ from ccc_core.aws_errors import client_error_code
 from ccc_enclave.kms.esdk_keys import PROVIDER_ID, attested_provider, validate_key_arn
 from ccc_enclave.kms.recipient import AttestedKms
 from ccc_enclave.ports import CryptoSession, DecryptedInput, JobError
-from ccc_enclave.protocol import Credentials, ErrorCode, KmsTarget
+from ccc_enclave.protocol.errors import ErrorCode
+from ccc_enclave.protocol.job_messages import Credentials, KmsTarget
 
 # A message wrapped for more keys than this is refused before any KMS call (ESDK guidance).
 MAX_ENCRYPTED_DATA_KEYS = 8

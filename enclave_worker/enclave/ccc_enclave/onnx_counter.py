@@ -8,7 +8,7 @@ from typing import Any
 from ccc_core.limits import LIMITS
 from ccc_enclave.counting import CatCounter, ImageError, load_model_card, load_spec_file, resolve_spec
 from ccc_enclave.ports import CatDetection, CountOutcome, JobError
-from ccc_enclave.protocol import ErrorCode
+from ccc_enclave.protocol.errors import ErrorCode
 
 DEFAULT_CARD_NAME = "nanodet-g.json"
 

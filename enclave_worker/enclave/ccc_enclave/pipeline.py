@@ -44,16 +44,9 @@ from ccc_core.telemetry.propagation import extract
 from ccc_enclave.dp import ContentAggregates
 from ccc_enclave.ports import Attester, Counter, EnvelopeCrypto, JobError
 from ccc_enclave.privacy_release import utc_today
-from ccc_enclave.protocol import (
-    ErrorCode,
-    ErrorInfo,
-    JobFailure,
-    JobMetrics,
-    JobReply,
-    JobRequest,
-    JobSpec,
-    JobSuccess,
-)
+from ccc_enclave.protocol.error_replies import ErrorInfo
+from ccc_enclave.protocol.errors import ErrorCode
+from ccc_enclave.protocol.job_messages import JobFailure, JobMetrics, JobReply, JobRequest, JobSpec, JobSuccess
 
 _LOG = logging.getLogger("ccc.enclave.job")
 _TRACER = trace.get_tracer("ccc.enclave")

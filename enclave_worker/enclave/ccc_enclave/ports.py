@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ccc_enclave.protocol import Credentials, ErrorCode, KmsTarget
+from ccc_enclave.protocol.errors import ErrorCode
+from ccc_enclave.protocol.job_messages import Credentials, KmsTarget
 
 
 class JobError(Exception):

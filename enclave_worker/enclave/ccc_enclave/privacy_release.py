@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from ccc_enclave.dp import ContentAggregates, PrivateAggregator
-from ccc_enclave.protocol import MAX_RELEASES, PrivacyRelease, PrivacyReleaseReply
+from ccc_enclave.protocol.privacy_messages import MAX_RELEASES, PrivacyRelease, PrivacyReleaseReply
 
 
 def utc_today() -> date:

@@ -26,24 +26,13 @@ from ccc_core.limits import LIMITS
 from ccc_core.logs import log_event
 from ccc_enclave.pipeline import JobProcessor
 from ccc_enclave.privacy_release import PrivacyReleaser
-from ccc_enclave.protocol import (
-    ConnectionClosed,
-    EnclaveStatus,
-    ErrorCode,
-    ErrorInfo,
-    ErrorReply,
-    FrameTooLarge,
-    HealthReply,
-    HealthRequest,
-    JobFailure,
-    JobRequest,
-    JobSuccess,
-    Message,
-    PrivacyReleaseRequest,
-    ProtocolError,
-    decode_message,
-    peek_request_id,
-)
+from ccc_enclave.protocol.codec import peek_request_id
+from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
+from ccc_enclave.protocol.errors import ConnectionClosed, ErrorCode, FrameTooLarge, ProtocolError
+from ccc_enclave.protocol.health_messages import EnclaveStatus, HealthReply, HealthRequest
+from ccc_enclave.protocol.job_messages import JobFailure, JobRequest, JobSuccess
+from ccc_enclave.protocol.messages import Message, decode_message
+from ccc_enclave.protocol.privacy_messages import PrivacyReleaseRequest
 from ccc_enclave.stats import EnclaveStats
 from ccc_enclave.transport import Channel, Listener, TransportError
 
@@ -160,7 +149,8 @@ class EnclaveServer:
             self.stats.busy_refused()
             # Answer and hang up at once: the parent sees `busy` and retries later.
             with contextlib.suppress(Exception):
-                conn.channel.send(ErrorReply(None, ErrorInfo.of(ErrorCode.BUSY, "too many connections")), timeout=1.0)
+                busy = ErrorReply(request_id=None, error=ErrorInfo.of(ErrorCode.BUSY, "too many connections"))
+                conn.channel.send(busy, timeout=1.0)
             conn.channel.close()
             return
         thread = threading.Thread(target=self._serve_connection, args=(conn,), name="enclave-conn", daemon=True)
@@ -179,7 +169,7 @@ class EnclaveServer:
                     return
                 except FrameTooLarge as exc:
                     # The body is still in the stream, so the connection cannot resynchronise: answer, close.
-                    self._reply(conn, ErrorReply(None, ErrorInfo.of(ErrorCode.TOO_LARGE, exc.reason)))
+                    self._reply(conn, ErrorReply(request_id=None, error=ErrorInfo.of(ErrorCode.TOO_LARGE, exc.reason)))
                     return
                 except (ProtocolError, TransportError) as exc:
                     log_event(_LOG, logging.INFO, "connection dropped", error=str(exc)[:200])
@@ -212,29 +202,32 @@ class EnclaveServer:
         except ProtocolError as exc:
             log_event(_LOG, logging.WARNING, "bad request", code=exc.code, frame_bytes=len(body),
                       reason=exc.reason[:200])
-            return ErrorReply(peek_request_id(body), ErrorInfo.of(exc.code, exc.reason, retryable=False))
+            return ErrorReply(request_id=peek_request_id(body),
+                              error=ErrorInfo.of(exc.code, exc.reason, retryable=False))
         if isinstance(request, HealthRequest):
             return HealthReply(request_id=request.request_id, status=self.status())
         if isinstance(request, JobRequest):
             return self._run_job(request)
         if isinstance(request, PrivacyReleaseRequest):
             if self.privacy is None:
-                return ErrorReply(request.request_id, ErrorInfo.of(ErrorCode.BAD_REQUEST,
-                                                                   "privacy releases are not enabled", retryable=False))
+                return ErrorReply(request_id=request.request_id, error=ErrorInfo.of(
+                    ErrorCode.BAD_REQUEST, "privacy releases are not enabled", retryable=False))
             reply = self.privacy.release(request.request_id)
             log_event(_LOG, logging.INFO, "privacy release", releases=len(reply.releases), refused=reply.refused)
             return reply
-        return ErrorReply(request.request_id, ErrorInfo.of(ErrorCode.BAD_REQUEST, "not a request message kind",
-                                                           retryable=False))
+        return ErrorReply(request_id=request.request_id,
+                          error=ErrorInfo.of(ErrorCode.BAD_REQUEST, "not a request message kind", retryable=False))
 
     def _run_job(self, request: JobRequest) -> Message:
         if self._stop.is_set():
-            return JobFailure(request.request_id, ErrorInfo.of(ErrorCode.BUSY, "enclave is shutting down"))
+            return JobFailure(request_id=request.request_id,
+                              error=ErrorInfo.of(ErrorCode.BUSY, "enclave is shutting down"))
         if not self._slots.acquire(blocking=False):
             self.stats.busy_refused()
             log_event(_LOG, logging.INFO, "job refused: busy", job_id=request.job.job_id,
                       concurrency=self.settings.concurrency)
-            return JobFailure(request.request_id, ErrorInfo.of(ErrorCode.BUSY, "enclave at its concurrency limit"))
+            return JobFailure(request_id=request.request_id,
+                              error=ErrorInfo.of(ErrorCode.BUSY, "enclave at its concurrency limit"))
         with self._lock:
             self._in_flight += 1
         try:

@@ -12,15 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ccc_enclave.protocol import (
-    STAGES,
-    EnclaveMetrics,
-    ErrorCode,
-    JobFailure,
-    JobReply,
-    JobSuccess,
-    StageTiming,
-)
+from ccc_enclave.protocol.errors import ErrorCode
+from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, StageTiming
+from ccc_enclave.protocol.job_messages import JobFailure, JobReply, JobSuccess
 
 MEMINFO = Path("/proc/meminfo")
 
@@ -86,6 +80,7 @@ class EnclaveStats:
                 busy_refusals=self._busy,
                 attestations_ok=self._attest_ok,
                 attestations_failed=self._attest_failed,
-                stages={s: StageTiming(self._count[s], round(self._total[s], 3), round(self._max[s], 3))
+                stages={s: StageTiming(count=self._count[s], total_ms=round(self._total[s], 3),
+                                       max_ms=round(self._max[s], 3))
                         for s in STAGES},
             )

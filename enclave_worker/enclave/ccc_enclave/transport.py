@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ccc_enclave.protocol import (
-    MAX_CIPHERTEXT_BYTES,
-    MAX_FRAME_BYTES,
-    Message,
-    decode_message,
-    encode_message,
-    read_frame,
-    write_frame,
-)
+from ccc_enclave.protocol.framing import MAX_FRAME_BYTES, read_frame, write_frame
+from ccc_enclave.protocol.job_messages import MAX_CIPHERTEXT_BYTES
+from ccc_enclave.protocol.messages import Message, decode_message, encode_message
 
 Scheme = Literal["vsock", "tcp", "unix"]
 VSOCK_CID_ANY = 0xFFFFFFFF

@@ -420,7 +420,7 @@ class MeasurementMismatch(ComponentError):
 
 def enclave_pcr0(endpoint: str) -> str | None:
     """PCR0 (hex) from the enclave's health reply, or None if it does not answer (yet)."""
-    from ccc_enclave.protocol import HealthReply, HealthRequest
+    from ccc_enclave.protocol.health_messages import HealthReply, HealthRequest
     from ccc_enclave.transport import Channel, TransportError
 
     try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 
+from ccc_common.contracts import stack_outputs
 from cdk import contract
 from cdk.enclave_fleet import Fleet
 from cdk.identities import Identities
@@ -141,23 +142,26 @@ class CccStack(Stack):
             Tags.of(self).add(TAG_MEASUREMENTS, measurements.pcr0[:16])
 
     def _outputs(self) -> None:
+        """One CfnOutput per entry of the stack-outputs contract, and no other (the client refuses
+        outputs it does not know, so the RestApi's automatic endpoint output, a duplicate of ApiUrl,
+        is removed)."""
         storage = self.storage
         release = (
             f"s3://{storage.artifacts.bucket_name}/{contract.RELEASE_PREFIX}{self.inputs.measurements.release_id}/"
         )
-        outputs = {
-            contract.OUTPUT_STAGE: (self.config.stage, "Stage of this stack"),
-            contract.OUTPUT_API_URL: (self.orchestration.api.url, "Jobs API base URL (IAM auth)"),
-            contract.OUTPUT_INBOX_BUCKET: (storage.inbox.bucket_name, "Inbox bucket (client ciphertext)"),
-            contract.OUTPUT_RESULTS_BUCKET: (storage.results.bucket_name, "Results bucket (enclave ciphertext)"),
-            contract.OUTPUT_ARTIFACTS_BUCKET: (storage.artifacts.bucket_name, "Artifacts bucket (EIF, agent)"),
-            contract.OUTPUT_DATA_KEY_ARN: (self.keys.data_key.key_arn, "Data key: encrypt inputs with it"),
-            contract.OUTPUT_TENANT_ROLES: (self.identities.tenant_roles_json(), "JSON {tenant: client role ARN}"),
-            contract.OUTPUT_RELEASE_PREFIX: (release, "Where the fleet fetches the EIF and agent from"),
-            contract.OUTPUT_HOST_LOG_GROUP: (self.fleet.log_group.log_group_name, "Logs of the enclave hosts"),
-            contract.OUTPUT_DASHBOARD: (self.observability.dashboard.dashboard_name, "CloudWatch dashboard"),
-        }
-        for index, value in self.inputs.measurements.pcrs.items():
-            outputs[f"{contract.OUTPUT_PCR_PREFIX}{index}"] = (value, f"PCR{index} pinned by the data key policy")
-        for key, (value, description) in outputs.items():
-            CfnOutput(self, key, value=value, description=description)
+        self.orchestration.api.node.try_remove_child("Endpoint")
+        outputs = stack_outputs.StackOutputs(
+            stage=self.config.stage,
+            api_url=self.orchestration.api.url,
+            inbox_bucket=storage.inbox.bucket_name,
+            results_bucket=storage.results.bucket_name,
+            artifacts_bucket=storage.artifacts.bucket_name,
+            data_key_arn=self.keys.data_key.key_arn,
+            tenant_roles=self.identities.tenant_roles_json(),
+            release_prefix=release,
+            host_log_group=self.fleet.log_group.log_group_name,
+            dashboard=self.observability.dashboard.dashboard_name,
+            pcrs=dict(self.inputs.measurements.pcrs),
+        )
+        for key, value in stack_outputs.encode_stack_outputs(outputs).items():
+            CfnOutput(self, key, value=value, description=stack_outputs.description(key))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from ccc_common.aws import jobs_dal
 from ccc_common.contracts import lambda_env as function_env
+from ccc_common.contracts import stack_outputs
 from ccc_common.domain import dead_letters
 
 # --- Lambda environment variables (names owned by ccc_common.contracts.lambda_env) --------------------------------
@@ -88,18 +89,19 @@ RELEASE_PREFIX = "release/"
 DEAD_LETTER_ARCHIVE_PREFIX = dead_letters.ARCHIVE_PREFIX  # in the artifacts bucket
 EIF_NAME = "ccc-enclave.eif"
 AGENT_BUNDLE_NAME = "ccc-agent.tar.gz"  # a wheelhouse: pip install --no-index --find-links
-MEASUREMENTS_NAME = "measurements.json"
+MEASUREMENTS_NAME = stack_outputs.MEASUREMENTS_NAME  # clients find it through the ReleasePrefix output
 
 
-# --- stack outputs (the `ccc` CLI reads them with `--stack NAME`) ----------------------------------
-OUTPUT_API_URL = "ApiUrl"
-OUTPUT_INBOX_BUCKET = "InboxBucket"
-OUTPUT_RESULTS_BUCKET = "ResultsBucket"
-OUTPUT_ARTIFACTS_BUCKET = "ArtifactsBucket"
-OUTPUT_DATA_KEY_ARN = "DataKeyArn"
-OUTPUT_TENANT_ROLES = "TenantRoles"  # JSON {tenant: role ARN}
-OUTPUT_RELEASE_PREFIX = "ReleasePrefix"  # s3://<artifacts>/release/<id>/ the fleet boots from
-OUTPUT_STAGE = "Stage"
-OUTPUT_HOST_LOG_GROUP = "HostLogGroup"  # CloudWatch log group of the parent agents and host bootstrap
-OUTPUT_DASHBOARD = "Dashboard"
-OUTPUT_PCR_PREFIX = "EnclavePcr"  # EnclavePcr0, EnclavePcr1, ...: the PCRs the key policy pins (96 hex)
+# --- stack outputs (the `ccc` CLI reads them with `--stack NAME`; names owned by ccc_common.contracts.stack_outputs)
+OUTPUT_FORMAT = stack_outputs.OUTPUT_FORMAT  # the version of the output set: ccc-stack-outputs/1
+OUTPUT_API_URL = stack_outputs.OUTPUT_API_URL
+OUTPUT_INBOX_BUCKET = stack_outputs.OUTPUT_INBOX_BUCKET
+OUTPUT_RESULTS_BUCKET = stack_outputs.OUTPUT_RESULTS_BUCKET
+OUTPUT_ARTIFACTS_BUCKET = stack_outputs.OUTPUT_ARTIFACTS_BUCKET
+OUTPUT_DATA_KEY_ARN = stack_outputs.OUTPUT_DATA_KEY_ARN
+OUTPUT_TENANT_ROLES = stack_outputs.OUTPUT_TENANT_ROLES  # JSON {tenant: role ARN}
+OUTPUT_RELEASE_PREFIX = stack_outputs.OUTPUT_RELEASE_PREFIX  # s3://<artifacts>/release/<id>/ the fleet boots from
+OUTPUT_STAGE = stack_outputs.OUTPUT_STAGE
+OUTPUT_HOST_LOG_GROUP = stack_outputs.OUTPUT_HOST_LOG_GROUP  # log group of the parent agents and host bootstrap
+OUTPUT_DASHBOARD = stack_outputs.OUTPUT_DASHBOARD
+OUTPUT_PCR_PREFIX = stack_outputs.OUTPUT_PCR_PREFIX  # EnclavePcr0, EnclavePcr1, ...: the pinned PCRs (96 hex)

@@ -2,7 +2,7 @@
 
 Per message (in a small worker pool):
 
-1. Parse the body (`ccc_common.domain.events.parse_work_message`). A test event or other non-work event is
+1. Parse the body (`ccc_common.contracts.work_message.parse_work_message`). A test event or other non-work event is
    deleted. A body that can never become a job is *not* deleted: it is made visible again at once,
    so the queue's `maxReceiveCount` redrives it to the dead-letter queue within a few receives,
    where the dead-letters function archives it for a human. Deleting it would lose the evidence.
@@ -21,7 +21,6 @@ The agent never decrypts anything and logs metadata only (ids, sizes, codes, tim
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -35,9 +34,11 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 
-from ccc_common.domain.events import Ignored, parse_work_message
+from ccc_common.contracts.failure_record import FailureRecord, encode_failure_record
+from ccc_common.contracts.work_message import Ignored, parse_work_message
 from ccc_core.aws_errors import client_error_code
 from ccc_core.identity import JobRef
+from ccc_core.limits import LIMITS
 from ccc_core.logs import elapsed_ms, log_event
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import SPAN_PARENT_JOB
@@ -83,7 +84,7 @@ class AgentSettings:
     wait_time_s: int = 20
     visibility_timeout_s: int = 360
     enclave_timeout_s: float = 150.0
-    max_ciphertext_bytes: int = 24 * 1024 * 1024
+    max_ciphertext_bytes: int = LIMITS.max_ciphertext_bytes
     backoff_base_s: int = 5
     backoff_max_s: int = 300
     max_jobs: int | None = None  # stop after receiving this many messages (tests, --once style runs)
@@ -443,10 +444,9 @@ class ParentAgent:
                   attest_ms=reply.metrics.attest_ms)
 
     def _record_failure(self, ref: JobRef, error: ErrorInfo) -> JobOutcome:
-        record = {"job_id": ref.job_id, "tenant": ref.tenant, "status": "failed", "reason": error.reason,
-                  "code": error.code}
+        record = FailureRecord.for_job(ref, str(error.code), error.reason)
         self._s3.put_object(Bucket=self.settings.results_bucket, Key=ref.failure_key,
-                            Body=json.dumps(record, sort_keys=True).encode(), ContentType="application/json",
+                            Body=encode_failure_record(record), ContentType="application/json",
                             Metadata={"ccc-job": ref.job_id, "ccc-tenant": ref.tenant, "ccc-kind": "failure",
                                       **inject()})
         log_event(_LOG, logging.WARNING, "job failed permanently", job_id=ref.job_id, tenant=ref.tenant,

@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ccc_common.aws.fleet_adapters import LambdaScalerWaker, NullWaker, ScalerWaker
 from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
+from ccc_common.contracts.work_message import EventError
 from ccc_common.domain import cloudwatch_metrics as m
-from ccc_common.domain.events import EventError, ObjectKind
+from ccc_common.domain.events import ObjectKind
 from ccc_common.domain.job_lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
 from ccc_common.lambda_observability import job_context, telemetry_for
 from functions.aws_clients import CLIENT_CONFIG

@@ -11,10 +11,15 @@ from ccc.client import InputError, TargetError, check_image, check_images
 from ccc.client.crypto import parse_result
 from ccc.client.errors import VerificationError
 from ccc.client.target import measurements_to_pcrs, outputs_to_target
+from ccc_common.contracts.stack_outputs import StackOutputs, encode_stack_outputs
 
 PCR = "ab" * 48
-OUTPUTS = {"InboxBucket": "in", "ResultsBucket": "out", "DataKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/k",
-           "Stage": "dev", "EnclavePcr0": PCR}
+# What the CDK stack writes (ccc_common.contracts.stack_outputs), as DescribeStacks returns it.
+OUTPUTS = encode_stack_outputs(StackOutputs(
+    stage="dev", api_url="https://api.example/dev/", inbox_bucket="in", results_bucket="out", artifacts_bucket="art",
+    data_key_arn="arn:aws:kms:eu-west-1:123456789012:key/k", tenant_roles="{}",
+    release_prefix="s3://art/release/abababababababab/", host_log_group="hosts", dashboard="dash", pcrs={0: PCR},
+))
 
 
 def test_good_image_passes_with_its_size(tmp_path):
@@ -70,6 +75,15 @@ def test_outputs_without_buckets_key_or_pcr0_are_refused():
         outputs_to_target("S", {k: v for k, v in OUTPUTS.items() if k != "EnclavePcr0"}, "eu-west-1", lambda t: None)
     with pytest.raises(TargetError, match="zeros"):
         outputs_to_target("S", {**OUTPUTS, "EnclavePcr0": "00" * 48}, "eu-west-1", lambda t: None)
+
+
+def test_outputs_of_another_version_or_with_unknown_entries_are_refused_by_name():
+    with pytest.raises(TargetError, match="OutputsFormat"):
+        outputs_to_target("S", {k: v for k, v in OUTPUTS.items() if k != "OutputsFormat"}, "eu-west-1", lambda t: None)
+    with pytest.raises(TargetError, match="ccc-stack-outputs/2"):
+        outputs_to_target("S", {**OUTPUTS, "OutputsFormat": "ccc-stack-outputs/2"}, "eu-west-1", lambda t: None)
+    with pytest.raises(TargetError, match="NewOutput"):
+        outputs_to_target("S", {**OUTPUTS, "NewOutput": "x"}, "eu-west-1", lambda t: None)
 
 
 def test_release_measurements_give_the_pcrs_and_placeholders_are_refused():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import zipfile
 from collections.abc import Iterator
 from types import ModuleType
@@ -14,7 +13,9 @@ import pytest
 from moto import mock_aws
 
 from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.contracts.failure_record import FailureRecord, encode_failure_record
 from ccc_common.domain.jobs import JobStatus
+from ccc_core.identity import JobRef
 from tests.conftest import load_event
 from tests.integration.fn_helpers import (
     INBOX,
@@ -53,7 +54,9 @@ def setup_resources(with_scaler: bool) -> None:
     s3.put_object(
         Bucket=RESULTS,
         Key=f"results/tenant-a/{JOB_ID}.failed.json",
-        Body=json.dumps({"code": "context-mismatch", "reason": "encryption context does not match the job"}).encode(),
+        Body=encode_failure_record(FailureRecord.for_job(
+            JobRef("tenant-a", JOB_ID), "context-mismatch", "encryption context does not match the job"
+        )),
     )
     if with_scaler:
         role = boto3.client("iam").create_role(RoleName="scaler", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

@@ -75,7 +75,7 @@ def _drain(sqs, url):
 
 
 def test_inbox_uploads_reach_the_work_queue_through_eventbridge_as_the_agent_parses_them(provisioned):
-    from ccc_common.domain.events import parse_work_message
+    from ccc_common.contracts.work_message import parse_work_message
 
     s3, sqs, names, res = provisioned.aws.s3, provisioned.aws.sqs, provisioned.names, provisioned.resources
     job = JobRef("tenant-a", "ab" * 16)

@@ -10,19 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.domain.events import (
+from ccc_common.contracts.work_message import (
     MAX_MESSAGE_CHARS,
     EnvelopeKind,
     EventError,
     Ignored,
-    JobObject,
-    ObjectKind,
     WorkMessageError,
-    classify_object,
     parse_eventbridge_s3,
     parse_s3_message,
     parse_work_message,
 )
+from ccc_common.domain.events import JobObject, ObjectKind, classify_object
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
 

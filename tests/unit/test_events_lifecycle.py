@@ -10,7 +10,9 @@ import pytest
 
 from ccc_common.aws.fleet_adapters import RecordingWaker, ScalerWaker
 from ccc_common.aws.jobs_dal import InMemoryJobStore
-from ccc_common.domain.events import EventError, ObjectKind
+from ccc_common.contracts.failure_record import FAILURE_RECORD_FORMAT, FailureRecord, encode_failure_record
+from ccc_common.contracts.work_message import EventError
+from ccc_common.domain.events import ObjectKind
 from ccc_common.domain.job_lifecycle import (
     MAX_FAILURE_RECORD_BYTES,
     FailureRecordReader,
@@ -26,6 +28,11 @@ INBOX = "ccc-local-inbox-111122223333-eu-west-1"
 RESULTS = "ccc-local-results-111122223333-eu-west-1"
 REF = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 NOW = datetime(2025, 3, 1, 13, 0, tzinfo=UTC)
+
+
+def _record(code: str, reason: str) -> bytes:
+    """A failure record as the parent agent writes it."""
+    return encode_failure_record(FailureRecord.for_job(REF, code, reason))
 
 
 class DictReader(FailureRecordReader):
@@ -50,7 +57,7 @@ def lifecycle(store=None, reader=None, waker=None) -> tuple[JobLifecycle, InMemo
             inbox_bucket=INBOX,
             results_bucket=RESULTS,
             failure_reader=reader
-            or DictReader({REF.failure_key: b'{"code": "bad-context", "reason": "context mismatch"}'}),
+            or DictReader({REF.failure_key: _record("bad-context", "context mismatch")}),
             waker=waker or recording,
             clock=lambda: NOW,
         ),
@@ -128,17 +135,30 @@ def test_malformed_event_raises_typed_error() -> None:
         logic.handle_eventbridge(event)
 
 
+def _tagged(**fields: object) -> bytes:
+    return json.dumps({"format": FAILURE_RECORD_FORMAT, **fields}).encode()
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (b'{"reason": "not an image"}', "not an image"),
-        (b'{"error": "too big", "code": "limit"}', "limit: too big"),
-        (b'{"message": "x"}', "x"),
-        (b"[]", "no reason recorded"),
-        (b"\xff\xfe", "not JSON"),
-        (json.dumps({"reason": "y" * 5000}).encode(), "y" * 100),
+        (_record("bad_image", "not an image"), "bad_image: not an image"),
+        # What the old reader accepted although the parent never wrote it: refused, job still failed.
+        (b'{"reason": "not an image"}', "unknown-format"),
+        (b'{"error": "too big", "code": "limit"}', "unknown-format"),
+        (_tagged(job_id=REF.job_id, tenant=REF.tenant, status="failed", code="x", message="x"), "malformed"),
+        (b"[]", "malformed"),
+        (b"\xff\xfe", "invalid-json"),
+        (b"[" * 100_000, "too-large"),
+        (_record("too_large", "y" * 5000), "y" * 100),  # the writer clips, the reader still bounds
     ],
 )
 def test_failure_record_reading(raw: bytes, expected: str) -> None:
-    reason = reason_from_failure_record(raw)
+    reason = reason_from_failure_record(raw, REF)
     assert expected in reason and len(reason) <= 1024
+
+
+def test_a_failure_record_of_another_job_is_not_believed() -> None:
+    other = JobRef(tenant="tenant-b", job_id=REF.job_id)
+    reason = reason_from_failure_record(encode_failure_record(FailureRecord.for_job(other, "x", "y")), REF)
+    assert "wrong-job" in reason and "x: y" not in reason

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from ccc_common.contracts.work_message import encode_s3_notification, encode_work_message
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.health_messages import EnclaveStatus
 from ccc_enclave.protocol.job_messages import (
@@ -226,9 +228,8 @@ def test_redelivery_of_a_finished_job_does_not_rerun_it(world: World) -> None:
     world.run(world.agent(), messages=2)
     assert len(world.enclave.requests) == 1
     # The same event again (e.g. the delete was lost after the write): skipped and deleted.
-    body = json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                                    "s3": {"bucket": {"name": INBOX},
-                                           "object": {"key": f"jobs%2F{TENANT}%2F{JOB_A}.ccc", "size": 15}}}]})
+    body = encode_work_message(encode_s3_notification([(INBOX, f"jobs/{TENANT}/{JOB_A}.ccc")], region="eu-west-1",
+                                                      time=datetime.now(UTC)))
     world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=body)
     agent = world.agent()
     world.run(agent, messages=1)
@@ -245,13 +246,12 @@ def test_permanent_error_writes_a_failure_record_then_deletes(world: World) -> N
     assert agent.stats["failed"] == 1
     record = json.loads(world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.failed.json")["Body"].read())
     assert record == {"job_id": JOB_A, "tenant": TENANT, "status": "failed", "reason": "context_mismatch happened",
-                      "code": "context_mismatch"}
+                      "code": "context_mismatch", "format": "ccc-failure-record/1"}
     assert not world.result_exists(f"results/{TENANT}/{JOB_A}.ccc")
     assert world.queue_counts() == (0, 0)
     # A redelivery after the failure record does not run the job again either.
-    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=json.dumps(
-        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                      "s3": {"bucket": {"name": INBOX}, "object": {"key": f"jobs/{TENANT}/{JOB_A}.ccc"}}}]}))
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=encode_work_message(
+        encode_s3_notification([(INBOX, f"jobs/{TENANT}/{JOB_A}.ccc")], region="eu-west-1", time=datetime.now(UTC))))
     again = world.agent()
     world.run(again, messages=1)
     assert again.stats == {"already_done": 1} and len(world.enclave.requests) == 1

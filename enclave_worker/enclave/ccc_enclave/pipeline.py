@@ -21,7 +21,6 @@ those ever leave the enclave.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from opentelemetry.trace import StatusCode
 from ccc_core.identity import CTX_JOB, CTX_KIND, CTX_TENANT, KIND_INPUT, JobRef
 from ccc_core.logs import log_event
 from ccc_core.redaction import safe_attributes
+from ccc_core.result_document import Detection, ModelInfo, ResultDocument, encode_result_document
 from ccc_core.telemetry.names import (
     SPAN_ENCLAVE_ATTEST,
     SPAN_ENCLAVE_DECRYPT,
@@ -42,7 +42,7 @@ from ccc_core.telemetry.names import (
 )
 from ccc_core.telemetry.propagation import extract
 from ccc_enclave.dp import ContentAggregates
-from ccc_enclave.ports import Attester, Counter, EnvelopeCrypto, JobError
+from ccc_enclave.ports import Attester, Counter, CountOutcome, EnvelopeCrypto, JobError
 from ccc_enclave.privacy_release import utc_today
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.errors import ErrorCode
@@ -53,11 +53,6 @@ _TRACER = trace.get_tracer("ccc.enclave")
 # Context keys in our namespace the enclave understands; any other `ccc:` key is refused so that a
 # future meaning (e.g. a different kind) is never silently ignored.
 _KNOWN_CCC_KEYS = frozenset({CTX_JOB, CTX_TENANT, CTX_KIND})
-RESULT_FORMAT = "ccc-result/1"
-# The result plaintext is padded (trailing JSON whitespace) to a multiple of this: the ESDK does
-# not pad, and the ciphertext's size is seen by the parent and S3, so an unpadded result would
-# reveal how many detections (cats) it lists. 16 KiB holds the default 300 detections.
-RESULT_PAD_BYTES = 16 * 1024
 
 
 def check_input_context(context: Mapping[str, str], job: JobSpec) -> None:
@@ -74,15 +69,18 @@ def check_input_context(context: Mapping[str, str], job: JobSpec) -> None:
         raise JobError(ErrorCode.CONTEXT_MISMATCH, f"unknown ccc context key(s) {unknown[:3]}")
 
 
-def result_document(job: JobSpec, cats: int, detections: list[dict[str, object]], model: dict[str, str]) -> bytes:
-    """The plaintext result the client decrypts: canonical JSON, padded to a size that hides the count."""
-    document = json.dumps(
-        {"format": RESULT_FORMAT, "job_id": job.job_id, "tenant": job.tenant, "cats": cats,
-         "detections": detections, "model": model},
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
-    return document + b" " * (-len(document) % RESULT_PAD_BYTES)
+def result_document(job: JobRef, outcome: CountOutcome, model: ModelInfo) -> bytes:
+    """The plaintext result the client decrypts (`ccc_core.result_document`: canonical JSON, padded
+    to a size that hides the count). Boxes and scores are rounded so that each detection has a
+    bounded length: the default 300 then fit in one padding block, whatever the count."""
+    detections = tuple(
+        Detection(box=(round(d.box[0], 1), round(d.box[1], 1), round(d.box[2], 1), round(d.box[3], 1)),
+                  score=round(d.score, 4))
+        for d in outcome.detections
+    )
+    document = ResultDocument(job_id=job.job_id, tenant=job.tenant, cats=outcome.cats, detections=detections,
+                              model=model)
+    return encode_result_document(document)
 
 
 class JobProcessor:
@@ -139,12 +137,9 @@ class JobProcessor:
         if self._aggregates is not None:
             self._aggregates.record_cats(job.tenant, day, outcome.cats)
 
-        model = {"name": self._counter.model_name, "sha256": self._counter.model_sha256}
-        detections: list[dict[str, object]] = [
-            {"box": [round(v, 1) for v in d.box], "score": round(d.score, 4)} for d in outcome.detections
-        ]
-        plaintext_result = result_document(job, outcome.cats, detections, model)
+        model = ModelInfo(name=self._counter.model_name, sha256=self._counter.model_sha256)
         ref = JobRef(tenant=job.tenant, job_id=job.job_id)
+        plaintext_result = result_document(ref, outcome, model)
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_ENCRYPT, record_exception=False):
             result_ciphertext = session.encrypt(plaintext_result, ref.result_context(), decrypted.key_arn)
         after_encrypt = time.perf_counter()

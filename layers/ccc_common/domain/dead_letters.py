@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ccc_common.aws.jobs_dal import JobStore
-from ccc_common.domain.events import Ignored, WorkMessageError, parse_work_message
+from ccc_common.contracts.work_message import Ignored, WorkMessageError, parse_work_message
 from ccc_common.domain.jobs import JobEvent, TenantMismatch, format_timestamp
 from ccc_core.identity import JobRef
 

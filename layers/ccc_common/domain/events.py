@@ -1,28 +1,16 @@
-"""Parsing of the S3 events the orchestration receives, in every envelope AWS uses.
+"""What an S3 object means for its job: the classification the job-events Lambda applies.
 
-Two consumers, two entry points:
-  * ``parse_eventbridge_s3`` + ``classify_object``: the job-events Lambda gets S3 "Object Created"
-    events of the inbox and results buckets from an EventBridge rule.
-  * ``parse_work_message``: the parent agent gets SQS messages from the work queue. Their body is
-    either the full EventBridge event (what an EventBridge rule with an SQS target sends), a
-    classic S3 notification (``{"Records": [...]}``, keys URL-encoded, plus the one-off
-    ``s3:TestEvent`` sent when a notification is configured), or either of those wrapped in an SNS
-    notification envelope.
-
-Everything arriving here is untrusted text: sizes, nesting and types are checked, and anything
-unexpected raises ``EventError`` with a machine-readable ``reason`` (never a KeyError/TypeError).
+The envelopes the events arrive in (EventBridge, S3 notification, SNS), their versions and their
+parsing are the work-message contract's (`ccc_common.contracts.work_message`); this module only
+decides, for a created object, whether it queues, completes or fails a job.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
-from urllib.parse import unquote_plus
 
+from ccc_common.contracts.work_message import Ignored, S3ObjectCreated
 from ccc_core.identity import (
     ATTESTATION_SUFFIX,
     FAILURE_SUFFIX,
@@ -32,49 +20,6 @@ from ccc_core.identity import (
     parse_inbox_key,
     parse_result_key,
 )
-
-# SQS allows 1 MiB bodies; an S3 event for one object is ~1-2 KiB. Anything bigger is not ours.
-MAX_MESSAGE_CHARS = 256 * 1024
-MAX_RECORDS = 100
-MAX_KEY_BYTES = 1024
-MAX_BUCKET_CHARS = 63
-
-
-class EventError(ValueError):
-    """An event or message that cannot be understood. ``reason`` is a short stable code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-class WorkMessageError(EventError):
-    """A work-queue message body that is not a usable S3 event for the inbox."""
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """A well-formed event that carries no work (S3 test event, a deletion, another bucket...)."""
-
-    reason: str
-
-
-class EnvelopeKind(StrEnum):
-    EVENTBRIDGE = "eventbridge"
-    S3_NOTIFICATION = "s3-notification"
-
-
-@dataclass(frozen=True)
-class S3ObjectCreated:
-    """One created object, independent of the envelope it arrived in. ``key`` is decoded."""
-
-    bucket: str
-    key: str
-    size: int | None
-    event_time: datetime | None
-    envelope: EnvelopeKind
-    event_id: str | None = None
 
 
 class ObjectKind(StrEnum):
@@ -88,167 +33,6 @@ class JobObject:
     kind: ObjectKind
     ref: JobRef
     obj: S3ObjectCreated = field(repr=False)
-
-
-def _fail(reason: str, detail: str, error: type[EventError] = EventError) -> EventError:
-    return error(reason, detail)
-
-
-def _as_mapping(value: Any, what: str, error: type[EventError]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _fail("malformed", f"{what} must be a JSON object", error)
-    return value
-
-
-def _as_str(value: Any, what: str, error: type[EventError], max_len: int = 1024) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail("malformed", f"{what} must be a non-empty string", error)
-    if len(value) > max_len:
-        raise _fail("malformed", f"{what} is longer than {max_len} characters", error)
-    return value
-
-
-def _size(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None  # size is informational only; a weird value is dropped, not trusted
-    return value
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _decode_key(raw: Any, error: type[EventError]) -> str:
-    """S3 URL-encodes keys in notifications ("red flower" -> "red+flower"); decode once.
-
-    Keys of our scheme contain only [a-z0-9-./], so decoding is the identity for every key we
-    accept; for anything else the decoded form is what S3 stores and what the caller would GET.
-    """
-    text = _as_str(raw, "object key", error, max_len=3 * MAX_KEY_BYTES)
-    key = unquote_plus(text)
-    if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise _fail("malformed", "object key is empty or longer than 1024 bytes", error)
-    return key
-
-
-def _bucket(raw: Any, error: type[EventError]) -> str:
-    return _as_str(raw, "bucket name", error, max_len=MAX_BUCKET_CHARS)
-
-
-def _from_eventbridge(event: Mapping[str, Any], error: type[EventError]) -> S3ObjectCreated | Ignored:
-    if event.get("source") != "aws.s3":
-        return Ignored(f"EventBridge event from source {str(event.get('source'))[:64]!r}, not aws.s3")
-    if event.get("detail-type") != "Object Created":
-        return Ignored(f"S3 event of type {str(event.get('detail-type'))[:64]!r}, not Object Created")
-    detail = _as_mapping(event.get("detail"), "detail", error)
-    bucket = _as_mapping(detail.get("bucket"), "detail.bucket", error)
-    obj = _as_mapping(detail.get("object"), "detail.object", error)
-    event_id = event.get("id")
-    return S3ObjectCreated(
-        bucket=_bucket(bucket.get("name"), error),
-        key=_decode_key(obj.get("key"), error),
-        size=_size(obj.get("size")),
-        event_time=_time(event.get("time")),
-        envelope=EnvelopeKind.EVENTBRIDGE,
-        event_id=event_id if isinstance(event_id, str) and len(event_id) <= 128 else None,
-    )
-
-
-def parse_eventbridge_s3(event: Any) -> S3ObjectCreated | Ignored:
-    """An EventBridge event as delivered to a Lambda (already a dict)."""
-    return _from_eventbridge(_as_mapping(event, "event", EventError), EventError)
-
-
-def _from_notification(message: Mapping[str, Any], error: type[EventError]) -> list[S3ObjectCreated] | Ignored:
-    if message.get("Event") == "s3:TestEvent":
-        return Ignored("s3:TestEvent (sent once when the bucket notification is configured)")
-    records = message.get("Records")
-    if not isinstance(records, list):
-        raise _fail("malformed", "Records must be a list", error)
-    if len(records) > MAX_RECORDS:
-        raise _fail("too-many-records", f"{len(records)} records (limit {MAX_RECORDS})", error)
-    created: list[S3ObjectCreated] = []
-    for index, record_value in enumerate(records):
-        record = _as_mapping(record_value, f"Records[{index}]", error)
-        if record.get("eventSource") != "aws:s3":
-            raise _fail("malformed", f"Records[{index}] is not an S3 event", error)
-        name = record.get("eventName")
-        if not isinstance(name, str) or not name.startswith("ObjectCreated:"):
-            continue  # deletions, restores, replication...: not work
-        s3 = _as_mapping(record.get("s3"), f"Records[{index}].s3", error)
-        bucket = _as_mapping(s3.get("bucket"), f"Records[{index}].s3.bucket", error)
-        obj = _as_mapping(s3.get("object"), f"Records[{index}].s3.object", error)
-        created.append(
-            S3ObjectCreated(
-                bucket=_bucket(bucket.get("name"), error),
-                key=_decode_key(obj.get("key"), error),
-                size=_size(obj.get("size")),
-                event_time=_time(record.get("eventTime")),
-                envelope=EnvelopeKind.S3_NOTIFICATION,
-            )
-        )
-    if not created:
-        return Ignored("no ObjectCreated records")
-    return created
-
-
-def _loads(text: str, error: type[EventError]) -> Any:
-    try:
-        return json.loads(text)
-    except RecursionError as exc:
-        raise _fail("invalid-json", "nested too deeply", error) from exc
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise _fail("invalid-json", f"not JSON ({exc.__class__.__name__})", error) from exc
-
-
-def parse_s3_message(body: Any) -> list[S3ObjectCreated] | Ignored:
-    """Every created object a work-queue message body describes (any envelope, any bucket)."""
-    error = WorkMessageError
-    if not isinstance(body, str):
-        raise _fail("malformed", "message body must be text", error)
-    if len(body) > MAX_MESSAGE_CHARS:
-        raise _fail("too-large", f"{len(body)} characters (limit {MAX_MESSAGE_CHARS})", error)
-    message = _as_mapping(_loads(body, error), "message body", error)
-    if message.get("Type") == "Notification" and "TopicArn" in message:  # S3 -> SNS -> SQS
-        inner = _as_str(message.get("Message"), "SNS Message", error, max_len=MAX_MESSAGE_CHARS)
-        message = _as_mapping(_loads(inner, error), "SNS Message", error)
-    if "detail-type" in message or "detail" in message:
-        single = _from_eventbridge(message, error)
-        return single if isinstance(single, Ignored) else [single]
-    if "Records" in message or "Event" in message:
-        return _from_notification(message, error)
-    raise _fail("unknown-shape", "neither an EventBridge event nor an S3 notification", error)
-
-
-def parse_work_message(body: Any, *, inbox_bucket: str | None = None) -> list[JobRef] | Ignored:
-    """The jobs a work-queue message asks for, in order, without duplicates.
-
-    Raises WorkMessageError when the message cannot be understood, names an object outside the
-    inbox key scheme, or (if ``inbox_bucket`` is given) another bucket: such a message cannot
-    become a job, so the caller should let it go to the dead-letter queue (where it is archived).
-    """
-    parsed = parse_s3_message(body)
-    if isinstance(parsed, Ignored):
-        return parsed
-    refs: list[JobRef] = []
-    for obj in parsed:
-        if inbox_bucket is not None and obj.bucket != inbox_bucket:
-            raise WorkMessageError("wrong-bucket", f"object in bucket {obj.bucket!r}, expected the inbox")
-        try:
-            ref = parse_inbox_key(obj.key)
-        except NamingError as exc:
-            raise WorkMessageError("bad-key", str(exc)) from exc
-        if ref not in refs:
-            refs.append(ref)
-    return refs
 
 
 def classify_object(obj: S3ObjectCreated, *, inbox_bucket: str, results_bucket: str) -> JobObject | Ignored:

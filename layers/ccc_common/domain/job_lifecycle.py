@@ -11,7 +11,6 @@ record is read as metadata only (bounded size, JSON, a reason string).
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,37 +20,24 @@ from typing import Any
 
 from ccc_common.aws.fleet_adapters import ScalerWaker
 from ccc_common.aws.jobs_dal import JobStore
-from ccc_common.domain.events import (
-    EventError,
-    Ignored,
-    JobObject,
-    ObjectKind,
-    S3ObjectCreated,
-    classify_object,
-    parse_eventbridge_s3,
-)
+from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES, DocumentError, decode_failure_record
+from ccc_common.contracts.work_message import EventError, Ignored, S3ObjectCreated, parse_eventbridge_s3
+from ccc_common.domain.events import JobObject, ObjectKind, classify_object
 from ccc_common.domain.jobs import JobEvent, JobStatus, TenantMismatch, clip_error
 from ccc_core.identity import JobRef
 
-MAX_FAILURE_RECORD_BYTES = 64 * 1024
 UNREADABLE_FAILURE = "the enclave rejected the job (failure record unreadable)"
 
 
-def reason_from_failure_record(raw: bytes) -> str:
-    """The reason in a failure record: JSON with ``reason`` (or ``error``/``message``) and an
-    optional ``code``, the same reading the client applies."""
+def reason_from_failure_record(raw: bytes, job: JobRef | None = None) -> str:
+    """``<code>: <reason>`` from a failure record (`ccc_common.contracts.failure_record`, the format
+    the parent agent writes). A record that does not decode still fails the job, with a reason
+    that says why the record was not used (too large, not JSON, unknown format, another job...)."""
     try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return "the enclave rejected the job (failure record is not JSON)"
-    if isinstance(record, dict):
-        for field in ("reason", "error", "message"):
-            value = record.get(field)
-            if isinstance(value, str) and value.strip():
-                code = record.get("code")
-                text = f"{code}: {value}" if isinstance(code, str) and code else value
-                return clip_error(text)
-    return "the enclave rejected the job (no reason recorded)"
+        record = decode_failure_record(raw, job=job)
+    except DocumentError as exc:
+        return clip_error(f"the enclave rejected the job (failure record unusable: {exc.reason})")
+    return clip_error(record.summary())
 
 
 class FailureRecordReader(ABC):
@@ -152,9 +138,7 @@ class JobLifecycle:
             raw = self._reader.read(classified.obj.bucket, classified.obj.key)
         except Exception:  # missing/denied: still a failure, with a generic reason
             return JobEvent.failed(ref, at, UNREADABLE_FAILURE)
-        if len(raw) > MAX_FAILURE_RECORD_BYTES:
-            return JobEvent.failed(ref, at, "the enclave rejected the job (failure record too large)")
-        return JobEvent.failed(ref, at, reason_from_failure_record(raw))
+        return JobEvent.failed(ref, at, reason_from_failure_record(raw, ref))
 
 
 def _with(result: LifecycleResult, **changes: Any) -> LifecycleResult:

@@ -7,24 +7,21 @@ commitment is required both ways, and the encryption context binds each cipherte
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import IO, Any
+
+import aws_encryption_sdk
+from aws_encryption_sdk.identifiers import CommitmentPolicy
 
 from ccc.client.errors import VerificationError
 from ccc_core.identity import CTX_KIND, KIND_RESULT, JobRef
+from ccc_core.result_document import DocumentError, ResultDocument, decode_result_document
 
 FRAME_LENGTH = 64 * 1024
 READ_CHUNK = 1024 * 1024
-# Results are a few hundred bytes of JSON; anything far larger is not from our enclave.
-MAX_RESULT_PLAINTEXT = 64 * 1024
 
 
 def _sdk() -> Any:
-    import aws_encryption_sdk
-    from aws_encryption_sdk.identifiers import CommitmentPolicy
-
     return aws_encryption_sdk, CommitmentPolicy
 
 
@@ -61,13 +58,7 @@ def encrypt_stream(
     return written
 
 
-@dataclass(frozen=True)
-class ResultPayload:
-    cats: int
-    document: dict[str, Any]
-
-
-def decrypt_result(ciphertext: bytes, job: JobRef, *, provider: Any) -> ResultPayload:
+def decrypt_result(ciphertext: bytes, job: JobRef, *, provider: Any) -> ResultDocument:
     """Decrypt a result and prove its context names this job, this tenant and kind=result."""
     sdk, policy = _sdk()
     client = sdk.EncryptionSDKClient(
@@ -86,23 +77,14 @@ def decrypt_result(ciphertext: bytes, job: JobRef, *, provider: Any) -> ResultPa
             )
     if context.get(CTX_KIND) != KIND_RESULT:
         raise VerificationError("result is not marked as a result")
-    payload = parse_result(plaintext)
     # The enclave repeats the job inside the signed plaintext too: a second, independent binding.
-    for field, value in (("job_id", job.job_id), ("tenant", job.tenant)):
-        if payload.document.get(field) != value:
-            found = payload.document.get(field)
-            raise VerificationError(f"result document names {field}={found!r}, expected {value!r}")
-    return payload
+    return parse_result(plaintext, job=job)
 
 
-def parse_result(plaintext: bytes) -> ResultPayload:
-    if len(plaintext) > MAX_RESULT_PLAINTEXT:
-        raise VerificationError(f"result plaintext is {len(plaintext)} bytes, expected a small JSON document")
+def parse_result(plaintext: bytes, *, job: JobRef | None = None) -> ResultDocument:
+    """The result document (`ccc_core.result_document`), or VerificationError, never a traceback:
+    a format this client does not know is refused by name, so a newer enclave is noticed, not misread."""
     try:
-        document = json.loads(plaintext)
-    except ValueError:
-        raise VerificationError("result plaintext is not JSON") from None
-    cats = document.get("cats") if isinstance(document, dict) else None
-    if type(cats) is not int or cats < 0:
-        raise VerificationError("result JSON carries no non-negative integer `cats`")
-    return ResultPayload(cats=cats, document=document)
+        return decode_result_document(plaintext, job=job)
+    except DocumentError as exc:
+        raise VerificationError(str(exc)) from None

@@ -18,6 +18,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError as BotoClientError
+from opentelemetry import trace
+
 from ccc.client.api import ApiError, JobsApiClient, PresignedUpload
 from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
 from ccc.client.errors import ClientError, JobFailed, VerificationError
@@ -25,23 +30,16 @@ from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
 from ccc.client.provenance import verify_result_attestation
 from ccc.client.target import Target
+from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES, DocumentError, decode_failure_record
 from ccc_core.identity import JobRef
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
 from ccc_core.telemetry.propagation import inject, job_context
 
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError as BotoClientError
-
-    _TRANSIENT: tuple[type[Exception], ...] = (BotoCoreError, BotoClientError)
-except ImportError:  # pragma: no cover - botocore is a dependency
-    _TRANSIENT = ()
+# The stack restarting, a dropped connection: worth another poll.
+_TRANSIENT: tuple[type[Exception], ...] = (BotoCoreError, BotoClientError)
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
-MAX_FAILURE_RECORD_BYTES = 64 * 1024
-MAX_ATTESTATION_BYTES = 16 * 1024
-MAX_RESULT_CIPHERTEXT_BYTES = 1024 * 1024
 POLL_START_S = 0.1
 POLL_MAX_S = 0.5
 
@@ -155,8 +153,6 @@ class CccClient:
         """Encrypt and upload one checked image; returns once the ciphertext is in the inbox.
 
         Traced as `ccc.client.submit` in the job's trace (metadata only: ids and sizes)."""
-        from opentelemetry import trace
-
         started = time.monotonic()
         ticket = self.create_job()
         attributes = safe_attributes({ATTR_JOB_ID: ticket.job.job_id, ATTR_TENANT: ticket.job.tenant,
@@ -189,8 +185,6 @@ class CccClient:
             self.api.put(ticket.upload, _CountingReader(body, progress), size)
             progress.finish()
             return
-        from boto3.s3.transfer import TransferConfig
-
         progress = Progress(label, size, enabled=self.show_progress)
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
         # The submit span's context rides on the object (x-amz-meta-traceparent) so the parent agent's
@@ -210,8 +204,6 @@ class CccClient:
         """Poll until the job has a result or a failure record; verified report or failed report.
 
         Traced as `ccc.client.result` in the job's trace: status and verification, never the count."""
-        from opentelemetry import trace
-
         with trace.get_tracer("ccc.client").start_as_current_span(
             SPAN_CLIENT_RESULT, context=job_context(job.job_id), record_exception=False,
             attributes=safe_attributes({ATTR_JOB_ID: job.job_id, ATTR_TENANT: job.tenant}),
@@ -268,8 +260,9 @@ class CccClient:
             if state.result_url is None or state.attestation_url is None:
                 raise VerificationError("the job is done but the API offers no result and attestation")
             report.status = "done"
-            ciphertext = self.api.get_bytes(state.result_url, MAX_RESULT_CIPHERTEXT_BYTES)
-            document = self.api.get_bytes(state.attestation_url, MAX_ATTESTATION_BYTES)
+            limits = self.target.limits
+            ciphertext = self.api.get_bytes(state.result_url, limits.max_result_ciphertext_bytes)
+            document = self.api.get_bytes(state.attestation_url, limits.max_attestation_bytes)
             self._verify_and_decrypt(job, ciphertext, document, report)
         elif state.status == "failed":
             report.status = "failed"
@@ -279,8 +272,9 @@ class CccClient:
         stored = self._stored(job)
         if stored.result and stored.attestation:
             report.status = "done"
-            ciphertext = self._get(job.result_key, MAX_RESULT_CIPHERTEXT_BYTES)
-            document = self._get(job.attestation_key, MAX_ATTESTATION_BYTES)
+            limits = self.target.limits
+            ciphertext = self._get(job.result_key, limits.max_result_ciphertext_bytes)
+            document = self._get(job.attestation_key, limits.max_attestation_bytes)
             self._verify_and_decrypt(job, ciphertext, document, report)
         elif stored.failure:
             report.status = "failed"
@@ -306,17 +300,13 @@ class CccClient:
         return data
 
     def _failure_reason(self, job: JobRef) -> str:
+        """The failure record's ``<code>: <reason>`` (`ccc_common.contracts.failure_record`); a record
+        this client cannot use still ends the job as failed, saying why the record was refused."""
         raw = self._get(job.failure_key, MAX_FAILURE_RECORD_BYTES)
         try:
-            record = json.loads(raw)
-        except ValueError:
-            return "job failed (the failure record is not JSON)"
-        if isinstance(record, dict):
-            for field in ("reason", "error", "message"):
-                if isinstance(record.get(field), str):
-                    code = record.get("code")
-                    return f"{code}: {record[field]}" if isinstance(code, str) and code else record[field]
-        return "job failed (no reason recorded)"
+            return decode_failure_record(raw, job=job).summary()
+        except DocumentError as exc:
+            return f"job failed (the failure record is unusable: {exc})"
 
     def _verify_and_decrypt(self, job: JobRef, ciphertext: bytes, document: bytes, report: JobReport) -> None:
         verified = verify_result_attestation(

@@ -8,25 +8,24 @@ the KMS gateway maps them to the tenant's principal); on AWS the caller's own cr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.exceptions
+import botocore.session
+from botocore.config import Config
+
 from ccc.client.errors import TargetError
+from ccc.local.aws_config import botocore_session
+from ccc.local.state import StackStateError, read_stack_info
+from ccc_common.contracts.stack_outputs import MEASUREMENTS_NAME, DocumentError, StackOutputs, decode_stack_outputs
 from ccc_common.domain.settings import stage_settings
 from ccc_core.identity import NamingError, validate_tenant
 from ccc_core.limits import Limits
-
-# CloudFormation output keys of the CDK stack (cdk/contract.py spells the same names).
-OUTPUT_INBOX_BUCKET = "InboxBucket"
-OUTPUT_RESULTS_BUCKET = "ResultsBucket"
-OUTPUT_DATA_KEY_ARN = "DataKeyArn"
-OUTPUT_STAGE = "Stage"
-OUTPUT_API_URL = "ApiUrl"
-OUTPUT_RELEASE_PREFIX = "ReleasePrefix"  # s3://<artifacts>/release/<id>/ holding measurements.json
-OUTPUT_PCR_PREFIX = "EnclavePcr"  # optional EnclavePcr0, EnclavePcr1, ... (96 hex each) override
-MEASUREMENTS_NAME = "measurements.json"
 
 SessionFactory = Callable[[str], Any]  # tenant -> botocore.session.Session
 
@@ -67,9 +66,6 @@ class Target:
         return self.session_factory(tenant)
 
     def s3_client(self, tenant: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
         session = boto3.session.Session(botocore_session=self.botocore_session(tenant))
         config = Config(retries={"max_attempts": 5, "mode": "standard"}, signature_version="s3v4")
         return session.client("s3", region_name=self.region, endpoint_url=self.s3_endpoint_url, config=config)
@@ -77,9 +73,6 @@ class Target:
 
 def local_target(state_dir: Path) -> Target:
     """The target of a running local stack (raises TargetError if none runs there)."""
-    from ccc.local.aws_config import botocore_session
-    from ccc.local.state import StackStateError, read_stack_info
-
     try:
         info = read_stack_info(state_dir)
         root = info.attestation_root_der()
@@ -145,42 +138,42 @@ def outputs_to_target(
 ) -> Target:
     """Build a Target from CloudFormation outputs (pure: unit-testable without AWS).
 
-    Expected PCRs come from `EnclavePcr<n>` outputs when present, else from `measurements`
-    (the release's measurements.json that the caller fetched).
+    The outputs must be the stack-outputs contract's (`ccc_common.contracts.stack_outputs`, its
+    version included). Expected PCRs come from `EnclavePcr<n>` outputs when present, else from
+    `measurements` (the release's measurements.json that the caller fetched).
     """
-    missing = [k for k in (OUTPUT_INBOX_BUCKET, OUTPUT_RESULTS_BUCKET, OUTPUT_DATA_KEY_ARN) if k not in outputs]
-    if missing:
-        raise TargetError(f"stack {stack_name} lacks the outputs {', '.join(missing)}")
+    stack = _stack_outputs(stack_name, outputs)
     pcrs: dict[int, bytes] = dict(measurements or {})
-    for key, value in outputs.items():
-        if key.startswith(OUTPUT_PCR_PREFIX) and key[len(OUTPUT_PCR_PREFIX) :].isdigit():
-            pcrs[int(key[len(OUTPUT_PCR_PREFIX) :])] = _pcr(f"stack output {key}", value)
-    stage = outputs.get(OUTPUT_STAGE, "dev")
+    for index, value in stack.pcrs.items():
+        pcrs[index] = _pcr(f"stack output EnclavePcr{index}", value)
     try:
-        limits = stage_settings(stage).limits
+        limits = stage_settings(stack.stage).limits
     except ValueError:
-        raise TargetError(f"stack {stack_name} reports unknown stage {stage!r}") from None
+        raise TargetError(f"stack {stack_name} reports unknown stage {stack.stage!r}") from None
     return Target(
         description=f"stack {stack_name} ({region})",
-        stage=stage,
+        stage=stack.stage,
         region=region,
-        inbox_bucket=outputs[OUTPUT_INBOX_BUCKET],
-        results_bucket=outputs[OUTPUT_RESULTS_BUCKET],
-        key_arn=outputs[OUTPUT_DATA_KEY_ARN],
+        inbox_bucket=stack.inbox_bucket,
+        results_bucket=stack.results_bucket,
+        key_arn=stack.data_key_arn,
         attestation_root_der=None,
         expected_pcrs=pcrs,
         session_factory=session_factory,
         limits=limits,
-        api_url=outputs.get(OUTPUT_API_URL) or None,
+        api_url=stack.api_url,
     )
+
+
+def _stack_outputs(stack_name: str, outputs: Mapping[str, str]) -> StackOutputs:
+    try:
+        return decode_stack_outputs(outputs)
+    except DocumentError as exc:
+        raise TargetError(f"stack {stack_name}: {exc}") from None
 
 
 def cloudformation_target(stack_name: str, *, region: str | None = None, cloudformation: Any = None) -> Target:
     """The target of a deployed stack, from its CloudFormation outputs and the caller's credentials."""
-    import boto3
-    import botocore.exceptions
-    import botocore.session
-
     def factory(_tenant: str) -> Any:
         session = botocore.session.Session()
         if region:
@@ -199,24 +192,20 @@ def cloudformation_target(stack_name: str, *, region: str | None = None, cloudfo
     if not stacks:
         raise TargetError(f"stack {stack_name} not found")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    stack = _stack_outputs(stack_name, outputs)
     measurements = None
-    if OUTPUT_RELEASE_PREFIX in outputs and not any(k.startswith(OUTPUT_PCR_PREFIX) for k in outputs):
-        measurements = _fetch_measurements(outputs[OUTPUT_RELEASE_PREFIX], factory(""), resolved_region)
+    if not stack.pcrs:
+        measurements = _fetch_measurements(stack.release_prefix, factory(""), resolved_region)
     return outputs_to_target(stack_name, outputs, resolved_region, factory, measurements)
 
 
-def _fetch_measurements(release_prefix: str, botocore_session: Any, region: str) -> dict[int, bytes]:
+def _fetch_measurements(release_prefix: str, session: Any, region: str) -> dict[int, bytes]:
     """Read <ReleasePrefix>measurements.json (what the EIF build published) for the expected PCRs."""
-    import json
-
-    import boto3
-    import botocore.exceptions
-
     if not release_prefix.startswith("s3://"):
         raise TargetError(f"release prefix {release_prefix!r} is not an s3:// URL")
     bucket, _, prefix = release_prefix[len("s3://") :].partition("/")
     key = f"{prefix.rstrip('/')}/{MEASUREMENTS_NAME}" if prefix else MEASUREMENTS_NAME
-    s3 = boto3.session.Session(botocore_session=botocore_session).client("s3", region_name=region)
+    s3 = boto3.session.Session(botocore_session=session).client("s3", region_name=region)
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(64 * 1024)
         document = json.loads(body)

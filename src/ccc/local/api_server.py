@@ -3,42 +3,29 @@
 On AWS, API Gateway (REST, AWS_IAM authorisation) verifies the caller's SigV4 signature and hands
 the Lambda a proxy event whose `requestContext.identity.userArn` names the caller. Locally this
 server does the same for the stack's identities: it verifies the signature with the identity's
-secret (service `execute-api`), builds the same proxy event, calls `functions.jobs_api.handler`,
-and returns its status, headers and body. An unsigned or badly signed request is answered 403
-like API Gateway does, and never reaches the handler.
+secret (`ccc.local.sigv4`, service `execute-api`), builds the same proxy event, calls
+`functions.jobs_api.handler`, and returns its status, headers and body. An unsigned or badly
+signed request is answered 403 like API Gateway does, and never reaches the handler.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
+
+from ccc.local.sigv4 import SignatureError, execute_api_profile, header_lists, verify_request
 
 log = logging.getLogger("ccc.local.api")
 
-SERVICE = "execute-api"
 STAGE_NAME = "local"
 MAX_BODY_BYTES = 64 * 1024
-MAX_CLOCK_SKEW = timedelta(minutes=15)
-_AUTH_RE = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=(?P<akid>[A-Z0-9]{16,128})/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/"
-    r"(?P<service>[a-z0-9-]+)/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*"
-    r"Signature=(?P<signature>[0-9a-f]{64})$"
-)
-
-
-class AuthError(Exception):
-    """The request is not signed by a known identity (answered 403, as API Gateway does)."""
 
 
 @dataclass(frozen=True)
@@ -46,70 +33,6 @@ class Caller:
     name: str
     principal_arn: str
     access_key_id: str
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def _canonical_query(query: str) -> str:
-    pairs = sorted(parse_qsl(query, keep_blank_values=True))
-    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in pairs)
-
-
-def verify_sigv4(
-    *,
-    method: str,
-    raw_path: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    region: str,
-    secret_for: Callable[[str], str | None],
-    now: datetime | None = None,
-) -> str:
-    """Check a SigV4 `execute-api` signature; returns the signer's access key id or raises AuthError."""
-    match = _AUTH_RE.fullmatch((headers.get("authorization") or "").strip())
-    if match is None:
-        raise AuthError("missing or malformed SigV4 Authorization header")
-    if match.group("service") != SERVICE or match.group("region") != region:
-        raise AuthError("credential scope names another service or region")
-    signed = match.group("signed").split(";")
-    if signed != sorted(set(signed)) or "host" not in signed or "x-amz-date" not in signed:
-        raise AuthError("host and x-amz-date must be signed (sorted, unique)")
-    if "x-amz-security-token" in headers:
-        raise AuthError("local identities have no session tokens")
-    amz_date = headers.get("x-amz-date", "")
-    try:
-        moment = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        raise AuthError("x-amz-date is not a SigV4 timestamp") from None
-    if abs((now or datetime.now(UTC)) - moment) > MAX_CLOCK_SKEW or amz_date[:8] != match.group("date"):
-        raise AuthError("request time is too far from the server's clock")
-    secret = secret_for(match.group("akid"))
-    if secret is None:
-        raise AuthError("unknown access key id")
-    split = urlsplit(raw_path)
-    path = quote(split.path or "/", safe="/-_.~")
-    lines = []
-    for name in signed:
-        if name not in headers:
-            raise AuthError(f"signed header {name!r} is missing")
-        lines.append(f"{name}:{' '.join(headers[name].split())}")
-    payload = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
-    if payload != hashlib.sha256(body).hexdigest():
-        raise AuthError("x-amz-content-sha256 does not match the body")
-    canonical = "\n".join(
-        [method.upper(), path, _canonical_query(split.query), "\n".join(lines) + "\n", ";".join(signed), payload]
-    )
-    scope = f"{match.group('date')}/{region}/{SERVICE}/aws4_request"
-    string_to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), match.group("date")), region), SERVICE), "aws4_request")
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, match.group("signature")):
-        raise AuthError("signature does not match")
-    return match.group("akid")
 
 
 def proxy_event(
@@ -174,6 +97,7 @@ class LocalJobsApiServer:
         self._secrets = dict(secrets)  # access key id -> secret
         self.region = region
         self.account = account
+        self._profile = execute_api_profile(region)
         server = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -209,7 +133,8 @@ class LocalJobsApiServer:
         self._http.server_close()
 
     def serve_request(self, request: BaseHTTPRequestHandler) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        all_headers = header_lists(request.headers.items())
+        headers = {name: values[-1] for name, values in all_headers.items()}
         try:
             length = int(headers.get("content-length", "0") or 0)
         except ValueError:
@@ -219,17 +144,17 @@ class LocalJobsApiServer:
             return
         body = request.rfile.read(length) if length else b""
         try:
-            akid = verify_sigv4(
-                method=request.command, raw_path=request.path, headers=headers, body=body,
-                region=self.region, secret_for=self._secrets.get,
+            signer = verify_request(
+                profile=self._profile, method=request.command, path=request.path, headers=all_headers, body=body,
+                secret_for=self._secrets.get,
             )
-        except AuthError as exc:
-            log.info("jobs API: %s %s refused: %s", request.command, urlsplit(request.path).path, exc)
-            self._reply(request, 403, {"message": f"Forbidden: {exc}"})
+        except SignatureError as exc:  # API Gateway answers every authentication failure with 403
+            log.info("jobs API: %s %s refused: %s", request.command, urlsplit(request.path).path, exc.message)
+            self._reply(request, 403, {"message": f"Forbidden: {exc.message}"}, error_type=exc.code)
             return
         event = proxy_event(
             method=request.command, raw_path=request.path, headers=headers, body=body,
-            caller=self._callers[akid], account=self.account,
+            caller=self._callers[signer.access_key_id], account=self.account,
         )
         try:
             response = self._handler(event, self._context_factory())
@@ -242,8 +167,13 @@ class LocalJobsApiServer:
             return
         self._send(request, status, payload, extra)
 
-    def _reply(self, request: BaseHTTPRequestHandler, status: int, body: Mapping[str, Any]) -> None:
-        self._send(request, status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    def _reply(
+        self, request: BaseHTTPRequestHandler, status: int, body: Mapping[str, Any], *, error_type: str | None = None
+    ) -> None:
+        headers = {"Content-Type": "application/json"}
+        if error_type:
+            headers["x-amzn-ErrorType"] = error_type  # as API Gateway labels its own errors
+        self._send(request, status, json.dumps(body).encode(), headers)
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, payload: bytes, headers: Mapping[str, str]) -> None:

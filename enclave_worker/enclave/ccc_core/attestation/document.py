@@ -15,10 +15,12 @@ from typing import Any
 from ccc_core.attestation.cbor_input import decode_exact
 from ccc_core.attestation.cose import CoseSign1, decode_sign1
 from ccc_core.attestation.errors import AttestationError
+from ccc_core.limits import LIMITS
 
 # Whole document: a real one is 4.4-7.6 KiB (a 4-certificate chain plus up to 3 KiB of optional
-# fields); anything far larger is not from an NSM and is refused before decoding.
-MAX_DOCUMENT_BYTES = 16 * 1024
+# fields); anything far larger is not from an NSM and is refused before decoding. The same limit
+# bounds what the enclave may return and what the client downloads (ccc_core.limits).
+MAX_DOCUMENT_BYTES = LIMITS.max_attestation_bytes
 DIGEST_SHA384 = "SHA384"
 PCR_BYTES = 48  # SHA-384
 MAX_PCR_INDEX = 31  # the NSM has 32 PCRs

@@ -5,7 +5,7 @@ let anyone decrypt anything. This gateway is what makes the local stack prove th
 design: it
 
 1. identifies the caller from the SigV4 access key id and verifies the signature with that local
-   identity's secret (`ccc.local.kms.sigv4`);
+   identity's secret (`ccc.local.sigv4`, shared with the local jobs API);
 2. verifies a `Recipient` attestation document against the local CA root (at the current time,
    at most MAX_ATTESTATION_AGE old) and requires an RSA-2048 `public_key`;
 3. evaluates the key policy stored on the key (`ccc.local.kms.policy_eval`, fail closed) with the
@@ -50,6 +50,7 @@ from ccc.local.kms.gateway_core import (
     KmsApiError,
     json_object,
 )
+from ccc.local.sigv4 import header_lists
 
 log = logging.getLogger("ccc.local.kms.gateway")
 
@@ -98,10 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not target.startswith(TARGET_PREFIX) or not target[len(TARGET_PREFIX) :].isalnum():
                 raise KmsApiError("UnknownOperationException", f"unknown target {target!r}")
             operation = target[len(TARGET_PREFIX) :]
-            headers: dict[str, list[str]] = {}
-            for name, value in self.headers.items():
-                headers.setdefault(name.lower(), []).append(value)
-            caller = self.core.authenticate(self.path, headers, body)
+            caller = self.core.authenticate(self.path, header_lists(self.headers.items()), body)
             params = json_object(body, "request body")
             answer = self.core.handle(operation, caller, params)
             self._send(200, answer)

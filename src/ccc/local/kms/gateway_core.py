@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ccc.local.iam_users import LocalIdentity, check_identity_table
 from ccc.local.kms.policy_eval import Decision, PolicyNotUnderstood, RequestContext, parse_policy
-from ccc.local.kms.sigv4 import SignatureError, verify_request
+from ccc.local.sigv4 import KMS_PROFILE, Headers, SignatureError, verify_request
 from ccc_enclave.kms.cms import CmsError, build_enveloped_data
 
 log = logging.getLogger("ccc.local.kms.gateway")
@@ -191,14 +191,15 @@ class GatewayCore:
         self._max_age = max_attestation_age
 
     # ----- authentication ---------------------------------------------------------------
-    def authenticate(self, path: str, headers: Mapping[str, list[str]], body: bytes) -> Caller:
+    def authenticate(self, path: str, headers: Headers, body: bytes) -> Caller:
         def secret_for(access_key_id: str) -> str | None:
             identity = self._by_key.get(access_key_id)
             return identity.secret_access_key if identity else None
 
         try:
             info = verify_request(
-                method="POST", path=path, headers=headers, body=body, secret_for=secret_for, now=self._clock()
+                profile=KMS_PROFILE, method="POST", path=path, headers=headers, body=body, secret_for=secret_for,
+                now=self._clock(),
             )
         except SignatureError as exc:
             raise KmsApiError(exc.code, exc.message) from None

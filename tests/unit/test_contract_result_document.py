@@ -1,0 +1,137 @@
+"""The result document contract (`ccc_core.result_document`): the enclave writes it, the client reads it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccc.client.crypto import parse_result
+from ccc.client.errors import VerificationError
+from ccc_core.identity import JobRef
+from ccc_core.result_document import (
+    MAX_RESULT_DOCUMENT_BYTES,
+    RESULT_FORMAT,
+    RESULT_PAD_BYTES,
+    Detection,
+    DocumentError,
+    ModelInfo,
+    ResultDocument,
+    decode_result_document,
+    encode_result_document,
+)
+from ccc_enclave.pipeline import result_document
+from ccc_enclave.ports import CatDetection, CountOutcome
+
+JOB = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
+MODEL = ModelInfo(name="nanodet-g", sha256="ab" * 32)
+
+coordinates = st.floats(min_value=0, max_value=100_000, allow_nan=False, allow_infinity=False)
+detections = st.builds(
+    Detection,
+    box=st.tuples(coordinates, coordinates, coordinates, coordinates),
+    score=st.floats(min_value=0, max_value=1),
+)
+documents = st.builds(
+    ResultDocument,
+    job_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    tenant=st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
+    cats=st.integers(min_value=0, max_value=500),
+    detections=st.lists(detections, max_size=20).map(tuple),
+    model=st.builds(ModelInfo, name=st.text("abcxyz-019.", min_size=1, max_size=20),
+                    sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True)),
+)
+
+
+def _document(**changes: object) -> dict[str, object]:
+    base = json.loads(encode_result_document(ResultDocument(
+        job_id=JOB.job_id, tenant=JOB.tenant, cats=1, detections=(Detection(box=(1, 2, 3, 4), score=0.5),), model=MODEL,
+    )))
+    base.update(changes)
+    return base
+
+
+@settings(max_examples=80, deadline=None)
+@given(documents)
+def test_encode_then_decode_is_the_identity_and_the_size_is_padded(document: ResultDocument) -> None:
+    encoded = encode_result_document(document)
+    assert len(encoded) % RESULT_PAD_BYTES == 0
+    assert decode_result_document(encoded) == document
+    assert decode_result_document(encoded, job=document.job) == document
+
+
+def test_the_wire_shape_is_canonical_json_with_the_format_tag() -> None:
+    encoded = encode_result_document(ResultDocument(job_id=JOB.job_id, tenant=JOB.tenant, cats=0, detections=(),
+                                                    model=MODEL))
+    text = encoded.rstrip(b" ").decode()
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    assert json.loads(text)["format"] == RESULT_FORMAT == ResultDocument.model_fields["format"].default
+
+
+@pytest.mark.parametrize("tag", ["ccc-result/2", "ccc-result/0", "", 1, None])
+def test_unknown_formats_are_refused_by_name(tag: object) -> None:
+    with pytest.raises(DocumentError) as info:
+        decode_result_document(json.dumps(_document(format=tag)).encode())
+    assert info.value.reason == "unknown-format" and "ccc-result/1" in str(info.value)
+    untagged = _document()
+    del untagged["format"]
+    with pytest.raises(DocumentError, match="no 'format' tag") as info:
+        decode_result_document(json.dumps(untagged).encode())
+    assert info.value.reason == "unknown-format"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"extra": 1},
+        {"detections": [{"box": [1, 2, 3, 4], "score": 0.5, "label": "cat"}]},
+        {"model": {"name": "m", "sha256": "ab" * 32, "version": "2"}},
+    ],
+)
+def test_unknown_fields_are_refused_at_every_level(changes: dict[str, object]) -> None:
+    with pytest.raises(DocumentError, match="Extra inputs") as info:
+        decode_result_document(json.dumps(_document(**changes)).encode())
+    assert info.value.reason == "malformed"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"cats": "2"}, {"cats": True}, {"cats": -1}, {"cats": 1.0}, {"job_id": "nope"}, {"tenant": "Tenant A"},
+     {"detections": [{"box": [1, 2, 3], "score": 0.5}]}, {"detections": [{"box": [1, 2, 3, 4], "score": 2}]},
+     {"model": {"name": "m", "sha256": "short"}}],
+)
+def test_wrong_types_and_values_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(DocumentError) as info:
+        decode_result_document(json.dumps(_document(**changes)).encode())
+    assert info.value.reason == "malformed"
+
+
+def test_size_json_and_job_are_checked_before_anything_is_believed() -> None:
+    with pytest.raises(DocumentError) as info:
+        decode_result_document(b" " * (MAX_RESULT_DOCUMENT_BYTES + 1))
+    assert info.value.reason == "too-large"
+    for raw in (b"not json", b"\xff\xfe", b"[" * 10_000, b'{"cats": NaN}'):
+        with pytest.raises(DocumentError) as info:
+            decode_result_document(raw)
+        assert info.value.reason == "invalid-json"
+    other = JobRef(tenant="tenant-b", job_id=JOB.job_id)
+    with pytest.raises(DocumentError, match="tenant") as info:
+        decode_result_document(json.dumps(_document()).encode(), job=other)
+    assert info.value.reason == "wrong-job"
+
+
+def test_what_the_enclave_writes_the_client_reads() -> None:
+    outcome = CountOutcome(cats=2, detections=(CatDetection((12.345, 4.5, 100.04, 99.96), 0.91234),
+                                               CatDetection((1.0, 2.0, 3.0, 4.0), 0.5)))
+    plaintext = result_document(JOB, outcome, MODEL)
+    read = parse_result(plaintext, job=JOB)
+    assert read.cats == 2 and read.model == MODEL
+    assert read.detections[0] == Detection(box=(12.3, 4.5, 100.0, 100.0), score=0.9123)
+
+
+def test_the_client_refuses_an_unknown_format_with_a_verification_error_not_a_traceback() -> None:
+    newer = json.dumps(_document(format="ccc-result/2", confidence="high")).encode()
+    with pytest.raises(VerificationError, match="ccc-result/2.*ccc-result/1"):
+        parse_result(newer, job=JOB)

@@ -51,31 +51,75 @@ PcrHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{96}$")]
 
 
 class StackOutputs(StrictModel):
-    """The outputs, by Python name; ``encode_stack_outputs`` gives the CloudFormation keys."""
+    """The outputs, by Python name; ``encode_stack_outputs`` gives the CloudFormation keys.
+
+    Validation and serialisation aliases (not ``alias``) so that type checkers see the Python names
+    as the constructor's parameters, which is how CDK builds it."""
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     outputs_format: Literal["ccc-stack-outputs/1"] = Field(
-        STACK_OUTPUTS_FORMAT, alias=OUTPUT_FORMAT, description="Version of these outputs (ccc_common.contracts)"
+        default=STACK_OUTPUTS_FORMAT,
+        validation_alias=OUTPUT_FORMAT,
+        serialization_alias=OUTPUT_FORMAT,
+        description="Version of these outputs (ccc_common.contracts)",
     )
-    stage: OutputText = Field(alias=OUTPUT_STAGE, description="Stage of this stack")
-    api_url: OutputText = Field(alias=OUTPUT_API_URL, description="Jobs API base URL (IAM auth)")
-    inbox_bucket: OutputText = Field(alias=OUTPUT_INBOX_BUCKET, description="Inbox bucket (client ciphertext)")
-    results_bucket: OutputText = Field(alias=OUTPUT_RESULTS_BUCKET, description="Results bucket (enclave ciphertext)")
-    artifacts_bucket: OutputText = Field(alias=OUTPUT_ARTIFACTS_BUCKET, description="Artifacts bucket (EIF, agent)")
-    data_key_arn: OutputText = Field(alias=OUTPUT_DATA_KEY_ARN, description="Data key: encrypt inputs with it")
-    tenant_roles: OutputText = Field(alias=OUTPUT_TENANT_ROLES, description="JSON {tenant: client role ARN}")
+    stage: OutputText = Field(
+        validation_alias=OUTPUT_STAGE,
+        serialization_alias=OUTPUT_STAGE,
+        description="Stage of this stack",
+    )
+    api_url: OutputText = Field(
+        validation_alias=OUTPUT_API_URL,
+        serialization_alias=OUTPUT_API_URL,
+        description="Jobs API base URL (IAM auth)",
+    )
+    inbox_bucket: OutputText = Field(
+        validation_alias=OUTPUT_INBOX_BUCKET,
+        serialization_alias=OUTPUT_INBOX_BUCKET,
+        description="Inbox bucket (client ciphertext)",
+    )
+    results_bucket: OutputText = Field(
+        validation_alias=OUTPUT_RESULTS_BUCKET,
+        serialization_alias=OUTPUT_RESULTS_BUCKET,
+        description="Results bucket (enclave ciphertext)",
+    )
+    artifacts_bucket: OutputText = Field(
+        validation_alias=OUTPUT_ARTIFACTS_BUCKET,
+        serialization_alias=OUTPUT_ARTIFACTS_BUCKET,
+        description="Artifacts bucket (EIF, agent)",
+    )
+    data_key_arn: OutputText = Field(
+        validation_alias=OUTPUT_DATA_KEY_ARN,
+        serialization_alias=OUTPUT_DATA_KEY_ARN,
+        description="Data key: encrypt inputs with it",
+    )
+    tenant_roles: OutputText = Field(
+        validation_alias=OUTPUT_TENANT_ROLES,
+        serialization_alias=OUTPUT_TENANT_ROLES,
+        description="JSON {tenant: client role ARN}",
+    )
     release_prefix: OutputText = Field(
-        alias=OUTPUT_RELEASE_PREFIX, description="Where the fleet fetches the EIF and agent from"
+        validation_alias=OUTPUT_RELEASE_PREFIX,
+        serialization_alias=OUTPUT_RELEASE_PREFIX,
+        description="Where the fleet fetches the EIF and agent from",
     )
-    host_log_group: OutputText = Field(alias=OUTPUT_HOST_LOG_GROUP, description="Logs of the enclave hosts")
-    dashboard: OutputText = Field(alias=OUTPUT_DASHBOARD, description="CloudWatch dashboard")
+    host_log_group: OutputText = Field(
+        validation_alias=OUTPUT_HOST_LOG_GROUP,
+        serialization_alias=OUTPUT_HOST_LOG_GROUP,
+        description="Logs of the enclave hosts",
+    )
+    dashboard: OutputText = Field(
+        validation_alias=OUTPUT_DASHBOARD,
+        serialization_alias=OUTPUT_DASHBOARD,
+        description="CloudWatch dashboard",
+    )
     # Not one output but one per PCR (EnclavePcr<n>); never taken from an output named "pcrs".
     pcrs: dict[int, PcrHex] = Field(default_factory=dict, exclude=True)
 
 
 NAMED_OUTPUTS: tuple[str, ...] = tuple(
-    str(info.alias) for name, info in StackOutputs.model_fields.items() if name != "pcrs"
+    str(info.serialization_alias) for name, info in StackOutputs.model_fields.items() if name != "pcrs"
 )
 
 
@@ -97,7 +141,7 @@ def description(key: str) -> str:
     if match:
         return f"PCR{int(match.group(1))} pinned by the data key policy"
     for info in StackOutputs.model_fields.values():
-        if info.alias == key and info.description:
+        if info.serialization_alias == key and info.description:
             return info.description
     raise KeyError(f"{key!r} is not an output of {STACK_OUTPUTS_FORMAT}")
 

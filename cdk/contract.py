@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ccc_common.aws import jobs_dal
+from ccc_common.contracts import jobs_table, stack_outputs
 from ccc_common.contracts import lambda_env as function_env
-from ccc_common.contracts import stack_outputs
 from ccc_common.domain import dead_letters
 
 # --- Lambda environment variables (names owned by ccc_common.contracts.lambda_env) --------------------------------
@@ -77,12 +76,12 @@ ENCLAVE_CID_VALUE = 16  # the enclave's vsock CID (nitro-cli run-enclave --encla
 ENCLAVE_PORT_VALUE = 5005  # the enclave server listens on vsock://any:5005
 KMS_PROXY_PORT_VALUE = 8000  # the in-enclave relay targets vsock://3:8000 (parent vsock-proxy)
 
-# --- jobs table (the item layout is ccc_common.aws.jobs_dal's; index and TTL names come from it) ------
-TABLE_PARTITION_KEY = "job_id"  # string, 32 hex (ccc_common.domain.naming.validate_job_id)
-TENANT_INDEX_NAME = jobs_dal.TENANT_INDEX
-TENANT_INDEX_PARTITION_KEY = "tenant"  # string
-TENANT_INDEX_SORT_KEY = "created_at"  # string, ISO-8601 UTC (sorts by time)
-TABLE_TTL_ATTRIBUTE = jobs_dal.TTL_ATTRIBUTE  # number, epoch seconds
+# --- jobs table (the schema is ccc_common.contracts.jobs_table's, the one the job store queries) ------
+TABLE_PARTITION_KEY = jobs_table.PARTITION_KEY  # string, 32 hex (ccc_core.identity.validate_job_id)
+TENANT_INDEX_NAME = jobs_table.TENANT_INDEX
+TENANT_INDEX_PARTITION_KEY = jobs_table.TENANT_INDEX_PARTITION_KEY  # string
+TENANT_INDEX_SORT_KEY = jobs_table.TENANT_INDEX_SORT_KEY  # string, ISO-8601 UTC (sorts by time)
+TABLE_TTL_ATTRIBUTE = jobs_table.TTL_ATTRIBUTE  # number, epoch seconds
 
 # --- artifacts bucket layout (what the EIF build publishes and instances fetch) ------------------
 RELEASE_PREFIX = "release/"

@@ -2,8 +2,9 @@
 
 Metric sources: SQS and Auto Scaling publish their own; the parent agent (EMF through the
 CloudWatch agent) and the Lambdas (Powertools EMF) publish to namespace `CCC` with exactly the
-dimension `Stage=<stage>`. Every custom name read here comes from `ccc_common.domain.cloudwatch_metrics`, the module
-the emitters use too; `METRICS` lists them so tests/infra can check each has an emitter.
+dimension `Stage=<stage>`. Every custom name read here is a CloudWatch name of
+`ccc_core.telemetry.metric_registry`, the registry the emitters derive their names from too; `METRICS`
+lists them so tests/infra can check each has an emitter.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_common.domain import cloudwatch_metrics as m
+from ccc_core.telemetry import metric_registry as m
 from cdk.stage_config import StageConfig
 
-# The custom metrics the dashboard and alarms read (all from ccc_common.domain.cloudwatch_metrics).
+# The custom metrics the dashboard and alarms read (CloudWatch names of ccc_core.telemetry.metric_registry).
 METRICS = (m.JOB_LATENCY_MS, m.INFERENCE_MS, m.ATTESTATION_FAILURES, m.JOBS_FAILED, m.KMS_UNAVAILABLE)
 PERIOD = Duration.minutes(1)
 

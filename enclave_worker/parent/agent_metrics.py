@@ -1,9 +1,10 @@
 """The parent agent's OpenTelemetry instruments: per-job metrics, enclave health, DP releases.
 
 Why the parent: it is the component outside the enclave that sees every job's outcome and timing
-(never its content) and can poll the enclave's health channel. Names come from
-`ccc_core.telemetry.names`; the exporter is whatever `ccc_core.telemetry.setup.setup_telemetry` installed
-(JSON Lines locally, EMF/OTLP on AWS). Every attribute passes `safe_attributes`.
+(never its content) and can poll the enclave's health channel. Each instrument's name, unit and
+description come from its row in `ccc_core.telemetry.metric_registry`; the exporter is whatever
+`ccc_core.telemetry.setup.setup_telemetry` installed (JSON Lines locally, EMF/OTLP on AWS). Every
+attribute passes `safe_attributes`.
 
 Only one kind of metric carries a tenant: the differentially private releases, whose values are
 noisy by construction. Job counters and latencies are per enclave host, never per tenant.
@@ -14,12 +15,31 @@ from __future__ import annotations
 from opentelemetry import metrics
 
 from ccc_core.redaction import safe_attributes
-from ccc_core.telemetry import names
+from ccc_core.telemetry import metric_registry as registry
 from ccc_enclave.protocol.health_messages import EnclaveStatus
 from ccc_enclave.protocol.job_messages import JobMetrics
 from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply
 
-_METRIC_OF = {"cats": names.METRIC_DP_CATS, "uploads": names.METRIC_DP_UPLOADS}
+_METRIC_OF = {"cats": registry.METRIC_DP_CATS, "uploads": registry.METRIC_DP_UPLOADS}
+
+
+class _Instruments:
+    """Creates instruments for registered metrics only, with the registry's unit and description."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self._meter = meter
+
+    def counter(self, name: str) -> metrics.Counter:
+        spec = registry.otel(name)
+        return self._meter.create_counter(name, unit=spec.unit.otel, description=spec.description)
+
+    def histogram(self, name: str) -> metrics.Histogram:
+        spec = registry.otel(name)
+        return self._meter.create_histogram(name, unit=spec.unit.otel, description=spec.description)
+
+    def gauge(self, name: str) -> metrics._Gauge:  # the API's synchronous gauge type has no public name yet
+        spec = registry.otel(name)
+        return self._meter.create_gauge(name, unit=spec.unit.otel, description=spec.description)
 
 
 class _Cumulative:
@@ -38,26 +58,24 @@ class _Cumulative:
 class ParentMetrics:
     def __init__(self, meter: metrics.Meter | None = None) -> None:
         meter = meter or metrics.get_meter("ccc.parent")
-        self.jobs = meter.create_counter(names.METRIC_JOBS, unit="1", description="jobs handled, by outcome")
-        self.jobs_failed = meter.create_counter(names.METRIC_JOBS_FAILED, unit="1",
-                                                description="jobs that failed for good (failure record)")
-        self.kms_unavailable = meter.create_counter(names.METRIC_KMS_UNAVAILABLE, unit="1",
-                                                    description="jobs that met KMS throttling or outage")
-        self.latency = meter.create_histogram(names.METRIC_JOB_LATENCY_MS, unit="ms",
-                                              description="parent job time: inbox GET to result PUT")
-        self.infer = meter.create_histogram(names.METRIC_ENCLAVE_INFER_MS, unit="ms")
-        self.crypto = meter.create_histogram(names.METRIC_ENCLAVE_CRYPTO_MS, unit="ms")
-        self.up = meter.create_gauge(names.METRIC_ENCLAVE_UP, unit="1")
-        self.cpu = meter.create_gauge(names.METRIC_ENCLAVE_CPU, unit="%")
-        self.memory = meter.create_gauge(names.METRIC_ENCLAVE_MEMORY, unit="By")
-        self.memory_available = meter.create_gauge(names.METRIC_ENCLAVE_MEMORY_AVAILABLE, unit="By")
-        self.in_flight = meter.create_gauge(names.METRIC_ENCLAVE_IN_FLIGHT, unit="1")
-        self.stage_mean = meter.create_gauge(names.METRIC_ENCLAVE_STAGE_MEAN_MS, unit="ms")
-        self.busy = meter.create_counter(names.METRIC_ENCLAVE_BUSY, unit="1")
-        self.attestations = meter.create_counter(names.METRIC_ATTESTATIONS, unit="1")
-        self.attestation_failures = meter.create_counter(names.METRIC_ATTESTATION_FAILURES, unit="1")
-        self.dp = {metric: meter.create_gauge(name, unit="1") for metric, name in _METRIC_OF.items()}
-        self.dp_refused = meter.create_counter(names.METRIC_DP_REFUSED, unit="1")
+        make = _Instruments(meter)
+        self.jobs = make.counter(registry.METRIC_JOBS)
+        self.jobs_failed = make.counter(registry.METRIC_JOBS_FAILED)
+        self.kms_unavailable = make.counter(registry.METRIC_KMS_UNAVAILABLE)
+        self.latency = make.histogram(registry.METRIC_JOB_LATENCY_MS)
+        self.infer = make.histogram(registry.METRIC_ENCLAVE_INFER_MS)
+        self.crypto = make.histogram(registry.METRIC_ENCLAVE_CRYPTO_MS)
+        self.up = make.gauge(registry.METRIC_ENCLAVE_UP)
+        self.cpu = make.gauge(registry.METRIC_ENCLAVE_CPU)
+        self.memory = make.gauge(registry.METRIC_ENCLAVE_MEMORY)
+        self.memory_available = make.gauge(registry.METRIC_ENCLAVE_MEMORY_AVAILABLE)
+        self.in_flight = make.gauge(registry.METRIC_ENCLAVE_IN_FLIGHT)
+        self.stage_mean = make.gauge(registry.METRIC_ENCLAVE_STAGE_MEAN_MS)
+        self.busy = make.counter(registry.METRIC_ENCLAVE_BUSY)
+        self.attestations = make.counter(registry.METRIC_ATTESTATIONS)
+        self.attestation_failures = make.counter(registry.METRIC_ATTESTATION_FAILURES)
+        self.dp = {metric: make.gauge(name) for metric, name in _METRIC_OF.items()}
+        self.dp_refused = make.counter(registry.METRIC_DP_REFUSED)
         self._busy = _Cumulative()
         self._attest_ok = _Cumulative()
         self._attest_failed = _Cumulative()

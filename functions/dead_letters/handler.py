@@ -17,10 +17,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.aws.s3_adapters import S3Archive
 from ccc_common.contracts.lambda_env import DeadLettersEnv, load_env
-from ccc_common.domain import cloudwatch_metrics as m
-from ccc_common.domain.dead_letters import DeadLetter, DeadLetterHandler, S3Archive
+from ccc_common.domain.dead_letters import DeadLetter, DeadLetterHandler
 from ccc_common.lambda_observability import job_context, telemetry_for
+from ccc_core.telemetry import metric_registry as m
 from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("dead_letters")
@@ -34,7 +36,7 @@ def runtime() -> DeadLetterHandler:
     telemetry.bind_stage(env.stage)
     settings = env.settings
     return DeadLetterHandler(
-        env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
+        DynamoJobStore.for_env(boto3.client("dynamodb", config=CLIENT_CONFIG), env),
         S3Archive(boto3.client("s3", config=CLIENT_CONFIG), env.archive_bucket),
         inbox_bucket=env.inbox_bucket,
         max_receive_count=settings.queue.max_receive_count,

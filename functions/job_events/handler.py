@@ -15,13 +15,16 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ccc_common.aws.fleet_adapters import LambdaScalerWaker, NullWaker, ScalerWaker
+from ccc_common.aws.fleet_adapters import LambdaScalerWaker
+from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.aws.s3_adapters import S3FailureRecordReader
 from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
 from ccc_common.contracts.work_message import EventError
-from ccc_common.domain import cloudwatch_metrics as m
 from ccc_common.domain.events import ObjectKind
-from ccc_common.domain.job_lifecycle import JobLifecycle, LifecycleResult, Outcome, S3FailureRecordReader
+from ccc_common.domain.fleet_ports import NullWaker, ScalerWaker
+from ccc_common.domain.job_lifecycle import JobLifecycle, LifecycleResult, Outcome
 from ccc_common.lambda_observability import job_context, telemetry_for
+from ccc_core.telemetry import metric_registry as m
 from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("job_events")
@@ -42,7 +45,7 @@ def runtime() -> JobLifecycle:
     if env.scaler_function:
         waker = LambdaScalerWaker(boto3.client("lambda", config=CLIENT_CONFIG), env.scaler_function)
     return JobLifecycle(
-        env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
+        DynamoJobStore.for_env(boto3.client("dynamodb", config=CLIENT_CONFIG), env),
         inbox_bucket=env.inbox_bucket,
         results_bucket=env.results_bucket,
         failure_reader=S3FailureRecordReader(boto3.client("s3", config=CLIENT_CONFIG)),

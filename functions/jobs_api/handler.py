@@ -14,10 +14,12 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, e
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.aws.s3_adapters import S3Presigner
 from ccc_common.contracts.lambda_env import JobsApiEnv, load_env
-from ccc_common.domain import cloudwatch_metrics as m
-from ccc_common.domain.jobs_api import ApiRequest, JobsApi, S3Presigner, jobs_api_for
+from ccc_common.domain.jobs_api import ApiRequest, JobsApi, jobs_api_for
 from ccc_common.lambda_observability import telemetry_for
+from ccc_core.telemetry import metric_registry as m
 from functions.aws_clients import CLIENT_CONFIG as LAMBDA_CLIENT_CONFIG
 
 telemetry = telemetry_for("jobs_api")
@@ -32,7 +34,7 @@ def runtime() -> JobsApi:
     env = load_env(JobsApiEnv)
     telemetry.bind_stage(env.stage)
     return jobs_api_for(
-        env.job_store(boto3.client("dynamodb", config=CLIENT_CONFIG)),
+        DynamoJobStore.for_env(boto3.client("dynamodb", config=CLIENT_CONFIG), env),
         S3Presigner(boto3.client("s3", config=CLIENT_CONFIG)),
         stage=env.stage,
         inbox_bucket=env.inbox_bucket,

@@ -15,18 +15,14 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ccc_common.aws.fleet_adapters import (
-    AsgFleetGroup,
-    FleetGroup,
-    SqsQueueGauge,
-    WorkQueueGauge,
-    run_scaler,
-    wake_hint,
-)
+from ccc_common.aws.fleet_adapters import AsgFleetGroup, SqsQueueGauge
 from ccc_common.contracts.lambda_env import ScalerEnv, load_env
-from ccc_common.domain import cloudwatch_metrics as m
+from ccc_common.contracts.scaler_wake import wake_hint
+from ccc_common.domain.fleet_ports import FleetGroup, WorkQueueGauge
+from ccc_common.domain.scaler_run import run_scaler
 from ccc_common.domain.scaling import ScalingSettings
 from ccc_common.lambda_observability import telemetry_for
+from ccc_core.telemetry import metric_registry as m
 from functions.aws_clients import CLIENT_CONFIG
 
 telemetry = telemetry_for("scaler")

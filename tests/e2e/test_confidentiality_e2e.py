@@ -35,7 +35,7 @@ from ccc.client.crypto import encrypt_stream
 from ccc.client.job_runner import JobTicket
 from ccc.telemetry.leakscan import LeakScanner, merge
 from ccc_core.identity import JobRef
-from ccc_core.telemetry import names
+from ccc_core.telemetry import metric_registry as registry
 
 pytestmark = pytest.mark.slow
 JOB_TIMEOUT_S = 90.0
@@ -181,9 +181,9 @@ def test_a_full_run_leaves_no_plaintext_in_logs_telemetry_or_storage(stack, samp
     records = [json.loads(line) for path in telemetry.glob("*.jsonl") for line in path.read_text().splitlines()]
     tenant_metrics = [r for r in records if r.get("kind") == "metric" and "ccc.tenant" in r.get("attributes", {})]
     assert tenant_metrics, "the parent exported no DP release"
-    assert {r["name"] for r in tenant_metrics} <= set(names.DP_METRICS)
+    assert {r["name"] for r in tenant_metrics} <= set(registry.DP_METRICS)
     for record in tenant_metrics:
-        exact = exact_cats if record["name"] == names.METRIC_DP_CATS else exact_uploads
+        exact = exact_cats if record["name"] == registry.METRIC_DP_CATS else exact_uploads
         assert record["value"] != exact, record
     for record in records:
         if record.get("kind") == "span":

@@ -25,6 +25,7 @@ from collections import defaultdict
 import pytest
 
 from ccc.local.stack import LocalStack
+from ccc_core.telemetry import metric_registry as registry
 from ccc_core.telemetry import names
 from ccc_core.telemetry.propagation import job_trace_id
 
@@ -46,7 +47,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, samples, model_presen
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = parent_metrics.read_text() if parent_metrics.exists() else ""
-            if names.METRIC_DP_CATS in text and names.METRIC_ENCLAVE_CPU in text:
+            if registry.METRIC_DP_CATS in text and registry.METRIC_ENCLAVE_CPU in text:
                 break
             time.sleep(0.5)
     finally:
@@ -96,15 +97,16 @@ def test_enclave_health_and_stack_gauges_were_exported(finished_run):
     state_dir, jobs = finished_run
     metrics = [r for r in _records(state_dir) if r.get("kind") == "metric"]
     latest = {m["name"]: m for m in sorted(metrics, key=lambda m: m["time_ns"])}
-    for name in (names.METRIC_ENCLAVE_UP, names.METRIC_ENCLAVE_MEMORY, names.METRIC_ENCLAVE_CPU,
-                 names.METRIC_ENCLAVE_IN_FLIGHT, names.METRIC_QUEUE_VISIBLE, names.METRIC_QUEUE_IN_FLIGHT,
-                 names.METRIC_FLEET_DESIRED, names.METRIC_FLEET_RUNNING, names.METRIC_JOBS, names.METRIC_DP_UPLOADS):
+    for name in (registry.METRIC_ENCLAVE_UP, registry.METRIC_ENCLAVE_MEMORY, registry.METRIC_ENCLAVE_CPU,
+                 registry.METRIC_ENCLAVE_IN_FLIGHT, registry.METRIC_QUEUE_VISIBLE, registry.METRIC_QUEUE_IN_FLIGHT,
+                 registry.METRIC_FLEET_DESIRED, registry.METRIC_FLEET_RUNNING, registry.METRIC_JOBS,
+                 registry.METRIC_DP_UPLOADS):
         assert name in latest, name
-    assert latest[names.METRIC_ENCLAVE_MEMORY]["value"] > 10 * 2**20
-    assert latest[names.METRIC_ATTESTATIONS]["value"] == len(jobs)
-    assert latest[names.METRIC_ATTESTATION_FAILURES]["value"] == 0
-    assert latest[names.METRIC_JOB_LATENCY_MS]["count"] == len(jobs)
-    assert max(m["value"] for m in metrics if m["name"] == names.METRIC_FLEET_RUNNING) == 1
+    assert latest[registry.METRIC_ENCLAVE_MEMORY]["value"] > 10 * 2**20
+    assert latest[registry.METRIC_ATTESTATIONS]["value"] == len(jobs)
+    assert latest[registry.METRIC_ATTESTATION_FAILURES]["value"] == 0
+    assert latest[registry.METRIC_JOB_LATENCY_MS]["count"] == len(jobs)
+    assert max(m["value"] for m in metrics if m["name"] == registry.METRIC_FLEET_RUNNING) == 1
 
 
 def test_report_renders_every_chart_with_data(finished_run, tmp_path):

@@ -1,5 +1,5 @@
 """The dashboard and alarms read only metrics that something publishes, under the same names and
-dimensions (ccc_common.domain.cloudwatch_metrics), and the hosts are set up to publish the parent's (EMF)."""
+dimensions (ccc_core.telemetry.metric_registry), and the hosts are set up to publish the parent's (EMF)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ccc.telemetry.emf import CLOUDWATCH_NAMES
-from ccc_common.domain import cloudwatch_metrics as m
+from ccc_core.telemetry import metric_registry as m
 from cdk import monitoring as observability
 from cdk.enclave_fleet import EMF_LOG_GROUP, EMF_TARGET
 from cdk.user_data import render

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ccc_common.aws import jobs_dal
+from ccc_common.contracts import jobs_table
 from ccc_common.domain.key_policy import lint_key_policy
 from ccc_common.domain.naming import PROJECT
 from ccc_common.domain.settings import stage_settings
@@ -620,7 +620,7 @@ def test_function_models_are_the_ones_the_handlers_load(synth: Any) -> None:
 
 
 def test_lambda_environment_refuses_a_missing_required_variable() -> None:
-    with pytest.raises(ValueError, match="TENANT_PRINCIPALS"):
+    with pytest.raises(ValueError, match="CCC_TENANT_PRINCIPALS"):
         contract.lambda_environment(
             "jobs_api",
             {contract.STAGE: "dev", contract.JOBS_TABLE: "t", contract.INBOX_BUCKET: "i", contract.RESULTS_BUCKET: "r"},
@@ -677,9 +677,9 @@ def test_jobs_table_is_recoverable_encrypted_and_expires_items(synth: Any) -> No
 
 
 def test_jobs_table_schema_is_the_one_the_job_store_queries(synth: Any) -> None:
-    """The deployed key, tenant index and attribute types equal ccc_common.aws.jobs_dal's definition."""
+    """The deployed key, tenant index and attribute types equal ccc_common.contracts.jobs_table's definition."""
     props = synth.resources[synth.logical_id(synth.stack.orchestration.table)]["Properties"]
-    expected = jobs_dal.create_table_request(props["TableName"])
+    expected = jobs_table.create_table_request(props["TableName"])
     assert props["KeySchema"] == expected["KeySchema"]
     assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
         expected["AttributeDefinitions"], key=lambda a: a["AttributeName"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ccc_common.aws import jobs_dal
+from ccc_common.contracts import jobs_table
 
 REGION = "eu-west-1"
 ACCOUNT = "111122223333"
@@ -59,8 +59,9 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, function: str, env: dict[str, 
 
 
 def create_jobs_table(client: Any) -> None:
-    """The table exactly as ccc_common.aws.jobs_dal defines it."""
-    jobs_dal.create_jobs_table(client, TABLE)
+    """The table exactly as ccc_common.contracts.jobs_table defines it, TTL enabled."""
+    client.create_table(**jobs_table.create_table_request(TABLE))
+    client.update_time_to_live(**jobs_table.time_to_live_request(TABLE))
 
 
 def create_bucket(client: Any, name: str) -> None:

@@ -42,7 +42,9 @@ def aws(monkeypatch) -> Iterator[None]:
 
 def handler_for(monkeypatch, archive_bucket: str = ARTIFACTS) -> ModuleType:
     return load_handler(
-        monkeypatch, "dead_letters", {"JOBS_TABLE": TABLE, "INBOX_BUCKET": INBOX, "ARCHIVE_BUCKET": archive_bucket}
+        monkeypatch,
+        "dead_letters",
+        {"CCC_JOBS_TABLE": TABLE, "CCC_INBOX_BUCKET": INBOX, "CCC_ARCHIVE_BUCKET": archive_bucket},
     )
 
 

@@ -76,7 +76,12 @@ def handler_for(monkeypatch, scaler: str = "") -> ModuleType:
     return load_handler(
         monkeypatch,
         "job_events",
-        {"JOBS_TABLE": TABLE, "INBOX_BUCKET": INBOX, "RESULTS_BUCKET": RESULTS, "SCALER_FUNCTION": scaler},
+        {
+            "CCC_JOBS_TABLE": TABLE,
+            "CCC_INBOX_BUCKET": INBOX,
+            "CCC_RESULTS_BUCKET": RESULTS,
+            "CCC_SCALER_FUNCTION": scaler,
+        },
     )
 
 

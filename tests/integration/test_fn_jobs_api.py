@@ -47,10 +47,10 @@ def api(monkeypatch) -> Iterator[ModuleType]:
             monkeypatch,
             "jobs_api",
             {
-                "JOBS_TABLE": TABLE,
-                "INBOX_BUCKET": INBOX,
-                "RESULTS_BUCKET": RESULTS,
-                "TENANT_PRINCIPALS": json.dumps(PRINCIPALS),
+                "CCC_JOBS_TABLE": TABLE,
+                "CCC_INBOX_BUCKET": INBOX,
+                "CCC_RESULTS_BUCKET": RESULTS,
+                "CCC_TENANT_PRINCIPALS": json.dumps(PRINCIPALS),
             },
         )
 

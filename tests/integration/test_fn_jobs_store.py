@@ -11,20 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from ccc_common.aws.jobs_dal import (
-    DynamoJobStore,
-    InMemoryJobStore,
-    InvalidCursor,
-    JobAlreadyExists,
-    JobStore,
-    JobStoreError,
-    create_table_request,
-    decode_cursor,
-    item_to_job,
-    job_to_item,
-)
+from ccc_common.aws.jobs_dal import DynamoJobStore, item_to_job, job_to_item
+from ccc_common.contracts.jobs_table import create_table_request
+from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
+from ccc_common.domain.job_store import InvalidCursor, JobAlreadyExists, JobStore, JobStoreError, decode_cursor
 from ccc_common.domain.jobs import JobEvent, JobStatus, TenantMismatch, new_job
 from ccc_core.identity import JobRef
+from tests.support.fake_job_store import InMemoryJobStore
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TABLE = "ccc-local-jobs"
@@ -147,8 +140,6 @@ def test_item_round_trip_and_malformed_items() -> None:
 
 def test_index_and_ttl_attribute_names_follow_the_environment(monkeypatch) -> None:
     """A stack that names the GSI `by_tenant` and the TTL attribute `expires_at` (cdk/contract.py)."""
-    from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
-
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
@@ -181,7 +172,7 @@ def test_index_and_ttl_attribute_names_follow_the_environment(monkeypatch) -> No
                 "CCC_RESULTS_BUCKET": "results-bucket",
             },
         )
-        store = env.job_store(client)
+        store = DynamoJobStore.for_env(client, env)
         store.apply(JobEvent.queued(ref(1), T0))
         item = client.get_item(TableName=TABLE, Key={"job_id": {"S": ref(1).job_id}})["Item"]
         assert "expires_at" in item and "ttl" not in item

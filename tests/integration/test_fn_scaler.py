@@ -42,7 +42,7 @@ def aws(monkeypatch) -> Iterator[str]:
 
 def scaler(monkeypatch, queue_url: str, idle: str = "30") -> ModuleType:
     return load_handler(
-        monkeypatch, "scaler", {"WORK_QUEUE_URL": queue_url, "FLEET_GROUP": GROUP, "CCC_IDLE_TIMEOUT_S": idle}
+        monkeypatch, "scaler", {"CCC_WORK_QUEUE_URL": queue_url, "CCC_FLEET_GROUP": GROUP, "CCC_IDLE_TIMEOUT_S": idle}
     )
 
 
@@ -126,7 +126,7 @@ def test_bad_environment_fails_at_cold_start(aws, monkeypatch) -> None:
     from ccc_common.contracts.lambda_env import EnvError
 
     module = scaler(monkeypatch, aws)
-    monkeypatch.delenv("FLEET_GROUP")
+    monkeypatch.delenv("CCC_FLEET_GROUP")
     module.runtime.cache_clear()
-    with pytest.raises(EnvError, match="FLEET_GROUP"):
+    with pytest.raises(EnvError, match="CCC_FLEET_GROUP"):
         tick(module)

@@ -109,7 +109,7 @@ def test_fleet_group_is_min_zero_with_the_requested_capacity_and_a_drain_hook(pr
 
 
 def test_jobs_table_matches_the_job_store_layout(provisioned):
-    from ccc_common.aws.jobs_dal import TENANT_INDEX
+    from ccc_common.contracts.jobs_table import TENANT_INDEX
 
     table = provisioned.aws.dynamodb.describe_table(TableName=provisioned.names.jobs_table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]

@@ -7,18 +7,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccc_common.aws.jobs_dal import InMemoryJobStore
 from ccc_common.domain.dead_letters import (
-    Archive,
     DeadLetter,
     DeadLetterError,
     DeadLetterHandler,
-    InMemoryArchive,
     archive_key,
 )
 from ccc_common.domain.jobs import JobEvent, JobStatus, new_job
+from ccc_common.domain.storage_ports import Archive
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
+from tests.support.fake_archive import InMemoryArchive
+from tests.support.fake_job_store import InMemoryJobStore
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"
 NOW = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)

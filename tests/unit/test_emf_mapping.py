@@ -10,8 +10,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from ccc.telemetry.emf import CLOUDWATCH_NAMES, EmfMetricExporter
-from ccc_common.domain import cloudwatch_metrics as m
-from ccc_core.telemetry import names
+from ccc_core.telemetry import metric_registry as m
 
 
 def test_mapping_covers_exactly_the_parent_metrics_of_the_registry() -> None:
@@ -21,8 +20,8 @@ def test_mapping_covers_exactly_the_parent_metrics_of_the_registry() -> None:
 
 
 def test_kms_counter_is_published_as_kms_unavailable_and_jobs_failed_is_not() -> None:
-    assert CLOUDWATCH_NAMES[names.METRIC_KMS_UNAVAILABLE] == m.KMS_UNAVAILABLE == "KmsUnavailable"
-    assert names.METRIC_JOBS_FAILED not in CLOUDWATCH_NAMES  # the jobs table counts JobsFailed once per job
+    assert CLOUDWATCH_NAMES[m.METRIC_KMS_UNAVAILABLE] == m.KMS_UNAVAILABLE == "KmsUnavailable"
+    assert m.METRIC_JOBS_FAILED not in CLOUDWATCH_NAMES  # the jobs table counts JobsFailed once per job
     assert m.Emitter.PARENT not in m.spec(m.JOBS_FAILED).emitters
 
 
@@ -38,9 +37,9 @@ def _export(record: Any) -> list[dict[str, Any]]:
 
 def test_exported_documents_follow_the_registry() -> None:
     def record(meter: Any) -> None:
-        meter.create_counter(names.METRIC_KMS_UNAVAILABLE, unit="1").add(3, {"ccc.code": "kms_unavailable"})
-        meter.create_histogram(names.METRIC_JOB_LATENCY_MS, unit="ms").record(120.0, {"ccc.outcome": "done"})
-        meter.create_counter(names.METRIC_JOBS_FAILED, unit="1").add(1, {"ccc.code": "bad_image"})
+        meter.create_counter(m.METRIC_KMS_UNAVAILABLE, unit="1").add(3, {"ccc.code": "kms_unavailable"})
+        meter.create_histogram(m.METRIC_JOB_LATENCY_MS, unit="ms").record(120.0, {"ccc.outcome": "done"})
+        meter.create_counter(m.METRIC_JOBS_FAILED, unit="1").add(1, {"ccc.code": "bad_image"})
         meter.create_counter("ccc.something.else", unit="1").add(1)
 
     documents = _export(record)
@@ -58,7 +57,7 @@ def test_exported_documents_follow_the_registry() -> None:
 
 def test_dp_releases_carry_the_tenant_dimension_the_registry_declares() -> None:
     def record(meter: Any) -> None:
-        gauge = meter.create_gauge(names.METRIC_DP_CATS, unit="1")
+        gauge = meter.create_gauge(m.METRIC_DP_CATS, unit="1")
         gauge.set(4.5, {"ccc.tenant": "acme", "ccc.day": "2026-01-02", "ccc.epsilon": 0.25})
 
     documents = _export(record)  # a gauge is re-exported on shutdown: same document again
@@ -67,3 +66,13 @@ def test_dp_releases_carry_the_tenant_dimension_the_registry_declares() -> None:
     directive = document["_aws"]["CloudWatchMetrics"][0]
     assert directive["Dimensions"] == [sorted(m.spec(m.DP_CATS_PER_DAY).dimensions)]
     assert document[m.TENANT_DIMENSION] == "acme" and document[m.DP_CATS_PER_DAY] == 4.5
+
+
+def test_units_and_dimensions_come_from_the_registry_not_the_instrument() -> None:
+    def record(meter: Any) -> None:
+        meter.create_gauge(m.METRIC_ENCLAVE_UP, unit="1").set(1)  # "1" would read as Count
+
+    (document, *_) = _export(record)
+    directive = document["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Metrics"] == [{"Name": m.ENCLAVE_UP, "Unit": m.spec(m.ENCLAVE_UP).unit.value}]
+    assert m.spec(m.ENCLAVE_UP).unit is m.Unit.NONE

@@ -8,21 +8,22 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccc_common.aws.fleet_adapters import RecordingWaker, ScalerWaker
-from ccc_common.aws.jobs_dal import InMemoryJobStore
 from ccc_common.contracts.failure_record import FAILURE_RECORD_FORMAT, FailureRecord, encode_failure_record
 from ccc_common.contracts.work_message import EventError
 from ccc_common.domain.events import ObjectKind
+from ccc_common.domain.fleet_ports import ScalerWaker
 from ccc_common.domain.job_lifecycle import (
     MAX_FAILURE_RECORD_BYTES,
-    FailureRecordReader,
     JobLifecycle,
     Outcome,
     reason_from_failure_record,
 )
 from ccc_common.domain.jobs import JobStatus, new_job
+from ccc_common.domain.storage_ports import FailureRecordReader
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
+from tests.support.fake_fleet import RecordingWaker
+from tests.support.fake_job_store import InMemoryJobStore
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"
 RESULTS = "ccc-local-results-111122223333-eu-west-1"

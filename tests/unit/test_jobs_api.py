@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.aws.jobs_dal import InMemoryJobStore
 from ccc_common.domain.jobs import JobEvent
-from ccc_common.domain.jobs_api import ApiRequest, JobsApi, JobsService, Presigner, TenantDirectory
+from ccc_common.domain.jobs_api import ApiRequest, JobsApi, JobsService, TenantDirectory
+from ccc_common.domain.storage_ports import Presigner
 from ccc_core.identity import CTX_JOB, CTX_TENANT
+from tests.support.fake_job_store import InMemoryJobStore
 
 INBOX = "ccc-local-inbox-111122223333-eu-west-1"
 RESULTS = "ccc-local-results-111122223333-eu-west-1"

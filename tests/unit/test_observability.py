@@ -20,8 +20,9 @@ from ccc_common.contracts.lambda_env import (
     tenant_map,
 )
 from ccc_common.domain.naming import METRICS_NAMESPACE, STAGES
-from ccc_common.lambda_observability import REDACTED, RedactingFormatter, job_context, redact, telemetry_for
+from ccc_common.lambda_observability import RedactingFormatter, job_context, telemetry_for
 from ccc_core.identity import JobRef
+from ccc_core.redaction import REDACTED, redact
 
 REF = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 
@@ -97,8 +98,8 @@ def test_env_models_accept_complete_environments() -> None:
         ScalerEnv,
         {
             **BASE,
-            "WORK_QUEUE_URL": "http://127.0.0.1:5000/1/ccc-local-work",
-            "FLEET_GROUP": "ccc-local-enclave-fleet",
+            "CCC_WORK_QUEUE_URL": "http://127.0.0.1:5000/1/ccc-local-work",
+            "CCC_FLEET_GROUP": "ccc-local-enclave-fleet",
             "CCC_IDLE_TIMEOUT_S": "12",
         },
     )
@@ -107,10 +108,10 @@ def test_env_models_accept_complete_environments() -> None:
         JobEventsEnv,
         {
             **BASE,
-            "JOBS_TABLE": "ccc-local-jobs",
-            "INBOX_BUCKET": "ccc-local-inbox-1-r",
-            "RESULTS_BUCKET": "ccc-local-results-1-r",
-            "SCALER_FUNCTION": "",
+            "CCC_JOBS_TABLE": "ccc-local-jobs",
+            "CCC_INBOX_BUCKET": "ccc-local-inbox-1-r",
+            "CCC_RESULTS_BUCKET": "ccc-local-results-1-r",
+            "CCC_SCALER_FUNCTION": "",
         },
     )
     assert events.scaler_function is None and events.metrics_namespace == METRICS_NAMESPACE
@@ -118,14 +119,16 @@ def test_env_models_accept_complete_environments() -> None:
         JobsApiEnv,
         {
             **BASE,
-            "JOBS_TABLE": "t",
-            "INBOX_BUCKET": "inb",
-            "RESULTS_BUCKET": "res",
-            "TENANT_PRINCIPALS": json.dumps({"arn:aws:iam::1:user/a": "tenant-a"}),
+            "CCC_JOBS_TABLE": "t",
+            "CCC_INBOX_BUCKET": "inb",
+            "CCC_RESULTS_BUCKET": "res",
+            "CCC_TENANT_PRINCIPALS": json.dumps({"arn:aws:iam::1:user/a": "tenant-a"}),
         },
     )
     assert api.tenant_principals == {"arn:aws:iam::1:user/a": "tenant-a"} and api.url_expiry_s == 900
-    dead = load_env(DeadLettersEnv, {**BASE, "JOBS_TABLE": "t", "INBOX_BUCKET": "inb", "ARCHIVE_BUCKET": "arc"})
+    dead = load_env(
+        DeadLettersEnv, {**BASE, "CCC_JOBS_TABLE": "t", "CCC_INBOX_BUCKET": "inb", "CCC_ARCHIVE_BUCKET": "arc"}
+    )
     assert dead.settings.queue.max_receive_count >= 1
 
 
@@ -134,44 +137,44 @@ def test_env_models_accept_complete_environments() -> None:
     [
         (ScalerEnv, {}, "CCC_STAGE"),
         (ScalerEnv, {"CCC_STAGE": "staging"}, "CCC_STAGE"),
-        (ScalerEnv, {**BASE, "WORK_QUEUE_URL": "u"}, "FLEET_GROUP"),
+        (ScalerEnv, {**BASE, "CCC_WORK_QUEUE_URL": "u"}, "CCC_FLEET_GROUP"),
         (
             JobsApiEnv,
             {
                 **BASE,
-                "JOBS_TABLE": "t",
-                "INBOX_BUCKET": "inb",
-                "RESULTS_BUCKET": "res",
-                "TENANT_PRINCIPALS": "{not json",
+                "CCC_JOBS_TABLE": "t",
+                "CCC_INBOX_BUCKET": "inb",
+                "CCC_RESULTS_BUCKET": "res",
+                "CCC_TENANT_PRINCIPALS": "{not json",
             },
-            "TENANT_PRINCIPALS",
+            "CCC_TENANT_PRINCIPALS",
         ),
         (
             JobsApiEnv,
             {
                 **BASE,
-                "JOBS_TABLE": "t",
-                "INBOX_BUCKET": "inb",
-                "RESULTS_BUCKET": "res",
-                "TENANT_PRINCIPALS": '{"alice": "tenant-a"}',
+                "CCC_JOBS_TABLE": "t",
+                "CCC_INBOX_BUCKET": "inb",
+                "CCC_RESULTS_BUCKET": "res",
+                "CCC_TENANT_PRINCIPALS": '{"alice": "tenant-a"}',
             },
-            "TENANT_PRINCIPALS",
+            "CCC_TENANT_PRINCIPALS",
         ),
         (
             JobsApiEnv,
             {
                 **BASE,
-                "JOBS_TABLE": "t",
-                "INBOX_BUCKET": "inb",
-                "RESULTS_BUCKET": "res",
-                "TENANT_PRINCIPALS": '{"arn:aws:iam::1:user/a": "BAD TENANT"}',
+                "CCC_JOBS_TABLE": "t",
+                "CCC_INBOX_BUCKET": "inb",
+                "CCC_RESULTS_BUCKET": "res",
+                "CCC_TENANT_PRINCIPALS": '{"arn:aws:iam::1:user/a": "BAD TENANT"}',
             },
-            "TENANT_PRINCIPALS",
+            "CCC_TENANT_PRINCIPALS",
         ),
         (
             DeadLettersEnv,
-            {**BASE, "JOBS_TABLE": "t", "INBOX_BUCKET": "Bad_Bucket", "ARCHIVE_BUCKET": "arc"},
-            "INBOX_BUCKET",
+            {**BASE, "CCC_JOBS_TABLE": "t", "CCC_INBOX_BUCKET": "Bad_Bucket", "CCC_ARCHIVE_BUCKET": "arc"},
+            "CCC_INBOX_BUCKET",
         ),
     ],
 )
@@ -185,10 +188,12 @@ def test_stage_literal_matches_naming() -> None:
     assert set(Stage.__args__) == set(STAGES)  # type: ignore[attr-defined]
 
 
-def test_env_accepts_the_cdk_contract_spelling() -> None:
+def test_env_reads_one_spelling_per_variable() -> None:
+    """Every variable has one name (``CCC_*``, or its owner's ``POWERTOOLS_*``): the former aliases
+    (unprefixed names, field names, ``CCC_METRICS_NAMESPACE``, ``CCC_DEAD_LETTER_QUEUE_URL``) are not read."""
     environ = {
         "CCC_STAGE": "dev",
-        "CCC_METRICS_NAMESPACE": "CCC",
+        "POWERTOOLS_METRICS_NAMESPACE": "CCC",
         "CCC_JOBS_TABLE": "ccc-dev-jobs",
         "CCC_JOBS_TENANT_INDEX": "by_tenant",
         "CCC_JOBS_TTL_ATTRIBUTE": "expires_at",
@@ -200,8 +205,16 @@ def test_env_accepts_the_cdk_contract_spelling() -> None:
     assert api.jobs_table == "ccc-dev-jobs" and api.jobs_tenant_index == "by_tenant"
     assert api.jobs_ttl_attribute == "expires_at"
     assert api.tenant_principals == {"arn:aws:iam::1:role/a": "tenant-a", "arn:aws:iam::1:user/b": "tenant-a"}
-    both = load_env(JobsApiEnv, {**environ, "JOBS_TABLE": "plain-wins"})
-    assert both.jobs_table == "plain-wins"
+    other = load_env(JobsApiEnv, {**environ, "JOBS_TABLE": "unprefixed", "CCC_METRICS_NAMESPACE": "HostOnly"})
+    assert other.jobs_table == "ccc-dev-jobs" and other.metrics_namespace == "CCC"
+    without = {k: v for k, v in environ.items() if k != "CCC_JOBS_TABLE"}
+    with pytest.raises(EnvError, match="CCC_JOBS_TABLE"):
+        load_env(JobsApiEnv, {**without, "JOBS_TABLE": "ccc-dev-jobs", "jobs_table": "ccc-dev-jobs"})
+    dead = load_env(
+        DeadLettersEnv,
+        {**BASE, "CCC_JOBS_TABLE": "t", "CCC_ARCHIVE_BUCKET": "arc", "CCC_DEAD_LETTER_QUEUE_URL": "https://q"},
+    )
+    assert dead.dlq_url is None
 
 
 def test_tenant_map_rejects_ambiguity() -> None:

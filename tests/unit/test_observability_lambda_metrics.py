@@ -1,5 +1,5 @@
 """The Lambdas' Powertools EMF output (stdout) carries exactly the dimension the dashboard reads
-(``Stage``), no ``service`` dimension, and only names from ``ccc_common.domain.cloudwatch_metrics``."""
+(``Stage``), no ``service`` dimension, and only names from ``ccc_core.telemetry.metric_registry``."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from ccc_common.domain import cloudwatch_metrics as m
 from ccc_common.lambda_observability import telemetry_for
+from ccc_core.telemetry import metric_registry as m
 from tests.conftest import load_event
 from tests.integration.fn_helpers import FakeLambdaContext, load_handler
 
 STAGE = "dev"
 TABLE_ENV = {
     "CCC_STAGE": STAGE,
-    "JOBS_TABLE": "ccc-dev-jobs",
-    "INBOX_BUCKET": "ccc-dev-inbox-1-eu-west-1",
-    "RESULTS_BUCKET": "ccc-dev-results-1-eu-west-1",
+    "CCC_JOBS_TABLE": "ccc-dev-jobs",
+    "CCC_INBOX_BUCKET": "ccc-dev-inbox-1-eu-west-1",
+    "CCC_RESULTS_BUCKET": "ccc-dev-results-1-eu-west-1",
     "POWERTOOLS_SERVICE_NAME": "job_events",
 }
 
@@ -54,7 +54,7 @@ def test_job_events_handler_output_has_stage_and_registered_names(monkeypatch, c
     module = load_handler(monkeypatch, "job_events", TABLE_ENV)
     event = copy.deepcopy(load_event("s3_object_created_inbox.json"))
     event["detail"]["object"]["key"] = "not-a-job-key"  # parses as an event, not as a job: no AWS call
-    event["detail"]["bucket"]["name"] = TABLE_ENV["INBOX_BUCKET"]
+    event["detail"]["bucket"]["name"] = TABLE_ENV["CCC_INBOX_BUCKET"]
     module.handler(event, FakeLambdaContext())
     documents = _emf_documents(capsys.readouterr().out)
     assert len(documents) == 1
@@ -66,7 +66,7 @@ def test_jobs_api_forbidden_is_counted_per_stage(monkeypatch, capsys) -> None:
     env = {
         **TABLE_ENV,
         "POWERTOOLS_SERVICE_NAME": "jobs_api",
-        "TENANT_PRINCIPALS": json.dumps({"demo": ["arn:aws:iam::111122223333:role/demo-client"]}),
+        "CCC_TENANT_PRINCIPALS": json.dumps({"demo": ["arn:aws:iam::111122223333:role/demo-client"]}),
     }
     module = load_handler(monkeypatch, "jobs_api", env)
     event = copy.deepcopy(load_event("apigw_list_jobs.json"))

@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 
 from ccc.telemetry.emf import MAX_VALUES, EmfMetricExporter, EmfTargetError, histogram_values, sink_for
-from ccc_core.telemetry import names
+from ccc_core.telemetry import metric_registry as registry
 from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, EnclaveStatus, StageTiming
 from ccc_enclave.protocol.job_messages import JobMetrics
 from ccc_enclave.protocol.privacy_messages import PrivacyRelease, PrivacyReleaseReply
@@ -93,20 +93,20 @@ def test_health_replies_become_enclave_metrics_and_survive_a_restart() -> None:
     ])
     monitor = EnclaveMonitor(enclave, readings.metrics, privacy_interval_s=None)
     assert monitor.poll_health() and monitor.poll_health()
-    assert readings.value(names.METRIC_ENCLAVE_CPU) == pytest.approx(25.0)
-    assert readings.value(names.METRIC_ENCLAVE_UP) == 1
-    assert readings.value(names.METRIC_ENCLAVE_MEMORY) == 300 << 20
-    assert readings.value(names.METRIC_ENCLAVE_MEMORY_AVAILABLE) == 3 * GIB
-    assert readings.value(names.METRIC_ENCLAVE_IN_FLIGHT) == 1
-    assert readings.value(names.METRIC_ATTESTATIONS) == 5
-    assert readings.value(names.METRIC_ATTESTATION_FAILURES) == 1
-    assert readings.value(names.METRIC_ENCLAVE_BUSY) == 1
-    assert readings.value(names.METRIC_ENCLAVE_STAGE_MEAN_MS, **{"ccc.stage": "infer"}) == pytest.approx(10.0)
+    assert readings.value(registry.METRIC_ENCLAVE_CPU) == pytest.approx(25.0)
+    assert readings.value(registry.METRIC_ENCLAVE_UP) == 1
+    assert readings.value(registry.METRIC_ENCLAVE_MEMORY) == 300 << 20
+    assert readings.value(registry.METRIC_ENCLAVE_MEMORY_AVAILABLE) == 3 * GIB
+    assert readings.value(registry.METRIC_ENCLAVE_IN_FLIGHT) == 1
+    assert readings.value(registry.METRIC_ATTESTATIONS) == 5
+    assert readings.value(registry.METRIC_ATTESTATION_FAILURES) == 1
+    assert readings.value(registry.METRIC_ENCLAVE_BUSY) == 1
+    assert readings.value(registry.METRIC_ENCLAVE_STAGE_MEAN_MS, **{"ccc.stage": "infer"}) == pytest.approx(10.0)
     assert not monitor.poll_health()
-    assert readings.value(names.METRIC_ENCLAVE_UP) == 0
+    assert readings.value(registry.METRIC_ENCLAVE_UP) == 0
     assert monitor.poll_health()
-    assert readings.value(names.METRIC_ATTESTATIONS) == 6  # 5 before the restart + 1 after
-    assert readings.value(names.METRIC_ATTESTATION_FAILURES) == 1
+    assert readings.value(registry.METRIC_ATTESTATIONS) == 6  # 5 before the restart + 1 after
+    assert readings.value(registry.METRIC_ATTESTATION_FAILURES) == 1
 
 
 def test_health_of_an_older_enclave_without_metrics_still_exports_the_basics() -> None:
@@ -114,8 +114,8 @@ def test_health_of_an_older_enclave_without_metrics_still_exports_the_basics() -
     old = EnclaveStatus(uptime_s=5.0, jobs_served=1, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
                         model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1234)
     EnclaveMonitor(FakeEnclave([old]), readings.metrics, privacy_interval_s=None).poll_health()
-    assert readings.value(names.METRIC_ENCLAVE_MEMORY) == 1234
-    assert all(n != names.METRIC_ENCLAVE_CPU for n, _, _ in readings.points())
+    assert readings.value(registry.METRIC_ENCLAVE_MEMORY) == 1234
+    assert all(n != registry.METRIC_ENCLAVE_CPU for n, _, _ in readings.points())
 
 
 def _release(tenant: str, metric: str, value: float) -> PrivacyRelease:
@@ -142,14 +142,14 @@ def test_privacy_releases_are_exported_per_tenant_and_refusals_counted() -> None
     clock[0] = 62.0
     monitor.tick()
     assert enclave.release_calls == 1  # one round per interval: each spends privacy budget
-    assert readings.value(names.METRIC_DP_CATS, **{"ccc.tenant": "tenant-a"}) == pytest.approx(7.31)
-    assert readings.value(names.METRIC_DP_UPLOADS, **{"ccc.day": "2026-11-24"}) == pytest.approx(2.2)
+    assert readings.value(registry.METRIC_DP_CATS, **{"ccc.tenant": "tenant-a"}) == pytest.approx(7.31)
+    assert readings.value(registry.METRIC_DP_UPLOADS, **{"ccc.day": "2026-11-24"}) == pytest.approx(2.2)
     clock[0] = 200.0
     enclave.statuses.append(_status(uptime=2.0, cpu=0.1))
     monitor.tick()
-    assert readings.value(names.METRIC_DP_REFUSED) == 2
+    assert readings.value(registry.METRIC_DP_REFUSED) == 2
     tenant_points = [n for n, a, _ in readings.points() if "ccc.tenant" in a]
-    assert set(tenant_points) == {names.METRIC_DP_CATS, names.METRIC_DP_UPLOADS}
+    assert set(tenant_points) == {registry.METRIC_DP_CATS, registry.METRIC_DP_UPLOADS}
 
 
 def test_an_enclave_without_releases_is_asked_once() -> None:
@@ -165,13 +165,13 @@ def test_job_metrics_carry_outcome_but_no_tenant() -> None:
     readings.metrics.job_handled("failed", "bad_image", 30.0)
     readings.metrics.job_handled("retry", "kms_unavailable", 5.0)
     readings.metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=55.0, encrypt_ms=20.0, attest_ms=1.0))
-    assert readings.value(names.METRIC_JOBS, **{"ccc.outcome": "done"}) == 1
-    assert readings.value(names.METRIC_JOBS_FAILED, **{"ccc.code": "bad_image"}) == 1
-    assert readings.value(names.METRIC_KMS_UNAVAILABLE) == 1
-    latency = readings.value(names.METRIC_JOB_LATENCY_MS, **{"ccc.outcome": "done"})
+    assert readings.value(registry.METRIC_JOBS, **{"ccc.outcome": "done"}) == 1
+    assert readings.value(registry.METRIC_JOBS_FAILED, **{"ccc.code": "bad_image"}) == 1
+    assert readings.value(registry.METRIC_KMS_UNAVAILABLE) == 1
+    latency = readings.value(registry.METRIC_JOB_LATENCY_MS, **{"ccc.outcome": "done"})
     assert latency.count == 1 and latency.sum == 120.0
-    assert readings.value(names.METRIC_ENCLAVE_INFER_MS).sum == 55.0
-    assert readings.value(names.METRIC_ENCLAVE_CRYPTO_MS, **{"ccc.stage": "decrypt"}).sum == 10.0
+    assert readings.value(registry.METRIC_ENCLAVE_INFER_MS).sum == 55.0
+    assert readings.value(registry.METRIC_ENCLAVE_CRYPTO_MS, **{"ccc.stage": "decrypt"}).sum == 10.0
     assert not any("ccc.tenant" in a for _, a, _ in readings.points())
 
 

@@ -6,6 +6,7 @@ import json
 
 from ccc.cli import report_cmd
 from ccc.report import load_telemetry, render_html
+from ccc_core.telemetry import metric_registry as registry
 from ccc_core.telemetry import names
 
 
@@ -19,9 +20,9 @@ def test_report_has_queue_fleet_latency_and_stage_charts(tmp_path):
     spans = [{"kind": "span", "service.name": "parent", "name": names.SPAN_PARENT_JOB, "duration_ms": 100.0 + i}
              for i in range(20)]
     spans.append({"kind": "span", "service.name": "enclave", "name": names.SPAN_ENCLAVE_INFER, "duration_ms": 20.0})
-    metrics = [{"kind": "metric", "service.name": "local", "name": names.METRIC_QUEUE_VISIBLE, "time_ns": i * 10**9,
+    metrics = [{"kind": "metric", "service.name": "local", "name": registry.METRIC_QUEUE_VISIBLE, "time_ns": i * 10**9,
                 "value": 8 - i} for i in range(8)]
-    metrics += [{"kind": "metric", "service.name": "local", "name": names.METRIC_FLEET_DESIRED, "time_ns": i * 10**9,
+    metrics += [{"kind": "metric", "service.name": "local", "name": registry.METRIC_FLEET_DESIRED, "time_ns": i * 10**9,
                  "value": 1} for i in range(8)]
     _write(tele / "a.spans.jsonl", spans)
     _write(tele / "b.metrics.jsonl", metrics)

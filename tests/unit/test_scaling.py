@@ -8,15 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.aws.fleet_adapters import (
-    InMemoryFleetGroup,
-    InMemoryQueueGauge,
-    run_scaler,
-    wake_hint,
-    wake_payload,
-)
+from ccc_common.contracts.scaler_wake import wake_hint, wake_payload
+from ccc_common.domain.scaler_run import run_scaler
 from ccc_common.domain.scaling import FleetObservation, ScalingReason, ScalingSettings, decide
 from ccc_common.domain.settings import stage_settings
+from tests.support.fake_fleet import InMemoryFleetGroup, InMemoryQueueGauge
 
 settings_st = st.builds(
     ScalingSettings,

@@ -9,7 +9,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from ccc.telemetry.stack_sampler import StackSampler
-from ccc_core.telemetry import names
+from ccc_core.telemetry import metric_registry as registry
 
 QUEUE, DLQ = "http://moto/q", "http://moto/dlq"
 
@@ -53,8 +53,9 @@ def test_queue_and_fleet_gauges_follow_sqs_and_the_fleet_file(tmp_path) -> None:
     StackSampler(MeterProvider(metric_readers=[reader]).get_meter("t"), sqs=sqs, queue_url=QUEUE, dlq_url=DLQ,
                  fleet_file=fleet)
     values = _values(reader)
-    assert values == {names.METRIC_QUEUE_VISIBLE: 3, names.METRIC_QUEUE_IN_FLIGHT: 2, names.METRIC_DLQ_VISIBLE: 1,
-                      names.METRIC_FLEET_DESIRED: 2, names.METRIC_FLEET_RUNNING: 1}
+    assert values == {registry.METRIC_QUEUE_VISIBLE: 3, registry.METRIC_QUEUE_IN_FLIGHT: 2,
+                      registry.METRIC_DLQ_VISIBLE: 1, registry.METRIC_FLEET_DESIRED: 2,
+                      registry.METRIC_FLEET_RUNNING: 1}
     assert sqs.calls == 2  # one reading of the work queue shared by both gauges, one of the DLQ
 
 
@@ -65,4 +66,4 @@ def test_without_a_fleet_file_desired_comes_from_the_group_and_a_dead_moto_skips
     StackSampler(MeterProvider(metric_readers=[reader]).get_meter("t"), sqs=sqs, queue_url=QUEUE,
                  fleet_file=tmp_path / "missing.json", autoscaling=FakeAutoscaling(), fleet_group="g")
     values = _values(reader)
-    assert values == {names.METRIC_FLEET_DESIRED: 4}
+    assert values == {registry.METRIC_FLEET_DESIRED: 4}

@@ -1,10 +1,11 @@
 """Metadata-only structured logs for the parent agent and the enclave server.
 
 Why a helper instead of plain `logger.info(f"...")`: both processes handle ciphertext,
-credentials and (inside the enclave) plaintext. Every log field passes the same gate as telemetry
-attributes (`ccc.telemetry.safe_attributes`: scalars only, no bytes, no payload- or secret-named
-keys), so a careless field fails loudly in tests instead of leaking. Output is one JSON object per
-line on stderr, which the local stack collects per process and CloudWatch ingests on AWS.
+credentials and (inside the enclave) plaintext. Every log field passes the project's one redaction
+rule (`ccc_core.redaction.redact`, in refuse mode like telemetry attributes: scalars only, no bytes,
+no payload- or secret-named keys), so a careless field fails loudly in tests instead of leaking.
+Output is one JSON object per line on stderr, which the local stack collects per process and
+CloudWatch ingests on AWS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from ccc_core.redaction import safe_attributes
+from ccc_core.redaction import OnUnsafe, redact
 
 _FIELDS_ATTR = "ccc_fields"
 
@@ -58,8 +59,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 
 def log_event(logger: logging.Logger, level: int, event: str, *, exc_info: bool = False, **fields: object) -> None:
-    """Log `event` with metadata fields, each checked by the telemetry attribute gate."""
-    clean = safe_attributes({k: v for k, v in fields.items() if v is not None})
+    """Log `event` with metadata fields, each checked by the redaction rule (refused, not masked)."""
+    clean = redact({k: v for k, v in fields.items() if v is not None}, on_unsafe=OnUnsafe.REFUSE)
     logger.log(level, event, extra={_FIELDS_ATTR: clean}, exc_info=exc_info)
 
 

@@ -1,5 +1,5 @@
-"""The scaler's ports (work queue gauge, fleet group, wake-up) with AWS adapters, fakes, and the
-one function that runs a scaling decision end to end.
+"""AWS adapters of the scaler's ports (``ccc_common.domain.fleet_ports``): the SQS work queue
+gauge, the Auto Scaling fleet group, and the Lambda wake-up. Clients are injected, never created.
 
 Why the last-activity time lives in a tag on the Auto Scaling group: the scaler Lambda is
 stateless, and the idle timeout needs "when did we last see work". A group tag needs no extra
@@ -11,62 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
-from ccc_common.domain.scaling import FleetObservation, ScalingDecision, ScalingSettings, decide
+from ccc_common.contracts.scaler_wake import wake_payload
+from ccc_common.domain.fleet_ports import FleetGroup, GroupState, QueueDepth, ScalerWaker, WorkQueueGauge
 
 LAST_ACTIVITY_TAG = "ccc:last-activity"
-WAKE_SOURCE = "ccc.job-events"
-MAX_WAKE_HINT = 10_000
 
 IN_SERVICE_STATES = frozenset({"InService"})
 PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
 DRAINING_STATES = frozenset({"Terminating", "Terminating:Wait", "Terminating:Proceed"})
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    visible: int
-    in_flight: int
-
-
-@dataclass(frozen=True)
-class GroupState:
-    desired: int
-    max_size: int
-    in_service: int
-    pending: int
-    draining: int
-    last_activity: float | None
-
-
-class WorkQueueGauge(ABC):
-    @abstractmethod
-    def depth(self) -> QueueDepth: ...
-
-
-class FleetGroup(ABC):
-    @abstractmethod
-    def describe(self) -> GroupState: ...
-
-    @abstractmethod
-    def set_desired(self, desired: int) -> None: ...
-
-    @abstractmethod
-    def record_activity(self, epoch_s: float) -> None: ...
-
-
-class ScalerWaker(ABC):
-    """How job-events asks the scaler to decide now instead of at the next schedule tick."""
-
-    @abstractmethod
-    def wake(self, job_id: str, pending_jobs: int = 1) -> None: ...
-
-
-# --- AWS adapters (clients injected) --------------------------------------------------------
 
 
 class SqsQueueGauge(WorkQueueGauge):
@@ -144,122 +98,3 @@ class LambdaScalerWaker(ScalerWaker):
             InvocationType="Event",
             Payload=json.dumps(wake_payload(job_id, pending_jobs)).encode(),
         )
-
-
-class NullWaker(ScalerWaker):
-    """No scaler to wake (e.g. SCALER_FUNCTION unset): the schedule alone drives scaling."""
-
-    def wake(self, job_id: str, pending_jobs: int = 1) -> None:
-        return None
-
-
-def wake_payload(job_id: str, pending_jobs: int = 1) -> dict[str, Any]:
-    return {"source": WAKE_SOURCE, "detail-type": "Job Arrived", "detail": {"job_id": job_id, "pending": pending_jobs}}
-
-
-def wake_hint(event: Any) -> int:
-    """Arrivals announced by a wake-up event (0 for a schedule tick or anything else).
-
-    Why a hint: the inbox event reaches job-events and the work queue in parallel, so when the
-    scaler is woken the message may not be visible in SQS yet; without the hint the first job
-    would wait for the next tick, which is exactly what waking is meant to avoid.
-    """
-    if not isinstance(event, Mapping) or event.get("source") != WAKE_SOURCE:
-        return 0
-    detail = event.get("detail")
-    pending = detail.get("pending") if isinstance(detail, Mapping) else None
-    if isinstance(pending, bool) or not isinstance(pending, int) or pending < 0:
-        return 0
-    return min(pending, MAX_WAKE_HINT)
-
-
-# --- fakes ---------------------------------------------------------------------------------
-
-
-class InMemoryQueueGauge(WorkQueueGauge):
-    def __init__(self, visible: int = 0, in_flight: int = 0) -> None:
-        self.visible = visible
-        self.in_flight = in_flight
-
-    def depth(self) -> QueueDepth:
-        return QueueDepth(visible=self.visible, in_flight=self.in_flight)
-
-
-class InMemoryFleetGroup(FleetGroup):
-    """A group whose instances come up instantly (what moto does too)."""
-
-    def __init__(self, max_size: int, desired: int = 0) -> None:
-        self.state = GroupState(
-            desired=desired, max_size=max_size, in_service=desired, pending=0, draining=0, last_activity=None
-        )
-        self.history: list[int] = []
-
-    def describe(self) -> GroupState:
-        return self.state
-
-    def set_desired(self, desired: int) -> None:
-        if not 0 <= desired <= self.state.max_size:
-            raise ValueError(f"desired {desired} outside [0, {self.state.max_size}]")
-        self.history.append(desired)
-        self.state = replace(self.state, desired=desired, in_service=desired)
-
-    def record_activity(self, epoch_s: float) -> None:
-        self.state = replace(self.state, last_activity=float(int(epoch_s)))
-
-
-class RecordingWaker(ScalerWaker):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
-
-    def wake(self, job_id: str, pending_jobs: int = 1) -> None:
-        self.calls.append((job_id, pending_jobs))
-
-
-# --- one scaler run ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScalerRun:
-    observation: FleetObservation
-    decision: ScalingDecision
-    previous_desired: int
-    pending: int
-
-    @property
-    def changed(self) -> bool:
-        return self.decision.desired != self.previous_desired
-
-    @property
-    def backlog_per_instance(self) -> float:
-        """Demand per serving instance (demand itself when none serves): the classic SQS scaling metric."""
-        return self.observation.demand / max(self.observation.in_service, 1)
-
-
-def run_scaler(
-    gauge: WorkQueueGauge,
-    group: FleetGroup,
-    settings: ScalingSettings,
-    now: float,
-    arrivals_hint: int = 0,
-) -> ScalerRun:
-    """Observe, decide, act: set the group's desired capacity and persist the activity time."""
-    depth = gauge.depth()
-    state = group.describe()
-    effective = replace(settings, max_instances=min(settings.max_instances, state.max_size))
-    observation = FleetObservation(
-        backlog_visible=max(depth.visible, max(arrivals_hint, 0)),
-        in_flight=depth.in_flight,
-        current_desired=state.desired,
-        in_service=state.in_service,
-        draining=state.draining,
-        last_activity=state.last_activity,
-        now=now,
-    )
-    decision = decide(observation, effective)
-    if decision.desired != state.desired:
-        group.set_desired(decision.desired)
-    if decision.last_activity is not None and (
-        state.last_activity is None or int(decision.last_activity) != int(state.last_activity)
-    ):
-        group.record_activity(decision.last_activity)
-    return ScalerRun(observation=observation, decision=decision, previous_desired=state.desired, pending=state.pending)

@@ -1,189 +1,39 @@
-"""Where jobs are stored: a Port (ABC), the DynamoDB adapter and an in-memory fake.
+"""The DynamoDB adapter of the job store port (``ccc_common.domain.job_store.JobStore``).
 
-The DynamoDB adapter implements ``jobs.apply_event`` as one conditional UpdateItem: the write only
-happens if the item does not exist or its ``status_rank`` is lower than the event's (and the tenant
-matches). Concurrent writers therefore cannot move a job backwards even without any locking, and a
-duplicate delivery is a cheap ConditionalCheckFailed.
-
-Table layout (CDK must create exactly this):
-  * partition key ``job_id`` (S); TTL attribute ``ttl`` (N, epoch seconds)
-  * GSI ``by-tenant``: partition ``tenant`` (S), sort ``created_at`` (S), projection ALL
-  (index and TTL attribute names are constructor arguments, set from the environment by ``env``,
-  so a stack that names them differently only has to say so.)
-Items also carry ``status`` (S) and ``status_rank`` (N), ``updated_at`` (S), ``attempts`` (N) and,
-when known, ``result_key``, ``attestation_key``, ``error`` (S).
+It implements ``jobs.apply_event`` as one conditional UpdateItem: the write only happens if the item
+does not exist or its ``status_rank`` is lower than the event's (and the tenant matches). Concurrent
+writers therefore cannot move a job backwards even without any locking, and a duplicate delivery is
+a cheap ConditionalCheckFailed. The table layout is ``ccc_common.contracts.jobs_table``; the index and
+TTL attribute names are constructor arguments, set from the function's environment by ``for_env``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import threading
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any
 
+from ccc_common.contracts.jobs_table import TENANT_INDEX, TTL_ATTRIBUTE
+from ccc_common.contracts.lambda_env import JobsTableEnv
+from ccc_common.domain.job_store import (
+    JobAlreadyExists,
+    JobPage,
+    JobStore,
+    JobStoreError,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
 from ccc_common.domain.jobs import (
     Job,
     JobEvent,
-    JobModelError,
     JobStatus,
     TenantMismatch,
     Transition,
-    apply_event,
     format_timestamp,
     parse_timestamp,
     ttl_for,
 )
 from ccc_core.aws_errors import client_error_code
-from ccc_core.identity import NamingError, validate_job_id, validate_tenant
-
-TENANT_INDEX = "by-tenant"
-TTL_ATTRIBUTE = "ttl"
-MAX_PAGE = 100
-
-
-def create_table_request(table_name: str) -> dict[str, Any]:
-    """The DynamoDB CreateTable request for the jobs table: the one definition of its schema.
-
-    The local stack and the tests create the table from this; the CDK table is asserted against it,
-    so the key, the tenant index and the attribute types cannot drift from what this adapter queries.
-    """
-    return {
-        "TableName": table_name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "tenant", "AttributeType": "S"},
-            {"AttributeName": "created_at", "AttributeType": "S"},
-        ],
-        "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": TENANT_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "tenant", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    }
-
-
-def create_jobs_table(dynamodb: Any, table_name: str) -> str:
-    """Create the jobs table (schema above) with TTL on `ttl`; returns its name."""
-    dynamodb.create_table(**create_table_request(table_name))
-    dynamodb.update_time_to_live(
-        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-    )
-    return table_name
-
-
-class JobStoreError(RuntimeError):
-    """The store could not complete an operation (not a stale event: those are not errors)."""
-
-
-class JobAlreadyExists(JobStoreError):
-    """A create for a job id that is already recorded (a uuid4 collision or a replayed request)."""
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor that was not issued for this tenant's listing."""
-
-
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[Job]
-    next_cursor: str | None
-
-
-class JobStore(ABC):
-    """Port for the jobs table; every writer goes through ``apply`` so the rank rule holds."""
-
-    @abstractmethod
-    def create(self, job: Job) -> None:
-        """Record a new job; raises JobAlreadyExists if the id is taken."""
-
-    @abstractmethod
-    def get(self, job_id: str) -> Job | None: ...
-
-    @abstractmethod
-    def apply(self, event: JobEvent) -> Transition:
-        """Apply one event with the rank rule; raises TenantMismatch for a foreign tenant."""
-
-    @abstractmethod
-    def list_for_tenant(self, tenant: str, limit: int = 50, cursor: str | None = None) -> JobPage:
-        """The tenant's jobs, newest first."""
-
-
-def encode_cursor(job: Job) -> str:
-    raw = json.dumps({"j": job.job_id, "c": format_timestamp(job.created_at)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """-> (job_id, created_at text). The tenant is never taken from the cursor: it is the caller's."""
-    if not isinstance(cursor, str) or not 0 < len(cursor) <= 256:
-        raise InvalidCursor("invalid cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        job_id, created = data["j"], data["c"]
-        validate_job_id(job_id)
-        parse_timestamp(created)
-    except (binascii.Error, ValueError, KeyError, TypeError, NamingError, JobModelError) as exc:
-        raise InvalidCursor("invalid cursor") from exc
-    return job_id, created
-
-
-def _check_limit(limit: int) -> int:
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be an integer between 1 and {MAX_PAGE}")
-    return limit
-
-
-class InMemoryJobStore(JobStore):
-    """The fake: same semantics as the DynamoDB adapter, for unit tests and the local stack."""
-
-    def __init__(self, ttl_days: int = 30) -> None:
-        self._ttl_days = ttl_days
-        self._items: dict[str, Job] = {}
-        self._lock = threading.Lock()
-
-    def create(self, job: Job) -> None:
-        with self._lock:
-            if job.job_id in self._items:
-                raise JobAlreadyExists(f"job {job.job_id} already exists")
-            self._items[job.job_id] = job
-
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._items.get(job_id)
-
-    def apply(self, event: JobEvent) -> Transition:
-        with self._lock:
-            transition = apply_event(self._items.get(event.job_id), event, self._ttl_days)
-            if transition.applied:
-                self._items[event.job_id] = transition.job
-            return transition
-
-    def list_for_tenant(self, tenant: str, limit: int = 50, cursor: str | None = None) -> JobPage:
-        validate_tenant(tenant)
-        _check_limit(limit)
-        with self._lock:
-            mine = [job for job in self._items.values() if job.tenant == tenant]
-        mine.sort(key=lambda job: (format_timestamp(job.created_at), job.job_id), reverse=True)
-        if cursor is not None:
-            job_id, created = decode_cursor(cursor)
-            mine = [job for job in mine if (format_timestamp(job.created_at), job.job_id) < (created, job_id)]
-        page = mine[:limit]
-        next_cursor = encode_cursor(page[-1]) if len(mine) > limit else None
-        return JobPage(jobs=page, next_cursor=next_cursor)
-
-
-# --- DynamoDB -------------------------------------------------------------------------------
+from ccc_core.identity import validate_job_id, validate_tenant
 
 
 def _s(value: str) -> dict[str, str]:
@@ -277,6 +127,17 @@ class DynamoJobStore(JobStore):
             raise ValueError(f"TTL attribute {ttl_attribute!r} collides with a job attribute")
         self._ttl_attribute = ttl_attribute
 
+    @classmethod
+    def for_env(cls, client: Any, env: JobsTableEnv) -> DynamoJobStore:
+        """The store a Lambda's validated environment describes (table, index and TTL names, stage TTL)."""
+        return cls(
+            client,
+            env.jobs_table,
+            env.settings.job_ttl_days,
+            index_name=env.jobs_tenant_index,
+            ttl_attribute=env.jobs_ttl_attribute,
+        )
+
     def create(self, job: Job) -> None:
         try:
             self._client.put_item(
@@ -358,7 +219,7 @@ class DynamoJobStore(JobStore):
 
     def list_for_tenant(self, tenant: str, limit: int = 50, cursor: str | None = None) -> JobPage:
         validate_tenant(tenant)
-        _check_limit(limit)
+        check_limit(limit)
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": self._index,

@@ -19,15 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ccc_common.aws.jobs_dal import JobStore
 from ccc_common.contracts.work_message import Ignored, WorkMessageError, parse_work_message
+from ccc_common.domain.job_store import JobStore
 from ccc_common.domain.jobs import JobEvent, TenantMismatch, format_timestamp
+from ccc_common.domain.storage_ports import Archive
 from ccc_core.identity import JobRef
 
 ARCHIVE_PREFIX = "dead-letters/"
@@ -74,28 +74,6 @@ class DeadLetter:
     def receive_count(self) -> int | None:
         raw = self.attributes.get("ApproximateReceiveCount", "")
         return int(raw) if _INT.fullmatch(raw) else None
-
-
-class Archive(ABC):
-    @abstractmethod
-    def put(self, key: str, document: bytes) -> None: ...
-
-
-class S3Archive(Archive):
-    def __init__(self, client: Any, bucket: str) -> None:
-        self._client = client
-        self.bucket = bucket
-
-    def put(self, key: str, document: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=document, ContentType="application/json")
-
-
-class InMemoryArchive(Archive):
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, document: bytes) -> None:
-        self.objects[key] = document
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,19 @@ record is read as metadata only (bounded size, JSON, a reason string).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ccc_common.aws.fleet_adapters import ScalerWaker
-from ccc_common.aws.jobs_dal import JobStore
 from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES, DocumentError, decode_failure_record
 from ccc_common.contracts.work_message import EventError, Ignored, S3ObjectCreated, parse_eventbridge_s3
 from ccc_common.domain.events import JobObject, ObjectKind, classify_object
+from ccc_common.domain.fleet_ports import ScalerWaker
+from ccc_common.domain.job_store import JobStore
 from ccc_common.domain.jobs import JobEvent, JobStatus, TenantMismatch, clip_error
+from ccc_common.domain.storage_ports import FailureRecordReader
 from ccc_core.identity import JobRef
 
 UNREADABLE_FAILURE = "the enclave rejected the job (failure record unreadable)"
@@ -38,26 +38,6 @@ def reason_from_failure_record(raw: bytes, job: JobRef | None = None) -> str:
     except DocumentError as exc:
         return clip_error(f"the enclave rejected the job (failure record unusable: {exc.reason})")
     return clip_error(record.summary())
-
-
-class FailureRecordReader(ABC):
-    @abstractmethod
-    def read(self, bucket: str, key: str) -> bytes:
-        """At most MAX_FAILURE_RECORD_BYTES + 1 bytes of the object."""
-
-
-class S3FailureRecordReader(FailureRecordReader):
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def read(self, bucket: str, key: str) -> bytes:
-        response = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_FAILURE_RECORD_BYTES}")
-        body = response["Body"]
-        try:
-            data: bytes = body.read(MAX_FAILURE_RECORD_BYTES + 1)
-        finally:
-            body.close()
-        return data
 
 
 class Outcome(StrEnum):
@@ -148,10 +128,8 @@ def _with(result: LifecycleResult, **changes: Any) -> LifecycleResult:
 __all__ = [
     "MAX_FAILURE_RECORD_BYTES",
     "EventError",
-    "FailureRecordReader",
     "JobLifecycle",
     "LifecycleResult",
     "Outcome",
-    "S3FailureRecordReader",
     "reason_from_failure_record",
 ]

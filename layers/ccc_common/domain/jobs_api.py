@@ -22,15 +22,15 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ccc_common.aws.jobs_dal import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
+from ccc_common.domain.job_store import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
 from ccc_common.domain.jobs import Job, JobStatus, format_timestamp, new_job
 from ccc_common.domain.settings import stage_settings
+from ccc_common.domain.storage_ports import Presigner
 from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096
@@ -78,45 +78,6 @@ class TenantDirectory:
         if tenant is None:
             raise ApiError(403, "forbidden", "the caller is not mapped to a tenant")
         return tenant
-
-
-class Presigner(ABC):
-    @abstractmethod
-    def presign_put(self, bucket: str, key: str, expires_in: int) -> str: ...
-
-    @abstractmethod
-    def presign_get(self, bucket: str, key: str, expires_in: int) -> str: ...
-
-    @abstractmethod
-    def presign_post(self, bucket: str, key: str, expires_in: int, max_bytes: int) -> dict[str, Any]:
-        """{"url": ..., "fields": {...}} for a browser-style POST limited to max_bytes."""
-
-
-class S3Presigner(Presigner):
-    """Presigns with an injected boto3 S3 client (SigV4; the client's endpoint decides the host)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def presign_put(self, bucket: str, key: str, expires_in: int) -> str:
-        return str(
-            self._client.generate_presigned_url(
-                "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="PUT"
-            )
-        )
-
-    def presign_get(self, bucket: str, key: str, expires_in: int) -> str:
-        return str(
-            self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="GET"
-            )
-        )
-
-    def presign_post(self, bucket: str, key: str, expires_in: int, max_bytes: int) -> dict[str, Any]:
-        post = self._client.generate_presigned_post(
-            Bucket=bucket, Key=key, Conditions=[["content-length-range", 1, max_bytes]], ExpiresIn=expires_in
-        )
-        return {"url": post["url"], "fields": dict(post["fields"])}
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccc_core.identity import NamingError
+from ccc_core.telemetry.metric_registry import NAMESPACE
 
 STAGES = ("local", "dev", "prod")
 PROJECT = "ccc"
 
-# CloudWatch namespace of every custom metric (Lambdas, parent agent, dashboards, alarms).
-METRICS_NAMESPACE = "CCC"
+# CloudWatch namespace of every custom metric (Lambdas, parent agent, dashboards, alarms): the registry's.
+METRICS_NAMESPACE = NAMESPACE
 
 
 @dataclass(frozen=True)

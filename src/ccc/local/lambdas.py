@@ -36,6 +36,7 @@ from typing import Any
 
 from ccc.atomic_files import write_json_atomic
 from ccc_common.contracts import lambda_env
+from ccc_common.contracts.scaler_wake import wake_payload
 
 log = logging.getLogger("ccc.local.lambdas")
 RECEIVE_WAIT_S = 1
@@ -207,7 +208,6 @@ class LocalLambdas:
 
     # ----- scaler ------------------------------------------------------------------------
     def run_scaler(self) -> None:
-        from ccc_common.aws.fleet_adapters import wake_payload
         from functions.scaler.handler import handler
 
         rule = f"{self.config.function_names['scaler']}-schedule"
@@ -279,7 +279,6 @@ def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
     import boto3
 
     from ccc.telemetry.stack_sampler import StackSampler
-    from ccc_common.contracts import lambda_env
     from ccc_core.telemetry.setup import setup_telemetry
 
     telemetry = setup_telemetry("lambdas", state_dir=Path(state_dir), export_interval_ms=1_000)

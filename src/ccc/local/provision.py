@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ccc_common.aws import jobs_dal
+from ccc_common.contracts import jobs_table
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_common.domain.naming import ResourceNames
 from ccc_common.domain.settings import StageSettings
@@ -242,8 +242,11 @@ def create_fleet_group(autoscaling: Any, ec2: Any, names: ResourceNames, setting
 
 
 def create_jobs_table(dynamodb: Any, names: ResourceNames) -> str:
-    """The jobs table exactly as `ccc_common.aws.jobs_dal` defines it."""
-    return jobs_dal.create_jobs_table(dynamodb, names.jobs_table)
+    """The jobs table exactly as `ccc_common.contracts.jobs_table` defines it (the schema CDK deploys
+    and the job store queries), with TTL enabled."""
+    dynamodb.create_table(**jobs_table.create_table_request(names.jobs_table))
+    dynamodb.update_time_to_live(**jobs_table.time_to_live_request(names.jobs_table))
+    return names.jobs_table
 
 
 def create_data_key(kms: Any, names: ResourceNames, policy: dict) -> tuple[str, str]:

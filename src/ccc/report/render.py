@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc.report.svg import bar_chart, line_chart
+from ccc_core.telemetry import metric_registry as registry
 from ccc_core.telemetry import names
 
 MAX_LINE = 1_000_000
@@ -127,12 +128,12 @@ def _latest_by_attributes(data: ReportData, metric: str) -> dict[tuple[tuple[str
 def privacy_table(data: ReportData) -> str:
     """The enclave's differentially private releases (latest per tenant, day and metric): noisy by design."""
     rows = []
-    for metric, label in ((names.METRIC_DP_CATS, "cats"), (names.METRIC_DP_UPLOADS, "uploads")):
+    for metric, label in ((registry.METRIC_DP_CATS, "cats"), (registry.METRIC_DP_UPLOADS, "uploads")):
         for record in _latest_by_attributes(data, metric).values():
             attrs = record.get("attributes") or {}
             rows.append((str(attrs.get("ccc.tenant", "?")), str(attrs.get("ccc.day", "?")), label,
                          f"{float(record['value']):.2f}", str(attrs.get("ccc.epsilon", "?"))))
-    refused = sum(int(r["value"]) for r in _latest_by_attributes(data, names.METRIC_DP_REFUSED).values())
+    refused = sum(int(r["value"]) for r in _latest_by_attributes(data, registry.METRIC_DP_REFUSED).values())
     heading = "<h3>Differentially private aggregates (noisy releases from the enclave)</h3>"
     if not rows:
         return heading + "<p class='empty'>no data recorded</p>"
@@ -164,8 +165,8 @@ def render_html(data: ReportData, title: str = "CCC local run") -> str:
         summary.append(("end-to-end p50 ms (client)", round(_percentile(e2e_ms, 0.5), 1)))
         summary.append(("end-to-end p95 ms (client)", round(_percentile(e2e_ms, 0.95), 1)))
     summary.extend((k, float(v)) for k, v in trace_summary(data).items())
-    for metric, label in ((names.METRIC_ATTESTATIONS, "attestations ok"),
-                          (names.METRIC_ATTESTATION_FAILURES, "attestation failures")):
+    for metric, label in ((registry.METRIC_ATTESTATIONS, "attestations ok"),
+                          (registry.METRIC_ATTESTATION_FAILURES, "attestation failures")):
         latest = _latest_by_attributes(data, metric)
         if latest:
             summary.append((label, sum(float(r["value"]) for r in latest.values())))
@@ -174,14 +175,14 @@ def render_html(data: ReportData, title: str = "CCC local run") -> str:
         f"<h1>{escape(title)}</h1>",
         f"<p>Services: {escape(', '.join(services) or 'none')}. Metadata only: no images or results are recorded.</p>",
         f"<table>{rows}</table>",
-        line_chart("Queue depth", _series(data, (names.METRIC_QUEUE_VISIBLE, names.METRIC_QUEUE_IN_FLIGHT)),
+        line_chart("Queue depth", _series(data, (registry.METRIC_QUEUE_VISIBLE, registry.METRIC_QUEUE_IN_FLIGHT)),
                    "seconds since first sample", "messages"),
-        line_chart("Fleet size", _series(data, (names.METRIC_FLEET_DESIRED, names.METRIC_FLEET_RUNNING)),
+        line_chart("Fleet size", _series(data, (registry.METRIC_FLEET_DESIRED, registry.METRIC_FLEET_RUNNING)),
                    "seconds since first sample", "instances"),
         bar_chart("Job latency histogram (parent agent, per job)", _histogram(job_ms), "jobs"),
         bar_chart("Per-stage timing (median)", stage_bars, "ms"),
         bar_chart("End-to-end latency histogram (client: submit to verified result)", _histogram(e2e_ms), "jobs"),
-        line_chart("Enclave health", _series(data, (names.METRIC_ENCLAVE_CPU, names.METRIC_ENCLAVE_IN_FLIGHT)),
+        line_chart("Enclave health", _series(data, (registry.METRIC_ENCLAVE_CPU, registry.METRIC_ENCLAVE_IN_FLIGHT)),
                    "seconds since first sample", "CPU % / jobs in flight"),
         privacy_table(data),
     ]

@@ -5,12 +5,14 @@ Why EMF: the enclave hosts already run the CloudWatch agent (it ships the parent
 tcp/udp 127.0.0.1:25888 and turns each EMF JSON document into CloudWatch metrics, using the host
 role's `logs:PutLogEvents` — no OTLP collector to run, no `PutMetricData` calls from the agent.
 
-What is published: only the OTel metrics named in `CLOUDWATCH_NAMES` below, under the CloudWatch
-names of `ccc_common.domain.cloudwatch_metrics` (the module the CDK dashboard and alarms read them from; namespace
-`CCC`, dimension `Stage`). The differentially private releases also carry a `Tenant` dimension
-(their values are noisy by construction); every other metric is published per stage only,
-whatever its OTel attributes. `ccc.jobs.failed` is deliberately not published: `JobsFailed` is
-counted from the jobs table (job_events, dead_letters), where each failed job appears once.
+What is published: only the OTel metrics `CLOUDWATCH_NAMES` maps, which is derived from
+`ccc_core.telemetry.metric_registry` (the metrics whose registry row names the parent as a
+CloudWatch emitter), under their registry CloudWatch name, unit and dimensions (namespace `CCC`,
+dimension `Stage`; the CDK dashboard and alarms read the same rows). The differentially private
+releases also carry a `Tenant` dimension (their values are noisy by construction); every other
+metric is published per stage only, whatever its OTel attributes. `ccc.jobs.failed` is
+deliberately not published: `JobsFailed` is counted from the jobs table (job_events,
+dead_letters), where each failed job appears once.
 
 Counters and histograms are exported with delta temporality (each document covers one export
 interval). A histogram point becomes an array of at most 100 representative values (bucket
@@ -39,29 +41,13 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
-from ccc_common.domain import cloudwatch_metrics as cw
-from ccc_core.telemetry import names
-from ccc_core.telemetry.names import DP_METRICS
+from ccc_core.telemetry import metric_registry as registry
 
-# OTel name (ccc_core.telemetry.names) -> CloudWatch name (ccc_common.domain.cloudwatch_metrics); every
-# value is a metric the registry lists with the parent as an emitter (tests/unit/test_emf_mapping.py).
-CLOUDWATCH_NAMES: dict[str, str] = {
-    names.METRIC_JOB_LATENCY_MS: cw.JOB_LATENCY_MS,
-    names.METRIC_ENCLAVE_INFER_MS: cw.INFERENCE_MS,
-    names.METRIC_ATTESTATION_FAILURES: cw.ATTESTATION_FAILURES,
-    names.METRIC_KMS_UNAVAILABLE: cw.KMS_UNAVAILABLE,
-    names.METRIC_ENCLAVE_CPU: cw.ENCLAVE_CPU_PERCENT,
-    names.METRIC_ENCLAVE_MEMORY: cw.ENCLAVE_MEMORY_BYTES,
-    names.METRIC_ENCLAVE_IN_FLIGHT: cw.ENCLAVE_IN_FLIGHT,
-    names.METRIC_ENCLAVE_UP: cw.ENCLAVE_UP,
-    names.METRIC_DP_CATS: cw.DP_CATS_PER_DAY,
-    names.METRIC_DP_UPLOADS: cw.DP_UPLOADS_PER_DAY,
-}
+# OTel name -> CloudWatch name of every metric the parent publishes (tests/unit/test_emf_mapping.py).
+CLOUDWATCH_NAMES: dict[str, str] = registry.otel_to_cloudwatch(registry.Emitter.PARENT)
 
 MAX_VALUES = 100  # EMF: at most 100 values per metric per document
-UNITS = {"ms": "Milliseconds", "By": "Bytes", "%": "Percent", "1": "Count", "s": "Seconds"}
-# OTel attribute -> CloudWatch dimension, for the metrics whose meaning needs it.
-_TENANT_DIMENSION = ("ccc.tenant", cw.TENANT_DIMENSION)
+# OTel attributes a DP release document carries as EMF properties (searchable, not dimensions).
 _PROPERTIES = {"ccc.day": "Day", "ccc.epsilon": "Epsilon"}
 
 
@@ -97,7 +83,7 @@ def emf_document(
     *, namespace: str, stage: str, name: str, unit: str, value: float | list[float], timestamp_ms: int,
     dimensions: Mapping[str, str] | None = None, properties: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    dims = {cw.STAGE_DIMENSION: stage, **(dimensions or {})}
+    dims = {registry.STAGE_DIMENSION: stage, **(dimensions or {})}
     document: dict[str, Any] = {
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -115,7 +101,7 @@ def emf_document(
 class EmfMetricExporter(MetricExporter):
     """OTel metric exporter writing EMF documents (one per data point) to a sink."""
 
-    def __init__(self, sink: Sink, *, namespace: str = cw.NAMESPACE, stage: str = "dev",
+    def __init__(self, sink: Sink, *, namespace: str = registry.NAMESPACE, stage: str = "dev",
                  names: Mapping[str, str] = CLOUDWATCH_NAMES) -> None:
         delta = AggregationTemporality.DELTA
         super().__init__(preferred_temporality={Counter: delta, UpDownCounter: delta, Histogram: delta,
@@ -133,14 +119,16 @@ class EmfMetricExporter(MetricExporter):
                     cloudwatch_name = self._names.get(metric.name)
                     if cloudwatch_name is None:
                         continue
-                    unit = UNITS.get(metric.unit or "", "None")
+                    spec = registry.spec(cloudwatch_name)
                     for point in metric.data.data_points:
-                        document = self._document(metric.name, cloudwatch_name, unit, point)
+                        document = self._document(spec, point)
                         if document is not None:
                             documents.append(document)
         return documents
 
-    def _document(self, otel_name: str, name: str, unit: str, point: Any) -> dict[str, Any] | None:
+    def _document(self, spec: registry.MetricSpec, point: Any) -> dict[str, Any] | None:
+        """One EMF document: the registry's name, unit and dimensions (a point lacking the attribute
+        of a dimension is not published: it would land in another series)."""
         attributes = dict(point.attributes or {})
         value: float | list[float]
         if isinstance(point, HistogramDataPoint):
@@ -154,13 +142,17 @@ class EmfMetricExporter(MetricExporter):
             return None
         dimensions: dict[str, str] = {}
         properties: dict[str, Any] = {}
-        if otel_name in DP_METRICS:
-            key, dimension = _TENANT_DIMENSION
+        for dimension in spec.dimensions:
+            if dimension == registry.STAGE_DIMENSION:
+                continue
+            key = registry.DIMENSION_ATTRIBUTES[dimension]
             if key not in attributes:
                 return None
             dimensions[dimension] = str(attributes[key])
+        if dimensions:  # the DP releases: their day and epsilon travel along as properties
             properties = {label: attributes[k] for k, label in _PROPERTIES.items() if k in attributes}
-        return emf_document(namespace=self._namespace, stage=self._stage, name=name, unit=unit, value=value,
+        name = str(spec.cloudwatch)
+        return emf_document(namespace=self._namespace, stage=self._stage, name=name, unit=spec.unit.value, value=value,
                             timestamp_ms=point.time_unix_nano // 1_000_000, dimensions=dimensions,
                             properties=properties)
 

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from ccc_core.telemetry import names
+from ccc_core.telemetry import metric_registry as registry
 
 log = logging.getLogger("ccc.telemetry.stack_sampler")
 _QUEUE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -37,11 +37,13 @@ class StackSampler:
         self._queue: tuple[int, int] | None = None
         self._queue_at = -1e18
         self.samples = 0
-        meter.create_observable_gauge(names.METRIC_QUEUE_VISIBLE, [self._visible], unit="1")
-        meter.create_observable_gauge(names.METRIC_QUEUE_IN_FLIGHT, [self._in_flight], unit="1")
-        meter.create_observable_gauge(names.METRIC_DLQ_VISIBLE, [self._dlq], unit="1")
-        meter.create_observable_gauge(names.METRIC_FLEET_DESIRED, [self._desired], unit="1")
-        meter.create_observable_gauge(names.METRIC_FLEET_RUNNING, [self._running], unit="1")
+        for name, callback in ((registry.METRIC_QUEUE_VISIBLE, self._visible),
+                               (registry.METRIC_QUEUE_IN_FLIGHT, self._in_flight),
+                               (registry.METRIC_DLQ_VISIBLE, self._dlq),
+                               (registry.METRIC_FLEET_DESIRED, self._desired),
+                               (registry.METRIC_FLEET_RUNNING, self._running)):
+            spec = registry.otel(name)
+            meter.create_observable_gauge(name, [callback], unit=spec.unit.otel, description=spec.description)
 
     def _counts(self, url: str) -> tuple[int, int] | None:
         try:

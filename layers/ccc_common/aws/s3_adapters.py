@@ -1,0 +1,61 @@
+"""S3 adapters of the object-storage ports (``ccc_common.domain.storage_ports``): the dead-letter
+archive, the failure-record reader and the presigner. Each receives a boto3 S3 client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES
+from ccc_common.domain.storage_ports import Archive, FailureRecordReader, Presigner
+
+
+class S3Archive(Archive):
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+
+    def put(self, key: str, document: bytes) -> None:
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=document, ContentType="application/json")
+
+
+class S3FailureRecordReader(FailureRecordReader):
+    """Ranged GET: a failure record larger than the limit is never downloaded whole."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read(self, bucket: str, key: str) -> bytes:
+        response = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_FAILURE_RECORD_BYTES}")
+        body = response["Body"]
+        try:
+            data: bytes = body.read(MAX_FAILURE_RECORD_BYTES + 1)
+        finally:
+            body.close()
+        return data
+
+
+class S3Presigner(Presigner):
+    """Presigns with an injected boto3 S3 client (SigV4; the client's endpoint decides the host)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def presign_put(self, bucket: str, key: str, expires_in: int) -> str:
+        return str(
+            self._client.generate_presigned_url(
+                "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="PUT"
+            )
+        )
+
+    def presign_get(self, bucket: str, key: str, expires_in: int) -> str:
+        return str(
+            self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="GET"
+            )
+        )
+
+    def presign_post(self, bucket: str, key: str, expires_in: int, max_bytes: int) -> dict[str, Any]:
+        post = self._client.generate_presigned_post(
+            Bucket=bucket, Key=key, Conditions=[["content-length-range", 1, max_bytes]], ExpiresIn=expires_in
+        )
+        return {"url": post["url"], "fields": dict(post["fields"])}

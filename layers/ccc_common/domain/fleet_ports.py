@@ -1,0 +1,59 @@
+"""The scaler's ports: the work queue it watches, the fleet group it sizes, and the wake-up that
+job-events sends it.
+
+Why ports: the scaling decision (``scaling.decide``, run by ``scaler_run.run_scaler``) must not
+know SQS, Auto Scaling or Lambda; the adapters live in ``ccc_common.aws.fleet_adapters``, the
+test fakes in ``tests/support``. ``NullWaker`` is not a fake: it is what production uses when no
+scaler is configured, so it lives with its port.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class GroupState:
+    desired: int
+    max_size: int
+    in_service: int
+    pending: int
+    draining: int
+    last_activity: float | None
+
+
+class WorkQueueGauge(ABC):
+    @abstractmethod
+    def depth(self) -> QueueDepth: ...
+
+
+class FleetGroup(ABC):
+    @abstractmethod
+    def describe(self) -> GroupState: ...
+
+    @abstractmethod
+    def set_desired(self, desired: int) -> None: ...
+
+    @abstractmethod
+    def record_activity(self, epoch_s: float) -> None: ...
+
+
+class ScalerWaker(ABC):
+    """How job-events asks the scaler to decide now instead of at the next schedule tick."""
+
+    @abstractmethod
+    def wake(self, job_id: str, pending_jobs: int = 1) -> None: ...
+
+
+class NullWaker(ScalerWaker):
+    """No scaler to wake (no scaler function configured): the schedule alone drives scaling."""
+
+    def wake(self, job_id: str, pending_jobs: int = 1) -> None:
+        return None

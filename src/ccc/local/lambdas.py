@@ -20,6 +20,7 @@ the CDK stack sets, their AWS clients pointed at moto, and the same event shapes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -34,9 +35,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+from opentelemetry import trace
+
 from ccc.atomic_files import write_json_atomic
+from ccc.local.api_server import Caller, LocalJobsApiServer
+from ccc.telemetry.stack_sampler import StackSampler
 from ccc_common.contracts import lambda_env
 from ccc_common.contracts.scaler_wake import wake_payload
+from ccc_core.identity import NamingError, parse_failure_key, parse_inbox_key, parse_result_key
+from ccc_core.redaction import safe_attributes
+from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_FN_JOB_EVENTS
+from ccc_core.telemetry.propagation import job_context
+from ccc_core.telemetry.setup import setup_telemetry
 
 log = logging.getLogger("ccc.local.lambdas")
 RECEIVE_WAIT_S = 1
@@ -124,10 +135,9 @@ class LocalLambdas:
     def __init__(self, config: LambdasConfig) -> None:
         self.config = config
         os.environ.update(config.env)  # before the handlers' modules read their environment
-        import boto3
-
-        # Import every handler here, in one thread: concurrent first imports of Powertools deadlock or
-        # see half-initialised modules.
+        # Import every handler here, after the environment is set (their modules build Powertools
+        # loggers from it at import) and in one thread: concurrent first imports of Powertools
+        # deadlock or see half-initialised modules. The only imports not at the top of this module.
         import functions.dead_letters.handler
         import functions.job_events.handler
         import functions.jobs_api.handler
@@ -232,7 +242,6 @@ class LocalLambdas:
 
     # ----- jobs API ----------------------------------------------------------------------
     def start_api(self) -> str:
-        from ccc.local.api_server import Caller, LocalJobsApiServer
         from functions.jobs_api.handler import handler
 
         callers = {
@@ -276,11 +285,6 @@ def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
     state_dir = os.environ.get("CCC_STATE_DIR")
     if not state_dir:
         return None
-    import boto3
-
-    from ccc.telemetry.stack_sampler import StackSampler
-    from ccc_core.telemetry.setup import setup_telemetry
-
     telemetry = setup_telemetry("lambdas", state_dir=Path(state_dir), export_interval_ms=1_000)
     StackSampler(
         telemetry.meter(), sqs=sqs, queue_url=config.env.get(lambda_env.WORK_QUEUE_URL, ""), dlq_url=config.dlq_url,
@@ -292,15 +296,6 @@ def _start_telemetry(config: LambdasConfig, sqs: Any) -> Any:
 
 def _job_event_span(event: Any) -> Any:
     """A `ccc.fn.job_events` span in the job's trace (the job id is in the object key)."""
-    import contextlib
-
-    from opentelemetry import trace
-
-    from ccc_core.identity import NamingError, parse_failure_key, parse_inbox_key, parse_result_key
-    from ccc_core.redaction import safe_attributes
-    from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_FN_JOB_EVENTS
-    from ccc_core.telemetry.propagation import job_context
-
     key = str(((event.get("detail") or {}).get("object") or {}).get("key", "")) if isinstance(event, dict) else ""
     for parse in (parse_inbox_key, parse_result_key, parse_failure_key):
         try:

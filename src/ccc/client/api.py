@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
 from ccc.client.errors import ClientError
 from ccc_core.identity import JobRef, NamingError
 
@@ -52,8 +56,6 @@ class JobState:
 
 
 def _http() -> Any:
-    import urllib3
-
     return urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=TIMEOUT_S), retries=False)
 
 
@@ -69,9 +71,6 @@ class JobsApiClient:
         self._http = http or _http()
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         request = AWSRequest(
             method=method, url=self.base_url + path, data=body or b"", headers={"Content-Type": "application/json"}
         )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from ccc.attestation import AttestationPolicy, verify_document
 from ccc.client.errors import VerificationError
 from ccc_core.attestation.document import AttestationDocument, parse_document
+from ccc_core.attestation.errors import AttestationError
 
 # How far ahead of this machine's clock an attestation timestamp may be.
 ATTESTATION_CLOCK_SKEW = timedelta(minutes=5)
@@ -33,7 +34,6 @@ def verify_result_attestation(
     result (user_data = SHA-256 of this ciphertext, whose encryption context names the job), but a
     document claiming to be signed in the future is refused.
     """
-    from ccc_core.attestation.errors import AttestationError
 
     current = now or datetime.now(UTC)
     policy = AttestationPolicy(

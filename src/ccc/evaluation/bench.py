@@ -22,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
 
 from ccc.evaluation.samples import SampleImage, chelsea, composite, negatives
 from ccc_enclave.counting.counter import CatCounter
@@ -112,13 +119,6 @@ class _Calibration:
 
 def quantise(spec: DetectorSpec, kind: str, out_dir: Path, calibration: Sequence[np.ndarray]) -> Path:
     """Write an int8 copy of the spec's model (dynamic or static QDQ) and return its path."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
 
     source = Path(spec.model_path)
     target = out_dir / f"{source.stem}.int8-{kind}.onnx"

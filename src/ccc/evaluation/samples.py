@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
+from skimage import data
 
 DARKNET_DATA = Path("/usr/share/darknet/data")
 DARKNET_NEGATIVES = ("dog", "person", "horses", "giraffe", "eagle", "kite", "scream")
@@ -69,14 +70,11 @@ def _rgb(array: np.ndarray) -> np.ndarray:
 @functools.cache
 def chelsea() -> np.ndarray:
     """The one real cat photo shipped in scikit-image (451x300, one cat)."""
-    from skimage import data
 
     return _rgb(data.chelsea())
 
 
 def _skimage_photos() -> dict[str, Callable[[], np.ndarray]]:
-    from skimage import data
-
     return {
         "astronaut": data.astronaut,
         "coffee": data.coffee,
@@ -103,8 +101,6 @@ def negatives() -> dict[str, np.ndarray]:
 
 @functools.cache
 def _textures() -> dict[str, np.ndarray]:
-    from skimage import data
-
     return {"brick": data.brick(), "grass": data.grass(), "gravel": data.gravel()}
 
 

@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import botocore.session
+
 from ccc.local.state import IdentityRecord, StackInfo
 
 SERVICES_SECTION = "ccc-local"
@@ -76,7 +78,6 @@ def write_aws_files(
 
 def botocore_session(info: StackInfo, identity: str):  # type: ignore[no-untyped-def]
     """A botocore session as `identity`, whose clients reach the stack (KMS -> gateway, rest -> moto)."""
-    import botocore.session
 
     record = info.identity(identity)
     session = botocore.session.Session()

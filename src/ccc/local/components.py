@@ -10,21 +10,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from ccc.atomic_files import write_json_atomic
+from ccc.local.aws_config import write_aws_files
 from ccc.local.fleet_supervisor import LocalWorker
 from ccc.local.iam_users import LocalIdentity, default_identities
+from ccc.local.lambdas import LambdasConfig
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
 from ccc.local.state import IdentityRecord, StatePaths
 from ccc_common.contracts import lambda_env
 from ccc_common.domain.naming import ResourceNames, resource_names
 from ccc_common.domain.settings import stage_settings
+from ccc_enclave.attester import DISTRIBUTION_PACKAGES, PINS_FILE, distribution_root, enclave_pcrs
+from ccc_enclave.counting import default_model_dir
+from ccc_enclave.counting.spec import DEFAULT_MODEL_NAME
+from ccc_enclave.nsm.local_ca import LocalNitroCA
+from ccc_enclave.protocol.health_messages import HealthReply, HealthRequest
+from ccc_enclave.transport import Channel, TransportError
 
 STAGE = "local"
 HEALTH_TIMEOUT_S = 2.0
@@ -70,9 +81,6 @@ class Component:
 def resolve_model_path(model_path: Path | None) -> Path:
     """The enclave's ONNX model: the given file, else the default model card's model."""
     if model_path is None:
-        from ccc_enclave.counting import default_model_dir
-        from ccc_enclave.counting.spec import DEFAULT_MODEL_NAME
-
         model_path = default_model_dir() / f"{DEFAULT_MODEL_NAME}.onnx"
     model_path = Path(model_path).resolve()
     if not model_path.is_file():
@@ -86,7 +94,6 @@ def local_identities(account_id: str) -> list[LocalIdentity]:
 
 def create_ca(layout: StackLayout) -> Path:
     """A fresh local Nitro-shaped CA for this stack; returns the root certificate's PEM path."""
-    from ccc_enclave.nsm.local_ca import LocalNitroCA
 
     ca = LocalNitroCA.create(layout.paths.ca)
     root_pem = layout.paths.ca / "root.crt"
@@ -114,9 +121,7 @@ class EnclaveImage:
 
 def build_enclave_image(layout: StackLayout) -> EnclaveImage:
     """Copy the enclave distribution (without bytecode caches) and the model into `<state>/image`."""
-    import shutil
 
-    from ccc_enclave.attester import DISTRIBUTION_PACKAGES, PINS_FILE, distribution_root
 
     source = distribution_root()
     root = layout.paths.root / "image"
@@ -143,7 +148,6 @@ def enclave_python() -> Path:
     so an import the enclave image lacks would go unnoticed locally. `CCC_ENCLAVE_PYTHON` overrides
     the default `<checkout>/.venv-enclave/bin/python`.
     """
-    from ccc_enclave.attester import distribution_root
 
     configured = os.environ.get("CCC_ENCLAVE_PYTHON")
     python = Path(configured) if configured else distribution_root().parents[1] / ".venv-enclave" / "bin" / "python"
@@ -160,7 +164,6 @@ def enclave_command(module: str, *args: str) -> list[str]:
 
 def measure(image: EnclaveImage) -> dict[int, bytes]:
     """PCR0/1/2 the simulated enclave will report: the enclave's own recipe over the image's code and model."""
-    from ccc_enclave.attester import enclave_pcrs
 
     return enclave_pcrs(image.model_path, image.distribution)
 
@@ -169,7 +172,6 @@ def provision_stack(
     layout: StackLayout, identities: Iterable[LocalIdentity], pcrs: Mapping[int, bytes], workers: int
 ) -> ProvisionedResources:
     """Create the resources in moto, as the admin identity."""
-    import boto3
 
     admin = next(i for i in identities if i.name == "admin")
     session = boto3.session.Session(
@@ -199,7 +201,6 @@ def provision_stack(
 
 def admin_client(layout: StackLayout, identities: Iterable[LocalIdentity], service: str) -> Any:
     """A boto3 client for moto as the admin identity (the supervisor's own view of the stack)."""
-    import boto3
 
     admin = next(i for i in identities if i.name == "admin")
     session = boto3.session.Session(
@@ -211,8 +212,6 @@ def admin_client(layout: StackLayout, identities: Iterable[LocalIdentity], servi
 def write_client_config(
     layout: StackLayout, kms_endpoint_url: str, identities: Iterable[IdentityRecord]
 ) -> tuple[Path, Path]:
-    from ccc.local.aws_config import write_aws_files
-
     return write_aws_files(
         layout.paths.aws,
         region=layout.region,
@@ -359,7 +358,6 @@ def lambdas_process(
     scaler_tick_s: float,
 ) -> Component:
     """The Lambda handlers in one local process, with the environment the CDK stack gives them."""
-    from ccc.local.lambdas import LambdasConfig
 
     admin = next(i for i in identities if i.name == "admin")
     names = layout.names
@@ -420,8 +418,6 @@ class MeasurementMismatch(ComponentError):
 
 def enclave_pcr0(endpoint: str) -> str | None:
     """PCR0 (hex) from the enclave's health reply, or None if it does not answer (yet)."""
-    from ccc_enclave.protocol.health_messages import HealthReply, HealthRequest
-    from ccc_enclave.transport import Channel, TransportError
 
     try:
         with Channel.connect(endpoint, timeout=HEALTH_TIMEOUT_S) as channel:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.exceptions
+
 from ccc.local.state import StackStateError, StatePaths, read_stack_info
 
 
@@ -41,9 +44,6 @@ class FleetStatus:
 
 
 def fleet_status(state_dir: Path) -> FleetStatus:
-    import boto3
-    import botocore.exceptions
-
     try:
         info = read_stack_info(state_dir)
     except StackStateError as exc:

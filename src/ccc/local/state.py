@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from ccc.atomic_files import write_json_atomic
 
 DEFAULT_STATE_DIR = Path(".ccc/local")
@@ -82,9 +85,6 @@ class StackInfo:
         return {int(index): bytes.fromhex(value) for index, value in self.expected_pcrs.items()}
 
     def attestation_root_der(self) -> bytes:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
         try:
             pem = Path(self.attestation_root_pem).read_bytes()
             return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ccc.attestation import AttestationPolicy, verify_document
 from ccc_enclave.kms.cms import build_enveloped_data
 
 
@@ -21,8 +22,6 @@ def verified_public_key(root_der: bytes) -> Callable[[bytes], bytes]:
     """`public_key_for` that verifies the document (chain to `root_der`, now) and returns its key."""
 
     def public_key_for(document: bytes) -> bytes:
-        from ccc.attestation import AttestationPolicy, verify_document
-
         doc = verify_document(document, root_der=root_der, policy=AttestationPolicy(allow_debug=True))
         if not doc.public_key:
             raise ValueError("attestation document carries no public key")

@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from ccc.atomic_files import write_json_atomic
 from ccc.local.iam_users import LocalIdentity, identities_from_dict, identities_to_dict
 from ccc.local.kms.gateway_core import (
@@ -190,9 +193,6 @@ class GatewayConfig:
     iam_admins: tuple[str, ...] = ("admin",)
 
     def root_der(self) -> bytes:
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         try:
             certificate = x509.load_pem_x509_certificate(self.attestation_root_pem.encode())
         except ValueError as exc:

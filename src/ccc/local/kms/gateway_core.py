@@ -25,9 +25,11 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from ccc.attestation import AttestationPolicy, verify_document
 from ccc.local.iam_users import LocalIdentity, check_identity_table
 from ccc.local.kms.policy_eval import Decision, PolicyNotUnderstood, RequestContext, parse_policy
 from ccc.local.sigv4 import KMS_PROFILE, Headers, SignatureError, verify_request
+from ccc_core.attestation.errors import AttestationError
 from ccc_enclave.kms.cms import CmsError, build_enveloped_data
 
 log = logging.getLogger("ccc.local.kms.gateway")
@@ -208,9 +210,6 @@ class GatewayCore:
 
     # ----- attestation ------------------------------------------------------------------
     def _recipient(self, raw: Any) -> _Recipient:
-        from ccc.attestation import AttestationPolicy, verify_document
-        from ccc_core.attestation.errors import AttestationError
-
         if not isinstance(raw, dict):
             raise KmsApiError("ValidationException", "Recipient must be an object")
         if raw.get("KeyEncryptionAlgorithm") != KEY_ENCRYPTION_ALGORITHM:

@@ -9,14 +9,13 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdk.application import build_app
-from cdk.measurements import MeasurementsError
-from cdk.stage_config import ConfigError
+from cdk.errors import CdkAppError
 
 
 def main() -> int:
     try:
         app, stack = build_app(outdir=os.environ.get("CDK_OUTDIR") or "cdk.out")
-    except (ConfigError, MeasurementsError) as exc:
+    except CdkAppError as exc:  # bad stage configuration or measurements: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if stack.inputs.measurements.placeholder:

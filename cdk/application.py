@@ -23,7 +23,7 @@ from cdk.ccc_stack import CccStack, StackInputs
 from cdk.measurements import resolve_measurements
 from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, Ack, apply_acknowledgements
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION
-from cdk.stage_config import DEFAULT_STAGE, ConfigError
+from cdk.stage_config import DEFAULT_STAGE, StageConfigError
 
 
 def _csv(value: object) -> tuple[str, ...]:
@@ -41,9 +41,9 @@ def _json_mapping(value: object, key: str) -> dict[str, tuple[str, ...]]:
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise ConfigError(f"context {key} is not JSON: {exc}") from None
+            raise StageConfigError(f"context {key} is not JSON: {exc}") from None
     if not isinstance(value, Mapping) or not all(isinstance(v, list) for v in value.values()):
-        raise ConfigError(f"context {key} must be a JSON object of tenant -> [ARN, ...]")
+        raise StageConfigError(f"context {key} must be a JSON object of tenant -> [ARN, ...]")
     return {str(k): tuple(str(a) for a in v) for k, v in value.items()}
 
 
@@ -53,7 +53,7 @@ def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
     try:
         layer_version = int(version)
     except (TypeError, ValueError):
-        raise ConfigError(f"powertools_layer_version {version!r} is not an integer") from None
+        raise StageConfigError(f"powertools_layer_version {version!r} is not an integer") from None
     return StackInputs(
         measurements=resolve_measurements(stage, context),
         tenants=tenants,

@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cdk.errors import CdkAppError
+
 FORMAT = "ccc-enclave-measurements/1"
 PCR_INDEXES = (0, 1, 2, 8)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +46,7 @@ _HEX96 = re.compile(r"^[0-9a-fA-F]{96}$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-class MeasurementsError(ValueError):
+class MeasurementsError(CdkAppError, ValueError):
     """Measurements that cannot go into a key policy (missing, malformed, debug-mode, placeholder)."""
 
 

@@ -18,6 +18,7 @@ from aws_cdk import aws_logs as logs
 
 from ccc_common.domain.naming import PROJECT, ResourceNames, resource_names
 from ccc_common.domain.settings import StageSettings, stage_settings
+from cdk.errors import CdkAppError
 
 DEPLOYABLE_STAGES = ("dev", "prod")
 DEFAULT_STAGE = "dev"
@@ -33,7 +34,7 @@ TAG_STAGE = "ccc:stage"
 TAG_MEASUREMENTS = "ccc:enclave-measurements"
 
 
-class ConfigError(ValueError):
+class StageConfigError(CdkAppError, ValueError):
     """A stage or context value the app cannot deploy."""
 
 
@@ -76,7 +77,7 @@ class StageConfig:
 def stage_config(stage: str) -> StageConfig:
     """The one function that sets the AWS-only knobs of a stage (names come from ccc_common)."""
     if stage not in DEPLOYABLE_STAGES:
-        raise ConfigError(f"stage {stage!r} cannot be deployed to AWS; use one of {DEPLOYABLE_STAGES}")
+        raise StageConfigError(f"stage {stage!r} cannot be deployed to AWS; use one of {DEPLOYABLE_STAGES}")
     settings = stage_settings(stage)
     # Environment-agnostic stack: account and region are CloudFormation pseudo parameters.
     names = resource_names(stage, Aws.ACCOUNT_ID, Aws.REGION)

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from ccc_core.logs import configure_logging, log_event
-from enclave_worker.parent.agent_config import ConfigError, ParentConfig, load_config
+from enclave_worker.parent.agent_config import AgentConfigError, ParentConfig, load_config
 
 _LOG = logging.getLogger("ccc.parent")
 
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ready_file": str(args.ready_file) if args.ready_file else None,
             "state_dir": str(args.state_dir) if args.state_dir else None,
         })
-    except ConfigError as exc:
+    except AgentConfigError as exc:
         configure_logging("parent")
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ from ccc_enclave.protocol.errors import ErrorCode, ProtocolError
 from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobRequest, JobSpec, JobSuccess, KmsTarget
 from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
+from enclave_worker.parent.errors import ParentError
 from enclave_worker.parent.heartbeat import VisibilityHeartbeat
 from enclave_worker.parent.imds import AwsCredentials
 
@@ -59,7 +60,7 @@ SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 43200
 
 
-class Outcome(StrEnum):
+class MessageOutcome(StrEnum):
     DONE = "done"  # result written
     ALREADY_DONE = "already_done"  # result or failure record existed (redelivery)
     FAILED = "failed"  # failure record written (permanent)
@@ -102,7 +103,7 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    outcome: Outcome
+    outcome: MessageOutcome
     code: str | None = None
 
 
@@ -110,7 +111,7 @@ def _is_not_found(exc: Exception) -> bool:
     return client_error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
-class _Permanent(Exception):
+class _Permanent(ParentError):
     def __init__(self, code: ErrorCode, reason: str) -> None:
         super().__init__(reason)
         self.code = code
@@ -246,7 +247,7 @@ class ParentAgent:
         except Exception as exc:  # never lose the worker thread; the message reappears after its timeout
             log_event(_LOG, logging.ERROR, "message handler crashed", message_id=message.get("MessageId"),
                       error_type=type(exc).__name__)
-            outcome = Outcome.RETRY
+            outcome = MessageOutcome.RETRY
         finally:
             slots.release()
             with self._lock:
@@ -256,7 +257,7 @@ class ParentAgent:
 
     # -------------------------------------------------------------------------------- messages
 
-    def handle_message(self, message: dict[str, Any]) -> Outcome:
+    def handle_message(self, message: dict[str, Any]) -> MessageOutcome:
         s = self.settings
         receipt = str(message["ReceiptHandle"])
         message_id = str(message.get("MessageId", ""))[:128]
@@ -267,26 +268,27 @@ class ParentAgent:
             log_event(_LOG, logging.WARNING, "unparseable message left for the DLQ", message_id=message_id,
                       receive_count=receive_count, reason=str(getattr(exc, "reason", type(exc).__name__))[:64])
             self._change_visibility(receipt, 0, message_id)
-            return Outcome.UNPARSEABLE
+            return MessageOutcome.UNPARSEABLE
         if isinstance(parsed, Ignored):
             log_event(_LOG, logging.INFO, "message ignored", message_id=message_id, reason=parsed.reason[:200])
             self._delete(receipt, message_id)
-            return Outcome.IGNORED
+            return MessageOutcome.IGNORED
 
         refs: list[JobRef] = list(parsed)
         with VisibilityHeartbeat(self._sqs, s.queue_url, receipt, visibility_timeout_s=s.visibility_timeout_s,
                                  interval_s=s.heartbeat_interval_s, message_id=message_id):
             outcomes = [self.process_job(ref, receive_count=receive_count) for ref in refs]
-        if any(o.outcome is Outcome.RETRY for o in outcomes):
+        if any(o.outcome is MessageOutcome.RETRY for o in outcomes):
             delay = s.backoff_s(receive_count)
             self._change_visibility(receipt, delay, message_id)
             log_event(_LOG, logging.INFO, "message returned for retry", message_id=message_id,
                       receive_count=receive_count, retry_in_s=delay)
-            return Outcome.RETRY
+            return MessageOutcome.RETRY
         self._delete(receipt, message_id)
         if len(outcomes) == 1:
             return outcomes[0].outcome
-        return Outcome.FAILED if any(o.outcome is Outcome.FAILED for o in outcomes) else Outcome.DONE
+        failed = any(o.outcome is MessageOutcome.FAILED for o in outcomes)
+        return MessageOutcome.FAILED if failed else MessageOutcome.DONE
 
     def _delete(self, receipt: str, message_id: str) -> None:
         try:
@@ -315,7 +317,7 @@ class ParentAgent:
         except Exception as exc:  # S3/credentials/unknown: retry later, the DLQ ends hopeless cases
             log_event(_LOG, logging.WARNING, "job will be retried", job_id=ref.job_id, tenant=ref.tenant,
                       error_type=type(exc).__name__, code=client_error_code(exc))
-            outcome = JobOutcome(Outcome.RETRY, client_error_code(exc) or type(exc).__name__)
+            outcome = JobOutcome(MessageOutcome.RETRY, client_error_code(exc) or type(exc).__name__)
         elapsed = elapsed_ms(start)
         log_event(_LOG, logging.INFO, "job handled", job_id=ref.job_id, tenant=ref.tenant,
                   outcome=outcome.outcome.value, code=outcome.code, receive_count=receive_count,
@@ -326,7 +328,7 @@ class ParentAgent:
     def _process_job(self, ref: JobRef) -> JobOutcome:
         s = self.settings
         if self._exists(s.results_bucket, ref.result_key) or self._exists(s.results_bucket, ref.failure_key):
-            return JobOutcome(Outcome.ALREADY_DONE)
+            return JobOutcome(MessageOutcome.ALREADY_DONE)
         size, carrier = self._head_input(ref)
         # Continue the client's trace: its context on the object, else the job's derived trace context.
         with _TRACER.start_as_current_span(
@@ -358,9 +360,9 @@ class ParentAgent:
         if isinstance(reply, JobSuccess):
             self._metrics.enclave_timings(reply.metrics)
             self._write_result(ref, reply)
-            return JobOutcome(Outcome.DONE)
+            return JobOutcome(MessageOutcome.DONE)
         if reply.error.retryable:
-            return JobOutcome(Outcome.RETRY, reply.error.code)
+            return JobOutcome(MessageOutcome.RETRY, reply.error.code)
         return self._record_failure(ref, reply.error)
 
     def _run_on_enclave(self, request: JobRequest) -> JobSuccess | JobFailure:
@@ -451,7 +453,7 @@ class ParentAgent:
                                       **inject()})
         log_event(_LOG, logging.WARNING, "job failed permanently", job_id=ref.job_id, tenant=ref.tenant,
                   code=error.code, reason=error.reason[:200])
-        return JobOutcome(Outcome.FAILED, error.code)
+        return JobOutcome(MessageOutcome.FAILED, error.code)
 
 
 def _receive_count(message: dict[str, Any]) -> int:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from ccc_common.domain.settings import StageSettings, stage_settings
 from ccc_enclave.transport import EndpointError, parse_endpoint
+from enclave_worker.parent.errors import ParentError
 
 CONFIG_ENV = "CCC_PARENT_CONFIG"  # path of the JSON file
 CONFIG_JSON_ENV = "CCC_PARENT_CONFIG_JSON"  # or the JSON itself
@@ -53,7 +54,7 @@ _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _URL = r"^https?://[^\s]+$"
 
 
-class ConfigError(ValueError):
+class AgentConfigError(ParentError, ValueError):
     """The configuration is missing or invalid (names fields, never secret values)."""
 
 
@@ -184,7 +185,7 @@ def parse_config(data: Any, *, origin: str = "configuration") -> ParentConfig:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"invalid parent configuration in {origin}: {problems}") from None
+        raise AgentConfigError(f"invalid parent configuration in {origin}: {problems}") from None
 
 
 def load_config(path: Path | None = None, *, overrides: dict[str, Any] | None = None) -> ParentConfig:
@@ -196,17 +197,17 @@ def load_config(path: Path | None = None, *, overrides: dict[str, Any] | None = 
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read parent configuration {path}: {exc.strerror or exc}") from None
+            raise AgentConfigError(f"cannot read parent configuration {path}: {exc.strerror or exc}") from None
     elif os.environ.get(CONFIG_JSON_ENV):
         origin, text = f"${CONFIG_JSON_ENV}", os.environ[CONFIG_JSON_ENV]
     else:
-        raise ConfigError(f"no parent configuration: pass --config FILE or set ${CONFIG_ENV} / ${CONFIG_JSON_ENV}")
+        raise AgentConfigError(f"no parent configuration: pass --config FILE or set ${CONFIG_ENV} / ${CONFIG_JSON_ENV}")
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"parent configuration in {origin} is not JSON ({exc.__class__.__name__})") from None
+        raise AgentConfigError(f"parent configuration in {origin} is not JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"parent configuration in {origin} must be a JSON object")
+        raise AgentConfigError(f"parent configuration in {origin} must be a JSON object")
     for key, value in (overrides or {}).items():
         if value is None:
             continue

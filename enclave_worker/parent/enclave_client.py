@@ -17,9 +17,10 @@ from ccc_enclave.protocol.job_messages import JobFailure, JobReply, JobRequest, 
 from ccc_enclave.protocol.messages import Message
 from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply, PrivacyReleaseRequest
 from ccc_enclave.transport import Channel, Endpoint, TransportError, parse_endpoint
+from enclave_worker.parent.errors import ParentError
 
 
-class EnclaveUnavailable(Exception):
+class EnclaveUnavailable(ParentError):
     """The enclave could not be reached, hung up, timed out, or answered nonsense."""
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from enclave_worker.parent.errors import ParentError
+
 TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a URL path, not a secret
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 LIFECYCLE_PATH = "/latest/meta-data/autoscaling/target-lifecycle-state"
@@ -30,7 +32,7 @@ TOKEN_REFRESH_MARGIN_S = 60.0
 CREDENTIALS_REFRESH_MARGIN = timedelta(minutes=5)
 
 
-class ImdsError(RuntimeError):
+class ImdsError(ParentError, RuntimeError):
     """IMDS is unreachable or answered something unusable."""
 
 

@@ -22,7 +22,7 @@ from ccc_common.contracts.lambda_env import JobEventsEnv, load_env
 from ccc_common.contracts.work_message import EventError
 from ccc_common.domain.events import ObjectKind
 from ccc_common.domain.fleet_ports import NullWaker, ScalerWaker
-from ccc_common.domain.job_lifecycle import JobLifecycle, LifecycleResult, Outcome
+from ccc_common.domain.job_lifecycle import EventOutcome, JobLifecycle, LifecycleResult
 from ccc_common.lambda_observability import job_context, telemetry_for
 from ccc_core.telemetry import metric_registry as m
 from functions.aws_clients import CLIENT_CONFIG
@@ -56,18 +56,18 @@ def runtime() -> JobLifecycle:
 
 def _report(result: LifecycleResult) -> None:
     fields = {"outcome": result.outcome.value, "detail": result.detail}
-    if result.outcome is Outcome.APPLIED and result.kind is not None:
+    if result.outcome is EventOutcome.APPLIED and result.kind is not None:
         telemetry.count(_APPLIED_METRIC[result.kind])
-    elif result.outcome is Outcome.STALE:
+    elif result.outcome is EventOutcome.STALE:
         telemetry.count(m.STALE_JOB_EVENTS)
-    elif result.outcome is Outcome.REFUSED:
+    elif result.outcome is EventOutcome.REFUSED:
         telemetry.count(m.REFUSED_JOB_EVENTS)
     else:
         telemetry.count(m.IGNORED_JOB_EVENTS)
     if result.wake_error:
         telemetry.count(m.SCALER_WAKE_ERRORS)
         logger.warning("could not wake the scaler; the schedule will scale", extra={"error": result.wake_error})
-    if result.outcome is Outcome.REFUSED:
+    if result.outcome is EventOutcome.REFUSED:
         logger.warning("job event refused", extra=fields)
     else:
         logger.info("job event", extra={**fields, "woke_scaler": result.woke_scaler})

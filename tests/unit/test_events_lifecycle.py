@@ -14,8 +14,8 @@ from ccc_common.domain.events import ObjectKind
 from ccc_common.domain.fleet_ports import ScalerWaker
 from ccc_common.domain.job_lifecycle import (
     MAX_FAILURE_RECORD_BYTES,
+    EventOutcome,
     JobLifecycle,
-    Outcome,
     reason_from_failure_record,
 )
 from ccc_common.domain.jobs import JobStatus, new_job
@@ -71,13 +71,13 @@ def test_inbox_event_queues_the_job_and_wakes_the_scaler() -> None:
     logic, store, waker = lifecycle()
     store.create(new_job(REF, datetime(2025, 3, 1, 11, 59, tzinfo=UTC), 30))
     result = logic.handle_eventbridge(load_event("s3_object_created_inbox.json"))
-    assert result.outcome is Outcome.APPLIED and result.kind is ObjectKind.INPUT and result.woke_scaler
+    assert result.outcome is EventOutcome.APPLIED and result.kind is ObjectKind.INPUT and result.woke_scaler
     assert waker.calls == [(REF.job_id, 1)]
     job = store.get(REF.job_id)
     assert job is not None and job.status is JobStatus.QUEUED
     assert job.updated_at == datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)  # the S3 event time
     again = logic.handle_eventbridge(load_event("s3_object_created_inbox.json"))
-    assert again.outcome is Outcome.STALE and waker.calls == [(REF.job_id, 1)]  # duplicates do not wake
+    assert again.outcome is EventOutcome.STALE and waker.calls == [(REF.job_id, 1)]  # duplicates do not wake
 
 
 def test_every_order_of_the_three_events_ends_done() -> None:
@@ -94,7 +94,7 @@ def test_failure_record_reason_is_recorded() -> None:
     logic, store, _ = lifecycle()
     logic.handle_eventbridge(load_event("s3_object_created_inbox.json"))
     result = logic.handle_eventbridge(load_event("s3_object_created_failure_record.json"))
-    assert result.outcome is Outcome.APPLIED and result.status is JobStatus.FAILED
+    assert result.outcome is EventOutcome.APPLIED and result.status is JobStatus.FAILED
     job = store.get(REF.job_id)
     assert job is not None and job.error == "bad-context: context mismatch"
 
@@ -108,11 +108,11 @@ def test_unreadable_failure_record_still_fails_the_job() -> None:
 
 def test_other_objects_are_ignored_and_foreign_tenants_refused() -> None:
     logic, store, waker = lifecycle()
-    assert logic.handle_eventbridge(load_event("s3_object_created_attestation.json")).outcome is Outcome.IGNORED
-    assert logic.handle_eventbridge(load_event("scheduled_event.json")).outcome is Outcome.IGNORED
+    assert logic.handle_eventbridge(load_event("s3_object_created_attestation.json")).outcome is EventOutcome.IGNORED
+    assert logic.handle_eventbridge(load_event("scheduled_event.json")).outcome is EventOutcome.IGNORED
     store.create(new_job(JobRef(tenant="tenant-b", job_id=REF.job_id), NOW, 30))
     result = logic.handle_eventbridge(load_event("s3_object_created_result.json"))
-    assert result.outcome is Outcome.REFUSED
+    assert result.outcome is EventOutcome.REFUSED
     job = store.get(REF.job_id)
     assert job is not None and job.tenant == "tenant-b" and job.status is JobStatus.SUBMITTED
     assert waker.calls == []
@@ -122,7 +122,9 @@ def test_wake_failure_does_not_lose_the_transition() -> None:
     logic, store, _ = lifecycle(waker=BrokenWaker())
     result = logic.handle_eventbridge(load_event("s3_object_created_inbox.json"))
     assert (
-        result.outcome is Outcome.APPLIED and not result.woke_scaler and "ConnectionError" in (result.wake_error or "")
+        result.outcome is EventOutcome.APPLIED
+        and not result.woke_scaler
+        and "ConnectionError" in (result.wake_error or "")
     )
     job = store.get(REF.job_id)
     assert job is not None and job.status is JobStatus.QUEUED

@@ -33,7 +33,7 @@ from ccc_enclave.protocol.job_messages import (
     JobSuccess,
     KmsTarget,
 )
-from enclave_worker.parent.agent import AgentSettings, Outcome, ParentAgent
+from enclave_worker.parent.agent import AgentSettings, MessageOutcome, ParentAgent
 from enclave_worker.parent.enclave_client import EnclaveUnavailable
 from enclave_worker.parent.imds import AwsCredentials, StaticCredentialsProvider
 
@@ -395,4 +395,4 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
 
 
 def test_outcome_values_are_stable() -> None:
-    assert {o.value for o in Outcome} == {"done", "already_done", "failed", "retry", "ignored", "unparseable"}
+    assert {o.value for o in MessageOutcome} == {"done", "already_done", "failed", "retry", "ignored", "unparseable"}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ccc_common.domain.drain import DrainPhase, DrainSettings
-from enclave_worker.parent.agent_config import ConfigError, load_config, parse_config
+from enclave_worker.parent.agent_config import AgentConfigError, load_config, parse_config
 from enclave_worker.parent.drain_hook import LifecycleWatcher
 from enclave_worker.parent.imds import ImdsClient, ImdsCredentialsProvider, ImdsError
 
@@ -180,7 +180,7 @@ def test_config_file_env_and_overrides(tmp_path: Path, monkeypatch: pytest.Monke
     ],
 )
 def test_bad_config_names_the_field_and_hides_secrets(change: dict[str, Any], field: str) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(AgentConfigError) as info:
         parse_config({**BASE, **change})
     assert field in str(info.value)
     assert "TOP-SECRET" not in str(info.value)
@@ -189,7 +189,7 @@ def test_bad_config_names_the_field_and_hides_secrets(change: dict[str, Any], fi
 def test_no_config_at_all_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CCC_PARENT_CONFIG", raising=False)
     monkeypatch.delenv("CCC_PARENT_CONFIG_JSON", raising=False)
-    with pytest.raises(ConfigError, match="--config"):
+    with pytest.raises(AgentConfigError, match="--config"):
         load_config()
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ccc_core.errors import CoreError
+
 # Encryption-context keys. The ESDK binds these into every ciphertext (AAD), the key policy
 # conditions on them, and the enclave checks them against the job it was asked to process.
 CTX_JOB = "ccc:job"
@@ -31,7 +33,7 @@ _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _JOB_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-class NamingError(ValueError):
+class NamingError(CoreError, ValueError):
     """A tenant id, job id or object key that does not follow the scheme."""
 
 

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal, overload
 
+from ccc_core.errors import CoreError
+
 REDACTED = "<redacted>"
 # Words that name content rather than metadata.
 CONTENT_WORDS = frozenset(
@@ -65,7 +67,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
-class UnsafeAttributeError(ValueError):
+class UnsafeAttributeError(CoreError, ValueError):
     """A field that could carry content (or, for an attribute, is not a short scalar) was refused."""
 
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, TypeVar
 import pydantic_core
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from ccc_core.errors import CoreError
 from ccc_core.identity import validate_job_id, validate_tenant
 
 MAX_ERROR_DETAIL_CHARS = 300
@@ -37,7 +38,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-class DocumentError(ValueError):
+class DocumentError(CoreError, ValueError):
     """A document this reader must not use. ``reason`` is a short stable code:
 
     ``too-large``, ``invalid-json``, ``unknown-format`` (a tag this reader does not know, or none),

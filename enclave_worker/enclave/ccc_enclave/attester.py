@@ -15,6 +15,7 @@ from typing import Any
 import ccc_enclave
 from ccc_core.attestation.document import parse_document
 from ccc_core.logs import log_event
+from ccc_enclave.errors import EnclaveError
 from ccc_enclave.nsm.device import DeviceNsm
 from ccc_enclave.nsm.measurement import measure_enclave
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
@@ -24,7 +25,7 @@ from ccc_enclave.protocol.errors import ErrorCode
 _LOG = logging.getLogger("ccc.enclave.attester")
 
 
-class NsmSpecError(ValueError):
+class NsmSpecError(EnclaveError, ValueError):
     """An `--nsm` value that is neither `device` nor `simulated:<ca_dir>`."""
 
 

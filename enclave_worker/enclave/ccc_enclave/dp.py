@@ -29,10 +29,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from ccc_enclave.errors import EnclaveError
+
 _UNIT = float(1 << 53)
 
 
-class PrivacyError(ValueError):
+class PrivacyError(EnclaveError, ValueError):
     """Invalid privacy parameters (non-positive epsilon, negative clip, ...)."""
 
 

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ccc_enclave.errors import EnclaveError
 from ccc_enclave.protocol.errors import ErrorCode
 from ccc_enclave.protocol.job_messages import Credentials, KmsTarget
 
 
-class JobError(Exception):
+class JobError(EnclaveError):
     """A job failed for a classified reason; `reason` is metadata only (never plaintext)."""
 
     def __init__(self, code: ErrorCode, reason: str) -> None:

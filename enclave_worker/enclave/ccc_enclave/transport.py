@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ccc_enclave.errors import EnclaveError
 from ccc_enclave.protocol.framing import MAX_FRAME_BYTES, read_frame, write_frame
 from ccc_enclave.protocol.job_messages import MAX_CIPHERTEXT_BYTES
 from ccc_enclave.protocol.messages import Message, decode_message, encode_message
@@ -26,7 +27,7 @@ VSOCK_CID_ANY = 0xFFFFFFFF
 _MAX_UNIX_PATH_BYTES = 107  # sizeof(sun_path) - 1 on Linux
 
 
-class TransportError(Exception):
+class TransportError(EnclaveError):
     """The connection could not be made, broke, or timed out."""
 
 
@@ -34,7 +35,7 @@ class TransportTimeout(TransportError):
     """No answer (or no connection) within the timeout."""
 
 
-class EndpointError(ValueError):
+class EndpointError(EnclaveError, ValueError):
     """A transport URI that is malformed or names an unavailable transport."""
 
 

@@ -49,6 +49,7 @@ from pydantic.fields import FieldInfo
 from ccc_common.contracts.jobs_table import TENANT_INDEX, TTL_ATTRIBUTE
 from ccc_common.domain.naming import METRICS_NAMESPACE
 from ccc_common.domain.settings import StageSettings, stage_settings
+from ccc_common.errors import CommonError
 from ccc_core.identity import validate_tenant
 
 # --- the variable names (the only spelling; cdk/contract.py and the local stack import these) -------
@@ -76,7 +77,7 @@ _NAME_RE = r"^[A-Za-z0-9._:/@+=,-]{1,256}$"
 _BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
-class EnvError(RuntimeError):
+class EnvError(CommonError, RuntimeError):
     """The function's environment is incomplete or invalid (names the variables, never values)."""
 
 

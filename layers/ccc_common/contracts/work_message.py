@@ -38,6 +38,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef, NamingError, parse_inbox_key
 
 # SQS allows 1 MiB bodies; an S3 event for one object is ~1-2 KiB. Anything bigger is not ours.
@@ -53,7 +54,7 @@ S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
 
 
-class EventError(ValueError):
+class EventError(CommonError, ValueError):
     """An event or message that cannot be understood. ``reason`` is a short stable code."""
 
     def __init__(self, reason: str, detail: str) -> None:

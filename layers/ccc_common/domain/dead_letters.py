@@ -28,6 +28,7 @@ from ccc_common.contracts.work_message import Ignored, WorkMessageError, parse_w
 from ccc_common.domain.job_store import JobStore
 from ccc_common.domain.jobs import JobEvent, TenantMismatch, format_timestamp
 from ccc_common.domain.storage_ports import Archive
+from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef
 
 ARCHIVE_PREFIX = "dead-letters/"
@@ -36,7 +37,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 _INT = re.compile(r"^\d{1,9}$")
 
 
-class DeadLetterError(ValueError):
+class DeadLetterError(CommonError, ValueError):
     """A record that is not an SQS message at all (no id or no body)."""
 
 

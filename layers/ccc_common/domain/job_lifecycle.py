@@ -40,7 +40,7 @@ def reason_from_failure_record(raw: bytes, job: JobRef | None = None) -> str:
     return clip_error(record.summary())
 
 
-class Outcome(StrEnum):
+class EventOutcome(StrEnum):
     APPLIED = "applied"  # the job moved forward
     STALE = "stale"  # duplicate or out of order: the job already had this or a later status
     IGNORED = "ignored"  # not a job object (attestation doc, other prefix, other bucket...)
@@ -49,7 +49,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class LifecycleResult:
-    outcome: Outcome
+    outcome: EventOutcome
     detail: str
     ref: JobRef | None = None
     kind: ObjectKind | None = None
@@ -80,20 +80,22 @@ class JobLifecycle:
         """Raises EventError for an event that is not a well-formed EventBridge S3 event."""
         parsed = parse_eventbridge_s3(event)
         if isinstance(parsed, Ignored):
-            return LifecycleResult(outcome=Outcome.IGNORED, detail=parsed.reason)
+            return LifecycleResult(outcome=EventOutcome.IGNORED, detail=parsed.reason)
         return self.on_object_created(parsed)
 
     def on_object_created(self, obj: S3ObjectCreated) -> LifecycleResult:
         classified = classify_object(obj, inbox_bucket=self._inbox, results_bucket=self._results)
         if isinstance(classified, Ignored):
-            return LifecycleResult(outcome=Outcome.IGNORED, detail=classified.reason)
+            return LifecycleResult(outcome=EventOutcome.IGNORED, detail=classified.reason)
         event = self._event_for(classified)
         try:
             transition = self._store.apply(event)
         except TenantMismatch as exc:
-            return LifecycleResult(outcome=Outcome.REFUSED, detail=str(exc), ref=classified.ref, kind=classified.kind)
+            return LifecycleResult(
+                outcome=EventOutcome.REFUSED, detail=str(exc), ref=classified.ref, kind=classified.kind
+            )
         result = LifecycleResult(
-            outcome=Outcome.APPLIED if transition.applied else Outcome.STALE,
+            outcome=EventOutcome.APPLIED if transition.applied else EventOutcome.STALE,
             detail=f"{classified.kind.value} -> {transition.job.status.value}",
             ref=classified.ref,
             kind=classified.kind,
@@ -128,8 +130,8 @@ def _with(result: LifecycleResult, **changes: Any) -> LifecycleResult:
 __all__ = [
     "MAX_FAILURE_RECORD_BYTES",
     "EventError",
+    "EventOutcome",
     "JobLifecycle",
     "LifecycleResult",
-    "Outcome",
     "reason_from_failure_record",
 ]

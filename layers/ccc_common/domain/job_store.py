@@ -16,12 +16,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from ccc_common.domain.jobs import Job, JobEvent, JobModelError, Transition, format_timestamp, parse_timestamp
+from ccc_common.errors import CommonError
 from ccc_core.identity import NamingError, validate_job_id
 
 MAX_PAGE = 100
 
 
-class JobStoreError(RuntimeError):
+class JobStoreError(CommonError, RuntimeError):
     """The store could not complete an operation (not a stale event: those are not errors)."""
 
 
@@ -29,7 +30,7 @@ class JobAlreadyExists(JobStoreError):
     """A create for a job id that is already recorded (a uuid4 collision or a replayed request)."""
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(CommonError, ValueError):
     """A pagination cursor that was not issued for this tenant's listing."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef, validate_job_id, validate_tenant
 
 MAX_ERROR_CHARS = 1024
@@ -52,7 +53,7 @@ _RANK: Mapping[JobStatus, int] = {
 }
 
 
-class JobModelError(ValueError):
+class JobModelError(CommonError, ValueError):
     """An event or stored item that cannot describe a valid job."""
 
 

@@ -31,6 +31,7 @@ from ccc_common.domain.job_store import MAX_PAGE, InvalidCursor, JobAlreadyExist
 from ccc_common.domain.jobs import Job, JobStatus, format_timestamp, new_job
 from ccc_common.domain.settings import stage_settings
 from ccc_common.domain.storage_ports import Presigner
+from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096
@@ -38,7 +39,7 @@ _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=
 _JOB_PATH = re.compile(r"^/jobs/([^/]+)$")
 
 
-class ApiError(Exception):
+class ApiError(CommonError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ccc_common.errors import CommonError
 from ccc_core.identity import CTX_KIND, CTX_TENANT, KIND_RESULT, NamingError, validate_tenant
 
 POLICY_VERSION = "2012-10-17"
@@ -95,7 +96,7 @@ _PCR_HEX_RE = re.compile(r"^[0-9a-fA-F]{96}$")
 _PRINCIPAL_PATH_RE = re.compile(r"^(root|(user|role)/[A-Za-z0-9+=,.@_/-]{1,512})$")
 
 
-class KeyPolicyError(ValueError):
+class KeyPolicyError(CommonError, ValueError):
     """The key-policy specification would produce an unsafe or invalid policy."""
 
 

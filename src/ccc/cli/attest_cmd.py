@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ccc.errors import CccError
+
 if TYPE_CHECKING:
     from ccc_core.attestation.document import AttestationDocument
 
@@ -28,7 +30,7 @@ _BASE64 = re.compile(rb"[A-Za-z0-9+/\-_]+={0,2}")
 _WHITESPACE = re.compile(rb"\s+")
 
 
-class UsageError(Exception):
+class UsageError(CccError):
     """A command-line value is wrong; reported with exit status 2."""
 
 

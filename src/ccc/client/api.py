@@ -31,7 +31,7 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-class ApiError(ClientError):
+class JobsApiError(ClientError):
     """The jobs API refused the request or answered something the client cannot trust."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -64,7 +64,7 @@ class JobsApiClient:
 
     def __init__(self, base_url: str, credentials: Any, region: str, *, http: Any = None) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ApiError(f"jobs API URL {base_url!r} is not http(s)")
+            raise JobsApiError(f"jobs API URL {base_url!r} is not http(s)")
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._region = region
@@ -82,21 +82,21 @@ class JobsApiClient:
             raw = response.read(MAX_RESPONSE_BYTES + 1)
             response.release_conn()
         except Exception as exc:  # urllib3 raises many types: all mean "not reachable"
-            raise ApiError(f"jobs API at {self.base_url} not reachable: {type(exc).__name__}") from None
+            raise JobsApiError(f"jobs API at {self.base_url} not reachable: {type(exc).__name__}") from None
         if len(raw) > MAX_RESPONSE_BYTES:
-            raise ApiError("jobs API answer is too large", response.status)
+            raise JobsApiError("jobs API answer is too large", response.status)
         try:
             document = json.loads(raw) if raw else {}
         except ValueError:
-            raise ApiError(f"jobs API answered {response.status} with non-JSON", response.status) from None
+            raise JobsApiError(f"jobs API answered {response.status} with non-JSON", response.status) from None
         if not isinstance(document, dict):
-            raise ApiError("jobs API answer is not a JSON object", response.status)
+            raise JobsApiError("jobs API answer is not a JSON object", response.status)
         return int(response.status), document
 
     @staticmethod
     def _raise(status: int, document: Mapping[str, Any], what: str) -> None:
         message = document.get("message") or document.get("error") or "no reason given"
-        raise ApiError(f"{what}: HTTP {status}: {message}", status)
+        raise JobsApiError(f"{what}: HTTP {status}: {message}", status)
 
     def create_job(self, tenant: str) -> tuple[JobRef, PresignedUpload]:
         status, document = self._call("POST", "/jobs", b"{}")
@@ -105,19 +105,19 @@ class JobsApiClient:
         try:
             job = JobRef(tenant=str(document.get("tenant")), job_id=str(document.get("job_id")))
         except NamingError as exc:
-            raise ApiError(f"jobs API returned an invalid job: {exc}") from None
+            raise JobsApiError(f"jobs API returned an invalid job: {exc}") from None
         if job.tenant != tenant:
-            raise ApiError(f"jobs API created the job for tenant {job.tenant!r}, not {tenant!r}")
+            raise JobsApiError(f"jobs API created the job for tenant {job.tenant!r}, not {tenant!r}")
         if document.get("encryption_context") != job.input_context():
-            raise ApiError("jobs API asks for an encryption context that does not name exactly this job and tenant")
+            raise JobsApiError("jobs API asks for an encryption context that does not name exactly this job and tenant")
         upload = document.get("upload")
         if not isinstance(upload, dict) or upload.get("method") != "PUT" or not isinstance(upload.get("url"), str):
-            raise ApiError("jobs API returned no presigned PUT upload")
+            raise JobsApiError("jobs API returned no presigned PUT upload")
         if upload.get("key") != job.inbox_key:
-            raise ApiError("jobs API presigned another object than the job's inbox key")
+            raise JobsApiError("jobs API presigned another object than the job's inbox key")
         headers = upload.get("headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            raise ApiError("jobs API upload headers are malformed")
+            raise JobsApiError("jobs API upload headers are malformed")
         return job, PresignedUpload(url=upload["url"], headers=headers, max_bytes=int(upload.get("max_bytes", 0)))
 
     def get_job(self, job: JobRef) -> JobState:
@@ -125,7 +125,7 @@ class JobsApiClient:
         if status != 200:
             self._raise(status, document, f"cannot read job {job.job_id}")
         if document.get("job_id") != job.job_id or document.get("tenant") != job.tenant:
-            raise ApiError("jobs API answered about another job")
+            raise JobsApiError("jobs API answered about another job")
 
         def url(field: str) -> str | None:
             value = document.get(field)
@@ -143,16 +143,16 @@ class JobsApiClient:
     def put(self, upload: PresignedUpload, body: Readable, size: int) -> None:
         """Stream `size` bytes from `body` to the presigned URL."""
         if upload.max_bytes and size > upload.max_bytes:
-            raise ApiError(f"ciphertext is {size} bytes, the upload allows {upload.max_bytes}")
+            raise JobsApiError(f"ciphertext is {size} bytes, the upload allows {upload.max_bytes}")
         headers = {**upload.headers, "Content-Length": str(size), "Content-Type": "application/octet-stream"}
         if "Content-Type" in upload.headers:
             headers["Content-Type"] = upload.headers["Content-Type"]
         try:
             response = self._http.request("PUT", upload.url, body=body, headers=headers, preload_content=True)
         except Exception as exc:
-            raise ApiError(f"upload failed: {type(exc).__name__}") from None
+            raise JobsApiError(f"upload failed: {type(exc).__name__}") from None
         if not 200 <= response.status < 300:
-            raise ApiError(f"upload refused: HTTP {response.status}", response.status)
+            raise JobsApiError(f"upload refused: HTTP {response.status}", response.status)
 
     def get_bytes(self, url: str, limit: int) -> bytes:
         """GET a presigned URL, refusing bodies over `limit` bytes."""
@@ -161,9 +161,9 @@ class JobsApiClient:
             data = response.read(limit + 1)
             response.release_conn()
         except Exception as exc:
-            raise ApiError(f"download failed: {type(exc).__name__}") from None
+            raise JobsApiError(f"download failed: {type(exc).__name__}") from None
         if response.status != 200:
-            raise ApiError(f"download refused: HTTP {response.status}", response.status)
+            raise JobsApiError(f"download refused: HTTP {response.status}", response.status)
         if len(data) > limit:
-            raise ApiError(f"download is larger than {limit} bytes")
+            raise JobsApiError(f"download is larger than {limit} bytes")
         return bytes(data)

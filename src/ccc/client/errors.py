@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ccc.errors import CccError
 
-class ClientError(RuntimeError):
+
+class ClientError(CccError, RuntimeError):
     """Base class: the client could not do what was asked (the message says why)."""
 
 

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 from opentelemetry import trace
 
-from ccc.client.api import ApiError, JobsApiClient, PresignedUpload
+from ccc.client.api import JobsApiClient, JobsApiError, PresignedUpload
 from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
 from ccc.client.errors import ClientError, JobFailed, VerificationError
 from ccc.client.inputs import ImageInput
@@ -220,7 +220,7 @@ class CccClient:
         while True:
             try:
                 report = self.fetch(job, image=image, started=began)
-            except ApiError as exc:
+            except JobsApiError as exc:
                 if exc.status in (400, 403, 404):  # unknown job, or not this tenant's: waiting cannot help
                     return JobReport(image=image, job_id=job.job_id, status="failed", error=str(exc), tenant=job.tenant)
                 last_error = str(exc)

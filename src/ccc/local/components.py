@@ -21,6 +21,7 @@ import boto3
 
 from ccc.atomic_files import write_json_atomic
 from ccc.local.aws_config import write_aws_files
+from ccc.local.errors import LocalStackError
 from ccc.local.fleet_supervisor import LocalWorker
 from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.lambdas import LambdasConfig
@@ -43,7 +44,7 @@ HEALTH_TIMEOUT_S = 2.0
 ENCLAVE_CONCURRENCY = 2
 
 
-class ComponentError(RuntimeError):
+class ComponentError(LocalStackError, RuntimeError):
     """A part of the stack cannot be built (missing model, bad layout, ...)."""
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from ccc.local.errors import LocalStackError
 from ccc.local.state import StackStateError, StatePaths, read_stack_info
 
 
-class FleetStatusError(RuntimeError):
+class FleetStatusError(LocalStackError, RuntimeError):
     """No running stack, or moto did not answer."""
 
 

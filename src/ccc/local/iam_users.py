@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ccc.local.errors import LocalStackError
+
 ADMIN = "admin"
 PARENT = "parent"
 TENANTS = ("tenant-a", "tenant-b")
@@ -27,7 +29,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ALPHANUM = string.ascii_uppercase + string.digits
 
 
-class IdentityError(ValueError):
+class IdentityError(LocalStackError, ValueError):
     """A malformed local identity or identity table."""
 
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ccc.local.errors import LocalStackError
+
 DEFAULT_STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
-class ProcessStartError(RuntimeError):
+class ProcessStartError(LocalStackError, RuntimeError):
     """A child process exited or did not become ready; the message points at its log."""
 
 

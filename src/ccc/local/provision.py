@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ccc.local.errors import LocalStackError
 from ccc_common.contracts import jobs_table
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_common.domain.naming import ResourceNames
@@ -27,7 +28,7 @@ from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
 LOCAL_IMAGE_ID = "ami-0ccc0000000000001"
 
 
-class ProvisionError(RuntimeError):
+class ProvisionError(LocalStackError, RuntimeError):
     """A resource could not be created as specified."""
 
 

@@ -41,6 +41,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
+from ccc.local.errors import LocalStackError
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 _AUTH_RE = re.compile(
@@ -59,7 +61,7 @@ UNRECOGNIZED = "UnrecognizedClientException"
 Headers = Mapping[str, Sequence[str]]  # lower-case header name -> every value, in order
 
 
-class SignatureError(Exception):
+class SignatureError(LocalStackError):
     """The request is not signed acceptably. ``code`` is the AWS error type to answer with."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from ccc.atomic_files import write_json_atomic
 from ccc.local import components
+from ccc.local.errors import LocalStackError
 from ccc.local.fleet_supervisor import LocalFleet
 from ccc.local.processes import (
     ManagedProcess,
@@ -72,11 +73,11 @@ START_ATTEMPTS = 2
 log = logging.getLogger("ccc.local")
 
 
-class StackAlreadyRunning(RuntimeError):
+class StackAlreadyRunning(LocalStackError, RuntimeError):
     """`up` on a state directory whose supervisor is alive."""
 
 
-class StackError(RuntimeError):
+class StackError(LocalStackError, RuntimeError):
     """The stack could not start, or broke while running."""
 
 

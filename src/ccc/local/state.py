@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ccc.atomic_files import write_json_atomic
+from ccc.local.errors import LocalStackError
 
 DEFAULT_STATE_DIR = Path(".ccc/local")
 STACK_FILE = "stack.json"
@@ -26,7 +27,7 @@ PID_FILE = "supervisor.pid"
 SCHEMA_VERSION = 1
 
 
-class StackStateError(RuntimeError):
+class StackStateError(LocalStackError, RuntimeError):
     """stack.json or the pid file is missing, unreadable or from another schema."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ccc.errors import CccError
 
-class ModelBuildError(Exception):
+
+class ModelBuildError(CccError):
     """Base class: anything that stops the model from being built."""
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from ccc.errors import CccError
 
-class ReleaseError(Exception):
+
+class ReleaseError(CccError):
     """Base class: anything that stops a release from being built, recorded or trusted."""
 
 

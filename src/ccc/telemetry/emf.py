@@ -41,6 +41,7 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
+from ccc.errors import CccError
 from ccc_core.telemetry import metric_registry as registry
 
 # OTel name -> CloudWatch name of every metric the parent publishes (tests/unit/test_emf_mapping.py).
@@ -51,7 +52,7 @@ MAX_VALUES = 100  # EMF: at most 100 values per metric per document
 _PROPERTIES = {"ccc.day": "Day", "ccc.epsilon": "Epsilon"}
 
 
-class EmfTargetError(ValueError):
+class EmfTargetError(CccError, ValueError):
     """The EMF target is not `tcp://host:port`, `udp://host:port`, `file:///path` or `stdout`."""
 
 

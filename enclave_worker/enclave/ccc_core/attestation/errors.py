@@ -6,8 +6,10 @@ and *why*, in words a person can act on; a single type keeps their `except` clau
 
 from __future__ import annotations
 
+from ccc_core.errors import CoreError
 
-class AttestationError(ValueError):
+
+class AttestationError(CoreError, ValueError):
     """An attestation document is malformed, not authentic, or does not satisfy the policy.
 
     `reason` is a short human sentence (never contains secret material) suitable for logs and

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ccc_enclave.counting.spec import DetectorSpec
+from ccc_enclave.errors import EnclaveError
 
 
-class DecodeError(RuntimeError):
+class DecodeError(EnclaveError, RuntimeError):
     """The model's outputs do not have the layout its spec promises (a wrong spec, not a bad image)."""
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from ccc_core.limits import LIMITS
+from ccc_enclave.errors import EnclaveError
 
 DEFAULT_MAX_PIXELS = LIMITS.max_image_pixels
 DEFAULT_MAX_BYTES = LIMITS.max_image_bytes
@@ -41,7 +42,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.init()  # register every plugin now so that `formats=` can name MPO/WEBP/TIFF
 
 
-class ImageError(ValueError):
+class ImageError(EnclaveError, ValueError):
     """The bytes are not an image this service accepts; `reason` says why (safe to show a client).
 
     `summary` says the same without anything derived from the image (dimensions, decoder

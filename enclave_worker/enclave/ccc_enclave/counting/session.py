@@ -19,11 +19,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ccc_enclave.counting.spec import DetectorSpec
+from ccc_enclave.errors import EnclaveError
 
 SessionProfile = Literal["tuned", "default"]
 
 
-class ModelError(RuntimeError):
+class ModelError(EnclaveError, RuntimeError):
     """The model file is missing, unreadable, not the expected bytes, or does not match its spec."""
 
 

@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ccc_enclave.errors import EnclaveError
+
 MODEL_DIR_ENV = "CCC_MODEL_DIR"
 DEFAULT_MODEL_NAME = "nanodet-g"
 
@@ -50,7 +52,7 @@ PositiveFloat = Annotated[float, Field(gt=0.0)]
 Triple = tuple[float, float, float]
 
 
-class SpecError(ValueError):
+class SpecError(EnclaveError, ValueError):
     """A detector spec or model card is missing, unreadable or invalid (a usage error)."""
 
 

@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ccc_enclave.errors import EnclaveError
+
 # KMS answers are small (a data key or a <= 4 KiB plaintext); anything far larger is not KMS.
 MAX_CMS_BYTES = 1 << 20
 # Chunk size for the constructed encrypted content, as KMS sends it.
@@ -40,7 +42,7 @@ _AES_BLOCK = 16
 _RSA_KEY_BITS = 2048
 
 
-class CmsError(ValueError):
+class CmsError(EnclaveError, ValueError):
     """The input is not a CMS EnvelopedData of the KMS shape, or does not open with this key."""
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ccc_core.aws_errors import client_error_code
+from ccc_enclave.errors import EnclaveError
 from ccc_enclave.kms.cms import CmsError, decrypt_for_recipient
 
 KEY_ENCRYPTION_ALGORITHM = "RSAES_OAEP_SHA_256"
@@ -26,7 +27,7 @@ RSA_KEY_BITS = 2048
 MAX_DATA_KEY_BYTES = 1024  # KMS GenerateDataKey limit
 
 
-class AttestedKmsError(RuntimeError):
+class AttestedKmsError(EnclaveError, RuntimeError):
     """An attested KMS call failed or its answer was not acceptable. `code` is the AWS error code if any."""
 
     def __init__(self, reason: str, *, code: str | None = None) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import cbor2
 
+from ccc_enclave.errors import EnclaveError
 from ccc_enclave.nsm.simulated import check_request_fields
 
 NSM_DEVICE_PATH = "/dev/nsm"
@@ -30,7 +31,7 @@ NSM_RESPONSE_MAX_SIZE = 0x3000
 _IOC_READ_WRITE = 3
 
 
-class NsmDeviceError(RuntimeError):
+class NsmDeviceError(EnclaveError, RuntimeError):
     """The device is missing, the ioctl failed, or the NSM answered with an error."""
 
 

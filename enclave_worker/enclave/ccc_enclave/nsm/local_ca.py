@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ccc_enclave.errors import EnclaveError
+
 DEFAULT_INTERMEDIATES = 3
 ROOT_LIFETIME = timedelta(days=3650)
 INTERMEDIATE_LIFETIME = timedelta(days=365)
@@ -30,7 +32,7 @@ _ROOT_CERT, _ROOT_KEY = "root.crt", "root.key"
 _CERT_SUFFIX, _KEY_SUFFIX = ".crt", ".key"
 
 
-class LocalCAError(RuntimeError):
+class LocalCAError(EnclaveError, RuntimeError):
     """The local CA directory is missing, inconsistent, expired or insecure."""
 
 

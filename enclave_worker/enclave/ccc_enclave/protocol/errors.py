@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from ccc_enclave.errors import EnclaveError
+
 
 class ErrorCode(StrEnum):
     """Every error code a reply may carry; `RETRYABLE_CODES` says which may succeed if tried again."""
@@ -53,7 +55,7 @@ def is_retryable(code: str) -> bool:
         return True
 
 
-class ProtocolError(ValueError):
+class ProtocolError(EnclaveError, ValueError):
     """A frame or message that breaks the protocol; `code` is the error code to answer with.
 
     `reason` never quotes the offending value: it may be a credential or ciphertext, and reasons

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ccc.attestation import AttestationPolicy, verify_document
+from ccc.local.errors import LocalStackError
 from ccc.local.iam_users import LocalIdentity, check_identity_table
 from ccc.local.kms.policy_eval import Decision, PolicyNotUnderstood, RequestContext, parse_policy
 from ccc.local.sigv4 import KMS_PROFILE, Headers, SignatureError, verify_request
@@ -66,7 +67,7 @@ MANAGEMENT_OPS = frozenset(
 IAM_ADMIN_OPS = frozenset({"CreateKey", "CreateAlias", "DeleteAlias", "UpdateAlias", "ListAliases", "ListKeys"})
 
 
-class KmsApiError(Exception):
+class KmsApiError(LocalStackError):
     """An error answered in KMS's JSON error shape."""
 
     def __init__(self, error_type: str, message: str, status: int = 400) -> None:

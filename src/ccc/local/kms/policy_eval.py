@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccc.local.errors import LocalStackError
+
 _VERSIONS = ("2012-10-17", "2008-10-17")
 _STATEMENT_KEYS = frozenset({"Sid", "Effect", "Principal", "Action", "Resource", "Condition"})
 _OPERATORS = frozenset({"StringEquals", "StringEqualsIgnoreCase", "StringLike", "Null", "Bool"})
@@ -42,7 +44,7 @@ _ATTESTATION_PREFIX = "kms:recipientattestation:"
 _CALLER_ACCOUNT = "kms:calleraccount"
 
 
-class PolicyNotUnderstood(ValueError):
+class PolicyNotUnderstood(LocalStackError, ValueError):
     """The policy uses something outside the modelled subset; the gateway then denies."""
 
 

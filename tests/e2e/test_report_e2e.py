@@ -80,14 +80,14 @@ def test_each_job_is_one_trace_from_client_through_enclave_stages_and_job_events
         for span in trace:
             named[span["name"]].append(span)
         for name in (names.SPAN_CLIENT_SUBMIT, names.SPAN_CLIENT_RESULT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB,
-                     *names.ENCLAVE_STAGES):
+                     *names.ENCLAVE_STEP_SPANS):
             assert len(named[name]) == 1, (job, name, [s["name"] for s in trace])
         assert len(named[names.SPAN_FN_JOB_EVENTS]) >= 2  # the inbox object and the result object
         for name in (names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB, names.SPAN_FN_JOB_EVENTS):
             assert all(s["attributes"][names.ATTR_JOB_ID] == job for s in named[name])
         parent, enclave = named[names.SPAN_PARENT_JOB][0], named[names.SPAN_ENCLAVE_JOB][0]
         assert enclave["parent_span_id"] == parent["span_id"]  # carried in the vsock job frame
-        assert all(named[stage][0]["parent_span_id"] == enclave["span_id"] for stage in names.ENCLAVE_STAGES)
+        assert all(named[stage][0]["parent_span_id"] == enclave["span_id"] for stage in names.ENCLAVE_STEP_SPANS)
         assert {parent["service.name"], enclave["service.name"]} == {"parent", "enclave"}
         assert parent["attributes"]["ccc.outcome"] == "done"
     assert len({s["trace_id"] for s in spans if s["name"] == names.SPAN_PARENT_JOB}) == len(jobs)

@@ -24,7 +24,7 @@ from ccc_enclave.pipeline import JobProcessor
 from ccc_enclave.privacy_release import PrivacyReleaser
 from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
 from ccc_enclave.protocol.errors import ErrorCode
-from ccc_enclave.protocol.health_messages import STAGES, EnclaveStatus, HealthReply, HealthRequest
+from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveStatus, HealthReply, HealthRequest
 from ccc_enclave.protocol.job_messages import JobFailure, JobSuccess
 from ccc_enclave.protocol.messages import Message, encode_message
 from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply, PrivacyReleaseRequest
@@ -111,7 +111,7 @@ def test_health_metrics_follow_the_jobs(enclave: Enclave) -> None:
     metrics = enclave.status().metrics
     assert metrics is not None
     assert metrics.attestations_ok == 3 and metrics.attestations_failed == 0
-    for stage in STAGES:
+    for stage in PIPELINE_STEPS:
         timing = metrics.stages[stage]
         assert timing.count == 3 and 0 <= timing.max_ms <= timing.total_ms
     assert metrics.cpu_s > 0

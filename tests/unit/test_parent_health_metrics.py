@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExpor
 
 from ccc.telemetry.emf import MAX_VALUES, EmfMetricExporter, EmfTargetError, histogram_values, sink_for
 from ccc_core.telemetry import metric_registry as registry
-from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, EnclaveStatus, StageTiming
+from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveMetrics, EnclaveStatus, StageTiming
 from ccc_enclave.protocol.job_messages import JobMetrics
 from ccc_enclave.protocol.privacy_messages import PrivacyRelease, PrivacyReleaseReply
 from enclave_worker.parent.agent_metrics import ParentMetrics
@@ -32,7 +32,7 @@ GIB = 1 << 30
 
 def _status(*, uptime: float, cpu: float, ok: int = 0, failed: int = 0, busy: int = 0, rss: int = 300 << 20,
             in_flight: int = 1) -> EnclaveStatus:
-    stages = {s: StageTiming(count=ok, total_ms=10.0 * ok, max_ms=12.0 if ok else 0.0) for s in STAGES}
+    stages = {s: StageTiming(count=ok, total_ms=10.0 * ok, max_ms=12.0 if ok else 0.0) for s in PIPELINE_STEPS}
     metrics = EnclaveMetrics(cpu_s=cpu, memory_total_bytes=4 * GIB, memory_available_bytes=3 * GIB,
                                busy_refusals=busy, attestations_ok=ok, attestations_failed=failed, stages=stages)
     return EnclaveStatus(uptime_s=uptime, jobs_served=ok, jobs_failed=failed, in_flight=in_flight, concurrency=2,

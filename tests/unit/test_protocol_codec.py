@@ -18,7 +18,7 @@ from ccc_enclave.protocol.codec import MessageRegistry, Wire, WireMessage, WireM
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.errors import ErrorCode, ProtocolError
 from ccc_enclave.protocol.fields import RequestId
-from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, EnclaveStatus, HealthReply, StageTiming
+from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveMetrics, EnclaveStatus, HealthReply, StageTiming
 from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobMetrics, JobSuccess
 from ccc_enclave.protocol.messages import REGISTRY, Message, decode_message, encode_message
 from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply
@@ -34,7 +34,7 @@ def _status(**changes: object) -> EnclaveStatus:
 def _metrics() -> EnclaveMetrics:
     return EnclaveMetrics(cpu_s=1.0, memory_total_bytes=1, memory_available_bytes=1, busy_refusals=0,
                           attestations_ok=0, attestations_failed=0,
-                          stages={s: StageTiming(count=1, total_ms=1.0, max_ms=1.0) for s in STAGES})
+                          stages={s: StageTiming(count=1, total_ms=1.0, max_ms=1.0) for s in PIPELINE_STEPS})
 
 
 def _wire(message: Message) -> dict:
@@ -104,7 +104,7 @@ def test_the_registry_knows_exactly_the_message_types() -> None:
         lambda: _status(metrics={"cpu_s": 1.0}),
         lambda: EnclaveMetrics(cpu_s=1.0, memory_total_bytes=1, memory_available_bytes=1, busy_refusals=0,
                                attestations_ok=0, attestations_failed=0,
-                               stages={s: {"count": 1, "total_ms": 1.0, "max_ms": 1.0} for s in STAGES}),
+                               stages={s: {"count": 1, "total_ms": 1.0, "max_ms": 1.0} for s in PIPELINE_STEPS}),
         lambda: PrivacyReleaseReply(request_id="r", releases=({},), refused=0),  # type: ignore[arg-type]
         lambda: JobFailure(request_id="r", error={"code": "busy", "reason": "x", "retryable": True}),
     ],
@@ -163,7 +163,7 @@ def test_a_literal_tag_must_match_exactly() -> None:
 
 def test_a_map_of_models_is_bounded_before_its_values_are_read() -> None:
     wire = _wire(HealthReply(request_id="h", status=_status(metrics=_metrics())))
-    wire["status"]["metrics"]["stages"] = {f"s{i}": None for i in range(len(STAGES) + 1)}
+    wire["status"]["metrics"]["stages"] = {f"s{i}": None for i in range(len(PIPELINE_STEPS) + 1)}
     with pytest.raises(ProtocolError, match="at most 4 entries"):
         decode_message(cbor2.dumps(wire))
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccc_enclave.protocol.errors import ProtocolError
-from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, EnclaveStatus, HealthReply, StageTiming
+from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveMetrics, EnclaveStatus, HealthReply, StageTiming
 from ccc_enclave.protocol.messages import Message, decode_message, encode_message
 from ccc_enclave.protocol.privacy_messages import (
     MAX_RELEASES,
@@ -34,7 +34,7 @@ TIMING = st.builds(StageTiming, count=COUNTS, total_ms=MS, max_ms=MS)
 METRICS = st.builds(
     EnclaveMetrics, cpu_s=MS, memory_total_bytes=COUNTS, memory_available_bytes=COUNTS, busy_refusals=COUNTS,
     attestations_ok=COUNTS, attestations_failed=COUNTS,
-    stages=st.fixed_dictionaries({name: TIMING for name in STAGES}),
+    stages=st.fixed_dictionaries({name: TIMING for name in PIPELINE_STEPS}),
 )
 STATUS = st.builds(
     EnclaveStatus, uptime_s=MS, jobs_served=COUNTS, jobs_failed=COUNTS, in_flight=COUNTS,
@@ -56,7 +56,7 @@ MESSAGES = st.one_of(
 
 
 def _timings() -> dict[str, StageTiming]:
-    return {name: StageTiming(count=3, total_ms=30.0, max_ms=12.5) for name in STAGES}
+    return {name: StageTiming(count=3, total_ms=30.0, max_ms=12.5) for name in PIPELINE_STEPS}
 
 
 def _metrics() -> EnclaveMetrics:

@@ -18,7 +18,7 @@ from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
 from ccc_enclave.protocol.errors import ErrorCode
 from ccc_enclave.protocol.framing import encode_frame
 from ccc_enclave.protocol.health_messages import (
-    STAGES,
+    PIPELINE_STEPS,
     EnclaveMetrics,
     EnclaveStatus,
     HealthReply,
@@ -39,8 +39,8 @@ from ccc_enclave.protocol.privacy_messages import PrivacyRelease, PrivacyRelease
 
 
 def _cases() -> Iterator[tuple[str, Message]]:
-    timings = {s: StageTiming(count=i + 1, total_ms=10.5 * (i + 1), max_ms=7.25) for i, s in enumerate(STAGES)}
-    int_timings = {s: StageTiming(count=2, total_ms=30, max_ms=12) for s in STAGES}
+    timings = {s: StageTiming(count=i + 1, total_ms=10.5 * (i + 1), max_ms=7.25) for i, s in enumerate(PIPELINE_STEPS)}
+    int_timings = {s: StageTiming(count=2, total_ms=30, max_ms=12) for s in PIPELINE_STEPS}
     metrics = EnclaveMetrics(cpu_s=1.5, memory_total_bytes=4 << 30, memory_available_bytes=3 << 30,
                                busy_refusals=2, attestations_ok=3, attestations_failed=1, stages=timings)
     int_metrics = EnclaveMetrics(cpu_s=2, memory_total_bytes=0, memory_available_bytes=0,

@@ -17,7 +17,8 @@ def _span(name: str, trace: str = "t1", start: int = 0, end: int = 10**6, job: s
 
 
 def _full_trace(trace: str, job: str) -> list[dict]:
-    names_in_order = [names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB, *names.ENCLAVE_STAGES]
+    names_in_order = [names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB,
+                      *names.ENCLAVE_STEP_SPANS]
     spans = [_span(n, trace, job=job if n in (names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB) else None)
              for n in names_in_order]
     spans.append(_span(names.SPAN_CLIENT_RESULT, trace, start=5 * 10**6, end=250 * 10**6, job=job))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ccc_enclave.protocol.errors import ErrorCode
-from ccc_enclave.protocol.health_messages import STAGES, EnclaveMetrics, StageTiming
+from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveMetrics, StageTiming
 from ccc_enclave.protocol.job_messages import JobFailure, JobReply, JobSuccess
 
 MEMINFO = Path("/proc/meminfo")
@@ -44,9 +44,9 @@ class EnclaveStats:
         self._busy = 0
         self._attest_ok = 0
         self._attest_failed = 0
-        self._count = dict.fromkeys(STAGES, 0)
-        self._total = dict.fromkeys(STAGES, 0.0)
-        self._max = dict.fromkeys(STAGES, 0.0)
+        self._count = dict.fromkeys(PIPELINE_STEPS, 0)
+        self._total = dict.fromkeys(PIPELINE_STEPS, 0.0)
+        self._max = dict.fromkeys(PIPELINE_STEPS, 0.0)
 
     def busy_refused(self) -> None:
         with self._lock:
@@ -63,7 +63,8 @@ class EnclaveStats:
             if isinstance(reply, JobSuccess):
                 self._attest_ok += 1
                 m = reply.metrics
-                for stage, ms in zip(STAGES, (m.decrypt_ms, m.infer_ms, m.encrypt_ms, m.attest_ms), strict=True):
+                timings = (m.decrypt_ms, m.infer_ms, m.encrypt_ms, m.attest_ms)
+                for stage, ms in zip(PIPELINE_STEPS, timings, strict=True):
                     self._count[stage] += 1
                     self._total[stage] += float(ms)
                     self._max[stage] = max(self._max[stage], float(ms))
@@ -82,5 +83,5 @@ class EnclaveStats:
                 attestations_failed=self._attest_failed,
                 stages={s: StageTiming(count=self._count[s], total_ms=round(self._total[s], 3),
                                        max_ms=round(self._max[s], 3))
-                        for s in STAGES},
+                        for s in PIPELINE_STEPS},
             )

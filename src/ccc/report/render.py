@@ -106,7 +106,7 @@ def trace_summary(data: ReportData) -> dict[str, int]:
         job = (span.get("attributes") or {}).get(names.ATTR_JOB_ID)
         if isinstance(job, str):
             jobs_by_trace[trace_id] = job
-    complete = {names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB, *names.ENCLAVE_STAGES}
+    complete = {names.SPAN_CLIENT_SUBMIT, names.SPAN_PARENT_JOB, names.SPAN_ENCLAVE_JOB, *names.ENCLAVE_STEP_SPANS}
     return {
         "traced jobs": len(jobs_by_trace),
         "traces client -> parent -> enclave stages": sum(1 for t in jobs_by_trace if complete <= services_by_trace[t]),
@@ -150,7 +150,7 @@ def render_html(data: ReportData, title: str = "CCC local run") -> str:
     job_ms = [float(s["duration_ms"]) for s in data.spans if s.get("name") == names.SPAN_PARENT_JOB]
     e2e_ms = end_to_end_ms(data)
     stage_bars = []
-    for stage in (names.SPAN_PARENT_JOB, *names.ENCLAVE_STAGES):
+    for stage in (names.SPAN_PARENT_JOB, *names.ENCLAVE_STEP_SPANS):
         durations = [float(s["duration_ms"]) for s in data.spans if s.get("name") == stage]
         if durations:
             stage_bars.append((stage.removeprefix("ccc."), statistics.median(durations)))

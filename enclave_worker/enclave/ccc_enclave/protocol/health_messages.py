@@ -18,7 +18,8 @@ from ccc_enclave.protocol.errors import ProtocolError
 from ccc_enclave.protocol.fields import Count, Number, Pcr0Hex, RequestId, Sha256Hex, matching
 
 # Enclave pipeline stages whose timing aggregates the health reply carries (job_reply.metrics order).
-STAGES = ("decrypt", "infer", "encrypt", "attest")
+# The enclave pipeline's steps, in order (not the deployment stages of ccc_common.domain.naming.STAGES).
+PIPELINE_STEPS = ("decrypt", "infer", "encrypt", "attest")
 MAX_CONCURRENCY = 4096
 _MODEL_NAME_RE = re.compile(r"^[\x20-\x7e]{0,128}$")
 
@@ -41,9 +42,9 @@ class StageTiming(WireModel):
 
 def _every_stage(stages: Mapping[str, StageTiming]) -> Mapping[str, StageTiming]:
     """Exactly the pipeline stages, in pipeline order (so the encoding does not depend on the caller)."""
-    if set(stages) != set(STAGES):
-        raise ProtocolError(f"must have exactly the stages {list(STAGES)}")
-    return {name: stages[name] for name in STAGES}
+    if set(stages) != set(PIPELINE_STEPS):
+        raise ProtocolError(f"must have exactly the stages {list(PIPELINE_STEPS)}")
+    return {name: stages[name] for name in PIPELINE_STEPS}
 
 
 class EnclaveMetrics(WireModel):
@@ -59,7 +60,7 @@ class EnclaveMetrics(WireModel):
     busy_refusals: Count
     attestations_ok: Annotated[Count, Wire(path=("attestation", "ok"))]
     attestations_failed: Annotated[Count, Wire(path=("attestation", "failed"))]
-    stages: Annotated[Mapping[str, StageTiming], Field(max_length=len(STAGES)), AfterValidator(_every_stage)]
+    stages: Annotated[Mapping[str, StageTiming], Field(max_length=len(PIPELINE_STEPS)), AfterValidator(_every_stage)]
 
 
 class EnclaveStatus(WireModel):

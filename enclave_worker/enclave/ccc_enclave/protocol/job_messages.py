@@ -25,8 +25,6 @@ from ccc_enclave.protocol.framing import MAX_FRAME_BYTES
 # The ciphertext limit comes from the stage settings; the others are generous bounds on fields
 # whose real sizes are a few hundred bytes.
 MAX_CIPHERTEXT_BYTES = LIMITS.max_ciphertext_bytes
-MAX_RESULT_CIPHERTEXT_BYTES = 1024 * 1024
-MAX_ATTESTATION_BYTES = 16 * 1024
 MAX_SESSION_TOKEN_CHARS = 8192
 MAX_URL_CHARS = 2048
 MAX_TRACE_ENTRIES = 4
@@ -125,8 +123,8 @@ class JobSuccess(WireMessage):
 
     request_id: RequestId
     ok: Literal[True] = True
-    result_ciphertext: Annotated[bytes, Field(min_length=1, max_length=MAX_RESULT_CIPHERTEXT_BYTES, repr=False)]
-    attestation_document: Annotated[bytes, Field(min_length=1, max_length=MAX_ATTESTATION_BYTES, repr=False)]
+    result_ciphertext: Annotated[bytes, Field(min_length=1, max_length=LIMITS.max_result_ciphertext_bytes, repr=False)]
+    attestation_document: Annotated[bytes, Field(min_length=1, max_length=LIMITS.max_attestation_bytes, repr=False)]
     metrics: JobMetrics
     # For the result's S3 object metadata; empty when unknown (e.g. a simulated enclave's PCR0).
     model_sha256: Annotated[Sha256Hex, Wire(path=("enclave", "model_sha256"))] = ""

@@ -33,6 +33,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from ccc_core.redaction import safe_attributes
 
+# Optional: the OTLP exporter is not among the enclave's pins (the enclave exports only through its
+# parent), so its absence means "no OTLP export", not an error.
+try:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+except ImportError:
+    OTLPMetricExporter = None  # type: ignore[assignment,misc]
+    OTLPSpanExporter = None  # type: ignore[assignment,misc]
+
 TELEMETRY_DIRNAME = "telemetry"
 # Millisecond buckets for every histogram (job latency, inference, crypto): fine where jobs live.
 MS_BUCKETS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
@@ -185,10 +194,7 @@ def setup_telemetry(
 
 def _add_otlp(tracer_provider: TracerProvider, readers: list[Any]) -> None:
     """OTLP export on AWS (ADOT collector). Optional dependency: absent exporter means no export."""
-    try:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    except ImportError:
+    if OTLPSpanExporter is None or OTLPMetricExporter is None:
         return
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))

@@ -38,6 +38,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
     import boto3
     from botocore.config import Config
 
+    from ccc_common.aws.job_leases import DynamoJobLeases
     from ccc_enclave.protocol.job_messages import KmsTarget
     from enclave_worker.parent.agent import AgentSettings, ParentAgent
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
@@ -85,11 +86,16 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
         backoff_max_s=config.backoff.max_s,
         max_jobs=config.max_jobs,
         health_interval_s=config.enclave.health_interval_s,
+        lease_s=config.lease_s,
     )
+    leases = None
+    if config.jobs_table is not None:
+        leases = DynamoJobLeases(session.client("dynamodb", config=boto_config, **client_kwargs), config.jobs_table,
+                                 config.settings.job_ttl_days)
     enclave = SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s,
                                   max_frame_bytes=limits.max_frame_bytes)
     agent = ParentAgent(sqs=sqs, s3=s3, enclave=enclave, credentials=credentials, settings=settings,
-                        on_ready=on_ready, metrics=metrics)
+                        on_ready=on_ready, metrics=metrics, leases=leases)
     watcher = None
     if config.lifecycle is not None:
         from ccc_common.domain.drain import DrainSettings

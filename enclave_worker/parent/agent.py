@@ -6,13 +6,18 @@ Per message (in a small worker pool):
    deleted. A body that can never become a job is *not* deleted: it is made visible again at once,
    so the queue's `maxReceiveCount` redrives it to the dead-letter queue within a few receives,
    where the dead-letters function archives it for a human. Deleting it would lose the evidence.
-2. For each job: if the result (or a failure record) already exists, the job is done (redelivery
+2. For each job: claim its lease in the jobs table (`ccc_common.domain.job_leases`; when leases are
+   configured): if another worker holds it, the message comes back when that lease ends. Then, if
+   the result (or a failure record) already exists, the job is done (a duplicate, or redelivery
    after a crash between write and delete): skip. HEAD the inbox object (missing or larger than
    the limit -> permanent failure), GET it, send `{job, ciphertext, credentials, kms}` to the
    enclave while a heartbeat thread keeps extending the message's visibility.
-3. Success: PUT the attestation document, then the result ciphertext (the result object is the
-   "done" signal the job-events function and the client wait for, so it goes last), and only then
-   delete the message. Permanent failure: PUT the failure record, then delete. Retryable failure
+3. Success: PUT the attestation document under the result's digest, then the result ciphertext
+   only if no result exists (`If-None-Match: *`; `ccc_common.contracts.result_objects`): the result
+   object is the "done" signal the job-events function and the client wait for, so it goes last, and
+   a duplicate run that finishes second is refused by S3 and discards its result, so a job's result
+   never changes once visible and never sits beside another run's attestation. Then delete the
+   message. Permanent failure: PUT the failure record (also only if none exists), then delete. Retryable failure
    (busy, KMS throttled, enclave unreachable, S3 error): leave the message and set its visibility
    to an exponential backoff; after `maxReceiveCount` receives SQS moves it to the DLQ.
 
@@ -22,6 +27,9 @@ The agent never decrypts anything and logs metadata only (ids, sizes, codes, tim
 from __future__ import annotations
 
 import logging
+import math
+import os
+import socket
 import threading
 import time
 import uuid
@@ -29,13 +37,16 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from opentelemetry import trace
 
 from ccc_common.contracts.failure_record import FailureRecord, encode_failure_record
+from ccc_common.contracts.result_objects import RESULT_SHA256_METADATA, attestation_key, result_sha256
 from ccc_common.contracts.work_message import Ignored, parse_work_message
+from ccc_common.domain.job_leases import JobLeases, Lease, LeaseHeld
 from ccc_core.aws_errors import client_error_code
 from ccc_core.identity import JobRef
 from ccc_core.limits import LIMITS
@@ -63,6 +74,7 @@ SQS_MAX_VISIBILITY_S = 43200
 class MessageOutcome(StrEnum):
     DONE = "done"  # result written
     ALREADY_DONE = "already_done"  # result or failure record existed (redelivery)
+    LEASED = "leased"  # another worker holds the job's lease: back to the queue until it ends
     FAILED = "failed"  # failure record written (permanent)
     RETRY = "retry"  # left in the queue with backoff
     IGNORED = "ignored"  # not work (test event): deleted
@@ -94,6 +106,14 @@ class AgentSettings:
     busy_pause_s: float = 0.25
     unavailable_pause_s: float = 1.0
     heartbeat_interval_s: float | None = None  # default visibility/3
+    lease_s: float | None = None  # job lease length; default: one enclave pass with its busy retries + 60 s
+
+    @property
+    def effective_lease_s(self) -> float:
+        """Long enough for one bounded enclave pass, so only a dead (or stalled) holder loses it."""
+        if self.lease_s is not None:
+            return self.lease_s
+        return self.enclave_timeout_s + self.busy_retry_for_s + 60.0
 
     def backoff_s(self, receive_count: int) -> int:
         """Visibility for a retry: base * 2^(n-1), capped (and never above SQS's 12 h maximum)."""
@@ -105,10 +125,17 @@ class AgentSettings:
 class JobOutcome:
     outcome: MessageOutcome
     code: str | None = None
+    retry_in_s: int | None = None  # LEASED: when the holder's lease ends
 
 
 def _is_not_found(exc: Exception) -> bool:
     return client_error_code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
+def _is_precondition_failed(exc: Exception) -> bool:
+    """S3's answer to a conditional write whose condition failed: the object already exists (412),
+    or another conditional write to the same key is in progress (409)."""
+    return client_error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class _Permanent(ParentError):
@@ -130,8 +157,11 @@ class ParentAgent:
         parse: Callable[..., Any] = parse_work_message,
         on_ready: Callable[[], None] | None = None,
         metrics: ParentMetrics | None = None,
+        leases: JobLeases | None = None,
     ) -> None:
         self._sqs = sqs
+        self._leases = leases
+        self._owner = f"{socket.gethostname()[:64]}:{os.getpid()}"
         self._s3 = s3
         self._enclave = enclave
         self._credentials = credentials
@@ -280,10 +310,18 @@ class ParentAgent:
             outcomes = [self.process_job(ref, receive_count=receive_count) for ref in refs]
         if any(o.outcome is MessageOutcome.RETRY for o in outcomes):
             delay = s.backoff_s(receive_count)
+        elif any(o.outcome is MessageOutcome.LEASED for o in outcomes):
+            # Not a failure of this job: look again when the holder's lease ends (then it is either
+            # done, and this duplicate is deleted, or its holder died and this message runs it).
+            delay = min(SQS_MAX_VISIBILITY_S, max(o.retry_in_s or 1 for o in outcomes))
+        else:
+            delay = None
+        if delay is not None:
             self._change_visibility(receipt, delay, message_id)
             log_event(_LOG, logging.INFO, "message returned for retry", message_id=message_id,
                       receive_count=receive_count, retry_in_s=delay)
-            return MessageOutcome.RETRY
+            leased = all(o.outcome in (MessageOutcome.LEASED, MessageOutcome.ALREADY_DONE) for o in outcomes)
+            return MessageOutcome.LEASED if leased else MessageOutcome.RETRY
         self._delete(receipt, message_id)
         if len(outcomes) == 1:
             return outcomes[0].outcome
@@ -326,8 +364,39 @@ class ParentAgent:
         return outcome
 
     def _process_job(self, ref: JobRef) -> JobOutcome:
-        s = self.settings
-        if self._exists(s.results_bucket, ref.result_key) or self._exists(s.results_bucket, ref.failure_key):
+        # A duplicate that arrives after the job finished is a no-op: it never touches the lease,
+        # which would make the other duplicates arriving at the same moment wait for it.
+        if self._finished(ref):
+            return JobOutcome(MessageOutcome.ALREADY_DONE)
+        lease: Lease | None = None
+        if self._leases is not None:
+            now = datetime.now(UTC)
+            claim = self._leases.claim(ref, f"{self._owner}:{uuid.uuid4().hex[:12]}", now=now,
+                                       until=now + timedelta(seconds=self.settings.effective_lease_s))
+            if isinstance(claim, LeaseHeld):
+                wait_s = max(1, math.ceil((claim.until - now).total_seconds()) + 1)
+                log_event(_LOG, logging.INFO, "job leased by another worker", job_id=ref.job_id, tenant=ref.tenant,
+                          retry_in_s=wait_s)
+                return JobOutcome(MessageOutcome.LEASED, "job_leased", retry_in_s=wait_s)
+            lease = claim
+        try:
+            return self._process_claimed_job(ref)
+        finally:
+            if lease is not None:
+                self._release(lease)
+
+    def _release(self, lease: Lease) -> None:
+        """Best effort: an unreleased lease only delays a retry until it ends."""
+        assert self._leases is not None
+        try:
+            self._leases.release(lease)
+        except Exception as exc:
+            log_event(_LOG, logging.WARNING, "lease release failed", job_id=lease.job.job_id,
+                      error_type=type(exc).__name__, code=client_error_code(exc))
+
+    def _process_claimed_job(self, ref: JobRef) -> JobOutcome:
+        # Checked again under the lease: a run that committed and released just before it is seen here.
+        if self._leases is not None and self._finished(ref):
             return JobOutcome(MessageOutcome.ALREADY_DONE)
         size, carrier = self._head_input(ref)
         # Continue the client's trace: its context on the object, else the job's derived trace context.
@@ -359,7 +428,8 @@ class ParentAgent:
         reply = self._run_on_enclave(request)
         if isinstance(reply, JobSuccess):
             self._metrics.enclave_timings(reply.metrics)
-            self._write_result(ref, reply)
+            if not self._write_result(ref, reply):
+                return JobOutcome(MessageOutcome.ALREADY_DONE, "duplicate_run")
             return JobOutcome(MessageOutcome.DONE)
         if reply.error.retryable:
             return JobOutcome(MessageOutcome.RETRY, reply.error.code)
@@ -383,6 +453,10 @@ class ParentAgent:
                 self._stop.wait(s.busy_pause_s)
                 continue
             return reply
+
+    def _finished(self, ref: JobRef) -> bool:
+        s = self.settings
+        return self._exists(s.results_bucket, ref.result_key) or self._exists(s.results_bucket, ref.failure_key)
 
     def _exists(self, bucket: str, key: str) -> bool:
         try:
@@ -425,8 +499,13 @@ class ParentAgent:
             raise _Permanent(ErrorCode.DECRYPT_FAILED, "input object is empty")
         return data
 
-    def _write_result(self, ref: JobRef, reply: JobSuccess) -> None:
+    def _write_result(self, ref: JobRef, reply: JobSuccess) -> bool:
+        """Attestation (addressed by the result's digest), then the result if none exists yet.
+
+        False when another run of the same job committed its result first: this run's result is
+        discarded (its attestation stays behind under its own digest, bound to nothing stored)."""
         s = self.settings
+        digest = result_sha256(reply.result_ciphertext)
         metadata = {
             "ccc-job": ref.job_id,
             "ccc-tenant": ref.tenant,
@@ -436,21 +515,35 @@ class ParentAgent:
         }
         # Attestation first: the result object is the completion signal, so when it exists the
         # document that proves it is already there.
-        self._s3.put_object(Bucket=s.results_bucket, Key=ref.attestation_key, Body=reply.attestation_document,
+        self._s3.put_object(Bucket=s.results_bucket, Key=attestation_key(ref, digest), Body=reply.attestation_document,
                             ContentType="application/cbor", Metadata={**metadata, "ccc-kind": "attestation"})
-        self._s3.put_object(Bucket=s.results_bucket, Key=ref.result_key, Body=reply.result_ciphertext,
-                            ContentType="application/octet-stream", Metadata={**metadata, "ccc-kind": "result"})
+        try:
+            self._s3.put_object(Bucket=s.results_bucket, Key=ref.result_key, Body=reply.result_ciphertext,
+                                ContentType="application/octet-stream", IfNoneMatch="*",
+                                Metadata={**metadata, "ccc-kind": "result", RESULT_SHA256_METADATA: digest})
+        except Exception as exc:
+            if not _is_precondition_failed(exc):
+                raise
+            log_event(_LOG, logging.WARNING, "duplicate run discarded: the job already has a result",
+                      job_id=ref.job_id, tenant=ref.tenant, code=client_error_code(exc))
+            return False
         log_event(_LOG, logging.INFO, "result written", job_id=ref.job_id, tenant=ref.tenant,
                   output_bytes=len(reply.result_ciphertext), decrypt_ms=reply.metrics.decrypt_ms,
                   infer_ms=reply.metrics.infer_ms, encrypt_ms=reply.metrics.encrypt_ms,
                   attest_ms=reply.metrics.attest_ms)
+        return True
 
     def _record_failure(self, ref: JobRef, error: ErrorInfo) -> JobOutcome:
         record = FailureRecord.for_job(ref, str(error.code), error.reason)
-        self._s3.put_object(Bucket=self.settings.results_bucket, Key=ref.failure_key,
-                            Body=encode_failure_record(record), ContentType="application/json",
-                            Metadata={"ccc-job": ref.job_id, "ccc-tenant": ref.tenant, "ccc-kind": "failure",
-                                      **inject()})
+        try:  # the first record of a job stands: a duplicate run never rewrites why it failed
+            self._s3.put_object(Bucket=self.settings.results_bucket, Key=ref.failure_key,
+                                Body=encode_failure_record(record), ContentType="application/json", IfNoneMatch="*",
+                                Metadata={"ccc-job": ref.job_id, "ccc-tenant": ref.tenant, "ccc-kind": "failure",
+                                          **inject()})
+        except Exception as exc:
+            if not _is_precondition_failed(exc):
+                raise
+            return JobOutcome(MessageOutcome.ALREADY_DONE, "duplicate_run")
         log_event(_LOG, logging.WARNING, "job failed permanently", job_id=ref.job_id, tenant=ref.tenant,
                   code=error.code, reason=error.reason[:200])
         return JobOutcome(MessageOutcome.FAILED, error.code)

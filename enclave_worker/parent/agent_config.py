@@ -13,6 +13,7 @@ Format (every key except the four resource names and `enclave.uri` is optional):
       "queue_url": "http://127.0.0.1:5000/123456789012/ccc-local-work",
       "inbox_bucket": "ccc-local-inbox-123456789012-us-east-1",
       "results_bucket": "ccc-local-results-123456789012-us-east-1",
+      "jobs_table": "ccc-local-jobs", "lease_s": null,          # job leases (null table: no leases)
       "enclave": {"uri": "tcp://127.0.0.1:5005", "timeout_s": 150, "connect_timeout_s": 5},
       "aws": {"endpoint_url": "http://127.0.0.1:5000",          # S3 + SQS (moto locally; omit on AWS)
               "credentials": {"access_key_id": "...", "secret_access_key": "...", "session_token": null}},
@@ -139,6 +140,11 @@ class ParentConfig(_Model):
     queue_url: str = Field(pattern=_URL, max_length=2048)
     inbox_bucket: str = Field(pattern=_BUCKET)
     results_bucket: str = Field(pattern=_BUCKET)
+    # The jobs table where a worker claims a job before running it (ccc_common.domain.job_leases), so
+    # duplicate deliveries do not run the enclave twice. None: no leases (the results are still
+    # written exactly once, by conditional writes; duplicates then cost enclave runs).
+    jobs_table: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    lease_s: float | None = Field(default=None, gt=0, le=43200)
     enclave: EnclaveSection
     aws: AwsSection = AwsSection()
     kms: KmsSection = KmsSection()

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from ccc_common.aws.jobs_dal import DynamoJobStore
-from ccc_common.aws.s3_adapters import S3Presigner
+from ccc_common.aws.s3_adapters import S3Presigner, S3ResultDigests
 from ccc_common.contracts.lambda_env import JobsApiEnv, load_env
 from ccc_common.domain.jobs_api import ApiRequest, JobsApi, jobs_api_for
 from ccc_common.lambda_observability import telemetry_for
@@ -35,7 +35,8 @@ def runtime() -> JobsApi:
     telemetry.bind_stage(env.stage)
     return jobs_api_for(
         DynamoJobStore.for_env(boto3.client("dynamodb", config=CLIENT_CONFIG), env),
-        S3Presigner(boto3.client("s3", config=CLIENT_CONFIG)),
+        S3Presigner(s3 := boto3.client("s3", config=CLIENT_CONFIG)),
+        S3ResultDigests(s3),
         stage=env.stage,
         inbox_bucket=env.inbox_bucket,
         results_bucket=env.results_bucket,

@@ -16,6 +16,7 @@ import requests
 from moto import mock_aws
 
 from ccc_common.aws.jobs_dal import DynamoJobStore
+from ccc_common.contracts.result_objects import RESULT_SHA256_METADATA, attestation_key_for_result, result_sha256
 from ccc_common.domain.jobs import JobEvent
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
@@ -90,8 +91,9 @@ def test_submit_upload_with_the_presigned_url_then_fetch_results(api) -> None:
     assert status == 200 and body["status"] == "submitted" and body["result"] is None
 
     s3 = boto3.client("s3")
-    s3.put_object(Bucket=RESULTS, Key=ref.attestation_key, Body=b"attestation-doc")
-    s3.put_object(Bucket=RESULTS, Key=ref.result_key, Body=b"result-ciphertext")
+    s3.put_object(Bucket=RESULTS, Key=attestation_key_for_result(ref, b"result-ciphertext"), Body=b"attestation-doc")
+    s3.put_object(Bucket=RESULTS, Key=ref.result_key, Body=b"result-ciphertext",
+                  Metadata={RESULT_SHA256_METADATA: result_sha256(b"result-ciphertext")})
     DynamoJobStore(boto3.client("dynamodb"), TABLE, ttl_days=30).apply(JobEvent.done(ref, datetime.now(UTC)))
     status, body = invoke(api, "apigw_get_job.json", **_path(ref.job_id))
     assert status == 200 and body["status"] == "done"

@@ -27,6 +27,7 @@ import pytest
 
 from ccc.attestation import AttestationPolicy, verify_document
 from ccc.local.components import enclave_command
+from ccc_common.contracts.result_objects import attestation_key_for_result
 from ccc_core.identity import JobRef
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, SocketEnclaveClient
 from tests.integration.test_enclave_attested import (  # noqa: F401 - module fixture reused
@@ -144,7 +145,7 @@ def test_uploaded_image_comes_back_counted_verified_and_decryptable(
     _upload(attested_stack, workers, ref, ref.input_context())
     _wait_for(lambda: _object(workers, ref.result_key) is not None, 120, "the result object")
     result_ciphertext = _object(workers, ref.result_key)
-    document = _object(workers, ref.attestation_key)
+    document = _object(workers, attestation_key_for_result(ref, result_ciphertext or b""))
     assert result_ciphertext is not None and document is not None
     verify_document(document, root_der=attested_stack.ca.root_der, at=datetime.now(UTC),
                     policy=AttestationPolicy(expected_pcrs=attested_stack.pcrs,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ccc_common.domain.jobs import JobEvent
 from ccc_common.domain.jobs_api import ApiRequest, JobsApi, JobsService, TenantDirectory
-from ccc_common.domain.storage_ports import Presigner
+from ccc_common.domain.storage_ports import Presigner, ResultDigests
 from ccc_core.identity import CTX_JOB, CTX_TENANT
 from tests.support.fake_job_store import InMemoryJobStore
 
@@ -37,6 +37,19 @@ class FakePresigner(Presigner):
         return {"url": f"https://{bucket}.s3/", "fields": {"key": key}}
 
 
+class FakeResultDigests(ResultDigests):
+    """The digests the result objects declare, by key (what the S3 adapter reads with a HEAD)."""
+
+    def __init__(self) -> None:
+        self.declared: dict[str, str] = {}
+
+    def result_digest(self, bucket: str, key: str) -> str | None:
+        return self.declared.get(key)
+
+
+DIGESTS = FakeResultDigests()
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -48,10 +61,12 @@ class Clock:
 
 def make_api(ids=None) -> tuple[JobsApi, InMemoryJobStore]:
     store = InMemoryJobStore()
+    DIGESTS.declared.clear()  # job ids repeat between tests: no declared digest may leak into another
     counter = itertools.count(1)
     service = JobsService(
         store,
         FakePresigner(),
+        DIGESTS,
         inbox_bucket=INBOX,
         results_bucket=RESULTS,
         ttl_days=30,
@@ -94,7 +109,12 @@ def test_get_shows_links_only_when_done() -> None:
     status, body = call(api, "GET", f"/jobs/{job_id}/", SESSION_A)  # role session, trailing slash
     assert status == 200 and body["status"] == "done"
     assert body["result"]["key"] == ref.result_key and "?get" in body["result"]["url"]
-    assert body["attestation"]["key"] == ref.attestation_key
+    # No digest declared on the result: no attestation to offer (the client reports NOT VERIFIED).
+    assert body["attestation"] is None
+    DIGESTS.declared[ref.result_key] = "ef" * 32
+    status, body = call(api, "GET", f"/jobs/{job_id}", ALICE)
+    # The attestation offered is the one addressed by the result's digest.
+    assert body["attestation"]["key"] == f"results/{ref.tenant}/{ref.job_id}.{'ef' * 32}.att"
 
 
 def test_a_caller_never_sees_another_tenants_job() -> None:

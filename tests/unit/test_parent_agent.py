@@ -8,20 +8,28 @@ dropped; stop() (SIGTERM) finishes in-flight jobs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from ccc.local.moto_atomic import make_conditional_writes_atomic
+from ccc_common.aws.job_leases import DynamoJobLeases
+from ccc_common.contracts.jobs_table import create_table_request
+from ccc_common.contracts.result_objects import attestation_key_for_result
 from ccc_common.contracts.work_message import encode_s3_notification, encode_work_message
+from ccc_common.domain.job_leases import LeaseHeld
+from ccc_core.identity import JobRef
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.health_messages import EnclaveStatus
 from ccc_enclave.protocol.job_messages import (
@@ -44,6 +52,7 @@ TENANT = "acme"
 JOB_A = "a" * 32
 JOB_B = "b" * 32
 SECRET = "SECRET-ACCESS-KEY-VALUE"
+TABLE = "ccc-local-jobs"
 
 
 def ok_reply(request: JobRequest) -> JobReply:
@@ -114,8 +123,12 @@ class World:
     dlq_url: str
     log: list[tuple[str, str, Any]]
     enclave: FakeEnclave
+    dynamodb: Any = None
 
-    def agent(self, **overrides: Any) -> ParentAgent:
+    def leases(self) -> DynamoJobLeases:
+        return DynamoJobLeases(self.dynamodb, TABLE, ttl_days=30)
+
+    def agent(self, *, leases: bool = False, s3: Any = None, **overrides: Any) -> ParentAgent:
         values: dict[str, Any] = {
             "workers": 2, "wait_time_s": 0, "visibility_timeout_s": 30, "health_interval_s": 0.0,
             "busy_retry_for_s": 1.0, "busy_pause_s": 0.01, "unavailable_pause_s": 0.01, **overrides,
@@ -123,8 +136,9 @@ class World:
         settings = AgentSettings(queue_url=self.queue_url, inbox_bucket=INBOX, results_bucket=RESULTS,
                                  kms=KmsTarget(region=REGION, endpoint_url="http://127.0.0.1:4599"), **values)
         creds = StaticCredentialsProvider(AwsCredentials("AKIDPARENT", SECRET, None))
-        return ParentAgent(sqs=Recording(self.sqs, "sqs", self.log), s3=Recording(self.s3, "s3", self.log),
-                           enclave=self.enclave, credentials=creds, settings=settings)
+        return ParentAgent(sqs=Recording(self.sqs, "sqs", self.log), s3=s3 or Recording(self.s3, "s3", self.log),
+                           enclave=self.enclave, credentials=creds, settings=settings,
+                           leases=self.leases() if leases else None)
 
     def upload(self, job: str, body: bytes = b"ESDK-CIPHERTEXT") -> None:
         self.s3.put_object(Bucket=INBOX, Key=f"jobs/{TENANT}/{job}.ccc", Body=body)
@@ -167,6 +181,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    make_conditional_writes_atomic()  # as on AWS; moto alone lets two concurrent conditional writes both win
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
@@ -187,7 +202,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                  "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "jobs/"}]}}},
             ]},
         )
-        yield World(s3, sqs, queue_url, dlq_url, [], FakeEnclave())
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(**create_table_request(TABLE))
+        yield World(s3, sqs, queue_url, dlq_url, [], FakeEnclave(), dynamodb)
 
 
 def test_job_result_and_attestation_are_written_before_the_message_is_deleted(world: World) -> None:
@@ -203,9 +220,11 @@ def test_job_result_and_attestation_are_written_before_the_message_is_deleted(wo
     from ccc_core.telemetry.propagation import job_trace_id
 
     assert metadata.pop("traceparent").startswith(f"00-{job_trace_id(JOB_A)}-")
+    digest = hashlib.sha256(b"RESULT-CT:" + JOB_A.encode()).hexdigest()
     assert metadata == {"ccc-job": JOB_A, "ccc-tenant": TENANT, "ccc-model-sha256": "ab" * 32,
-                        "ccc-pcr0": "cd" * 48, "ccc-kind": "result"}
-    att = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.att")
+                        "ccc-pcr0": "cd" * 48, "ccc-kind": "result", "ccc-result-sha256": digest}
+    # The attestation is addressed by the digest of the result it binds.
+    att = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.{digest}.att")
     assert att["Body"].read() == b"ATTESTATION:" + JOB_A.encode()
     assert world.queue_counts() == (0, 0)
 
@@ -395,4 +414,169 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
 
 
 def test_outcome_values_are_stable() -> None:
-    assert {o.value for o in MessageOutcome} == {"done", "already_done", "failed", "retry", "ignored", "unparseable"}
+    assert {o.value for o in MessageOutcome} == {"done", "already_done", "leased", "failed", "retry", "ignored",
+                                                 "unparseable"}
+
+
+# ------------------------------------------------------------------ duplicate delivery (issue 13)
+
+
+def unique_run_reply(request: JobRequest) -> JobReply:
+    """Every enclave pass yields its own ciphertext (ESDK draws a fresh data key) and an attestation
+    binding exactly it (user_data = its SHA-256), as the real enclave does."""
+    ciphertext = b"RESULT-CT:" + request.job.job_id.encode() + b":" + request.request_id.encode()
+    return JobSuccess(
+        request_id=request.request_id, result_ciphertext=ciphertext,
+        attestation_document=b"ATTESTS:" + hashlib.sha256(ciphertext).digest(),
+        metrics=JobMetrics(decrypt_ms=1.0, infer_ms=2.0, encrypt_ms=3.0, attest_ms=4.0),
+        model_sha256="ab" * 32, pcr0_hex="cd" * 48,
+    )
+
+
+def pair_verifies(world: World, job: str) -> bool:
+    """What the client checks: the attestation found for the stored result binds its bytes."""
+    ref = JobRef(tenant=TENANT, job_id=job)
+    ciphertext = world.s3.get_object(Bucket=RESULTS, Key=ref.result_key)["Body"].read()
+    document = world.s3.get_object(Bucket=RESULTS, Key=attestation_key_for_result(ref, ciphertext))["Body"].read()
+    return bool(document == b"ATTESTS:" + hashlib.sha256(ciphertext).digest())
+
+
+def duplicate(world: World, job: str) -> None:
+    body = encode_work_message(encode_s3_notification([(INBOX, f"jobs/{TENANT}/{job}.ccc")], region=REGION,
+                                                      time=datetime.now(UTC)))
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=body)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+class CommitOrder:
+    """S3 proxy forcing the worst interleaving of two runs' writes: the run whose attestation was
+    written first writes its result last. With one fixed key for each (the old layout) that left
+    one run's result beside the other run's attestation: a torn pair, NOT VERIFIED for ever."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._attested: list[int] = []
+        self._second_result_written = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        me = threading.get_ident()
+        if kwargs["Key"].endswith(".att"):
+            with self._lock:
+                self._attested.append(me)
+            return self._client.put_object(**kwargs)
+        if kwargs["Key"].endswith(".ccc"):
+            wait_until(lambda: len(self._attested) == 2, 10, "both runs to write their attestations")
+            if me == self._attested[0]:
+                assert self._second_result_written.wait(10)
+                return self._client.put_object(**kwargs)
+            try:
+                return self._client.put_object(**kwargs)
+            finally:
+                self._second_result_written.set()
+        return self._client.put_object(**kwargs)
+
+
+def test_two_concurrent_runs_of_one_job_never_leave_a_torn_result(world: World) -> None:
+    """Without leases both duplicates run; the attestation is addressed by the result's digest and the
+    result is written only if none exists, so the first committed pair stands and verifies."""
+    both_running = threading.Barrier(2, timeout=10)
+
+    def meet_then_reply(request: JobRequest) -> JobReply:
+        both_running.wait()
+        return unique_run_reply(request)
+
+    world.enclave.behaviour = meet_then_reply
+    world.upload(JOB_A)
+    duplicate(world, JOB_A)
+    agent = world.agent(s3=CommitOrder(world.s3))
+    world.run(agent, messages=3)  # the S3 test event + the job twice
+    assert len(world.enclave.requests) == 2
+    assert agent.stats == {"ignored": 1, "done": 1, "already_done": 1}
+    assert pair_verifies(world, JOB_A)
+    assert world.queue_counts() == (0, 0)
+
+
+@pytest.mark.parametrize("leases", [True, False], ids=["leases", "no-leases"])
+def test_a_storm_of_duplicates_across_two_workers_ends_done_once_and_verified(world: World, leases: bool) -> None:
+    jobs = [f"{i:032x}" for i in range(1, 7)]
+    copies = 4
+
+    def slow_reply(request: JobRequest) -> JobReply:
+        time.sleep(0.05)  # long enough for duplicates to arrive while the job runs
+        return unique_run_reply(request)
+
+    world.enclave.behaviour = slow_reply
+    for job in jobs:
+        world.upload(job)
+        for _ in range(copies - 1):
+            duplicate(world, job)
+    workers = [world.agent(leases=leases, lease_s=2.0), world.agent(leases=leases, lease_s=2.0)]
+    with world.running(workers[0]), world.running(workers[1]):
+        wait_until(lambda: world.queue_counts() == (0, 0) and all(world.result_exists(f"results/{TENANT}/{j}.ccc")
+                                                                 for j in jobs), 30, "every job and duplicate")
+    runs = Counter(request.job.job_id for request in world.enclave.requests)
+    stats: Counter[str] = Counter()
+    for agent in workers:
+        stats.update(agent.stats)
+    assert stats["done"] == len(jobs), stats  # every job done exactly once
+    assert set(stats) <= {"ignored", "done", "already_done", "leased"}, stats  # no retry, failure or DLQ
+    assert all(pair_verifies(world, job) for job in jobs)
+    assert world.queue_counts(world.dlq_url) == (0, 0)
+    if leases:
+        assert runs == {job: 1 for job in jobs}  # claimed before it runs: one enclave pass per job
+        assert all("lease_owner" not in (world.dynamodb.get_item(TableName=TABLE, Key={"job_id": {"S": job}})
+                                         .get("Item") or {}) for job in jobs)  # released
+    else:
+        assert set(runs) == set(jobs) and all(n >= 1 for n in runs.values())
+
+
+def test_a_dead_workers_lease_expires_and_the_job_then_runs_once(world: World) -> None:
+    """A worker killed after claiming never releases: the next delivery waits for the lease to end."""
+    ref = JobRef(tenant=TENANT, job_id=JOB_A)
+    now = datetime.now(UTC)
+    dead = world.leases().claim(ref, "killed-worker", now=now, until=now + timedelta(seconds=1))
+    assert not isinstance(dead, LeaseHeld)
+    world.enclave.behaviour = unique_run_reply
+    world.upload(JOB_A)
+    agent = world.agent(leases=True)
+    world.run(agent, messages=3)  # test event, the job (leased: returned), the job again (runs)
+    assert agent.stats == {"ignored": 1, "leased": 1, "done": 1}
+    assert len(world.enclave.requests) == 1 and pair_verifies(world, JOB_A)
+
+
+def test_a_stalled_worker_whose_lease_expired_cannot_replace_the_result(world: World) -> None:
+    """The first run stalls past its lease mid-job; a duplicate claims the expired lease and commits;
+    the stalled run then finishes and is refused by the conditional result write."""
+    stalled = threading.Event()
+    first: list[str] = []
+
+    def stall_first(request: JobRequest) -> JobReply:
+        if not first:
+            first.append(request.request_id)
+            assert stalled.wait(20)
+        return unique_run_reply(request)
+
+    world.enclave.behaviour = stall_first
+    world.upload(JOB_A)
+    agent = world.agent(leases=True, lease_s=1.0)
+    with world.running(agent):
+        wait_until(lambda: bool(first), 10, "the first run to start")
+        duplicate(world, JOB_A)
+        wait_until(lambda: world.result_exists(f"results/{TENANT}/{JOB_A}.ccc"), 15, "the duplicate's result")
+        committed = world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.ccc")["Body"].read()
+        stalled.set()
+        wait_until(lambda: world.queue_counts() == (0, 0) and agent.stats["already_done"] == 1, 15, "the stalled run")
+    assert agent.stats == {"ignored": 1, "leased": 1, "done": 1, "already_done": 1}
+    assert len(world.enclave.requests) == 2  # a lease that expires mid-job costs a second pass, never a torn pair
+    assert world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.ccc")["Body"].read() == committed
+    assert pair_verifies(world, JOB_A)

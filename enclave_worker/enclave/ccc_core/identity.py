@@ -24,6 +24,8 @@ KIND_RESULT = "result"
 INBOX_PREFIX = "jobs/"
 RESULTS_PREFIX = "results/"
 CIPHERTEXT_SUFFIX = ".ccc"
+# Attestation documents are results/<tenant>/<job>.<sha256 of the result>.att, named by the
+# contract that writes and reads them (ccc_common.contracts.result_objects), outside the enclave.
 ATTESTATION_SUFFIX = ".att"
 # Written by the parent agent when the enclave rejects a job for good (bad ciphertext, wrong
 # context, not an image): metadata only, so the job ends `failed` with a reason instead of vanishing.
@@ -69,10 +71,6 @@ class JobRef:
     @property
     def result_key(self) -> str:
         return f"{RESULTS_PREFIX}{self.tenant}/{self.job_id}{CIPHERTEXT_SUFFIX}"
-
-    @property
-    def attestation_key(self) -> str:
-        return f"{RESULTS_PREFIX}{self.tenant}/{self.job_id}{ATTESTATION_SUFFIX}"
 
     @property
     def failure_key(self) -> str:

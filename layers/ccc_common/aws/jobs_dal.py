@@ -55,7 +55,7 @@ def job_to_item(job: Job, ttl_attribute: str = TTL_ATTRIBUTE) -> dict[str, dict[
         "attempts": _n(job.attempts),
         ttl_attribute: _n(job.ttl),
     }
-    for name in ("result_key", "attestation_key", "error"):
+    for name in ("result_key", "error"):
         value = getattr(job, name)
         if value is not None:
             item[name] = _s(value)
@@ -84,7 +84,6 @@ def item_to_job(item: dict[str, Any], ttl_attribute: str = TTL_ATTRIBUTE) -> Job
             updated_at=parse_timestamp(updated_text) if updated_text else created,
             attempts=number("attempts", 0),
             result_key=text("result_key"),
-            attestation_key=text("attestation_key"),
             error=text("error"),
             ttl=number(ttl_attribute, 0),
         )
@@ -102,7 +101,6 @@ _JOB_ATTRIBUTES = frozenset(
         "updated_at",
         "attempts",
         "result_key",
-        "attestation_key",
         "error",
     }
 )
@@ -176,9 +174,8 @@ class DynamoJobStore(JobStore):
         removes: list[str] = []
         if event.status is JobStatus.DONE:
             ref = event.ref
-            sets += ["result_key = :result_key", "attestation_key = :attestation_key"]
+            sets.append("result_key = :result_key")
             values[":result_key"] = _s(ref.result_key)
-            values[":attestation_key"] = _s(ref.attestation_key)
             removes.append("#error")
             names["#error"] = "error"
         elif event.status is JobStatus.FAILED:

@@ -1,12 +1,15 @@
 """S3 adapters of the object-storage ports (``ccc_common.domain.storage_ports``): the dead-letter
-archive, the failure-record reader and the presigner. Each receives a boto3 S3 client."""
+archive, the failure-record reader, the presigner and the result-digest reader. Each receives a
+boto3 S3 client."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES
-from ccc_common.domain.storage_ports import Archive, FailureRecordReader, Presigner
+from ccc_common.contracts.result_objects import digest_from_metadata
+from ccc_common.domain.storage_ports import Archive, FailureRecordReader, Presigner, ResultDigests
+from ccc_core.aws_errors import client_error_code
 
 
 class S3Archive(Archive):
@@ -59,3 +62,19 @@ class S3Presigner(Presigner):
             Bucket=bucket, Key=key, Conditions=[["content-length-range", 1, max_bytes]], ExpiresIn=expires_in
         )
         return {"url": post["url"], "fields": dict(post["fields"])}
+
+
+class S3ResultDigests(ResultDigests):
+    """HEAD of the result object: its declared digest, without downloading the ciphertext."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def result_digest(self, bucket: str, key: str) -> str | None:
+        try:
+            head = self._client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if client_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return digest_from_metadata(head.get("Metadata"))

@@ -9,7 +9,9 @@ Layout:
   * partition key ``job_id`` (S, 32 hex); TTL attribute ``ttl`` (N, epoch seconds)
   * GSI ``by-tenant``: partition ``tenant`` (S), sort ``created_at`` (S, ISO-8601 UTC), projection ALL
 Items also carry ``status`` (S) and ``status_rank`` (N), ``updated_at`` (S), ``attempts`` (N) and,
-when known, ``result_key``, ``attestation_key``, ``error`` (S).
+when known, ``result_key`` and ``error`` (S). The attestation's key depends on the result's digest
+(``ccc_common.contracts.result_objects``), so it is read from the result object, not stored here.
+While a worker runs the job, ``lease_owner`` (S) and ``lease_until`` (N, epoch ms) hold its lease.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ TENANT_INDEX = "by-tenant"
 TENANT_INDEX_PARTITION_KEY = "tenant"
 TENANT_INDEX_SORT_KEY = "created_at"
 TTL_ATTRIBUTE = "ttl"
+# The job lease (``ccc_common.domain.job_leases``): who is running the job and until when (N, epoch ms).
+LEASE_OWNER = "lease_owner"
+LEASE_UNTIL = "lease_until"
 
 
 def create_table_request(table_name: str) -> dict[str, Any]:

@@ -122,7 +122,6 @@ class Job(_JobIdentity):
     updated_at: datetime
     attempts: int = Field(default=0, ge=0)
     result_key: str | None = None
-    attestation_key: str | None = None
     error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
     ttl: int = Field(ge=0, description="epoch seconds; DynamoDB TTL deletes the item after it")
 
@@ -240,7 +239,7 @@ def _advance(job: Job, event: JobEvent) -> Job:
     changes: dict[str, Any] = {"status": event.status, "updated_at": event.at}
     if event.status is JobStatus.DONE:
         ref = event.ref
-        changes.update(result_key=ref.result_key, attestation_key=ref.attestation_key, error=None)
+        changes.update(result_key=ref.result_key, error=None)
     elif event.status is JobStatus.FAILED:
         changes["error"] = event.error or "failed (no reason recorded)"
         if event.attempts is not None:

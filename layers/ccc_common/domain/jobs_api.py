@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ccc_common.contracts.result_objects import attestation_key
 from ccc_common.domain.job_store import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
 from ccc_common.domain.jobs import Job, JobStatus, format_timestamp, new_job
 from ccc_common.domain.settings import stage_settings
-from ccc_common.domain.storage_ports import Presigner
+from ccc_common.domain.storage_ports import Presigner, ResultDigests
 from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
@@ -106,6 +107,7 @@ class JobsService:
         self,
         store: JobStore,
         presigner: Presigner,
+        results: ResultDigests,
         *,
         inbox_bucket: str,
         results_bucket: str,
@@ -117,6 +119,7 @@ class JobsService:
     ) -> None:
         self._store = store
         self._presigner = presigner
+        self._digests = results
         self._inbox = inbox_bucket
         self._results = results_bucket
         self._ttl_days = ttl_days
@@ -167,8 +170,11 @@ class JobsService:
         view["result"] = None
         view["attestation"] = None
         if job.status is JobStatus.DONE:
-            view["result"] = self._download(job.result_key or job.ref.result_key)
-            view["attestation"] = self._download(job.attestation_key or job.ref.attestation_key)
+            result_key = job.result_key or job.ref.result_key
+            view["result"] = self._download(result_key)
+            # The attestation is addressed by the result's digest: the one written for this result.
+            digest = self._digests.result_digest(self._results, result_key)
+            view["attestation"] = None if digest is None else self._download(attestation_key(job.ref, digest))
         return view
 
     def list_jobs(self, tenant: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
@@ -252,6 +258,7 @@ class JobsApi:
 def jobs_api_for(
     store: JobStore,
     presigner: Presigner,
+    results: ResultDigests,
     *,
     stage: str,
     inbox_bucket: str,
@@ -265,6 +272,7 @@ def jobs_api_for(
     service = JobsService(
         store,
         presigner,
+        results,
         inbox_bucket=inbox_bucket,
         results_bucket=results_bucket,
         ttl_days=settings.job_ttl_days,

@@ -38,3 +38,12 @@ class Presigner(ABC):
     @abstractmethod
     def presign_post(self, bucket: str, key: str, expires_in: int, max_bytes: int) -> dict[str, Any]:
         """{"url": ..., "fields": {...}} for a browser-style POST limited to max_bytes."""
+
+
+class ResultDigests(ABC):
+    """The digest a finished job's result object declares, which addresses its attestation
+    (``ccc_common.contracts.result_objects``): read from the object's metadata, never its bytes."""
+
+    @abstractmethod
+    def result_digest(self, bucket: str, key: str) -> str | None:
+        """The declared SHA-256 (hex), or None when the object is missing or declares none."""

@@ -31,6 +31,7 @@ from ccc.client.progress import Progress
 from ccc.client.provenance import verify_result_attestation
 from ccc.client.target import Target
 from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES, DocumentError, decode_failure_record
+from ccc_common.contracts.result_objects import attestation_key_for_result
 from ccc_core.identity import JobRef
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
@@ -105,8 +106,8 @@ class SubmittedJob:
 class _Stored:
     """What the results prefix holds for a job right now."""
 
+    keys: frozenset[str]
     result: bool
-    attestation: bool
     failure: bool
 
 
@@ -270,11 +271,16 @@ class CccClient:
 
     def _fetch_from_s3(self, job: JobRef, report: JobReport) -> None:
         stored = self._stored(job)
-        if stored.result and stored.attestation:
+        if stored.result:
             report.status = "done"
             limits = self.target.limits
             ciphertext = self._get(job.result_key, limits.max_result_ciphertext_bytes)
-            document = self._get(job.attestation_key, limits.max_attestation_bytes)
+            # The attestation written for exactly these bytes (ccc_common.contracts.result_objects):
+            # another run's document can never be paired with this result.
+            key = attestation_key_for_result(job, ciphertext)
+            if key not in stored.keys:
+                raise VerificationError("the result has no attestation document (its digest names none)")
+            document = self._get(key, limits.max_attestation_bytes)
             self._verify_and_decrypt(job, ciphertext, document, report)
         elif stored.failure:
             report.status = "failed"
@@ -284,9 +290,7 @@ class CccClient:
         prefix = job.result_key.rsplit(".", 1)[0]
         listing = self.s3.list_objects_v2(Bucket=self.target.results_bucket, Prefix=prefix)
         keys = {item["Key"] for item in listing.get("Contents", [])}
-        return _Stored(
-            result=job.result_key in keys, attestation=job.attestation_key in keys, failure=job.failure_key in keys
-        )
+        return _Stored(keys=frozenset(keys), result=job.result_key in keys, failure=job.failure_key in keys)
 
     def _get(self, key: str, limit: int) -> bytes:
         response = self.s3.get_object(Bucket=self.target.results_bucket, Key=key)

@@ -328,6 +328,7 @@ def worker_processes(
         "queue_url": resources.queue_url,
         "inbox_bucket": layout.names.inbox_bucket,
         "results_bucket": layout.names.results_bucket,
+        "jobs_table": resources.jobs_table,
         "enclave": {"uri": endpoint},
         "aws": {
             "endpoint_url": layout.endpoint_url,

@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+    from ccc.local.moto_atomic import make_conditional_writes_atomic
+
+    make_conditional_writes_atomic()  # job leases and exactly-once results rely on it, as on AWS
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

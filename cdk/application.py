@@ -8,6 +8,8 @@ Context keys (all optional, `cdk synth -c key=value` or cdk.json):
   tenant_principals       JSON {tenant: [IAM ARNs]} of external client principals
   key_admins              comma-separated IAM ARNs that administer (never use) the data key
   powertools_layer_version  version of the public Powertools layer (default in cdk/orchestration.py)
+  network                 public (dev default: zero idle cost) | endpoints (prod default: no internet route)
+  warm_pool               stopped pre-installed instances kept for scale-out (default 1; 0 = none, spot in dev)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk.ccc_stack import CccStack, StackInputs
 from cdk.measurements import resolve_measurements
-from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, Ack, apply_acknowledgements
+from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, MIXED_INSTANCES, Ack, apply_acknowledgements
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION
 from cdk.stage_config import DEFAULT_STAGE, StageConfigError
 
@@ -54,7 +56,13 @@ def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
         layer_version = int(version)
     except (TypeError, ValueError):
         raise StageConfigError(f"powertools_layer_version {version!r} is not an integer") from None
+    try:
+        warm_pool = int(context.get("warm_pool", 1))
+    except (TypeError, ValueError):
+        raise StageConfigError(f"warm_pool {context.get('warm_pool')!r} is not an integer") from None
     return StackInputs(
+        network=None if context.get("network") is None else str(context["network"]),
+        warm_pool_size=warm_pool,
         measurements=resolve_measurements(stage, context),
         tenants=tenants,
         external_tenant_principals=_json_mapping(context.get("tenant_principals"), "tenant_principals"),
@@ -83,6 +91,7 @@ def build_app(
         stage=stage,
         fleet_group=stack.config.names.fleet_group,
         table=acknowledgements,
+        features=frozenset({MIXED_INSTANCES} if stack.config.warm_pool_size == 0 else ()),
     )
     return app, stack
 
@@ -104,4 +113,6 @@ _CONTEXT_KEYS = (
     "tenant_principals",
     "key_admins",
     "powertools_layer_version",
+    "network",
+    "warm_pool",
 )

@@ -39,13 +39,15 @@ class StackInputs:
     external_tenant_principals: Mapping[str, Sequence[str]] = field(default_factory=dict)
     key_admins: Sequence[str] = ()
     powertools_layer_version: int = POWERTOOLS_LAYER_VERSION
+    network: str | None = None  # NetworkMode value; None = the stage's default
+    warm_pool_size: int = 1
 
 
 class CccStack(Stack):
     """One stage of CCC (environment-agnostic: account and region are deploy-time parameters)."""
 
     def __init__(self, scope: Construct, *, stage: str, inputs: StackInputs) -> None:
-        config: StageConfig = stage_config(stage)
+        config: StageConfig = stage_config(stage, network=inputs.network, warm_pool_size=inputs.warm_pool_size)
         super().__init__(
             scope,
             config.names.stack_name,

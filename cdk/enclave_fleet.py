@@ -1,9 +1,20 @@
-"""The enclave fleet: a VPC without internet, VPC endpoints, the launch template, the Auto Scaling
-group (min 0) with a termination lifecycle hook, and the parent role's permissions.
+"""The enclave fleet: the VPC in one of two network modes, the launch template, the Auto Scaling
+group (min 0) with its warm pool and lifecycle hooks, and the parent role's permissions.
 
-Why no NAT: the hosts only talk to AWS APIs, and the enclave's single path out is vsock-proxy to
-the regional KMS endpoint. Interface endpoints make that work in isolated subnets; they are also
-the dominant idle cost of the stack (see docs/deploy.md), which is why dev spans one AZ.
+Why no NAT in either mode: the hosts only talk to AWS APIs, and the enclave's single path out is
+vsock-proxy to the regional KMS endpoint. ``endpoints`` mode makes that work in isolated subnets
+through interface endpoints, billed per endpoint per AZ-hour even at zero instances; ``public``
+mode gives each *running* host a public IPv4 address in a subnet with an internet gateway and no
+inbound rule, so a fleet at zero costs nothing in networking (docs/deploy.md argues the security
+side: the enclave's confidentiality rests on attestation + KMS, not on the network path).
+
+Why a warm pool (pool state Stopped, reuse on scale-in): scale-out from zero resumes an instance
+that already ran the install half of the bootstrap (cdk/user_data.py) instead of installing
+packages on the critical path; a stopped instance costs only its EBS volume. The launch hook holds
+a new instance in ``Warmed:Pending:Wait`` until install has finished (the start script completes
+it), and again in ``Pending:Wait`` on resume until the services run; the termination hook, which
+Auto Scaling also fires when reuse-on-scale-in returns an instance to the pool, lets the parent
+agent drain first.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from cdk import contract
 from cdk.identities import s3_via_service
 from cdk.measurements import Measurements
 from cdk.orchestration import fleet_group_arn
-from cdk.stage_config import StageConfig
+from cdk.stage_config import NetworkMode, StageConfig
 from cdk.user_data import HostSettings, render
 
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
@@ -44,6 +55,14 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 # default, `emf/logs/default` (it has no setting for another group), created by the agent on first use.
 EMF_TARGET = "tcp://127.0.0.1:25888"
 EMF_LOG_GROUP = "emf/logs/default"
+
+
+# Install (packages, release download, wheel install) must fit in the launch hook's heartbeat.
+LAUNCH_HEARTBEAT_S = 900
+
+
+def launch_hook_name(config: StageConfig) -> str:
+    return f"{config.names.lifecycle_hook}-launch"
 
 
 def emf_log_group_arns() -> list[str]:
@@ -95,9 +114,8 @@ class Fleet(Construct):
         data_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        names = config.names
-        fleet = config.settings.fleet
-
+        public = config.network is NetworkMode.PUBLIC
+        subnet_type = ec2.SubnetType.PUBLIC if public else ec2.SubnetType.PRIVATE_ISOLATED
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -107,7 +125,10 @@ class Fleet(Construct):
             # Restricting the default SG takes a custom-resource Lambda; nothing here uses the default SG.
             restrict_default_security_group=False,
             subnet_configuration=[
-                ec2.SubnetConfiguration(name="enclave-hosts", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)
+                # public: a public IPv4 per running host (billed only while it runs), no inbound rule.
+                ec2.SubnetConfiguration(
+                    name="enclave-hosts", subnet_type=subnet_type, cidr_mask=22, map_public_ip_on_launch=public or None
+                )
             ],
         )
         self.vpc.add_flow_log(
@@ -115,17 +136,31 @@ class Fleet(Construct):
             destination=ec2.FlowLogDestination.to_s3(access_logs, "vpc-flow-logs/"),
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
-        subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        subnets = ec2.SubnetSelection(subnet_type=subnet_type)
+        # Free in both modes, and keeps S3 traffic (releases, inbox, results, dnf repositories) off the internet.
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets])
         self.security_group = ec2.SecurityGroup(
             self,
             "HostSecurityGroup",
             vpc=self.vpc,
-            description="CCC enclave hosts: no inbound; HTTPS out, which only reaches VPC endpoints",
+            description=(
+                "CCC enclave hosts: no inbound; HTTPS out to AWS public endpoints"
+                if public
+                else "CCC enclave hosts: no inbound; HTTPS out, which only reaches VPC endpoints"
+            ),
             allow_all_outbound=False,
         )
-        # Isolated subnets have no route to the internet: 443 reaches the endpoints and S3 only.
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs via VPC endpoints")
+        # public: 443 out only (no DNS-over-anything-else, no plain HTTP); isolated: 443 reaches endpoints and S3.
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs over HTTPS only")
+        self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        if not public:
+            self._add_interface_endpoints(subnets)
+        self._build_hosts(
+            config, role, measurements, work_queue, inbox, results, artifacts, data_key, subnets
+        )
+        self._grant_parent(config, role, work_queue, inbox, results, artifacts, storage_key)
+
+    def _add_interface_endpoints(self, subnets: ec2.SubnetSelection) -> None:
         self.endpoint_security_group = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
@@ -148,6 +183,21 @@ class Fleet(Construct):
             for name, service in INTERFACE_ENDPOINTS.items()
         }
 
+    def _build_hosts(
+        self,
+        config: StageConfig,
+        role: iam.Role,
+        measurements: Measurements,
+        work_queue: sqs.IQueue,
+        inbox: s3.IBucket,
+        results: s3.IBucket,
+        artifacts: s3.IBucket,
+        data_key: kms.IKey,
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        names = config.names
+        fleet = config.settings.fleet
+        self.launch_hook_name = launch_hook_name(config)
         self.log_group = logs.LogGroup(
             self, "HostLogs", retention=config.log_retention, removal_policy=config.removal_policy
         )
@@ -177,6 +227,8 @@ class Fleet(Construct):
                 enclave_memory_mib=config.enclave_memory_mib,
                 environment=environment,
                 parent_config=self.parent_config,
+                fleet_group=names.fleet_group,
+                launch_hook=self.launch_hook_name,
             )
         )
         self.launch_template = ec2.LaunchTemplate(
@@ -185,6 +237,7 @@ class Fleet(Construct):
             machine_image=ec2.MachineImage.latest_amazon_linux2023(),
             role=role,
             security_group=self.security_group,
+            instance_type=ec2.InstanceType(config.instance_types[0]) if config.warm_pool_size else None,
             user_data=ec2.UserData.custom(self.user_data_script),
             nitro_enclave_enabled=True,
             require_imdsv2=True,
@@ -204,6 +257,8 @@ class Fleet(Construct):
                 )
             ],
         )
+        # A warm pool refuses a mixed instances policy (and spot): launch from the template directly.
+        mixed = None if config.warm_pool_size else self._mixed_instances(config, self.launch_template)
         self.group = autoscaling.AutoScalingGroup(
             self,
             "Group",
@@ -212,19 +267,8 @@ class Fleet(Construct):
             vpc_subnets=subnets,
             min_capacity=0,
             max_capacity=fleet.max_instances,
-            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
-                launch_template=self.launch_template,
-                launch_template_overrides=[
-                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t))
-                    for t in config.instance_types
-                ],
-                instances_distribution=autoscaling.InstancesDistribution(
-                    on_demand_base_capacity=0,
-                    on_demand_percentage_above_base_capacity=0 if config.use_spot else 100,
-                    on_demand_allocation_strategy=autoscaling.OnDemandAllocationStrategy.LOWEST_PRICE,
-                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
-                ),
-            ),
+            launch_template=self.launch_template if mixed is None else None,
+            mixed_instances_policy=mixed,
             capacity_rebalance=config.use_spot,
             group_metrics=[autoscaling.GroupMetrics.all()],
             health_checks=autoscaling.HealthChecks.ec2(grace_period=Duration.minutes(10)),
@@ -237,7 +281,42 @@ class Fleet(Construct):
             heartbeat_timeout=Duration.seconds(config.lifecycle_heartbeat_s),
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
-        self._grant_parent(config, role, work_queue, inbox, results, artifacts, storage_key)
+        # Install must finish before an instance is parked (Warmed:Pending:Wait) or served (Pending:Wait);
+        # if it never reports, ABANDON replaces the instance rather than parking a half-installed one.
+        self.group.add_lifecycle_hook(
+            "Launch",
+            lifecycle_hook_name=self.launch_hook_name,
+            lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_LAUNCHING,
+            heartbeat_timeout=Duration.seconds(LAUNCH_HEARTBEAT_S),
+            default_result=autoscaling.DefaultResult.ABANDON,
+        )
+        self.warm_pool: autoscaling.WarmPool | None = None
+        if config.warm_pool_size:
+            # Pool target = max(min, prepared - desired): at zero it holds warm_pool_size; a resume does not
+            # launch a replacement while the resumed host serves, and reuse-on-scale-in parks it again.
+            self.warm_pool = self.group.add_warm_pool(
+                min_size=0,
+                max_group_prepared_capacity=config.warm_pool_size,
+                pool_state=autoscaling.PoolState.STOPPED,
+                reuse_on_scale_in=True,
+            )
+
+    @staticmethod
+    def _mixed_instances(config: StageConfig, template: ec2.LaunchTemplate) -> autoscaling.MixedInstancesPolicy:
+        """Without a warm pool: several types, spot in dev (capacity is likelier across families)."""
+        return autoscaling.MixedInstancesPolicy(
+            launch_template=template,
+            launch_template_overrides=[
+                autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t))
+                for t in config.instance_types
+            ],
+            instances_distribution=autoscaling.InstancesDistribution(
+                on_demand_base_capacity=0,
+                on_demand_percentage_above_base_capacity=0 if config.use_spot else 100,
+                on_demand_allocation_strategy=autoscaling.OnDemandAllocationStrategy.LOWEST_PRICE,
+                spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+            ),
+        )
 
     def _grant_parent(
         self,

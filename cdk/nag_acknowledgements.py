@@ -4,8 +4,8 @@ Why a table: an acknowledgement is a security decision. Keeping them all here, e
 construct path and one exact finding id, makes them reviewable in one place and impossible to
 add silently elsewhere. Paths are relative to the stack. `{tenant}` expands to every tenant that
 has a client role, `{stage}` and `{fleet_group}` to the stage's values. An entry whose construct
-does not exist in a stage is skipped for that stage (tests check that each entry applies
-somewhere, so stale entries cannot pile up).
+does not exist in a stage is skipped for that stage, and so is one whose `only_if` feature the
+stack does not have (tests check that each entry applies somewhere, so stale entries cannot pile up).
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ class Ack:
     path: str  # construct path below the stack ("" = the stack itself)
     finding: str  # exact cdk-nag finding id, e.g. "AwsSolutions-IAM5[Resource::*]"
     reason: str
+    only_if: str = ""  # a stack feature (see `stack_features`) the finding exists with; "" = always
+
+
+# Features of a synthesised stack that decide whether a finding exists at all.
+MIXED_INSTANCES = "mixed-instances"  # the group has a mixed instances policy (no warm pool)
 
 
 _XRAY = (
@@ -155,6 +160,7 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
         "AwsSolutions-EC26",
         "The rule cannot evaluate the mixed-instances launch template (intrinsics). The launch template's "
         "only block device is encrypted (tests/infra assert Encrypted=true).",
+        only_if=MIXED_INSTANCES,
     ),
     Ack(
         "Fleet/Group/ASG",
@@ -187,21 +193,30 @@ def expand(table: Iterable[Ack], *, tenants: Iterable[str], stage: str, fleet_gr
                         ack.path.format(tenant=tenant, **values),
                         ack.finding.format(tenant=tenant, **values),
                         ack.reason,
+                        ack.only_if,
                     )
                 )
         else:
-            concrete.append(Ack(ack.path.format(**values), ack.finding.format(**values), ack.reason))
+            concrete.append(Ack(ack.path.format(**values), ack.finding.format(**values), ack.reason, ack.only_if))
     return concrete
 
 
 def apply_acknowledgements(
-    stack: Stack, *, tenants: Iterable[str], stage: str, fleet_group: str, table: tuple[Ack, ...] = ACKNOWLEDGEMENTS
+    stack: Stack,
+    *,
+    tenants: Iterable[str],
+    stage: str,
+    fleet_group: str,
+    table: tuple[Ack, ...] = ACKNOWLEDGEMENTS,
+    features: frozenset[str] = frozenset(),
 ) -> list[Ack]:
     """Acknowledge each finding on its construct; return the entries that applied."""
     applied = []
     for ack in expand(table, tenants=tenants, stage=stage, fleet_group=fleet_group):
         if not ack.reason.strip():
             raise ValueError(f"acknowledgement {ack.finding} at {ack.path!r} has no reason")
+        if ack.only_if and ack.only_if not in features:
+            continue
         target = _find(stack, ack.path)
         if target is None:
             continue

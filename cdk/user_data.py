@@ -1,4 +1,15 @@
-"""The enclave host's boot script (EC2 user data), rendered from repo files at synth time.
+"""The enclave host's bootstrap (EC2 user data), rendered from repo files at synth time, in two parts.
+
+*Install* runs once, when the instance is created (cloud-init runs user data on the first boot
+only): packages, allocator and vsock-proxy configuration, the release (EIF + agent wheels), the
+units and the *start* script. *Start* (`/opt/ccc/bin/ccc-start`, a oneshot unit enabled for every
+boot) installs nothing: it reads the instance's Auto Scaling target state from IMDS and either
+(a) hands a freshly installed instance to the warm pool (`Warmed:*`: start no service, complete
+the launch lifecycle action so Auto Scaling stops it fully installed), or (b) serves
+(`InService`): re-fetch the release only if the target release differs from the installed one,
+start vsock-proxy, the enclave and the parent, then complete the launch action. A resumed warm-pool
+instance therefore boots straight into (b). The units are not `enable`d: only start launches them,
+so an instance never serves while it is being parked in the warm pool.
 
 Why rendered here and not baked into an AMI: every value that ties a host to its stage (queue,
 buckets, release of the EIF and agent, the regional KMS endpoint for the vsock-proxy allowlist)
@@ -25,6 +36,8 @@ from cdk import contract
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "enclave_worker" / "systemd"
 UNITS = ("ccc-vsock-proxy.service", "ccc-enclave.service", "ccc-parent.service")
 PARENT_CONFIG_PATH = "/etc/ccc/parent.json"
+START_SCRIPT_PATH = "/opt/ccc/bin/ccc-start"
+START_UNIT = "ccc-start.service"
 PACKAGES = ("aws-nitro-enclaves-cli", "python3.11", "python3.11-pip", "amazon-cloudwatch-agent")
 DISTRIBUTION = "confidential-cat-counter"
 
@@ -39,6 +52,8 @@ class HostSettings:
     enclave_memory_mib: int
     environment: Mapping[str, str]  # written to /etc/ccc/ccc.env for the units
     parent_config: Mapping[str, Any]  # written to /etc/ccc/parent.json (enclave_worker.parent.agent_config format)
+    fleet_group: str = ""  # the Auto Scaling group whose launch lifecycle action start completes
+    launch_hook: str = ""  # the launch hook's name ("" = no launch hook: start completes nothing)
 
 
 def read_units(directory: Path = SYSTEMD_DIR) -> dict[str, str]:
@@ -71,6 +86,64 @@ def _cloudwatch_agent_config(log_group: str) -> str:
     )
 
 
+def _fetch_release_lines() -> str:
+    """The release download + agent install from the local wheelhouse (install, and start on a release change)."""
+    return f"""  aws s3 cp --region "$REGION" "$RELEASE/{contract.EIF_NAME}" /opt/ccc/{contract.EIF_NAME}
+  aws s3 cp --region "$REGION" "$RELEASE/{contract.MEASUREMENTS_NAME}" /opt/ccc/{contract.MEASUREMENTS_NAME}
+  aws s3 cp --region "$REGION" "$RELEASE/{contract.AGENT_BUNDLE_NAME}" /opt/ccc/{contract.AGENT_BUNDLE_NAME}
+  rm -rf /opt/ccc/wheelhouse && install -d -m 0755 /opt/ccc/wheelhouse
+  tar -xzf /opt/ccc/{contract.AGENT_BUNDLE_NAME} -C /opt/ccc/wheelhouse
+  test -x /opt/ccc/venv/bin/python || python3.11 -m venv /opt/ccc/venv
+  /opt/ccc/venv/bin/pip install --no-index --force-reinstall --find-links /opt/ccc/wheelhouse {DISTRIBUTION}
+  echo "$RELEASE" > /opt/ccc/release.installed"""
+
+
+def render_start(host: HostSettings) -> str:
+    """The every-boot script (see the module docstring): decide warm pool vs serve, start, complete the hook."""
+    complete = (
+        f'aws autoscaling complete-lifecycle-action --region "$REGION" --auto-scaling-group-name {host.fleet_group} '
+        f'--lifecycle-hook-name {host.launch_hook} --instance-id "$INSTANCE" --lifecycle-action-result CONTINUE '
+        '|| echo "no launch lifecycle action pending"'
+        if host.launch_hook
+        else "true  # no launch hook"
+    )
+    return f"""#!/bin/bash
+# CCC start (every boot; rendered by cdk/user_data.py). Installs nothing.
+set -euo pipefail
+exec >>/var/log/ccc-bootstrap.log 2>&1
+echo "ccc start $(date -u +%FT%TZ)"
+REGION={host.region}
+RELEASE=$(cat /etc/ccc/release.target)
+imds() {{
+  local token
+  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")
+  curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}}
+INSTANCE=$(imds instance-id)
+# The target state appears shortly after boot; empty means "not in a group" (serve).
+TARGET=""
+for _ in $(seq 1 60); do
+  TARGET=$(imds autoscaling/target-lifecycle-state || true)
+  [ -n "$TARGET" ] && break
+  sleep 2
+done
+case "$TARGET" in
+  Warmed:*)
+    echo "entering the warm pool ($TARGET): installed, nothing started"
+    {complete}
+    exit 0
+    ;;
+esac
+if [ "$(cat /opt/ccc/release.installed 2>/dev/null || true)" != "$RELEASE" ]; then
+  echo "release changed: fetching $RELEASE"
+{_fetch_release_lines()}
+fi
+systemctl start {" ".join(shlex.quote(u) for u in UNITS)}
+{complete}
+echo "ccc start done $(date -u +%FT%TZ)"
+"""
+
+
 def render(host: HostSettings, units: Mapping[str, str] | None = None) -> str:
     units = dict(read_units() if units is None else units)
     release = f"s3://{host.artifacts_bucket}/{contract.RELEASE_PREFIX}{host.release_id}"
@@ -87,10 +160,11 @@ def render(host: HostSettings, units: Mapping[str, str] | None = None) -> str:
         for name, text in units.items()
     )
     return f"""#!/bin/bash
-# CCC enclave host bootstrap (rendered by cdk/user_data.py; units from enclave_worker/systemd/).
+# CCC enclave host *install* (first boot only; rendered by cdk/user_data.py; units from
+# enclave_worker/systemd/). Every boot then runs {START_SCRIPT_PATH} ({START_UNIT}).
 set -euo pipefail
 exec >>/var/log/ccc-bootstrap.log 2>&1
-echo "ccc bootstrap start $(date -u +%FT%TZ)"
+echo "ccc install start $(date -u +%FT%TZ)"
 REGION={host.region}
 RELEASE={release}
 
@@ -117,12 +191,8 @@ install -d -m 0755 /opt/ccc /opt/ccc/wheelhouse /etc/ccc
 install -d -m 0750 /var/log/ccc
 id ccc >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin ccc
 chown ccc:ccc /var/log/ccc
-aws s3 cp --region "$REGION" "$RELEASE/{contract.EIF_NAME}" /opt/ccc/{contract.EIF_NAME}
-aws s3 cp --region "$REGION" "$RELEASE/{contract.MEASUREMENTS_NAME}" /opt/ccc/{contract.MEASUREMENTS_NAME}
-aws s3 cp --region "$REGION" "$RELEASE/{contract.AGENT_BUNDLE_NAME}" /opt/ccc/{contract.AGENT_BUNDLE_NAME}
-tar -xzf /opt/ccc/{contract.AGENT_BUNDLE_NAME} -C /opt/ccc/wheelhouse
-python3.11 -m venv /opt/ccc/venv
-/opt/ccc/venv/bin/pip install --no-index --find-links /opt/ccc/wheelhouse {DISTRIBUTION}
+echo "$RELEASE" > /etc/ccc/release.target
+{_fetch_release_lines()}
 
 # 5. Configuration for the units (no secrets: credentials come from IMDSv2 at run time).
 cat > /etc/ccc/ccc.env <<'EOF_CCC'
@@ -141,9 +211,30 @@ EOF_CCC
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\
   -c file:/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json
 
-# 7. The services: vsock-proxy, the enclave, the parent agent.
+# 7. The services (vsock-proxy, the enclave, the parent agent) are started by start, never at boot.
 {unit_blocks}
+
+# 8. Start, on this and every later boot (a resumed warm-pool instance runs only this).
+install -d -m 0755 /opt/ccc/bin
+cat > {START_SCRIPT_PATH} <<'EOF_CCC_START'
+{render_start(host).rstrip()}
+EOF_CCC_START
+chmod 0755 {START_SCRIPT_PATH}
+cat > /etc/systemd/system/{START_UNIT} <<'EOF_CCC_UNIT'
+[Unit]
+Description=CCC start: serve or park in the warm pool (installs nothing)
+Wants=network-online.target
+After=network-online.target nitro-enclaves-allocator.service
+
+[Service]
+Type=oneshot
+ExecStart={START_SCRIPT_PATH}
+
+[Install]
+WantedBy=multi-user.target
+EOF_CCC_UNIT
 systemctl daemon-reload
-systemctl enable --now {" ".join(shlex.quote(u) for u in UNITS)}
-echo "ccc bootstrap done $(date -u +%FT%TZ)"
+systemctl enable {START_UNIT}
+echo "ccc install done $(date -u +%FT%TZ)"
+systemctl start {START_UNIT}
 """

@@ -74,6 +74,51 @@ def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(request.param)
 
 
+# The other network mode of each stage (dev defaults to `public`, prod to `endpoints`): synthesised
+# once per session for the network-mode, cdk-nag/cfn-lint and cost-table tests, not for every test.
+@pytest.fixture(scope="session")
+def dev_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesise(
+        "dev", {"measurements": str(PLACEHOLDER), "network": "endpoints"}, tmp_path_factory.mktemp("cdk-dev-endpoints")
+    )
+
+
+@pytest.fixture(scope="session")
+def prod_public(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesise(
+        "prod",
+        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": "demo,acme", "network": "public"},
+        tmp_path_factory.mktemp("cdk-prod-public"),
+    )
+
+
+@pytest.fixture(scope="session")
+def dev_without_warm_pool(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """warm_pool=0: the mixed-instances, spot-in-dev group a warm pool rules out."""
+    return synthesise(
+        "dev", {"measurements": str(PLACEHOLDER), "warm_pool": 0}, tmp_path_factory.mktemp("cdk-dev-no-warm-pool")
+    )
+
+
+# Every (stage, network mode): the stage defaults plus the other mode of each.
+ALL_MODES = ("dev", "prod", "dev_endpoints", "prod_public")
+
+
+@pytest.fixture(scope="session", params=ALL_MODES)
+def any_mode(request: pytest.FixtureRequest) -> Synth:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session", params=["prod", "dev_endpoints"])
+def endpoints_mode(request: pytest.FixtureRequest) -> Synth:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session", params=["dev", "prod_public"])
+def public_mode(request: pytest.FixtureRequest) -> Synth:
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="session")
 def fixture_measurements() -> dict[str, Any]:
     return json.loads(MEASUREMENTS_FIXTURE.read_text())

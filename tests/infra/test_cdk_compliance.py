@@ -14,7 +14,8 @@ import pytest
 from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, expand
 
 
-def test_cdk_nag_reports_no_unacknowledged_finding(synth: Any) -> None:
+def test_cdk_nag_reports_no_unacknowledged_finding(any_mode: Any) -> None:
+    synth = any_mode
     # The synth itself fails on a finding; the report shows the plugin ran and concluded cleanly.
     report = json.loads((synth.outdir / "validation-report.json").read_text())
     assert report["pluginReports"] == []
@@ -27,6 +28,8 @@ def _unacknowledged_findings(synth: Any, outdir: Path) -> set[tuple[str, str]]:
 
     context = {"stage": synth.stage, "measurements": str(synth.stack.inputs.measurements.source)}
     context["tenants"] = ",".join(synth.stack.inputs.tenants)
+    context["network"] = synth.stack.config.network.value
+    context["warm_pool"] = synth.stack.config.warm_pool_size
     app, stack = build_app(context, outdir=str(outdir), acknowledgements=())
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
@@ -40,9 +43,16 @@ def _unacknowledged_findings(synth: Any, outdir: Path) -> set[tuple[str, str]]:
     }
 
 
-def test_cdk_nag_is_live_and_every_acknowledgement_silences_a_real_finding(synth: Any, tmp_path: Path) -> None:
+@pytest.fixture(params=["dev", "prod", "dev_without_warm_pool"])
+def fleet_variant(request: pytest.FixtureRequest) -> Any:
+    """The stage defaults and the mixed-instances group (its own finding and acknowledgement)."""
+    return request.getfixturevalue(request.param)
+
+
+def test_cdk_nag_is_live_and_every_acknowledgement_silences_a_real_finding(fleet_variant: Any, tmp_path: Path) -> None:
     """Without the table the same app must refuse to synthesise; with it, each entry must match a
     finding (no stale acknowledgements) and each finding must be matched (else the synth fails)."""
+    synth = fleet_variant
     findings = _unacknowledged_findings(synth, tmp_path)
     assert findings
     for ack in synth.applied_acks:
@@ -60,12 +70,13 @@ def test_every_acknowledgement_has_a_real_reason() -> None:
     assert len(keys) == len(set(keys)), "duplicate acknowledgement"
 
 
-def test_every_table_entry_applies_in_some_stage(dev: Any, prod: Any) -> None:
-    applied = {(a.path, a.finding) for a in dev.applied_acks + prod.applied_acks}
+def test_every_table_entry_applies_in_some_stage(dev: Any, prod: Any, dev_without_warm_pool: Any) -> None:
+    synths = (dev, prod, dev_without_warm_pool)
+    applied = {(a.path, a.finding) for s in synths for a in s.applied_acks}
     for entry in ACKNOWLEDGEMENTS:
         concrete = {
             (c.path, c.finding)
-            for s in (dev, prod)
+            for s in synths
             for c in expand(
                 [entry], tenants=s.stack.inputs.tenants, stage=s.stage, fleet_group=s.stack.config.names.fleet_group
             )
@@ -83,7 +94,8 @@ def _cfn_lint() -> list[str]:
     return [found]
 
 
-def test_cfn_lint_finds_no_errors(synth: Any, tmp_path: Path) -> None:
+def test_cfn_lint_finds_no_errors(any_mode: Any, tmp_path: Path) -> None:
+    synth = any_mode
     template = tmp_path / synth.template_path.name
     shutil.copy(synth.template_path, template)
     result = subprocess.run(

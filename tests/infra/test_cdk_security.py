@@ -13,7 +13,14 @@ from ccc_common.domain.key_policy import lint_key_policy
 from ccc_common.domain.naming import PROJECT
 from ccc_common.domain.settings import stage_settings
 from cdk import contract
-from cdk.stage_config import ENCLAVE_INSTANCE_TYPES, TAG_STAGE, stage_config
+from cdk.stage_config import (
+    ENCLAVE_INSTANCE_TYPES,
+    TAG_STAGE,
+    WARM_POOL_INSTANCE_TYPE,
+    NetworkMode,
+    StageConfigError,
+    stage_config,
+)
 from tests.infra.iam_helpers import (
     as_list,
     forbidden_lambda_kms,
@@ -62,7 +69,9 @@ def test_every_ebs_volume_is_encrypted(synth: Any) -> None:
     assert all(m["Ebs"]["Encrypted"] is True for m in mappings)
 
 
-def test_instance_types_are_enclave_capable_and_purchase_option_follows_stage(synth: Any) -> None:
+def test_instance_types_are_enclave_capable_and_purchase_option_follows_stage(dev_without_warm_pool: Any) -> None:
+    synth = dev_without_warm_pool
+    assert not synth.of_type("AWS::AutoScaling::WarmPool")
     policy = _group(synth)["MixedInstancesPolicy"]
     types = [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]]
     assert types and set(types) <= set(ENCLAVE_INSTANCE_TYPES)
@@ -72,15 +81,51 @@ def test_instance_types_are_enclave_capable_and_purchase_option_follows_stage(sy
     assert on_demand == (0 if synth.stage == "dev" else 100)
 
 
+def test_warm_pool_group_launches_one_enclave_capable_type_on_demand(synth: Any) -> None:
+    # Auto Scaling refuses a warm pool on a group with a mixed instances policy or spot.
+    group = _group(synth)
+    assert "MixedInstancesPolicy" not in group
+    assert group["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": synth.logical_id(synth.stack.fleet.launch_template)}
+    data = _launch_template(synth)
+    assert data["InstanceType"] == WARM_POOL_INSTANCE_TYPE in ENCLAVE_INSTANCE_TYPES
+    assert "InstanceMarketOptions" not in data
+    (pool,) = synth.of_type("AWS::AutoScaling::WarmPool").values()
+    props = pool["Properties"]
+    assert props["PoolState"] == "Stopped"
+    assert props["InstanceReusePolicy"] == {"ReuseOnScaleIn": True}
+    # At desired 0 the pool holds MaxGroupPreparedCapacity; MinSize 0 so a resume does not launch a spare.
+    assert props["MinSize"] == 0 and props["MaxGroupPreparedCapacity"] == synth.stack.config.warm_pool_size >= 1
+    assert props["AutoScalingGroupName"] == {"Ref": synth.logical_id(synth.stack.fleet.group)}
+
+
+def _hooks(synth: Any) -> dict[str, dict[str, Any]]:
+    hooks = [h["Properties"] for h in synth.of_type("AWS::AutoScaling::LifecycleHook").values()]
+    return {h["LifecycleTransition"]: h for h in hooks}
+
+
 def test_termination_hook_outlasts_a_visibility_timeout(synth: Any) -> None:
-    (hook,) = synth.of_type("AWS::AutoScaling::LifecycleHook").values()
-    props = hook["Properties"]
-    assert props["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    props = _hooks(synth)["autoscaling:EC2_INSTANCE_TERMINATING"]
     assert props["LifecycleHookName"] == synth.stack.config.names.lifecycle_hook
     assert props["HeartbeatTimeout"] > stage_settings(synth.stage).queue.visibility_timeout_s
+    assert props["DefaultResult"] == "CONTINUE"
 
 
-def test_hosts_have_no_internet_path(synth: Any) -> None:
+def test_launch_hook_holds_instances_until_the_start_script_completes_it(synth: Any) -> None:
+    hooks = _hooks(synth)
+    assert set(hooks) == {"autoscaling:EC2_INSTANCE_TERMINATING", "autoscaling:EC2_INSTANCE_LAUNCHING"}
+    launch = hooks["autoscaling:EC2_INSTANCE_LAUNCHING"]
+    assert launch["LifecycleHookName"] == synth.stack.fleet.launch_hook_name
+    assert launch["DefaultResult"] == "ABANDON"  # never park or serve a half-installed instance
+    assert launch["HeartbeatTimeout"] >= 600
+    # The start script completes exactly this hook on this group.
+    script = synth.stack.fleet.user_data_script
+    assert f"--lifecycle-hook-name {launch['LifecycleHookName']}" in script
+    assert f"--auto-scaling-group-name {synth.stack.config.names.fleet_group}" in script
+
+
+def test_hosts_have_no_internet_path_in_endpoints_mode(endpoints_mode: Any) -> None:
+    synth = endpoints_mode
+    assert synth.stack.config.network is NetworkMode.ENDPOINTS
     assert not synth.of_type("AWS::EC2::NatGateway")
     assert not synth.of_type("AWS::EC2::InternetGateway")
     subnets = synth.of_type("AWS::EC2::Subnet").values()
@@ -93,7 +138,37 @@ def test_hosts_have_no_internet_path(synth: Any) -> None:
         assert any(s.endswith(needed) for s in services), f"no VPC endpoint for {needed}: {services}"
 
 
-def test_endpoint_security_group_admits_only_the_hosts(synth: Any) -> None:
+def test_public_mode_has_no_interface_endpoint_no_nat_and_no_inbound(public_mode: Any) -> None:
+    synth = public_mode
+    assert synth.stack.config.network is NetworkMode.PUBLIC
+    assert not synth.of_type("AWS::EC2::NatGateway")
+    endpoints = [e["Properties"] for e in synth.of_type("AWS::EC2::VPCEndpoint").values()]
+    assert [e.get("VpcEndpointType") for e in endpoints] == ["Gateway"]  # S3 only: free, keeps S3 off the internet
+    assert "s3" in json.dumps(endpoints[0]["ServiceName"])
+    assert len(synth.of_type("AWS::EC2::InternetGateway")) == 1
+    subnets = synth.of_type("AWS::EC2::Subnet").values()
+    assert subnets and all(s["Properties"]["MapPublicIpOnLaunch"] is True for s in subnets)
+    host_sg = synth.resources[synth.logical_id(synth.stack.fleet.security_group)]["Properties"]
+    assert not host_sg.get("SecurityGroupIngress")
+    assert not [r for r in synth.of_type("AWS::EC2::SecurityGroupIngress").values()]
+    (egress,) = host_sg["SecurityGroupEgress"]
+    assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
+    # The instance role's credentials stay on the host: IMDSv2 only, one hop (the enclave never reaches IMDS).
+    metadata = _launch_template(synth)["MetadataOptions"]
+    assert metadata["HttpTokens"] == "required" and metadata["HttpPutResponseHopLimit"] == 1
+
+
+def test_network_mode_defaults_follow_the_stage(dev: Any, prod: Any, dev_endpoints: Any, prod_public: Any) -> None:
+    assert dev.stack.config.network is NetworkMode.PUBLIC
+    assert prod.stack.config.network is NetworkMode.ENDPOINTS
+    assert dev_endpoints.stack.config.network is NetworkMode.ENDPOINTS
+    assert prod_public.stack.config.network is NetworkMode.PUBLIC
+    with pytest.raises(StageConfigError, match="network"):
+        stage_config("dev", network="nat")
+
+
+def test_endpoint_security_group_admits_only_the_hosts(endpoints_mode: Any) -> None:
+    synth = endpoints_mode
     fleet = synth.stack.fleet
     endpoint_sg = synth.logical_id(fleet.endpoint_security_group)
     host_sg = synth.logical_id(fleet.security_group)
@@ -651,8 +726,11 @@ def test_the_shared_layer_and_the_functions_import_in_a_python_holding_only_the_
     (layer,) = synth.of_type("AWS::Lambda::LayerVersion").values()
     layer_root = synth.outdir / f"asset.{layer['Properties']['Content']['S3Key'].removesuffix('.zip')}" / "python"
     assert not (layer_root / "ccc_enclave").exists(), "enclave-only code must not ship in the Lambda layer"
-    ours = [f["Properties"] for f in synth.of_type("AWS::Lambda::Function").values()
-            if f["Properties"].get("Handler", "").startswith("functions.")]
+    ours = [
+        f["Properties"]
+        for f in synth.of_type("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler", "").startswith("functions.")
+    ]
     (functions_key,) = {f["Code"]["S3Key"] for f in ours}
     functions_root = synth.outdir / f"asset.{functions_key.removesuffix('.zip')}"
     handlers = sorted(f["Handler"].rsplit(".", 1)[0] for f in ours)
@@ -661,8 +739,13 @@ def test_the_shared_layer_and_the_functions_import_in_a_python_holding_only_the_
     # -S: no site-packages of ours (the editable installs); stdlib + the venv's third-party via PYTHONPATH.
     site = [p for p in sys.path if p.endswith("site-packages")]
     env = {"PYTHONPATH": ":".join(site), "PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "t"}
-    run = subprocess.run([sys.executable, "-S", "-c", script, str(functions_root), str(layer_root)],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(functions_root), str(layer_root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 

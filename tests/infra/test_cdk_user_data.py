@@ -12,7 +12,16 @@ import pytest
 
 from ccc_common.domain.settings import stage_settings
 from cdk import contract
-from cdk.user_data import PARENT_CONFIG_PATH, UNITS, HostSettings, read_units, render
+from cdk.user_data import (
+    PARENT_CONFIG_PATH,
+    START_SCRIPT_PATH,
+    START_UNIT,
+    UNITS,
+    HostSettings,
+    read_units,
+    render,
+    render_start,
+)
 from tests.infra.conftest import REPO_ROOT
 
 
@@ -36,6 +45,8 @@ def _host(**overrides: Any) -> HostSettings:
             "lifecycle": {"group_name": "ccc-dev-enclave-fleet", "hook_name": "ccc-dev-drain"},
             "log_level": "INFO",
         },
+        "fleet_group": "ccc-dev-enclave-fleet",
+        "launch_hook": "ccc-dev-drain-launch",
     }
     values.update(overrides)
     return HostSettings(**values)
@@ -68,7 +79,74 @@ def test_release_is_fetched_from_the_artifacts_bucket_and_run_under_systemd() ->
     for name in (contract.EIF_NAME, contract.AGENT_BUNDLE_NAME, contract.MEASUREMENTS_NAME):
         assert f'"$RELEASE/{name}"' in script
     assert "dnf install -y aws-nitro-enclaves-cli" in script
-    assert f"systemctl enable --now {' '.join(UNITS)}" in script
+    # The units are started by the start script only (never enabled at boot: a warm-pool instance
+    # being parked must not serve); start itself is enabled for every boot.
+    assert f"systemctl start {' '.join(UNITS)}" in render_start(_host())
+    assert not [u for u in UNITS if re.search(rf"systemctl enable[^\n]*{re.escape(u)}", script)]
+    assert f"systemctl enable {START_UNIT}" in script
+    assert f"ExecStart={START_SCRIPT_PATH}" in script
+
+
+def test_install_runs_once_and_start_installs_nothing() -> None:
+    install, start = render(_host()), render_start(_host())
+    assert start.strip() in install  # install writes start verbatim
+    assert "dnf install" not in start and "useradd" not in start
+    # Start downloads the release only when the installed one differs from the target.
+    fetch = start.index('aws s3 cp --region "$REGION" "$RELEASE/')
+    assert start.rindex('if [ "$(cat /opt/ccc/release.installed', 0, fetch) < fetch < start.index("\nfi\n", fetch)
+
+
+def _run_start(tmp_path: Any, target: str, installed: str | None) -> tuple[list[str], list[str]]:
+    """Run the start script with IMDS, aws and systemctl stubbed; return (aws calls, systemctl calls)."""
+    bash = shutil.which("bash")
+    assert bash
+    root = tmp_path / "root"
+    (root / "etc/ccc").mkdir(parents=True)
+    (root / "opt/ccc").mkdir(parents=True)
+    (root / "var/log").mkdir(parents=True)
+    (root / "etc/ccc/release.target").write_text("s3://bucket/release/r2\n")
+    if installed is not None:
+        (root / "opt/ccc/release.installed").write_text(installed + "\n")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    log = tmp_path / "calls"
+    stub_bodies = {
+        "curl": f'case "$*" in *api/token*) echo token;; *instance-id*) echo i-0abc;; '
+        f'*target-lifecycle-state*) echo "{target}";; *) exit 22;; esac',
+        "aws": f'echo "aws $*" >> {log}',
+        "systemctl": f'echo "systemctl $*" >> {log}',
+        "sleep": "true",
+    }
+    for name, body in stub_bodies.items():
+        (stubs / name).write_text(f"#!/bin/bash\n{body}\n")
+        (stubs / name).chmod(0o755)
+    script = render_start(_host())
+    for path in ("/etc/ccc", "/opt/ccc", "/var/log"):
+        script = script.replace(path, f"{root}{path}")
+    result = subprocess.run(
+        [bash, "-c", script], capture_output=True, text=True, env={"PATH": f"{stubs}:/usr/bin:/bin"}, timeout=30
+    )
+    assert result.returncode == 0, result.stderr + (root / "var/log/ccc-bootstrap.log").read_text()
+    calls = log.read_text().splitlines() if log.exists() else []
+    return [c for c in calls if c.startswith("aws")], [c for c in calls if c.startswith("systemctl")]
+
+
+COMPLETE = (
+    "aws autoscaling complete-lifecycle-action --region eu-west-1 --auto-scaling-group-name ccc-dev-enclave-fleet "
+    "--lifecycle-hook-name ccc-dev-drain-launch --instance-id i-0abc --lifecycle-action-result CONTINUE"
+)
+
+
+def test_start_parks_a_new_warm_pool_instance_without_starting_anything(tmp_path: Any) -> None:
+    aws, systemctl = _run_start(tmp_path, "Warmed:Stopped", installed="s3://bucket/release/r2")
+    assert aws == [COMPLETE]
+    assert systemctl == []
+
+
+def test_start_on_resume_starts_the_units_and_releases_the_launch_hook(tmp_path: Any) -> None:
+    aws, systemctl = _run_start(tmp_path, "InService", installed="s3://bucket/release/r2")
+    assert aws == [COMPLETE]  # no S3 download: the release is already installed
+    assert systemctl == [f"systemctl start {' '.join(UNITS)}"]
 
 
 def test_units_run_the_agreed_entry_points_and_never_debug_mode() -> None:

@@ -55,7 +55,9 @@ def stage_settings(stage: str) -> StageSettings:
         )
         fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=30, scaler_rate_minutes=1)
     elif stage == "dev":
-        fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=600, scaler_rate_minutes=1)
+        # 5 min idle: with a warm pool a wake costs ~1 min, so holding a host 10 min after each
+        # sparse job doubled dev compute for no latency gain (`ccc cost simulate`, docs/deploy.md).
+        fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=300, scaler_rate_minutes=1)
     elif stage == "prod":
         fleet = FleetSettings(max_instances=10, jobs_per_instance=4, idle_timeout_s=900, scaler_rate_minutes=1)
     else:

@@ -13,13 +13,14 @@ MODEL := models/nanodet-g.onnx
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench synth clean help
+.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench synth cost-docs clean help
 
 help:
 	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
 	@echo "make test   - set up, then lint and run every test tier"
 	@echo "make bench  - benchmarks (JSON + human output)"
 	@echo "make synth  - synthesise the CDK app offline (cdk.out/)"
+	@echo "make cost-docs - regenerate docs/deploy.md's cost tables (ccc cost idle / simulate)"
 	@echo "make enclave-bundle - the EIF's input: build/enclave/bundle.tar + release.json (deterministic)"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(ENCLAVE_DIST)/pyproject.toml
@@ -102,6 +103,27 @@ bench: setup
 
 synth: $(STAMP)
 	$(PY) app.py
+
+# docs/deploy.md's cost tables, regenerated from templates of each stage in each network mode
+# (tests/infra/test_cdk_cost.py fails when the guide and the templates disagree).
+COST_DIR := build/cost
+COST_DEV := {"stage": "dev", "measurements": "enclave_worker/measurements.placeholder.json"
+COST_PROD := {"stage": "prod", "measurements": "tests/fixtures/infra/measurements.json", "tenants": "demo,acme"
+cost-docs: $(STAMP)
+	rm -rf $(COST_DIR)
+	CDK_OUTDIR=$(COST_DIR)/dev-public CDK_CONTEXT_JSON='$(COST_DEV), "network": "public"}' $(PY) app.py 2>/dev/null
+	CDK_OUTDIR=$(COST_DIR)/dev-endpoints CDK_CONTEXT_JSON='$(COST_DEV), "network": "endpoints"}' $(PY) app.py 2>/dev/null
+	CDK_OUTDIR=$(COST_DIR)/prod-public CDK_CONTEXT_JSON='$(COST_PROD), "network": "public"}' $(PY) app.py
+	CDK_OUTDIR=$(COST_DIR)/prod-endpoints CDK_CONTEXT_JSON='$(COST_PROD), "network": "endpoints"}' $(PY) app.py
+	$(VENV)/bin/ccc cost docs --write docs/deploy.md \
+	  --column "dev, public=$(COST_DIR)/dev-public/CccDev.template.json" \
+	  --column "dev, endpoints=$(COST_DIR)/dev-endpoints/CccDev.template.json" \
+	  --column "prod, public=$(COST_DIR)/prod-public/CccProd.template.json" \
+	  --column "prod, endpoints=$(COST_DIR)/prod-endpoints/CccProd.template.json" \
+	  --simulate "sparse=$(COST_DIR)/dev-public/CccDev.template.json" \
+	  --simulate "office-hours=$(COST_DIR)/dev-public/CccDev.template.json" \
+	  --simulate "sparse=$(COST_DIR)/prod-endpoints/CccProd.template.json" \
+	  --simulate "office-hours=$(COST_DIR)/prod-endpoints/CccProd.template.json"
 
 clean:
 	rm -rf $(VENV) $(ENCLAVE_VENV) $(ESDK_CLI_VENV) cdk.out models/*.onnx models/*.json .ccc build *.egg-info

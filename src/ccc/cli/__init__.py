@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.local_cmd",
     "ccc.cli.client_cmd",
     "ccc.cli.key_policy_cmd",
+    "ccc.cli.cost_cmd",
 )
 
 

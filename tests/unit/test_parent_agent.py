@@ -471,9 +471,10 @@ class CommitOrder:
     def put_object(self, **kwargs: Any) -> Any:
         me = threading.get_ident()
         if kwargs["Key"].endswith(".att"):
-            with self._lock:
+            with self._lock:  # the order recorded is the order the writes happened in
+                response = self._client.put_object(**kwargs)
                 self._attested.append(me)
-            return self._client.put_object(**kwargs)
+            return response
         if kwargs["Key"].endswith(".ccc"):
             wait_until(lambda: len(self._attested) == 2, 10, "both runs to write their attestations")
             if me == self._attested[0]:

@@ -42,15 +42,28 @@ def test_idle_instance_is_released_at_once() -> None:
     assert state.phase is DrainPhase.RELEASED
 
 
+def test_return_to_the_warm_pool_drains_like_a_termination() -> None:
+    """Reuse on scale-in: the target turns Warmed:Stopped (hook in Warmed:Pending:Wait), not Terminated."""
+    state, actions = drain_step(DrainState(), "Warmed:Stopped", in_flight=1, now=0, settings=CFG)
+    assert actions == [DrainAction.STOP_POLLING] and not state.accepts_work
+    state, actions = drain_step(state, "Warmed:Stopped", in_flight=0, now=5, settings=CFG)
+    assert actions == [DrainAction.COMPLETE_LIFECYCLE] and state.phase is DrainPhase.RELEASED
+    for pool_state in ("Warmed:Hibernated", "Warmed:Running", "Warmed:Terminated"):
+        assert drain_step(DrainState(), pool_state, in_flight=0, now=0, settings=CFG)[0].phase is DrainPhase.RELEASED
+    # A resumed instance's agent starts fresh and serves: its target is InService again.
+    assert drain_step(DrainState(), "InService", in_flight=0, now=0, settings=CFG)[0].accepts_work
+
+
 def test_drain_gives_up_after_the_deadline() -> None:
     state, _ = drain_step(DrainState(), "Terminated", in_flight=3, now=0, settings=CFG)
     state, actions = drain_step(state, "Terminated", in_flight=3, now=300, settings=CFG)
     assert DrainAction.COMPLETE_LIFECYCLE in actions and state.phase is DrainPhase.RELEASED
 
 
-@given(
-    st.lists(st.tuples(st.sampled_from(["InService", "Terminated", None, "Standby"]), st.integers(0, 5)), max_size=30)
-)
+TARGETS = st.sampled_from(["InService", "Terminated", None, "Standby", "Warmed:Stopped"])
+
+
+@given(st.lists(st.tuples(TARGETS, st.integers(0, 5)), max_size=30))
 def test_drain_never_resumes_polling_and_completes_at_most_once(steps) -> None:
     state, completes, now = DrainState(), 0, 0.0
     stopped = False

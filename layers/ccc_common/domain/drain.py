@@ -17,8 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-# IMDS autoscaling/target-lifecycle-state values that mean "this instance is going away".
-LEAVING_TARGET_STATES = frozenset({"Terminated", "Detached"})
+# IMDS autoscaling/target-lifecycle-state values that mean "this instance is going away". With a
+# warm pool and reuse on scale-in, scale-in returns a serving instance to the pool instead of
+# terminating it: its target turns to ``Warmed:Stopped`` (or another ``Warmed:*`` pool state) and
+# the termination hook holds it in ``Warmed:Pending:Wait``, so that is a drain too. (A *new*
+# instance launching into the pool also has a ``Warmed:*`` target, but its parent agent is never
+# started: the host's start script parks it without starting any service.)
+LEAVING_TARGET_STATES = frozenset(
+    {"Terminated", "Detached", "Warmed:Stopped", "Warmed:Hibernated", "Warmed:Running", "Warmed:Terminated"}
+)
 
 
 class DrainPhase(StrEnum):

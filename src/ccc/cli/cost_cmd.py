@@ -2,15 +2,27 @@
 
 `ccc cost idle TEMPLATE` prices a synthesised template; `ccc cost simulate` runs a month against
 the real scaler policy for three scenarios; `ccc cost docs` regenerates docs/deploy.md's tables.
+Imports are at module level: the cost tool is pure Python over JSON and the scaling policy, with
+nothing heavy to keep out of the other commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
-from typing import Any
+
+from ccc.cost import arrivals as arrival_profiles
+from ccc.cost.doc_tables import SIM_BEGIN, SIM_END, idle_table, replace_block, simulation_table
+from ccc.cost.errors import CostError
+from ccc.cost.html_report import page
+from ccc.cost.idle import load_template, price_idle
+from ccc.cost.prices import price_table
+from ccc.cost.scenarios import SimulationReport, run_all, run_scenario
+from ccc.cost.timing import Timing, compute_from_bench
+from ccc_common.domain.settings import stage_settings
 
 DEFAULT_TEMPLATE = Path("cdk.out/CccDev.template.json")
 SWEEP_IDLE_TIMEOUTS_S = (60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
@@ -86,10 +98,6 @@ def _fail(exc: Exception) -> int:
 
 
 def run_idle(args: argparse.Namespace) -> int:
-    from ccc.cost.errors import CostError
-    from ccc.cost.idle import load_template, price_idle
-    from ccc.cost.prices import price_table
-
     try:
         report = price_idle(
             load_template(args.template),
@@ -111,8 +119,6 @@ def run_idle(args: argparse.Namespace) -> int:
 
 
 def _overrides(pairs: list[str]) -> dict[str, float]:
-    from ccc.cost.errors import CostError
-
     out: dict[str, float] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -126,17 +132,6 @@ def _overrides(pairs: list[str]) -> dict[str, float]:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    import random
-
-    from ccc.cost import arrivals as arrival_profiles
-    from ccc.cost.errors import CostError
-    from ccc.cost.html_report import page
-    from ccc.cost.idle import load_template, price_idle
-    from ccc.cost.prices import price_table
-    from ccc.cost.scenarios import run_all, run_scenario
-    from ccc.cost.timing import Timing, compute_from_bench
-    from ccc_common.domain.settings import stage_settings
-
     try:
         prices = price_table(args.region)
         idle = price_idle(
@@ -179,14 +174,15 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return 0
-    _print_table(report.to_json())
+    _print_table(report)
     return 0
 
 
-def _print_table(document: dict[str, Any]) -> None:
+def _print_table(report: SimulationReport) -> None:
+    document = report.to_json()
     print(
-        f"profile {document['profile']} ({document['stage']}, {document['simulated_hours']:.1f} h simulated, "
-        f"idle timeout {document['idle_timeout_s']:g} s)"
+        f"profile {report.profile} ({report.stage}, {report.simulated_hours:.1f} h simulated, "
+        f"idle timeout {report.idle_timeout_s:g} s)"
     )
     print(
         f"{'scenario':<14}{'USD/month':>10}{'idle':>9}{'compute':>9}{'requests':>9}{'p50 s':>8}{'p95 s':>8}"
@@ -200,17 +196,6 @@ def _print_table(document: dict[str, Any]) -> None:
 
 
 def run_docs(args: argparse.Namespace) -> int:
-    import random
-
-    from ccc.cost import arrivals as arrival_profiles
-    from ccc.cost.doc_tables import SIM_BEGIN, SIM_END, idle_table, replace_block, simulation_table
-    from ccc.cost.errors import CostError
-    from ccc.cost.idle import load_template, price_idle
-    from ccc.cost.prices import price_table
-    from ccc.cost.scenarios import run_all
-    from ccc.cost.timing import Timing
-    from ccc_common.domain.settings import stage_settings
-
     try:
         prices = price_table("us-east-1")
         reports = {}
@@ -245,8 +230,6 @@ DOCS_SEED = 1
 
 
 def _pair(text: str, option: str) -> tuple[str, Path]:
-    from ccc.cost.errors import CostError
-
     label, sep, path = text.partition("=")
     if not sep:
         raise CostError(f"{option} {text!r}: expected LABEL=TEMPLATE")

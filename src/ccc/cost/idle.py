@@ -65,16 +65,8 @@ class IdleReport:
         return round(sum(item.monthly_usd for item in self.items if item.kind != kind), 2)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack,
-            "region": self.region,
-            "prices_as_of": self.prices_as_of,
-            "monthly_usd": self.monthly_usd,
-            "items": [asdict(item) for item in self.items],
-            "host": asdict(self.host),
-            "max_instances": self.max_instances,
-            "warm_pool_size": self.warm_pool_size,
-        }
+        """``{"monthly_usd": <total>, "items": [...]}`` (the human output adds the host price and date)."""
+        return {"monthly_usd": self.monthly_usd, "items": [asdict(item) for item in self.items]}
 
 
 def load_template(path: Path) -> dict[str, Any]:

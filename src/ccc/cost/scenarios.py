@@ -47,13 +47,9 @@ class SimulationReport:
     scenarios: tuple[ScenarioResult, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "stage": self.stage,
-            "simulated_hours": round(self.simulated_hours, 3),
-            "idle_timeout_s": self.idle_timeout_s,
-            "scenarios": [s.to_json() for s in self.scenarios],
-        }
+        """The agreed shape: ``{"profile", "scenarios": [{"name", "monthly_usd", "p50_s", "p95_s",
+        "p99_s", "jobs"} + the cost breakdown (idle_usd, compute_usd, requests_usd)]}``."""
+        return {"profile": self.profile, "scenarios": [s.to_json() for s in self.scenarios]}
 
     def scenario(self, name: str) -> ScenarioResult:
         return next(s for s in self.scenarios if s.name == name)

@@ -9,9 +9,10 @@ Per message (in a small worker pool):
 2. For each job: claim its lease in the jobs table (`ccc_common.domain.job_leases`; when leases are
    configured): if another worker holds it, the message comes back when that lease ends. Then, if
    the result (or a failure record) already exists, the job is done (a duplicate, or redelivery
-   after a crash between write and delete): skip. HEAD the inbox object (missing or larger than
-   the limit -> permanent failure), GET it, send `{job, ciphertext, credentials, kms}` to the
-   enclave while a heartbeat thread keeps extending the message's visibility.
+   after a crash between write and delete): skip. HEAD the inbox object (missing -> "not yet":
+   retried with backoff, no failure record; larger than the limit -> permanent failure), GET it,
+   send `{job, ciphertext, credentials, kms}` to the enclave while a heartbeat thread keeps
+   extending the message's visibility.
 3. Success: PUT the attestation document under the result's digest, then the result ciphertext
    only if no result exists (`If-None-Match: *`; `ccc_common.contracts.result_objects`): the result
    object is the "done" signal the job-events function and the client wait for, so it goes last, and
@@ -143,6 +144,12 @@ class _Permanent(ParentError):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class _InputMissing(ParentError):
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class ParentAgent:
@@ -347,15 +354,27 @@ class ParentAgent:
 
     def process_job(self, ref: JobRef, *, receive_count: int = 1) -> JobOutcome:
         start = time.perf_counter()
+        lease: Lease | None = None
         try:
             try:
-                outcome = self._process_job(ref)
+                claimed = self._claim(ref)
+                if isinstance(claimed, JobOutcome):
+                    outcome = claimed
+                else:
+                    lease = claimed
+                    outcome = self._process_claimed_job(ref)
             except _Permanent as failure:
                 outcome = self._record_failure(ref, ErrorInfo.of(failure.code, failure.reason, retryable=False))
+            except _InputMissing as missing:
+                outcome = JobOutcome(MessageOutcome.RETRY, str(missing.code))
         except Exception as exc:  # S3/credentials/unknown: retry later, the DLQ ends hopeless cases
             log_event(_LOG, logging.WARNING, "job will be retried", job_id=ref.job_id, tenant=ref.tenant,
                       error_type=type(exc).__name__, code=client_error_code(exc))
             outcome = JobOutcome(MessageOutcome.RETRY, client_error_code(exc) or type(exc).__name__)
+        if lease is not None:
+            # A retried attempt leaves its error code on the job: if the message ends in the
+            # dead-letter queue, the failure reason names it (ccc_common.domain.dead_letters).
+            self._release(lease, outcome.code if outcome.outcome is MessageOutcome.RETRY else None)
         elapsed = elapsed_ms(start)
         log_event(_LOG, logging.INFO, "job handled", job_id=ref.job_id, tenant=ref.tenant,
                   outcome=outcome.outcome.value, code=outcome.code, receive_count=receive_count,
@@ -363,33 +382,29 @@ class ParentAgent:
         self._metrics.job_handled(outcome.outcome.value, outcome.code, elapsed)
         return outcome
 
-    def _process_job(self, ref: JobRef) -> JobOutcome:
+    def _claim(self, ref: JobRef) -> Lease | JobOutcome | None:
+        """The job's lease (None without leases), or the outcome that ends this attempt at once."""
         # A duplicate that arrives after the job finished is a no-op: it never touches the lease,
         # which would make the other duplicates arriving at the same moment wait for it.
         if self._finished(ref):
             return JobOutcome(MessageOutcome.ALREADY_DONE)
-        lease: Lease | None = None
-        if self._leases is not None:
-            now = datetime.now(UTC)
-            claim = self._leases.claim(ref, f"{self._owner}:{uuid.uuid4().hex[:12]}", now=now,
-                                       until=now + timedelta(seconds=self.settings.effective_lease_s))
-            if isinstance(claim, LeaseHeld):
-                wait_s = max(1, math.ceil((claim.until - now).total_seconds()) + 1)
-                log_event(_LOG, logging.INFO, "job leased by another worker", job_id=ref.job_id, tenant=ref.tenant,
-                          retry_in_s=wait_s)
-                return JobOutcome(MessageOutcome.LEASED, "job_leased", retry_in_s=wait_s)
-            lease = claim
-        try:
-            return self._process_claimed_job(ref)
-        finally:
-            if lease is not None:
-                self._release(lease)
+        if self._leases is None:
+            return None
+        now = datetime.now(UTC)
+        claim = self._leases.claim(ref, f"{self._owner}:{uuid.uuid4().hex[:12]}", now=now,
+                                   until=now + timedelta(seconds=self.settings.effective_lease_s))
+        if isinstance(claim, LeaseHeld):
+            wait_s = max(1, math.ceil((claim.until - now).total_seconds()) + 1)
+            log_event(_LOG, logging.INFO, "job leased by another worker", job_id=ref.job_id, tenant=ref.tenant,
+                      retry_in_s=wait_s)
+            return JobOutcome(MessageOutcome.LEASED, "job_leased", retry_in_s=wait_s)
+        return claim
 
-    def _release(self, lease: Lease) -> None:
+    def _release(self, lease: Lease, last_error: str | None) -> None:
         """Best effort: an unreleased lease only delays a retry until it ends."""
         assert self._leases is not None
         try:
-            self._leases.release(lease)
+            self._leases.release(lease, last_error=last_error)
         except Exception as exc:
             log_event(_LOG, logging.WARNING, "lease release failed", job_id=lease.job.job_id,
                       error_type=type(exc).__name__, code=client_error_code(exc))
@@ -474,8 +489,11 @@ class ParentAgent:
             head = self._s3.head_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)
         except Exception as exc:
             if _is_not_found(exc):
-                reason = "the input object does not exist (deleted or never uploaded)"
-                raise _Permanent(ErrorCode.INPUT_MISSING, reason) from None
+                # "Not yet", not "never": the message may precede the upload (or be spurious). No
+                # failure record, which would make the real upload that follows be ignored; the
+                # message returns with backoff and, if the object never comes, ends in the
+                # dead-letter queue, which fails the job naming this code.
+                raise _InputMissing(ErrorCode.INPUT_MISSING, "the input object does not exist (yet)") from None
             raise
         size = int(head.get("ContentLength", 0))
         if size > s.max_ciphertext_bytes:

@@ -28,6 +28,7 @@ from ccc_common.contracts.work_message import (
     parse_s3_message,
     parse_work_message,
 )
+from ccc_common.domain.events import classify_object
 from ccc_core.identity import JobRef
 from tests.conftest import load_event
 
@@ -118,3 +119,44 @@ def test_fields_aws_adds_within_a_version_are_tolerated_deliberately() -> None:
     with pytest.raises(WorkMessageError) as info:
         parse_work_message(encode_work_message(event))
     assert info.value.reason == "malformed"
+
+
+# Issue 13: a literal "%37" in an uploaded key must not alias the job whose id has a "7" there.
+ALIASED = JobRef(tenant="tenant-a", job_id="7" + "a" * 31)
+ALIAS_KEY = f"jobs/tenant-a/%37{'a' * 31}.ccc"
+
+
+def test_an_eventbridge_key_is_taken_as_stored_and_never_aliases_another_job() -> None:
+    event = encode_eventbridge_object_created(INBOX, ALIAS_KEY, size=10, account="111122223333", region="eu-west-1",
+                                              time=WHEN)
+    created = parse_eventbridge_s3(event)
+    assert not isinstance(created, Ignored) and created.key == ALIAS_KEY  # not decoded to ALIASED's key
+    with pytest.raises(WorkMessageError) as refused:
+        parse_work_message(encode_work_message(event), inbox_bucket=INBOX)
+    assert refused.value.reason == "bad-key"
+    assert isinstance(classify_object(created, inbox_bucket=INBOX, results_bucket="results"), Ignored)
+
+
+def test_a_classic_notification_decodes_once_so_the_alias_key_stays_literal() -> None:
+    # S3 escapes the "%" of the uploaded key: "%2537..."; decoding once gives the literal key back.
+    body = encode_work_message(encode_s3_notification([(INBOX, ALIAS_KEY)], region="eu-west-1", time=WHEN))
+    assert "%2537" in body
+    with pytest.raises(WorkMessageError) as refused:
+        parse_work_message(body, inbox_bucket=INBOX)
+    assert refused.value.reason == "bad-key"
+
+
+def test_a_job_key_that_arrived_escaped_is_refused_not_mapped_onto_the_job() -> None:
+    # S3 never escapes [a-z0-9-./]; "%37" in a notification is a forged spelling of ALIASED's key.
+    event = encode_s3_notification([(INBOX, ALIASED.inbox_key)], region="eu-west-1", time=WHEN)
+    event["Records"][0]["s3"]["object"]["key"] = ALIAS_KEY
+    parsed = parse_s3_message(encode_work_message(event))
+    assert not isinstance(parsed, Ignored) and parsed[0].key == ALIASED.inbox_key and not parsed[0].canonical
+    with pytest.raises(WorkMessageError) as refused:
+        parse_work_message(encode_work_message(event), inbox_bucket=INBOX)
+    assert refused.value.reason == "bad-key"
+    assert isinstance(classify_object(parsed[0], inbox_bucket=INBOX, results_bucket="results"), Ignored)
+    # The canonical spelling still names the job, in both envelopes.
+    assert parse_work_message(encode_work_message(encode_s3_notification([(INBOX, ALIASED.inbox_key)],
+                                                                         region="eu-west-1", time=WHEN)),
+                              inbox_bucket=INBOX) == [ALIASED]

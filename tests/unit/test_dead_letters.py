@@ -102,3 +102,24 @@ def test_record_without_body_is_rejected() -> None:
         {"messageId": "x", "body": "{}", "attributes": {"ApproximateReceiveCount": "x"}}
     )
     assert letter.receive_count is None
+
+
+def test_the_failure_reason_names_the_last_attempts_error_code() -> None:
+    """Issue 13: a job denied by KMS for good ended with "moved to the dead-letter queue" and no hint."""
+    logic, store, _ = handler()
+    store.create(new_job(REF_A, NOW, 30).model_copy(update={"last_error": "kms_access_denied"}))
+    eventbridge, _, _ = letters()
+    assert logic.handle(eventbridge).failed == (REF_A,)
+    job = store.get(REF_A.job_id)
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.endswith("(moved to the dead-letter queue); last error: kms_access_denied")
+
+
+def test_without_a_recorded_error_the_reason_adds_nothing() -> None:
+    logic, store, _ = handler()
+    store.create(new_job(REF_A, NOW, 30))
+    eventbridge, _, _ = letters()
+    logic.handle(eventbridge)
+    job = store.get(REF_A.job_id)
+    assert job is not None and "last error" not in (job.error or "")

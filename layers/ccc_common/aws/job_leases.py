@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ccc_common.contracts.jobs_table import LEASE_OWNER, LEASE_UNTIL, PARTITION_KEY, TTL_ATTRIBUTE
+from ccc_common.contracts.jobs_table import LAST_ERROR, LEASE_OWNER, LEASE_UNTIL, PARTITION_KEY, TTL_ATTRIBUTE
 from ccc_common.domain.job_leases import JobLeases, Lease, LeaseHeld
-from ccc_common.domain.jobs import JobStatus, format_timestamp, ttl_for
+from ccc_common.domain.jobs import JobStatus, clip_error_code, format_timestamp, ttl_for
 from ccc_core.aws_errors import client_error_code
 from ccc_core.identity import JobRef
 
@@ -62,15 +62,22 @@ class DynamoJobLeases(JobLeases):
             return LeaseHeld(job=job, until=self._held_until(job, now))
         return Lease(job=job, owner=owner, until=until)
 
-    def release(self, lease: Lease) -> None:
+    def release(self, lease: Lease, *, last_error: str | None = None) -> None:
+        names = {"#owner": LEASE_OWNER, "#until": LEASE_UNTIL}
+        values = {":owner": {"S": lease.owner}}
+        update = "REMOVE #owner, #until"
+        if last_error is not None:
+            update += " SET #last_error = :last_error"
+            names["#last_error"] = LAST_ERROR
+            values[":last_error"] = {"S": clip_error_code(last_error)}
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={PARTITION_KEY: {"S": lease.job.job_id}},
-                UpdateExpression="REMOVE #owner, #until",
+                UpdateExpression=update,
                 ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": LEASE_OWNER, "#until": LEASE_UNTIL},
-                ExpressionAttributeValues={":owner": {"S": lease.owner}},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except Exception as exc:
             if client_error_code(exc) != _CONDITION_FAILED:  # someone claimed it after it expired: theirs now

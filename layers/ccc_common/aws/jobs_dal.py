@@ -55,7 +55,7 @@ def job_to_item(job: Job, ttl_attribute: str = TTL_ATTRIBUTE) -> dict[str, dict[
         "attempts": _n(job.attempts),
         ttl_attribute: _n(job.ttl),
     }
-    for name in ("result_key", "error"):
+    for name in ("result_key", "error", "last_error"):
         value = getattr(job, name)
         if value is not None:
             item[name] = _s(value)
@@ -85,6 +85,7 @@ def item_to_job(item: dict[str, Any], ttl_attribute: str = TTL_ATTRIBUTE) -> Job
             attempts=number("attempts", 0),
             result_key=text("result_key"),
             error=text("error"),
+            last_error=text("last_error"),
             ttl=number(ttl_attribute, 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -102,6 +103,7 @@ _JOB_ATTRIBUTES = frozenset(
         "attempts",
         "result_key",
         "error",
+        "last_error",
     }
 )
 

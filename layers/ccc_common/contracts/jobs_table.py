@@ -11,7 +11,8 @@ Layout:
 Items also carry ``status`` (S) and ``status_rank`` (N), ``updated_at`` (S), ``attempts`` (N) and,
 when known, ``result_key`` and ``error`` (S). The attestation's key depends on the result's digest
 (``ccc_common.contracts.result_objects``), so it is read from the result object, not stored here.
-While a worker runs the job, ``lease_owner`` (S) and ``lease_until`` (N, epoch ms) hold its lease.
+While a worker runs the job, ``lease_owner`` (S) and ``lease_until`` (N, epoch ms) hold its lease;
+``last_error`` (S) is the error code of its last retried attempt.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ TTL_ATTRIBUTE = "ttl"
 # The job lease (``ccc_common.domain.job_leases``): who is running the job and until when (N, epoch ms).
 LEASE_OWNER = "lease_owner"
 LEASE_UNTIL = "lease_until"
+# The error code of the job's last attempt that will be retried (S), for the dead-letter reason.
+LAST_ERROR = "last_error"
 
 
 def create_table_request(table_name: str) -> dict[str, Any]:

@@ -81,7 +81,11 @@ class EnvelopeKind(StrEnum):
 
 @dataclass(frozen=True)
 class S3ObjectCreated:
-    """One created object, independent of the envelope it arrived in. ``key`` is decoded."""
+    """One created object, independent of the envelope it arrived in. ``key`` is decoded.
+
+    ``canonical``: the key arrived exactly as AWS writes it. Job keys use only characters that S3
+    never escapes, so a job key that arrived escaped (``%61`` for ``a``) was not written by S3, and
+    readers refuse it rather than map it onto a job (``parse_work_message``, ``domain.events``)."""
 
     bucket: str
     key: str
@@ -89,6 +93,7 @@ class S3ObjectCreated:
     event_time: datetime | None
     envelope: EnvelopeKind
     event_id: str | None = None
+    canonical: bool = True
 
 
 # ------------------------------------------------------------------------------------- decoding
@@ -139,17 +144,24 @@ def _time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _decode_key(raw: Any, error: type[EventError]) -> str:
-    """S3 URL-encodes keys in notifications ("red flower" -> "red+flower"); decode once.
+_ESCAPED_SLASH = re.compile("%2f", re.IGNORECASE)
 
-    Keys of our scheme contain only [a-z0-9-./], so decoding is the identity for every key we
-    accept; for anything else the decoded form is what S3 stores and what the caller would GET.
+
+def _decode_key(raw: Any, error: type[EventError], *, url_encoded: bool) -> tuple[str, bool]:
+    """The key and whether it arrived canonical, decoded exactly as the envelope encodes it.
+
+    Classic S3 notifications URL-encode keys ("red flower" -> "red+flower"): decoded once. The
+    EventBridge event carries the key as stored (AWS's examples and moto): never decoded, so a
+    literal ``%37`` in an uploaded key stays ``%37`` and cannot alias the job whose id has a 7
+    there. Keys of our scheme contain only [a-z0-9-./], which no encoding escapes, so both readings
+    agree on every job key; a job key is only accepted if decoding left it unchanged, but for the
+    "/" that some encoders escape (moto writes ``%2F``; S3's own events leave it).
     """
     text = _as_str(raw, "object key", error, max_len=3 * MAX_KEY_BYTES)
-    key = unquote_plus(text)
+    key = unquote_plus(text) if url_encoded else text
     if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise _fail("malformed", "object key is empty or longer than 1024 bytes", error)
-    return key
+    return key, _ESCAPED_SLASH.sub("/", text) == key if url_encoded else True
 
 
 def _bucket(raw: Any, error: type[EventError]) -> str:
@@ -167,9 +179,11 @@ def _from_eventbridge(event: Mapping[str, Any], error: type[EventError]) -> S3Ob
     bucket = _as_mapping(detail.get("bucket"), "detail.bucket", error)
     obj = _as_mapping(detail.get("object"), "detail.object", error)
     event_id = event.get("id")
+    key, canonical = _decode_key(obj.get("key"), error, url_encoded=False)
     return S3ObjectCreated(
         bucket=_bucket(bucket.get("name"), error),
-        key=_decode_key(obj.get("key"), error),
+        key=key,
+        canonical=canonical,
         size=_size(obj.get("size")),
         event_time=_time(event.get("time")),
         envelope=EnvelopeKind.EVENTBRIDGE,
@@ -202,10 +216,12 @@ def _from_notification(message: Mapping[str, Any], error: type[EventError]) -> l
         s3 = _as_mapping(record.get("s3"), f"Records[{index}].s3", error)
         bucket = _as_mapping(s3.get("bucket"), f"Records[{index}].s3.bucket", error)
         obj = _as_mapping(s3.get("object"), f"Records[{index}].s3.object", error)
+        key, canonical = _decode_key(obj.get("key"), error, url_encoded=True)
         created.append(
             S3ObjectCreated(
                 bucket=_bucket(bucket.get("name"), error),
-                key=_decode_key(obj.get("key"), error),
+                key=key,
+                canonical=canonical,
                 size=_size(obj.get("size")),
                 event_time=_time(record.get("eventTime")),
                 envelope=EnvelopeKind.S3_NOTIFICATION,
@@ -262,6 +278,8 @@ def parse_work_message(body: Any, *, inbox_bucket: str | None = None) -> list[Jo
             ref = parse_inbox_key(obj.key)
         except NamingError as exc:
             raise WorkMessageError("bad-key", str(exc)) from exc
+        if not obj.canonical:
+            raise WorkMessageError("bad-key", f"object key {obj.key!r} arrived escaped; S3 escapes no job key")
         if ref not in refs:
             refs.append(ref)
     return refs

@@ -145,7 +145,9 @@ class DeadLetterHandler:
         refused: list[JobRef] = []
         for ref in parsed:
             try:
-                transition = self._store.apply(JobEvent.failed(ref, now, reason, attempts=self._max_receive))
+                transition = self._store.apply(
+                    JobEvent.failed(ref, now, self._with_last_error(ref, reason), attempts=self._max_receive)
+                )
             except TenantMismatch:
                 refused.append(ref)
                 continue
@@ -153,3 +155,12 @@ class DeadLetterHandler:
         return DeadLetterResult(
             archive_key=key, failed=tuple(failed), unchanged=tuple(unchanged), refused=tuple(refused)
         )
+
+    def _with_last_error(self, ref: JobRef, reason: str) -> str:
+        """The reason, naming the last attempt's error code when a worker recorded one: "moved to the
+        dead-letter queue" alone does not tell a tenant that KMS denied the key or that nothing was
+        ever uploaded."""
+        job = self._store.get(ref.job_id)
+        if job is None or job.tenant != ref.tenant or not job.last_error:
+            return reason
+        return f"{reason}; last error: {job.last_error}"

@@ -38,6 +38,8 @@ class JobObject:
 def classify_object(obj: S3ObjectCreated, *, inbox_bucket: str, results_bucket: str) -> JobObject | Ignored:
     """What a created object means for its job. Keys outside the scheme are ignored, not errors:
     the buckets may legitimately hold other objects (e.g. attestation documents)."""
+    if not obj.canonical:  # a job key that arrived escaped was not written by S3: never a job's
+        return Ignored(f"object key {obj.key[:200]!r} arrived escaped; S3 escapes no job key")
     if obj.bucket == inbox_bucket:
         try:
             return JobObject(kind=ObjectKind.INPUT, ref=parse_inbox_key(obj.key), obj=obj)

@@ -42,5 +42,8 @@ class JobLeases(ABC):
         """Take the job's lease if it is free or expired at ``now`` (or already ``owner``'s)."""
 
     @abstractmethod
-    def release(self, lease: Lease) -> None:
-        """Give the lease back (only if still held by its owner), so a retry need not wait for it."""
+    def release(self, lease: Lease, *, last_error: str | None = None) -> None:
+        """Give the lease back (only if still held by its owner), so a retry need not wait for it.
+
+        ``last_error``: the error code of an attempt that will be retried, kept on the job so that a
+        job which ends in the dead-letter queue says why (``Job.last_error``)."""

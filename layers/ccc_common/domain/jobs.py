@@ -15,6 +15,7 @@ and then the result is the truth. Without a total order the end state would depe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,16 @@ def clip_error(reason: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
+MAX_ERROR_CODE_CHARS = 64
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def clip_error_code(code: str) -> str:
+    """An error code (``kms_access_denied``, an S3 error code...) as kept on a job: a short token,
+    or ``unknown`` for anything else, since it ends up in a reason shown to the tenant."""
+    return code if _ERROR_CODE.fullmatch(code) else "unknown"
+
+
 class _JobIdentity(BaseModel):
     """The (tenant, job id) pair every job record and event carries, validated by the naming rules.
 
@@ -123,6 +134,9 @@ class Job(_JobIdentity):
     attempts: int = Field(default=0, ge=0)
     result_key: str | None = None
     error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
+    # The error code of the last attempt a worker will retry (written with the job lease,
+    # ccc_common.domain.job_leases); the dead-letter handler puts it into the failure reason.
+    last_error: str | None = Field(default=None, max_length=MAX_ERROR_CODE_CHARS)
     ttl: int = Field(ge=0, description="epoch seconds; DynamoDB TTL deletes the item after it")
 
     @field_validator("created_at", "updated_at")

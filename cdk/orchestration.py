@@ -236,7 +236,9 @@ class Orchestration(Construct):
         # jobs_api: create and list jobs, presign the inbox upload and the result download. A presigned
         # request is authorised as the signer: the SSE-KMS inbox needs GenerateDataKey on the storage key
         # (via S3 only); the SSE-S3 results bucket needs no KMS right for the download.
-        self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem"])
+        # UpdateItem: a job read after its upload window closed without an upload becomes failed
+        # (ccc_common.domain.jobs_api, expiry on read).
+        self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
         jobs_api.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],

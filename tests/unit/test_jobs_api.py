@@ -11,8 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_common.domain.jobs import JobEvent
-from ccc_common.domain.jobs_api import ApiRequest, JobsApi, JobsService, TenantDirectory
+from ccc_common.domain.jobs import JobEvent, JobStatus
+from ccc_common.domain.jobs_api import (
+    NEVER_UPLOADED,
+    UPLOAD_GRACE_S,
+    ApiRequest,
+    JobsApi,
+    JobsService,
+    TenantDirectory,
+)
 from ccc_common.domain.storage_ports import Presigner, ResultDigests
 from ccc_core.identity import CTX_JOB, CTX_TENANT
 from tests.support.fake_job_store import InMemoryJobStore
@@ -191,3 +198,23 @@ def test_handle_never_raises(path: str, method: str, who: str | None) -> None:
     api, _ = make_api()
     response = api.handle(ApiRequest(method=method, path=path, principal_arn=who))
     assert 200 <= response.status < 500
+
+
+def test_a_job_never_uploaded_expires_to_failed_once_its_upload_window_closes() -> None:
+    """Issue 13: jobs created by POST /jobs and never uploaded stayed `submitted` for ever."""
+    clock = Clock()
+    store = InMemoryJobStore()
+    service = JobsService(store, FakePresigner(), FakeResultDigests(), inbox_bucket=INBOX, results_bucket=RESULTS,
+                          ttl_days=30, max_upload_bytes=1000, url_expiry_s=900, clock=clock)
+    api = JobsApi(service, TenantDirectory(PRINCIPALS))
+    _, never = call(api, "POST", "/jobs", ALICE)
+    _, uploaded = call(api, "POST", "/jobs", ALICE)
+    store.apply(JobEvent.queued(store.get(uploaded["job_id"]).ref, clock.now))  # type: ignore[union-attr]
+    clock.now += timedelta(seconds=900 + UPLOAD_GRACE_S - 10)  # the window is still open
+    assert call(api, "GET", f"/jobs/{never['job_id']}", ALICE)[1]["status"] == "submitted"
+    clock.now += timedelta(seconds=20)
+    status, body = call(api, "GET", f"/jobs/{never['job_id']}", ALICE)
+    assert status == 200 and body["status"] == "failed" and body["error"] == NEVER_UPLOADED
+    assert store.get(never["job_id"]).status is JobStatus.FAILED  # type: ignore[union-attr]  # stored, not only shown
+    listed = {job["job_id"]: job["status"] for job in call(api, "GET", "/jobs", ALICE)[1]["jobs"]}
+    assert listed == {never["job_id"]: "failed", uploaded["job_id"]: "queued"}  # an uploaded job never expires

@@ -24,18 +24,21 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ccc_common.contracts.result_objects import attestation_key
 from ccc_common.domain.job_store import MAX_PAGE, InvalidCursor, JobAlreadyExists, JobStore
-from ccc_common.domain.jobs import Job, JobStatus, format_timestamp, new_job
+from ccc_common.domain.jobs import Job, JobEvent, JobStatus, format_timestamp, new_job
 from ccc_common.domain.settings import stage_settings
 from ccc_common.domain.storage_ports import Presigner, ResultDigests
 from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096
+# How long after its upload URL expires a job may still receive its upload (one in flight).
+UPLOAD_GRACE_S = 300
+NEVER_UPLOADED = "never uploaded (the upload window closed)"
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/[\w+=,.@-]{1,64}$")
 _JOB_PATH = re.compile(r"^/jobs/([^/]+)$")
 
@@ -165,6 +168,7 @@ class JobsService:
         job = self._store.get(job_id)
         if job is None or job.tenant != tenant:  # another tenant's job does not exist for this caller
             raise ApiError(404, "not-found", "no such job")
+        job = self._expire_if_never_uploaded(job)
         view = job.public_view()
         view["encryption_context"] = job.ref.input_context()
         view["result"] = None
@@ -182,7 +186,25 @@ class JobsService:
             page = self._store.list_for_tenant(tenant, limit=limit, cursor=cursor)
         except InvalidCursor as exc:
             raise ApiError(400, "bad-request", "invalid cursor") from exc
-        return {"jobs": [_listing(job) for job in page.jobs], "next_cursor": page.next_cursor}
+        return {"jobs": [_listing(self._expire_if_never_uploaded(job)) for job in page.jobs],
+                "next_cursor": page.next_cursor}
+
+    def _expire_if_never_uploaded(self, job: Job) -> Job:
+        """A job still ``submitted`` after its upload window closed was never uploaded: it becomes
+        ``failed: never uploaded`` the first time anyone reads it, instead of pending for ever.
+
+        Why on read, not by a sweep: only a reader can tell the difference, no schedule or
+        function is needed, and DynamoDB's TTL removes items nobody reads. The window is the upload
+        URL's lifetime plus ``UPLOAD_GRACE_S`` for an upload started just before it expired. An
+        upload that still arrives later (the tenant role may PUT directly) is processed: its
+        result outranks ``failed`` (``domain.jobs``).
+        """
+        if job.status is not JobStatus.SUBMITTED:
+            return job
+        now = self._clock()
+        if now < job.created_at + timedelta(seconds=self._expiry + UPLOAD_GRACE_S):
+            return job
+        return self._store.apply(JobEvent.failed(job.ref, now, NEVER_UPLOADED)).job
 
     def _download(self, key: str) -> dict[str, Any]:
         return {

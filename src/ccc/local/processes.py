@@ -50,6 +50,28 @@ def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# Set in every process the stack starts: the process's log path, which lies under the stack's state
+# directory. A pid read back from a (stale, copied or forged) stack.json is only ever signalled if
+# the process carries this mark for that state directory (`launched_by`).
+PROCESS_MARK_ENV = "CCC_LOCAL_PROCESS"
+
+
+def launched_by(pid: int, state_dir: Path) -> bool:
+    """True if `pid` is a process group this stack created: its environment carries the mark of a
+    log under `state_dir`, and it leads its own group (every managed child is started in a new
+    session). Anything unreadable counts as not ours: another user's process, or gone."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if os.getpgid(pid) != pid:
+            return False
+    except (OSError, ProcessLookupError):
+        return False
+    prefix = f"{PROCESS_MARK_ENV}=".encode()
+    marks = [entry[len(prefix):].decode(errors="replace") for entry in environ if entry.startswith(prefix)]
+    logs = (Path(state_dir).resolve() / "logs").as_posix() + "/"
+    return len(marks) == 1 and marks[0].startswith(logs) and ".." not in marks[0]
+
+
 def python_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
@@ -77,12 +99,14 @@ class ManagedProcess:
         self._log = self.log_path.open("ab")
         self._log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.name}\n".encode())
         self._log.flush()
+        env = dict(self.env) if self.env is not None else dict(os.environ)
+        env[PROCESS_MARK_ENV] = str(self.log_path.resolve())
         self._popen = subprocess.Popen(
             list(self.command),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=dict(self.env) if self.env is not None else None,
+            env=env,
             cwd=self.cwd,
             start_new_session=True,  # a terminal Ctrl-C reaches the supervisor only: it stops us in order
             preexec_fn=_die_with_parent,  # only prctl, no locks: safe between fork and exec

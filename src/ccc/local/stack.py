@@ -37,6 +37,7 @@ from ccc.local.processes import (
     ManagedProcess,
     ProcessStartError,
     clean_environment,
+    launched_by,
     python_command,
     stop_all,
     wait_until,
@@ -421,17 +422,12 @@ def _kill_leftovers(paths: StatePaths) -> None:
     except (OSError, ValueError, AttributeError):
         return
     for name, pid in dict(pids).items():
-        if isinstance(pid, int) and pid_alive(pid) and _cmdline_mentions(pid, "ccc"):
+        # Only a process group this stack created (marked with this state directory at launch):
+        # a stale or copied stack.json names pids that may since belong to anything else.
+        if isinstance(pid, int) and pid > 1 and pid_alive(pid) and launched_by(pid, paths.root):
             log.info("stopping leftover %s (pid %s)", name, pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-
-
-def _cmdline_mentions(pid: int, word: str) -> bool:
-    try:
-        return word in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
 
 
 # ----- Python API: the stack in a child process ---------------------------------------------

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 120.0
+MAX_TIMEOUT_S = 24 * 3600.0
+
+
+def _timeout(text: str) -> float:
+    """Seconds to wait: finite and positive. `nan` waited for ever (every comparison with it is
+    false) and busy-polled; a negative value was accepted silently."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0 and at most {MAX_TIMEOUT_S:.0f}")
+    return value
+
+
+def _tenant(text: str) -> str:
+    """A tenant id by the naming rules; "" no longer silently means the default tenant."""
+    from ccc_core.identity import NamingError, validate_tenant
+
+    try:
+        return validate_tenant(text)
+    except NamingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +39,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--state-dir", type=Path, default=None, help="local stack state dir (default .ccc/local)")
     where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (AWS tiers)")
     parser.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
-    parser.add_argument("--tenant", help="tenant id (local default: the stack's first tenant, tenant-a)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for each result")
+    parser.add_argument("--tenant", type=_tenant, help="tenant id (local default: the stack's first tenant, tenant-a)")
+    parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT_S, help="seconds to wait for each result")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
@@ -51,9 +75,9 @@ def _print_report(report: Any, as_json: bool) -> None:
     label = report.image or report.job_id
     if report.status == "done" and report.verified:
         noun = "cat" if report.cats == 1 else "cats"
+        elapsed = "" if report.elapsed_ms is None else f"{report.elapsed_ms} ms; "  # `ccc result` measured none
         print(
-            f"{label}: {report.cats} {noun}  (verified; PCR0 {report.pcr0[:16]}…; {report.elapsed_ms} ms; "
-            f"job {report.job_id})",
+            f"{label}: {report.cats} {noun}  (verified; PCR0 {report.pcr0[:16]}…; {elapsed}job {report.job_id})",
             flush=True,
         )
     elif report.status == "done":

@@ -53,3 +53,42 @@ def test_unreadable_input_exits_two(tmp_path: Path) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"Resources": {}}))
     assert main(["key-policy", "lint", str(empty)]) == 2
+
+
+# Issue 13 §4: each of these printed a traceback (or read a huge file whole).
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"AWSTemplateFormatVersion: '2010-09-09'\nResources: {}\n", "YAML template"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe{}", "not JSON"),
+    ],
+    ids=["deep", "yaml", "broken", "not-utf8"],
+)
+def test_unreadable_inputs_end_in_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, says: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    assert main(["key-policy", "lint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+def test_a_huge_file_is_refused_without_reading_it_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.json"
+    with path.open("wb") as sparse:  # 200 MB, sparse: costs no disk
+        sparse.truncate(200 * 1024 * 1024)
+    assert main(["key-policy", "lint", str(path)]) == 2
+    assert "larger than" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("properties", [None, "a string", 5])
+def test_a_key_whose_properties_are_not_an_object_is_a_finding_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], properties: object
+) -> None:
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps({"Resources": {"Key": {"Type": "AWS::KMS::Key", "Properties": properties}}}))
+    assert main(["key-policy", "lint", str(path)]) == 1
+    assert "Key: 1 finding(s)" in capsys.readouterr().out

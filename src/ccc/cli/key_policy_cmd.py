@@ -6,7 +6,8 @@ that would release keys without attestation before it is ever deployed.
 
     ccc key-policy lint cdk.out/CccDev.template.json --pcr 0=<hex> [--pcr 1=<hex>] [--json]
 
-Exit status: 0 clean, 1 findings, 2 unreadable input.
+Exit status: 0 clean, 1 findings, 2 unreadable input (one line on stderr, never a traceback:
+too large, not JSON, nested too deeply, no key policy).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+# CloudFormation accepts templates of at most 1 MB (from S3); anything much larger is not one, and
+# reading it whole would only cost memory.
+MAX_INPUT_BYTES = 4 * 1024 * 1024
 
 
 def _pcr(text: str) -> tuple[int, str]:
@@ -44,19 +49,41 @@ def policies_in(document: Any) -> dict[str, Any]:
     found = {}
     for name, resource in resources.items() if isinstance(resources, dict) else []:
         if isinstance(resource, dict) and resource.get("Type") == "AWS::KMS::Key":
-            found[name] = resource.get("Properties", {}).get("KeyPolicy")
+            properties = resource.get("Properties")  # null or a string: no policy (the linter says so)
+            found[name] = properties.get("KeyPolicy") if isinstance(properties, dict) else None
     return found
 
 
 def _lint(args: argparse.Namespace) -> int:
+    try:
+        with args.file.open("rb") as source:
+            raw = source.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
+    if len(raw) > MAX_INPUT_BYTES:
+        print(f"cannot read {args.file}: larger than {MAX_INPUT_BYTES} bytes, so not a template", file=sys.stderr)
+        return 2
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        print(f"cannot read {args.file}: JSON nested too deeply", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        looks_like_json = raw.lstrip()[:1] in (b"{", b"[")
+        hint = "" if looks_like_json else " (a YAML template? lint the JSON that `cdk synth` writes to cdk.out/)"
+        print(f"cannot read {args.file}: not JSON{hint}: {type(exc).__name__}", file=sys.stderr)
+        return 2
+    try:
+        return _report(args, policies_in(document))
+    except RecursionError:  # a policy nested too deeply for the linter's walk
+        print(f"cannot lint {args.file}: a key policy is nested too deeply", file=sys.stderr)
+        return 2
+
+
+def _report(args: argparse.Namespace, policies: dict[str, Any]) -> int:
     from ccc_common.domain.key_policy import lint_key_policy
 
-    try:
-        document = json.loads(args.file.read_text())
-    except (OSError, ValueError) as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
-    policies = policies_in(document)
     if not policies:
         print(f"{args.file} holds no key policy and no AWS::KMS::Key resource", file=sys.stderr)
         return 2

@@ -154,7 +154,7 @@ def _run_submit(args: argparse.Namespace) -> int:
 
 
 def _run_result(args: argparse.Namespace) -> int:
-    from ccc.client import CccClient, ClientError
+    from ccc.client import CccClient, ClientError, UnknownJob
     from ccc_core.identity import JobRef, NamingError
 
     try:
@@ -166,6 +166,9 @@ def _run_result(args: argparse.Namespace) -> int:
         return 2
     try:
         report = client.wait(job, timeout=args.timeout) if args.wait else client.fetch(job)
+    except UnknownJob as exc:
+        print(f"ccc result: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         print(f"ccc result: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

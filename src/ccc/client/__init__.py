@@ -10,7 +10,15 @@ The CLI front end is `ccc submit` / `ccc result` (ccc.cli.client_cmd). See docs/
 
 from __future__ import annotations
 
-from ccc.client.errors import ClientError, InputError, JobFailed, TargetError, VerificationError, WaitTimeout
+from ccc.client.errors import (
+    ClientError,
+    InputError,
+    JobFailed,
+    TargetError,
+    UnknownJob,
+    VerificationError,
+    WaitTimeout,
+)
 from ccc.client.inputs import ImageInput, check_image, check_images
 from ccc.client.job_runner import CccClient, JobReport, SubmittedJob
 from ccc.client.target import Target, cloudformation_target, local_target
@@ -25,6 +33,7 @@ __all__ = [
     "SubmittedJob",
     "Target",
     "TargetError",
+    "UnknownJob",
     "VerificationError",
     "WaitTimeout",
     "check_image",

@@ -29,5 +29,10 @@ class JobFailed(ClientError):
         self.reason = reason
 
 
+class UnknownJob(ClientError):
+    """The jobs API knows no such job for this tenant (it does not exist, or is another tenant's,
+    which a tenant must not be able to tell apart). Waiting cannot help."""
+
+
 class WaitTimeout(ClientError):
     """Neither a result nor a failure record appeared within the timeout."""

@@ -25,7 +25,7 @@ from opentelemetry import trace
 
 from ccc.client.api import JobsApiClient, JobsApiError, PresignedUpload
 from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
-from ccc.client.errors import ClientError, JobFailed, VerificationError
+from ccc.client.errors import ClientError, JobFailed, UnknownJob, VerificationError
 from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
 from ccc.client.provenance import verify_result_attestation
@@ -221,9 +221,7 @@ class CccClient:
         while True:
             try:
                 report = self.fetch(job, image=image, started=began)
-            except JobsApiError as exc:
-                if exc.status in (400, 403, 404):  # unknown job, or not this tenant's: waiting cannot help
-                    return JobReport(image=image, job_id=job.job_id, status="failed", error=str(exc), tenant=job.tenant)
+            except JobsApiError as exc:  # UnknownJob (400/403/404) is not caught: waiting cannot help
                 last_error = str(exc)
                 report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
             except _TRANSIENT as exc:  # the stack restarting, a dropped connection: keep polling
@@ -256,7 +254,13 @@ class CccClient:
 
     def _fetch_from_api(self, job: JobRef, report: JobReport) -> None:
         assert self.api is not None
-        state = self.api.get_job(job)
+        try:
+            state = self.api.get_job(job)
+        except JobsApiError as exc:
+            if exc.status in (400, 403, 404):  # the same words with and without --wait
+                message = f"no job {job.job_id} for tenant {job.tenant} (unknown, or not this tenant's)"
+                raise UnknownJob(message) from None
+            raise
         if state.status == "done":
             if state.result_url is None or state.attestation_url is None:
                 raise VerificationError("the job is done but the API offers no result and attestation")

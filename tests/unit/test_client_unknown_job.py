@@ -1,0 +1,60 @@
+"""Another tenant's (or an unknown) job reads the same with and without --wait (issue 13 §4).
+
+Observed before: "job failed: … HTTP 404" with --wait, "ccc result: JobsApiError: …" without.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import ccc.cli.client_cmd as client_cmd
+from ccc.cli import main
+from ccc.client import CccClient, UnknownJob
+from ccc.client.api import JobsApiError
+from ccc.client.target import Target
+from ccc_core.identity import JobRef
+
+JOB = JobRef(tenant="tenant-a", job_id="c" * 32)
+TARGET = Target(description="t", stage="local", region="eu-west-1", inbox_bucket="in", results_bucket="out",
+                key_arn="arn:aws:kms:eu-west-1:111122223333:key/k", attestation_root_der=None,
+                expected_pcrs={0: b"\x01" * 48}, session_factory=lambda tenant: None, api_url="https://api.invalid")
+
+
+class _NotYours:
+    calls = 0
+
+    def get_job(self, job: JobRef) -> Any:
+        _NotYours.calls += 1
+        raise JobsApiError(f"cannot read job {job.job_id}: HTTP 404 not-found", status=404)
+
+
+@pytest.fixture
+def not_yours(monkeypatch: pytest.MonkeyPatch) -> None:
+    _NotYours.calls = 0
+    monkeypatch.setattr(CccClient, "api", property(lambda self: _NotYours()))
+    monkeypatch.setattr(client_cmd, "_target", lambda args: TARGET)
+
+
+@pytest.mark.usefixtures("not_yours")
+def test_fetch_and_wait_both_say_unknown_job_and_wait_does_not_poll_on() -> None:
+    client = CccClient(TARGET, JOB.tenant)
+    with pytest.raises(UnknownJob) as fetched:
+        client.fetch(JOB)
+    with pytest.raises(UnknownJob) as waited:
+        client.wait(JOB, timeout=30)
+    assert str(fetched.value) == str(waited.value) == (
+        f"no job {JOB.job_id} for tenant tenant-a (unknown, or not this tenant's)"
+    )
+    assert _NotYours.calls == 2  # no polling for the 30 s: waiting cannot help
+
+
+@pytest.mark.usefixtures("not_yours")
+@pytest.mark.parametrize("wait", [[], ["--wait"]], ids=["fetch", "wait"])
+def test_ccc_result_prints_one_line_and_exits_1(wait: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["result", JOB.job_id, "--tenant", "tenant-a", *wait]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    expected = f"ccc result: no job {JOB.job_id} for tenant tenant-a (unknown, or not this tenant's)"
+    assert captured.err.strip() == expected

@@ -7,6 +7,7 @@ and `--tenant ""` silently became tenant-a. argparse ends a bad value with its u
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -43,3 +44,17 @@ def test_a_verified_result_without_a_measured_time_prints_no_none(capsys: pytest
     _print_report(report, as_json=False)
     out = capsys.readouterr().out
     assert "None" not in out and "2 cats" in out and "verified" in out
+
+
+@pytest.mark.parametrize("command", ["up", "down", "env"])
+def test_a_state_dir_that_is_a_file_is_a_usage_error(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13 §4: `ccc local up --state-dir <a file>` printed a FileExistsError traceback."""
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as exit_:
+        main(["local", command, "--state-dir", str(a_file)])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--state-dir" in error and "not a directory" in error

@@ -44,8 +44,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.set_defaults(func=run_fleet_status)
 
 
+def _state_dir_path(text: str) -> Path:
+    """A state directory, or a place for one: an existing file there is a usage error (one line,
+    exit 2), not a FileExistsError traceback from deep inside `ccc local up`."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    return path
+
+
 def _state_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, default=Path(".ccc/local"), help="state directory (.ccc/local)")
+    parser.add_argument("--state-dir", type=_state_dir_path, default=Path(".ccc/local"),
+                        help="state directory (.ccc/local)")
 
 
 def run_up(args: argparse.Namespace) -> int:

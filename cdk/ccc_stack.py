@@ -101,6 +101,7 @@ class CccStack(Stack):
             work_queue=self.work_queue.queue,
             inbox=self.storage.inbox,
             results=self.storage.results,
+            jobs_table=self.orchestration.table,
             artifacts=self.storage.artifacts,
             access_logs=self.storage.access_logs,
             storage_key=self.keys.storage_key,

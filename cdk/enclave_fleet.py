@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -57,6 +58,10 @@ EMF_TARGET = "tcp://127.0.0.1:25888"
 EMF_LOG_GROUP = "emf/logs/default"
 
 
+# What the parent's job leases do on the jobs table (ccc_common.aws.job_leases.DynamoJobLeases).
+PARENT_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+
+
 # Install (packages, release download, wheel install) must fit in the launch hook's heartbeat.
 LAUNCH_HEARTBEAT_S = 900
 
@@ -70,14 +75,18 @@ def emf_log_group_arns() -> list[str]:
     return [group, f"{group}:log-stream:*"]
 
 
-def parent_config(config: StageConfig, work_queue: sqs.IQueue, inbox: s3.IBucket, results: s3.IBucket) -> dict:
-    """The parent agent's JSON configuration (format: enclave_worker/parent/config.py).
+def parent_config(
+    config: StageConfig, work_queue: sqs.IQueue, inbox: s3.IBucket, results: s3.IBucket, jobs_table: dynamodb.ITable
+) -> dict:
+    """The parent agent's JSON configuration (format: enclave_worker/parent/agent_config.py).
 
     No credentials (the agent uses the instance role via IMDSv2), no endpoint overrides (the VPC
     endpoints' private DNS makes the regional names resolve privately), KMS region = this region
     (the enclave reaches it through its relay -> vsock-proxy -> the KMS interface endpoint).
     Metrics go as EMF to the host's CloudWatch agent (``EMF_TARGET``), which turns them into the
     CloudWatch metrics the dashboard and alarms read; without ``telemetry.emf`` the agent publishes none.
+    ``jobs_table`` switches on job leases (a worker claims a job in the jobs table before running the
+    enclave), so a duplicate SQS delivery does not cost a second enclave run.
     """
     names = config.names
     return {
@@ -86,6 +95,7 @@ def parent_config(config: StageConfig, work_queue: sqs.IQueue, inbox: s3.IBucket
         "queue_url": work_queue.queue_url,
         "inbox_bucket": inbox.bucket_name,
         "results_bucket": results.bucket_name,
+        "jobs_table": jobs_table.table_name,
         "enclave": {"uri": f"vsock://{contract.ENCLAVE_CID_VALUE}:{contract.ENCLAVE_PORT_VALUE}"},
         "kms": {"region": Aws.REGION},
         "lifecycle": {"group_name": names.fleet_group, "hook_name": names.lifecycle_hook},
@@ -108,6 +118,7 @@ class Fleet(Construct):
         work_queue: sqs.IQueue,
         inbox: s3.IBucket,
         results: s3.IBucket,
+        jobs_table: dynamodb.ITable,
         artifacts: s3.IBucket,
         access_logs: s3.IBucket,
         storage_key: kms.IKey,
@@ -139,6 +150,11 @@ class Fleet(Construct):
         subnets = ec2.SubnetSelection(subnet_type=subnet_type)
         # Free in both modes, and keeps S3 traffic (releases, inbox, results, dnf repositories) off the internet.
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets])
+        # The job leases (parent config ``jobs_table``): free in both modes, and the only route to DynamoDB
+        # from the isolated subnets of ``endpoints`` mode.
+        self.vpc.add_gateway_endpoint(
+            "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[subnets]
+        )
         self.security_group = ec2.SecurityGroup(
             self,
             "HostSecurityGroup",
@@ -156,9 +172,9 @@ class Fleet(Construct):
         if not public:
             self._add_interface_endpoints(subnets)
         self._build_hosts(
-            config, role, measurements, work_queue, inbox, results, artifacts, data_key, subnets
+            config, role, measurements, work_queue, inbox, results, jobs_table, artifacts, data_key, subnets
         )
-        self._grant_parent(config, role, work_queue, inbox, results, artifacts, storage_key)
+        self._grant_parent(config, role, work_queue, inbox, results, jobs_table, artifacts, storage_key)
 
     def _add_interface_endpoints(self, subnets: ec2.SubnetSelection) -> None:
         self.endpoint_security_group = ec2.SecurityGroup(
@@ -191,6 +207,7 @@ class Fleet(Construct):
         work_queue: sqs.IQueue,
         inbox: s3.IBucket,
         results: s3.IBucket,
+        jobs_table: dynamodb.ITable,
         artifacts: s3.IBucket,
         data_key: kms.IKey,
         subnets: ec2.SubnetSelection,
@@ -216,7 +233,7 @@ class Fleet(Construct):
             contract.KMS_PROXY_PORT: str(contract.KMS_PROXY_PORT_VALUE),
         }
         assert set(environment) == set(contract.PARENT_ENV)
-        self.parent_config = parent_config(config, work_queue, inbox, results)
+        self.parent_config = parent_config(config, work_queue, inbox, results, jobs_table)
         self.user_data_script = render(
             HostSettings(
                 region=Aws.REGION,
@@ -325,6 +342,7 @@ class Fleet(Construct):
         work_queue: sqs.IQueue,
         inbox: s3.IBucket,
         results: s3.IBucket,
+        jobs_table: dynamodb.ITable,
         artifacts: s3.IBucket,
         storage_key: kms.IKey,
     ) -> None:
@@ -350,6 +368,11 @@ class Fleet(Construct):
             iam.PolicyStatement(
                 actions=["s3:GetObject"], resources=[artifacts.arn_for_objects(f"{contract.RELEASE_PREFIX}*")]
             )
+        )
+        # Job leases (ccc_common.aws.job_leases): a conditional UpdateItem claims and releases, a GetItem
+        # reads when a refusing lease ends. Item actions on the table only (table.grant would add its index).
+        role.add_to_policy(
+            iam.PolicyStatement(actions=list(PARENT_TABLE_ACTIONS), resources=[jobs_table.table_arn])
         )
         # Reads from the SSE-KMS inbox and artifacts buckets; writes to the SSE-S3 results bucket need none.
         role.add_to_policy(s3_via_service(storage_key, ["kms:Decrypt"], [inbox, artifacts]))

@@ -134,7 +134,9 @@ def test_hosts_have_no_internet_path_in_endpoints_mode(endpoints_mode: Any) -> N
     for endpoint in synth.of_type("AWS::EC2::VPCEndpoint").values():
         name = json.dumps(endpoint["Properties"]["ServiceName"])
         services.add(name.rsplit(".", 1)[-1].strip('"]}'))
-    for needed in ("s3", "sqs", "kms", "sts", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "autoscaling"):
+    for needed in (
+        "s3", "dynamodb", "sqs", "kms", "sts", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "autoscaling"
+    ):
         assert any(s.endswith(needed) for s in services), f"no VPC endpoint for {needed}: {services}"
 
 
@@ -143,8 +145,9 @@ def test_public_mode_has_no_interface_endpoint_no_nat_and_no_inbound(public_mode
     assert synth.stack.config.network is NetworkMode.PUBLIC
     assert not synth.of_type("AWS::EC2::NatGateway")
     endpoints = [e["Properties"] for e in synth.of_type("AWS::EC2::VPCEndpoint").values()]
-    assert [e.get("VpcEndpointType") for e in endpoints] == ["Gateway"]  # S3 only: free, keeps S3 off the internet
-    assert "s3" in json.dumps(endpoints[0]["ServiceName"])
+    # S3 and DynamoDB (job leases) only: gateway endpoints are free and keep that traffic off the internet.
+    assert [e.get("VpcEndpointType") for e in endpoints] == ["Gateway", "Gateway"]
+    assert sorted(json.dumps(e["ServiceName"]).rsplit(".", 1)[-1].strip('"]}') for e in endpoints) == ["dynamodb", "s3"]
     assert len(synth.of_type("AWS::EC2::InternetGateway")) == 1
     subnets = synth.of_type("AWS::EC2::Subnet").values()
     assert subnets and all(s["Properties"]["MapPublicIpOnLaunch"] is True for s in subnets)
@@ -324,6 +327,10 @@ def test_parent_role_can_only_do_its_job(synth: Any) -> None:
         "autoscaling:SetDesiredCapacity",
         "iam:PassRole",
         "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
     ):
         assert not any(grants(s, forbidden) for s in statements), forbidden
     for needed in (
@@ -334,12 +341,32 @@ def test_parent_role_can_only_do_its_job(synth: Any) -> None:
         "s3:PutObject",
         "autoscaling:CompleteLifecycleAction",
         "cloudwatch:PutMetricData",
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
     ):
         assert needed in actions, needed
     (metrics,) = [s for s in statements if grants(s, "cloudwatch:PutMetricData")]
     assert metrics["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": synth.stack.config.names.metrics_namespace}
     }
+
+
+def test_parent_role_reaches_only_the_jobs_table_items_its_leases_use(synth: Any) -> None:
+    """Exactly one DynamoDB statement: the lease adapter's actions (ccc_common.aws.job_leases: a conditional
+    UpdateItem claims and releases, GetItem reads a refusing lease) on exactly the jobs table, not its index."""
+    role_id = synth.logical_id(synth.stack.identities.parent_role)
+    statements = role_statements(synth.resources, role_id)
+
+    def touches_dynamodb(statement: dict[str, Any]) -> bool:
+        actions = [str(a).lower() for a in as_list(statement.get("Action", []))]
+        return "NotAction" in statement or any(a == "*" or a.startswith("dynamodb:") for a in actions)
+
+    dynamo = [s for s in statements if s.get("Effect") == "Allow" and touches_dynamodb(s)]
+    (statement,) = dynamo
+    assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    table_id = synth.logical_id(synth.stack.orchestration.table)
+    assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [table_id, "Arn"]}]
+    assert "Condition" not in statement
 
 
 # AWS-managed policies a Lambda role may carry (CDK's custom-resource providers): logs only, no KMS.

@@ -40,6 +40,7 @@ def _host(**overrides: Any) -> HostSettings:
             "queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/ccc-dev-work",
             "inbox_bucket": "ccc-dev-inbox-123456789012-eu-west-1",
             "results_bucket": "ccc-dev-results-123456789012-eu-west-1",
+            "jobs_table": "ccc-dev-jobs",
             "enclave": {"uri": f"vsock://{contract.ENCLAVE_CID_VALUE}:{contract.ENCLAVE_PORT_VALUE}"},
             "kms": {"region": "eu-west-1"},
             "lifecycle": {"group_name": "ccc-dev-enclave-fleet", "hook_name": "ccc-dev-drain"},
@@ -192,6 +193,7 @@ def test_rendered_parent_config_is_accepted_by_the_parent_agent() -> None:
     document = json.loads(_heredoc(script, PARENT_CONFIG_PATH))
     config = parse_config(document, origin="user data")
     assert config.stage == "dev" and config.lifecycle is not None
+    assert config.jobs_table == "ccc-dev-jobs"  # leases on: the agent builds its DynamoJobLeases from this
     assert f"CCC_PARENT_CONFIG={PARENT_CONFIG_PATH}" in script
 
 
@@ -206,6 +208,19 @@ def test_synthesised_parent_config_has_the_stack_resources(synth: Any) -> None:
     assert resolved["queue_url"] == {"Ref": synth.logical_id(synth.stack.work_queue.queue)}
     assert resolved["inbox_bucket"] == {"Ref": synth.logical_id(synth.stack.storage.inbox)}
     assert resolved["results_bucket"] == {"Ref": synth.logical_id(synth.stack.storage.results)}
+    assert resolved["jobs_table"] == {"Ref": synth.logical_id(synth.stack.orchestration.table)}
+
+
+def test_parent_config_on_the_host_names_the_jobs_table(synth: Any) -> None:
+    """What the host writes to /etc/ccc/parent.json (read from the launch template's user data, so the
+    CloudFormation token really lands in the file) names the stack's jobs table: leases are on."""
+    (template,) = synth.of_type("AWS::EC2::LaunchTemplate").values()
+    user_data = template["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    parts = user_data["Fn::Join"][1] if isinstance(user_data, dict) else [user_data]
+    script = "".join(p if isinstance(p, str) else f"<<{json.dumps(p, sort_keys=True)}>>" for p in parts)
+    document = _heredoc(script, PARENT_CONFIG_PATH)
+    table_ref = json.dumps({"Ref": synth.logical_id(synth.stack.orchestration.table)}, sort_keys=True)
+    assert f'"jobs_table": "<<{table_ref}>>"' in document
 
 
 def test_enclave_image_ports_match_the_contract() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ccc.local.components import enclave_python
+from ccc.release.wheelhouse import canonical_name, read_pins
 from ccc_enclave.attester import DISTRIBUTION_PACKAGES, PINS_FILE, distribution_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,13 +32,19 @@ def _modules() -> list[str]:
     return names
 
 
-def _pins(path: Path) -> dict[str, str]:
+def _enclave_pins() -> dict[str, str]:
+    """The enclave's pins, read as the bundle build reads them (exact pins only, no duplicates)."""
+    return {pin.name: pin.version for pin in read_pins(DIST / PINS_FILE)}
+
+
+def _root_pins() -> dict[str, str]:
+    """The dev pins (requirements.txt may carry extras, e.g. moto[server])."""
     pins = {}
-    for line in path.read_text().splitlines():
+    for line in (REPO / "requirements.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             name, _, version = line.partition("==")
-            pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+            pins[canonical_name(name.split("[")[0])] = version
     return pins
 
 
@@ -59,7 +66,7 @@ def test_no_enclave_module_imports_the_rest_of_the_repository():
 
 def test_every_pin_is_exact_and_agrees_with_the_root_requirements():
     """The enclave runs the versions the tests ran: each enclave pin equals the dev pin of that package."""
-    enclave, root = _pins(DIST / PINS_FILE), _pins(REPO / "requirements.txt")
+    enclave, root = _enclave_pins(), _root_pins()
     dev = _pins_from_freeze()
     assert enclave and all(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v) for v in enclave.values()), enclave
     assert {n: v for n, v in enclave.items() if n in root and root[n] != v} == {}
@@ -69,7 +76,7 @@ def test_every_pin_is_exact_and_agrees_with_the_root_requirements():
 def _pins_from_freeze() -> dict[str, str]:
     import importlib.metadata
 
-    return {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in importlib.metadata.distributions()}
+    return {canonical_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +87,10 @@ def enclave_env() -> Path:
 def test_enclave_venv_holds_exactly_the_pinned_set(enclave_env: Path):
     listed = subprocess.run([str(enclave_env), "-m", "pip", "list", "--format=freeze", "--exclude-editable"],
                             capture_output=True, text=True, check=True).stdout
-    installed = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1]
+    installed = {canonical_name(line.split("==")[0]): line.split("==")[1]
                  for line in listed.splitlines() if "==" in line}
     installed = {n: v for n, v in installed.items() if n not in ("pip", "setuptools", "wheel")}
-    assert installed == _pins(DIST / PINS_FILE)
+    assert installed == _enclave_pins()
 
 
 def test_every_enclave_module_imports_in_the_enclave_venv_and_nothing_else_does(enclave_env: Path, tmp_path: Path):

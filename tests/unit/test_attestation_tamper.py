@@ -23,7 +23,7 @@ from tests.unit.test_attestation_support import (
     vector,
 )
 
-LENIENT = AttestationPolicy(allow_debug=True, max_user_data=1024, max_nonce=1024)
+LENIENT = AttestationPolicy(allow_debug=True)
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -152,12 +152,15 @@ def test_trailing_bytes_are_refused():
 
 
 @pytest.mark.parametrize("field", ["user_data", "nonce"])
-def test_field_over_512_bytes_is_refused_by_default(local_ca: LocalNitroCA, field: str):
+def test_fields_up_to_the_device_limit_verify_by_default_and_strict_keeps_the_512_rule(
+        local_ca: LocalNitroCA, field: str):
+    at_limit = craft_document(local_ca, NOW, **{field: b"x" * 1024})
+    verify_document(at_limit, root_der=local_ca.root_der, at=NOW)
     data = craft_document(local_ca, NOW, **{field: b"x" * 513})
     with pytest.raises(AttestationError, match=f"{field} is 513 bytes, policy allows 512"):
-        verify_document(data, root_der=local_ca.root_der, at=NOW)
-    large = AttestationPolicy(max_user_data=1024, max_nonce=1024)
-    verify_document(data, root_der=local_ca.root_der, at=NOW, policy=large)
+        verify_document(data, root_der=local_ca.root_der, at=NOW, policy=AttestationPolicy().strict())
+    verify_document(craft_document(local_ca, NOW, **{field: b"x" * 512}), root_der=local_ca.root_der, at=NOW,
+                    policy=AttestationPolicy().strict())
 
 
 @pytest.mark.parametrize("field", ["user_data", "nonce", "public_key"])

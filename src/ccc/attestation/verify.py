@@ -27,7 +27,8 @@ def verify_document(
 
     root_der: the trusted root (DER); None means the pinned AWS Nitro Enclaves Root-G1.
     at: timezone-aware verification time; None means now.
-    policy: None means the default policy (no PCR pins, debug refused, 512-byte bindings).
+    policy: None means the default policy (no PCR pins, debug refused, user_data/nonce up
+    to the device's 1024 bytes).
     Raises AttestationError (with `.reason`) on any failure.
     """
     if at is None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,9 +63,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument("--nonce", metavar="HEX", help="the nonce the document must carry")
     verify.add_argument("--user-data", metavar="HEX", help="the user_data the document must carry")
     verify.add_argument("--max-age", type=float, metavar="SECONDS", help="refuse documents older than this")
-    verify.add_argument(
-        "--max-field-bytes", type=int, default=512, metavar="N",
-        help="largest user_data/nonce accepted (default 512, the AWS rule; the device allows up to 1024)",
+    limits = verify.add_mutually_exclusive_group()
+    limits.add_argument(
+        "--max-field-bytes", type=int, default=None, metavar="N",
+        help="largest user_data/nonce accepted (default 1024, what /dev/nsm accepts and genuine documents carry)",
+    )
+    limits.add_argument(
+        "--strict", action="store_true",
+        help="apply AWS's documented 512-byte limit to user_data/nonce (genuine documents may exceed it)",
     )
     verify.add_argument("--allow-debug", action="store_true", help="accept debug-mode documents (PCR0/1/2 zero)")
     verify.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -86,9 +92,11 @@ def run_verify(args: argparse.Namespace) -> int:
             user_data=_hex_option(args.user_data, "--user-data"),
             max_age=_max_age(args.max_age),
             allow_debug=args.allow_debug,
-            max_user_data=args.max_field_bytes,
-            max_nonce=args.max_field_bytes,
         )
+        if args.max_field_bytes is not None:
+            policy = replace(policy, max_user_data=args.max_field_bytes, max_nonce=args.max_field_bytes)
+        if args.strict:
+            policy = policy.strict()
         at = parse_time(args.at) if args.at else None
     except (UsageError, ValueError) as exc:  # AttestationError from the root file is a ValueError too
         print(f"ccc attest verify: {exc}", file=sys.stderr)

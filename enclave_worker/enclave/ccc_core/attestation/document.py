@@ -25,9 +25,10 @@ DIGEST_SHA384 = "SHA384"
 PCR_BYTES = 48  # SHA-384
 MAX_PCR_INDEX = 31  # the NSM has 32 PCRs
 DEBUG_PCRS = (0, 1, 2)  # all zero in a debug-mode enclave (PCR3/PCR4 may still be set)
-# The NSM's hard limit for each optional field. The AWS validation rules say 512 bytes for
-# user_data/nonce, but genuine documents carry 1024-byte user_data and nonce, so parsing
-# accepts the device limit and `AttestationPolicy` enforces the stricter 512 by default.
+# The NSM's hard limit for each optional field (public_key, user_data, nonce). The AWS validation
+# rules say 512 bytes for user_data/nonce, but genuine documents carry 746- and 1024-byte
+# user_data, so parsing and the default `AttestationPolicy` accept the device limit; the 512-byte
+# rule is opt-in (`AttestationPolicy.strict()`, `ccc attest verify --strict`).
 MAX_OPTIONAL_FIELD_BYTES = 1024
 MAX_MODULE_ID_CHARS = 256
 MIN_CABUNDLE = 1

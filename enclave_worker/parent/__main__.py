@@ -39,6 +39,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
     from botocore.config import Config
 
     from ccc_common.aws.job_leases import DynamoJobLeases
+    from ccc_common.aws.jobs_dal import DynamoJobStore
     from ccc_enclave.protocol.job_messages import KmsTarget
     from enclave_worker.parent.agent import AgentSettings, ParentAgent
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
@@ -88,14 +89,17 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
         health_interval_s=config.enclave.health_interval_s,
         lease_s=config.lease_s,
     )
-    leases = None
+    leases = jobs = None
     if config.jobs_table is not None:
-        leases = DynamoJobLeases(session.client("dynamodb", config=boto_config, **client_kwargs), config.jobs_table,
-                                 config.settings.job_ttl_days)
+        dynamodb = session.client("dynamodb", config=boto_config, **client_kwargs)
+        leases = DynamoJobLeases(dynamodb, config.jobs_table, config.settings.job_ttl_days)
+        # GetItem (a missing input's upload window) and UpdateItem (failing it after the window):
+        # the two actions the instance role already has on the table for the leases.
+        jobs = DynamoJobStore(dynamodb, config.jobs_table, config.settings.job_ttl_days)
     enclave = SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s,
                                   max_frame_bytes=limits.max_frame_bytes)
     agent = ParentAgent(sqs=sqs, s3=s3, enclave=enclave, credentials=credentials, settings=settings,
-                        on_ready=on_ready, metrics=metrics, leases=leases)
+                        on_ready=on_ready, metrics=metrics, leases=leases, jobs=jobs)
     watcher = None
     if config.lifecycle is not None:
         from ccc_common.domain.drain import DrainSettings

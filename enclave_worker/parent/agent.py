@@ -9,10 +9,15 @@ Per message (in a small worker pool):
 2. For each job: claim its lease in the jobs table (`ccc_common.domain.job_leases`; when leases are
    configured): if another worker holds it, the message comes back when that lease ends. Then, if
    the result (or a failure record) already exists, the job is done (a duplicate, or redelivery
-   after a crash between write and delete): skip. HEAD the inbox object (missing -> "not yet":
-   retried with backoff, no failure record; larger than the limit -> permanent failure), GET it,
-   send `{job, ciphertext, credentials, kms}` to the enclave while a heartbeat thread keeps
-   extending the message's visibility.
+   after a crash between write and delete): skip. HEAD the inbox object (larger than the limit ->
+   permanent failure; missing -> see below), GET it, send `{job, ciphertext, credentials, kms}` to
+   the enclave while a heartbeat thread keeps extending the message's visibility.
+   A missing input is "not yet" until the job's upload window closes
+   (`ccc_common.domain.upload_window`, the rule the jobs API applies too): the message comes back
+   when the window closes (an upload in between brings its own message and completes the job; this
+   one then finds the result). After the window the job fails in the jobs table only, never with a
+   failure record, so an upload that still arrives completes it. A message naming no job of its
+   tenant is deleted. Without a jobs table the message is retried with backoff and ends in the DLQ.
 3. Success: PUT the attestation document under the result's digest, then the result ciphertext
    only if no result exists (`If-None-Match: *`; `ccc_common.contracts.result_objects`): the result
    object is the "done" signal the job-events function and the client wait for, so it goes last, and
@@ -48,6 +53,15 @@ from ccc_common.contracts.failure_record import FailureRecord, encode_failure_re
 from ccc_common.contracts.result_objects import RESULT_SHA256_METADATA, attestation_key, result_sha256
 from ccc_common.contracts.work_message import Ignored, parse_work_message
 from ccc_common.domain.job_leases import JobLeases, Lease, LeaseHeld
+from ccc_common.domain.job_store import JobStore
+from ccc_common.domain.jobs import JobEvent
+from ccc_common.domain.upload_window import (
+    DEFAULT_UPLOAD_URL_EXPIRY_S,
+    FailMissingInput,
+    NothingToWaitFor,
+    WaitForUpload,
+    judge_missing_input,
+)
 from ccc_core.aws_errors import client_error_code
 from ccc_core.identity import JobRef
 from ccc_core.limits import LIMITS
@@ -76,6 +90,7 @@ class MessageOutcome(StrEnum):
     DONE = "done"  # result written
     ALREADY_DONE = "already_done"  # result or failure record existed (redelivery)
     LEASED = "leased"  # another worker holds the job's lease: back to the queue until it ends
+    WAITING = "waiting"  # the input is not uploaded yet: back to the queue until the upload window closes
     FAILED = "failed"  # failure record written (permanent)
     RETRY = "retry"  # left in the queue with backoff
     IGNORED = "ignored"  # not work (test event): deleted
@@ -108,6 +123,7 @@ class AgentSettings:
     unavailable_pause_s: float = 1.0
     heartbeat_interval_s: float | None = None  # default visibility/3
     lease_s: float | None = None  # job lease length; default: one enclave pass with its busy retries + 60 s
+    upload_url_expiry_s: int = DEFAULT_UPLOAD_URL_EXPIRY_S  # the jobs API's upload URL lifetime (upload window)
 
     @property
     def effective_lease_s(self) -> float:
@@ -126,7 +142,7 @@ class AgentSettings:
 class JobOutcome:
     outcome: MessageOutcome
     code: str | None = None
-    retry_in_s: int | None = None  # LEASED: when the holder's lease ends
+    retry_in_s: int | None = None  # LEASED: when the holder's lease ends; WAITING: when the upload window closes
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -147,9 +163,7 @@ class _Permanent(ParentError):
 
 
 class _InputMissing(ParentError):
-    def __init__(self, code: ErrorCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
+    """The inbox object does not exist (now): not the job's failure until its upload window closes."""
 
 
 class ParentAgent:
@@ -165,9 +179,11 @@ class ParentAgent:
         on_ready: Callable[[], None] | None = None,
         metrics: ParentMetrics | None = None,
         leases: JobLeases | None = None,
+        jobs: JobStore | None = None,
     ) -> None:
         self._sqs = sqs
         self._leases = leases
+        self._jobs = jobs
         self._owner = f"{socket.gethostname()[:64]}:{os.getpid()}"
         self._s3 = s3
         self._enclave = enclave
@@ -317,9 +333,10 @@ class ParentAgent:
             outcomes = [self.process_job(ref, receive_count=receive_count) for ref in refs]
         if any(o.outcome is MessageOutcome.RETRY for o in outcomes):
             delay = s.backoff_s(receive_count)
-        elif any(o.outcome is MessageOutcome.LEASED for o in outcomes):
+        elif any(o.outcome in _COME_BACK_LATER for o in outcomes):
             # Not a failure of this job: look again when the holder's lease ends (then it is either
-            # done, and this duplicate is deleted, or its holder died and this message runs it).
+            # done, and this duplicate is deleted, or its holder died and this message runs it), or
+            # when the upload window of a job whose input has not arrived closes.
             delay = min(SQS_MAX_VISIBILITY_S, max(o.retry_in_s or 1 for o in outcomes))
         else:
             delay = None
@@ -327,11 +344,15 @@ class ParentAgent:
             self._change_visibility(receipt, delay, message_id)
             log_event(_LOG, logging.INFO, "message returned for retry", message_id=message_id,
                       receive_count=receive_count, retry_in_s=delay)
-            leased = all(o.outcome in (MessageOutcome.LEASED, MessageOutcome.ALREADY_DONE) for o in outcomes)
-            return MessageOutcome.LEASED if leased else MessageOutcome.RETRY
+            if all(o.outcome in (*_COME_BACK_LATER, MessageOutcome.ALREADY_DONE) for o in outcomes):
+                waiting = any(o.outcome is MessageOutcome.WAITING for o in outcomes)
+                return MessageOutcome.WAITING if waiting else MessageOutcome.LEASED
+            return MessageOutcome.RETRY
         self._delete(receipt, message_id)
         if len(outcomes) == 1:
             return outcomes[0].outcome
+        if all(o.outcome is MessageOutcome.IGNORED for o in outcomes):
+            return MessageOutcome.IGNORED
         failed = any(o.outcome is MessageOutcome.FAILED for o in outcomes)
         return MessageOutcome.FAILED if failed else MessageOutcome.DONE
 
@@ -365,8 +386,8 @@ class ParentAgent:
                     outcome = self._process_claimed_job(ref)
             except _Permanent as failure:
                 outcome = self._record_failure(ref, ErrorInfo.of(failure.code, failure.reason, retryable=False))
-            except _InputMissing as missing:
-                outcome = JobOutcome(MessageOutcome.RETRY, str(missing.code))
+            except _InputMissing:
+                outcome = self._input_missing(ref)
         except Exception as exc:  # S3/credentials/unknown: retry later, the DLQ ends hopeless cases
             log_event(_LOG, logging.WARNING, "job will be retried", job_id=ref.job_id, tenant=ref.tenant,
                       error_type=type(exc).__name__, code=client_error_code(exc))
@@ -388,6 +409,9 @@ class ParentAgent:
         # which would make the other duplicates arriving at the same moment wait for it.
         if self._finished(ref):
             return JobOutcome(MessageOutcome.ALREADY_DONE)
+        # Before the claim: a claim records a job that has no item yet, and a message whose object
+        # does not exist must not create one (nor hold a lease while it waits for the upload).
+        self._head_input(ref)
         if self._leases is None:
             return None
         now = datetime.now(UTC)
@@ -399,6 +423,30 @@ class ParentAgent:
                       retry_in_s=wait_s)
             return JobOutcome(MessageOutcome.LEASED, "job_leased", retry_in_s=wait_s)
         return claim
+
+    def _input_missing(self, ref: JobRef) -> JobOutcome:
+        """The inbox object does not exist: wait for the upload, fail the job, or drop the message,
+        by the job's upload window (``ccc_common.domain.upload_window``)."""
+        code = str(ErrorCode.INPUT_MISSING)
+        if self._jobs is None:  # nothing to judge the window by: retried, and the DLQ ends it
+            return JobOutcome(MessageOutcome.RETRY, code)
+        now = datetime.now(UTC)
+        verdict = judge_missing_input(self._jobs.get(ref.job_id), ref, now=now,
+                                      url_expiry_s=self.settings.upload_url_expiry_s)
+        if isinstance(verdict, WaitForUpload):
+            wait_s = max(1, math.ceil((verdict.until - now).total_seconds()) + 1)
+            log_event(_LOG, logging.INFO, "input not uploaded yet", job_id=ref.job_id, tenant=ref.tenant,
+                      retry_in_s=wait_s)
+            return JobOutcome(MessageOutcome.WAITING, code, retry_in_s=wait_s)
+        if isinstance(verdict, NothingToWaitFor):
+            log_event(_LOG, logging.INFO, "message for a missing input dropped", job_id=ref.job_id,
+                      tenant=ref.tenant, why=verdict.why)
+            return JobOutcome(MessageOutcome.IGNORED, code)
+        assert isinstance(verdict, FailMissingInput)
+        self._jobs.apply(JobEvent.failed(ref, now, verdict.reason))
+        log_event(_LOG, logging.WARNING, "job failed: upload window closed without an input", job_id=ref.job_id,
+                  tenant=ref.tenant)
+        return JobOutcome(MessageOutcome.FAILED, code)
 
     def _release(self, lease: Lease, last_error: str | None) -> None:
         """Best effort: an unreleased lease only delays a retry until it ends."""
@@ -413,7 +461,7 @@ class ParentAgent:
         # Checked again under the lease: a run that committed and released just before it is seen here.
         if self._leases is not None and self._finished(ref):
             return JobOutcome(MessageOutcome.ALREADY_DONE)
-        size, carrier = self._head_input(ref)
+        size, carrier = self._head_input(ref)  # again: the object may have changed since the claim
         # Continue the client's trace: its context on the object, else the job's derived trace context.
         with _TRACER.start_as_current_span(
             SPAN_PARENT_JOB, context=extract(carrier, job_id=ref.job_id), record_exception=False,
@@ -489,11 +537,9 @@ class ParentAgent:
             head = self._s3.head_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)
         except Exception as exc:
             if _is_not_found(exc):
-                # "Not yet", not "never": the message may precede the upload (or be spurious). No
-                # failure record, which would make the real upload that follows be ignored; the
-                # message returns with backoff and, if the object never comes, ends in the
-                # dead-letter queue, which fails the job naming this code.
-                raise _InputMissing(ErrorCode.INPUT_MISSING, "the input object does not exist (yet)") from None
+                # "Not yet", not "never" (`_input_missing`): no failure record, which would make
+                # the real upload that follows be ignored.
+                raise _InputMissing("the input object does not exist (yet)") from None
             raise
         size = int(head.get("ContentLength", 0))
         if size > s.max_ciphertext_bytes:
@@ -565,6 +611,10 @@ class ParentAgent:
         log_event(_LOG, logging.WARNING, "job failed permanently", job_id=ref.job_id, tenant=ref.tenant,
                   code=error.code, reason=error.reason[:200])
         return JobOutcome(MessageOutcome.FAILED, error.code)
+
+
+# Outcomes that are no failure of the job: the message comes back at the time the outcome names.
+_COME_BACK_LATER = (MessageOutcome.LEASED, MessageOutcome.WAITING)
 
 
 def _receive_count(message: dict[str, Any]) -> int:

@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 
 from ccc_common.domain.jobs import JobEvent, JobStatus
 from ccc_common.domain.jobs_api import (
-    NEVER_UPLOADED,
-    UPLOAD_GRACE_S,
     ApiRequest,
     JobsApi,
     JobsService,
     TenantDirectory,
 )
 from ccc_common.domain.storage_ports import Presigner, ResultDigests
+from ccc_common.domain.upload_window import NEVER_UPLOADED, UPLOAD_GRACE_S
 from ccc_core.identity import CTX_JOB, CTX_TENANT
 from tests.support.fake_job_store import InMemoryJobStore
 

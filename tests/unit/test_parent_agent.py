@@ -25,10 +25,13 @@ from moto import mock_aws
 
 from ccc.local.moto_atomic import make_conditional_writes_atomic
 from ccc_common.aws.job_leases import DynamoJobLeases
+from ccc_common.aws.jobs_dal import DynamoJobStore
 from ccc_common.contracts.jobs_table import create_table_request
 from ccc_common.contracts.result_objects import attestation_key_for_result
 from ccc_common.contracts.work_message import encode_s3_notification, encode_work_message
 from ccc_common.domain.job_leases import LeaseHeld
+from ccc_common.domain.jobs import JobEvent, JobStatus, new_job
+from ccc_common.domain.upload_window import NEVER_UPLOADED, UPLOAD_GRACE_S
 from ccc_core.identity import JobRef
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.health_messages import EnclaveStatus
@@ -128,6 +131,9 @@ class World:
     def leases(self) -> DynamoJobLeases:
         return DynamoJobLeases(self.dynamodb, TABLE, ttl_days=30)
 
+    def jobs(self) -> DynamoJobStore:
+        return DynamoJobStore(self.dynamodb, TABLE, ttl_days=30)
+
     def agent(self, *, leases: bool = False, s3: Any = None, **overrides: Any) -> ParentAgent:
         values: dict[str, Any] = {
             "workers": 2, "wait_time_s": 0, "visibility_timeout_s": 30, "health_interval_s": 0.0,
@@ -138,7 +144,7 @@ class World:
         creds = StaticCredentialsProvider(AwsCredentials("AKIDPARENT", SECRET, None))
         return ParentAgent(sqs=Recording(self.sqs, "sqs", self.log), s3=s3 or Recording(self.s3, "s3", self.log),
                            enclave=self.enclave, credentials=creds, settings=settings,
-                           leases=self.leases() if leases else None)
+                           leases=self.leases() if leases else None, jobs=self.jobs() if leases else None)
 
     def upload(self, job: str, body: bytes = b"ESDK-CIPHERTEXT") -> None:
         self.s3.put_object(Bucket=INBOX, Key=f"jobs/{TENANT}/{job}.ccc", Body=body)
@@ -328,25 +334,64 @@ def test_an_unhealthy_enclave_stops_polling(world: World) -> None:
 
 def test_oversize_inputs_fail_permanently_and_missing_ones_are_not_yet(world: World) -> None:
     world.upload(JOB_A, body=b"x" * 101)
+    world.jobs().create(new_job(JobRef(TENANT, JOB_B), datetime.now(UTC), ttl_days=30))  # POST /jobs
     world.upload(JOB_B)
     world.s3.delete_object(Bucket=INBOX, Key=f"jobs/{TENANT}/{JOB_B}.ccc")
     agent = world.agent(max_ciphertext_bytes=100, leases=True)
     world.run(agent, messages=3)
-    assert agent.stats == {"ignored": 1, "failed": 1, "retry": 1}
+    assert agent.stats == {"ignored": 1, "failed": 1, "waiting": 1}
     too_large = json.loads(world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.failed.json")["Body"]
                            .read())
     assert too_large["code"] == "too_large"
     assert world.enclave.requests == []
     # Issue 13: a missing input wrote a failure record, and the real upload that followed was
-    # ignored for ever. Now it is "not yet": no record, the code is kept for the DLQ's reason...
+    # ignored for ever; then it was retried into the DLQ within seconds. Now it is "not yet" until
+    # the upload window closes: no record, the job still submitted, no lease held, and the message
+    # back in the queue, invisible until the window closes (not a receive burnt every few seconds).
     assert not world.result_exists(f"results/{TENANT}/{JOB_B}.failed.json")
     item = world.dynamodb.get_item(TableName=TABLE, Key={"job_id": {"S": JOB_B}})["Item"]
-    assert item["last_error"] == {"S": "input_missing"} and "lease_owner" not in item
+    assert item["status"] == {"S": "submitted"} and "lease_owner" not in item
+    waiting = [v for service, op, v in world.log if op == "change_message_visibility"]
+    assert waiting and waiting[-1] >= 900 + UPLOAD_GRACE_S - 5
+    assert world.queue_counts() == (0, 1)
     # ... and the upload that follows completes the job.
     world.upload(JOB_B)
     agent = world.agent(max_ciphertext_bytes=100, leases=True)
     world.run(agent, messages=1)
     assert agent.stats == {"done": 1} and world.result_exists(f"results/{TENANT}/{JOB_B}.ccc")
+
+
+def test_a_missing_input_after_the_upload_window_fails_the_job_but_a_late_upload_still_completes_it(
+    world: World,
+) -> None:
+    ref = JobRef(TENANT, JOB_B)
+    world.jobs().create(new_job(ref, datetime.now(UTC) - timedelta(seconds=900 + UPLOAD_GRACE_S + 1), ttl_days=30))
+    world.upload(JOB_B)
+    world.s3.delete_object(Bucket=INBOX, Key=ref.inbox_key)
+    agent = world.agent(leases=True)
+    world.run(agent, messages=2)
+    assert agent.stats == {"ignored": 1, "failed": 1}
+    assert world.queue_counts() == (0, 0)  # deleted, not left to the DLQ
+    job = world.jobs().get(JOB_B)
+    assert job is not None and job.status is JobStatus.FAILED and job.error == NEVER_UPLOADED
+    assert not world.result_exists(ref.failure_key)  # the table only: nothing that blocks a late upload
+    world.upload(JOB_B)  # the tenant role may still PUT directly
+    agent = world.agent(leases=True)
+    world.run(agent, messages=1)
+    assert agent.stats == {"done": 1}
+    assert world.result_exists(ref.result_key)
+    # The result's event (the job-events function) then moves the job on: done outranks failed.
+    assert world.jobs().apply(JobEvent.done(ref, datetime.now(UTC))).job.status is JobStatus.DONE
+
+
+def test_a_message_naming_no_job_is_dropped_without_creating_one(world: World) -> None:
+    world.upload(JOB_B)  # an object with no POST /jobs behind it, gone by the time the worker looks
+    world.s3.delete_object(Bucket=INBOX, Key=f"jobs/{TENANT}/{JOB_B}.ccc")
+    agent = world.agent(leases=True)
+    world.run(agent, messages=2)
+    assert agent.stats == {"ignored": 2}
+    assert world.queue_counts() == (0, 0)
+    assert "Item" not in world.dynamodb.get_item(TableName=TABLE, Key={"job_id": {"S": JOB_B}})
 
 
 def test_a_retried_kms_denial_leaves_its_code_on_the_job(world: World) -> None:
@@ -433,7 +478,7 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
 
 def test_outcome_values_are_stable() -> None:
     assert {o.value for o in MessageOutcome} == {"done", "already_done", "leased", "failed", "retry", "ignored",
-                                                 "unparseable"}
+                                                 "unparseable", "waiting"}
 
 
 # ------------------------------------------------------------------ duplicate delivery (issue 13)

@@ -24,7 +24,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ccc_common.contracts.result_objects import attestation_key
@@ -32,13 +32,15 @@ from ccc_common.domain.job_store import MAX_PAGE, InvalidCursor, JobAlreadyExist
 from ccc_common.domain.jobs import Job, JobEvent, JobStatus, format_timestamp, new_job
 from ccc_common.domain.settings import stage_settings
 from ccc_common.domain.storage_ports import Presigner, ResultDigests
+from ccc_common.domain.upload_window import (
+    DEFAULT_UPLOAD_URL_EXPIRY_S,
+    NEVER_UPLOADED,
+    upload_window_closes,
+)
 from ccc_common.errors import CommonError
 from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096
-# How long after its upload URL expires a job may still receive its upload (one in flight).
-UPLOAD_GRACE_S = 300
-NEVER_UPLOADED = "never uploaded (the upload window closed)"
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/[\w+=,.@-]{1,64}$")
 _JOB_PATH = re.compile(r"^/jobs/([^/]+)$")
 
@@ -195,14 +197,14 @@ class JobsService:
 
         Why on read, not by a sweep: only a reader can tell the difference, no schedule or
         function is needed, and DynamoDB's TTL removes items nobody reads. The window is the upload
-        URL's lifetime plus ``UPLOAD_GRACE_S`` for an upload started just before it expired. An
+        URL's lifetime plus ``upload_window.UPLOAD_GRACE_S`` for an upload started just before it expired. An
         upload that still arrives later (the tenant role may PUT directly) is processed: its
         result outranks ``failed`` (``domain.jobs``).
         """
         if job.status is not JobStatus.SUBMITTED:
             return job
         now = self._clock()
-        if now < job.created_at + timedelta(seconds=self._expiry + UPLOAD_GRACE_S):
+        if now < upload_window_closes(job.created_at, self._expiry):
             return job
         return self._store.apply(JobEvent.failed(job.ref, now, NEVER_UPLOADED)).job
 
@@ -286,7 +288,7 @@ def jobs_api_for(
     inbox_bucket: str,
     results_bucket: str,
     principals: Mapping[str, str],
-    url_expiry_s: int = 900,
+    url_expiry_s: int = DEFAULT_UPLOAD_URL_EXPIRY_S,
     clock: Callable[[], datetime] | None = None,
 ) -> JobsApi:
     """The API wired with the stage's limits and TTL: what the Lambda and the local stack both use."""

@@ -80,8 +80,11 @@ def test_tenants_encrypt_inputs_and_decrypt_only_their_results() -> None:
     assert not _allowed(POLICY, _req(TENANT_B, "kms:GenerateDataKey", encryption_context=inputs))
     assert not _allowed(POLICY, _req(TENANT_B, "kms:Decrypt", encryption_context=results))
     assert not _allowed(POLICY, _req(TENANT_A, "kms:GenerateDataKey"))
-    # Context keys are case-sensitive, like KMS's own binding.
-    assert not _allowed(POLICY, _req(TENANT_A, "kms:Decrypt", encryption_context={"CCC:TENANT": "tenant-a"}))
+    # Condition-key names are case-insensitive on AWS: `kms:EncryptionContext:ccc:tenant` reads the
+    # context key `CCC:TENANT` too (only kms:EncryptionContextKeys makes the key's case matter).
+    assert _allowed(
+        POLICY, _req(TENANT_A, "kms:Decrypt", encryption_context={"CCC:TENANT": "tenant-a", "Ccc:Kind": "result"})
+    )
 
 
 def test_admins_manage_but_never_decrypt() -> None:
@@ -181,8 +184,10 @@ def test_condition_operators(condition: dict, context: dict, expected: bool) -> 
         lambda p: p["Statement"][0].update({"NotPrincipal": p["Statement"][0].pop("Principal")}),
         lambda p: p["Statement"][0].update({"NotAction": "kms:Encrypt"}),
         lambda p: p["Statement"][0]["Condition"].update({"StringEqualsIfExists": {"kms:EncryptionContext:k": "x"}}),
+        lambda p: p["Statement"][0]["Condition"].update({"ForAnyValue:StringEquals": {"kms:EncryptionContext:k": "v"}}),
+        lambda p: p["Statement"][0]["Condition"].update({"StringEquals": {"kms:EncryptionContextKeys": "k"}}),
         lambda p: p["Statement"][0]["Condition"].update(
-            {"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "k"}}
+            {"ForAllValues:NumericLessThan": {"kms:EncryptionContextKeys": "3"}}
         ),
         lambda p: p["Statement"][0]["Condition"].update({"StringEquals": {"aws:SourceIp": "10.0.0.1"}}),
         lambda p: p["Statement"][0]["Condition"].update({"StringEquals": {"kms:ViaService": "s3.amazonaws.com"}}),
@@ -335,3 +340,102 @@ def test_arbitrary_json_never_crashes_and_never_allows_by_accident(policy: Any) 
     assert result.decision in (Decision.IMPLICIT_DENY, Decision.EXPLICIT_DENY, Decision.ALLOW)
     if result.allowed:  # only possible if the random document really is a valid allowing policy
         parse_policy(policy)
+
+
+# --- condition-key names are case-insensitive (AWS); values compare per operator ------------------
+
+
+@pytest.mark.parametrize(
+    "policy_key", ["kms:EncryptionContext:ccc:kind", "KMS:ENCRYPTIONCONTEXT:CCC:KIND", "kms:EncryptionContext:Ccc:Kind"]
+)
+@pytest.mark.parametrize("context_key", ["ccc:kind", "CCC:KIND", "cCc:kInD"])
+def test_condition_key_names_match_in_any_case(policy_key: str, context_key: str) -> None:
+    policy = _one({"StringEquals": {policy_key: "result"}})
+    assert _allowed(policy, _req(TENANT_A, "kms:Decrypt", encryption_context={context_key: "result"}))
+    # ... but the value is compared as the operator says: StringEquals is exact.
+    assert not _allowed(policy, _req(TENANT_A, "kms:Decrypt", encryption_context={context_key: "RESULT"}))
+    ignore_case = _one({"StringEqualsIgnoreCase": {policy_key: "result"}})
+    assert _allowed(ignore_case, _req(TENANT_A, "kms:Decrypt", encryption_context={context_key: "RESULT"}))
+
+
+def test_null_reads_the_context_key_in_any_case() -> None:
+    policy = _one({"Null": {"kms:EncryptionContext:CCC:KIND": "true"}})
+    assert _allowed(policy, _req(TENANT_A, "kms:Decrypt", encryption_context={"ccc:job": "j"}))
+    # A case variant of ccc:kind IS ccc:kind for the condition: it is not null.
+    assert not _allowed(policy, _req(TENANT_A, "kms:Decrypt", encryption_context={"Ccc:Kind": "result"}))
+
+
+def test_case_variant_duplicates_make_allow_stricter_and_deny_broader() -> None:
+    ambiguous = {"ccc:tenant": "tenant-a", "CCC:TENANT": "tenant-b"}
+    allow = _one({"StringEquals": {"kms:EncryptionContext:ccc:tenant": "tenant-a"}})
+    assert not _allowed(allow, _req(TENANT_A, "kms:Decrypt", encryption_context=ambiguous))
+    deny = copy.deepcopy(allow)
+    deny["Statement"][0]["Condition"] = {}
+    deny["Statement"].append(
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:EncryptionContext:ccc:tenant": "tenant-b"}},
+        }
+    )
+    del deny["Statement"][0]["Condition"]
+    assert evaluate(deny, _req(TENANT_A, "kms:Decrypt", encryption_context=ambiguous)).decision is (
+        Decision.EXPLICIT_DENY
+    )
+
+
+# --- kms:EncryptionContextKeys: ForAllValues / ForAnyValue / Null ---------------------------------
+
+ALLOWED_KEYS = ["ccc:job", "ccc:tenant", "ccc:kind", "aws-crypto-public-key"]
+
+
+def _keys_policy(operator: str, values: Any = ALLOWED_KEYS) -> dict[str, Any]:
+    return _one({operator: {"kms:EncryptionContextKeys": values}})
+
+
+@pytest.mark.parametrize(
+    ("context", "for_all", "for_any"),
+    [
+        ({"ccc:job": "j", "ccc:tenant": "t"}, True, True),
+        ({"ccc:job": "j", "ccc:tenant": "t", "extra": "x"}, False, True),
+        ({"CCC:TENANT": "t"}, False, False),  # StringEquals on the KEYS is case-sensitive
+        ({"extra": "x"}, False, False),
+        ({}, True, False),  # AWS: ForAllValues holds for an empty set, ForAnyValue does not
+    ],
+)
+def test_context_keys_set_operators(context: dict[str, str], for_all: bool, for_any: bool) -> None:
+    request = _req(TENANT_A, "kms:Decrypt", encryption_context=context)
+    assert _allowed(_keys_policy("ForAllValues:StringEquals"), request) is for_all
+    assert _allowed(_keys_policy("ForAnyValue:StringEquals"), request) is for_any
+
+
+def test_context_keys_ignore_case_and_like_operators() -> None:
+    request = _req(TENANT_A, "kms:Decrypt", encryption_context={"CCC:TENANT": "t"})
+    assert _allowed(_keys_policy("ForAllValues:StringEqualsIgnoreCase"), request)
+    assert _allowed(_keys_policy("ForAllValues:StringLike", "CCC:*"), request)
+    assert not _allowed(_keys_policy("ForAllValues:StringLike", "ccc:*"), request)
+
+
+def test_null_on_context_keys_means_no_context() -> None:
+    no_context = _one({"Null": {"kms:EncryptionContextKeys": "true"}})
+    some_context = _one({"Null": {"kms:EncryptionContextKeys": "false"}})
+    assert _allowed(no_context, _req(TENANT_A, "kms:Decrypt"))
+    assert not _allowed(no_context, _req(TENANT_A, "kms:Decrypt", encryption_context={"k": "v"}))
+    assert _allowed(some_context, _req(TENANT_A, "kms:Decrypt", encryption_context={"k": "v"}))
+    assert not _allowed(some_context, _req(TENANT_A, "kms:Decrypt"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["ccc:job", "ccc:tenant", "ccc:kind", "x", "CCC:JOB", "aws-crypto-public-key"]),
+        st.text(max_size=3),
+        max_size=5,
+    )
+)
+def test_for_all_values_is_subset_and_for_any_value_is_intersection(context: dict[str, str]) -> None:
+    request = _req(TENANT_A, "kms:Decrypt", encryption_context=context)
+    assert _allowed(_keys_policy("ForAllValues:StringEquals"), request) is set(context).issubset(ALLOWED_KEYS)
+    assert _allowed(_keys_policy("ForAnyValue:StringEquals"), request) is bool(set(context) & set(ALLOWED_KEYS))

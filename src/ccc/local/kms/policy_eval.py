@@ -13,11 +13,21 @@ Understood:
   matches a caller of that account only when the caller's own IAM permissions allow the action
   (`RequestContext.iam_allows`), which is how AWS delegates from a key policy to IAM.
 * Action: "kms:<Name>" patterns with * and ?, case-insensitive. Resource: "*" or ARN patterns.
-* Condition operators StringEquals, StringEqualsIgnoreCase, StringLike, Null, Bool (no IfExists,
-  no ForAllValues/ForAnyValue), on the keys kms:EncryptionContext:<key> (the context key matched
-  case-sensitively, like KMS's own binding), kms:RecipientAttestation:ImageSha384 and
-  kms:RecipientAttestation:PCR<n>, kms:CallerAccount. Values within a key are ORed; keys and
-  operators are ANDed. A missing request key never satisfies a string operator.
+* Condition operators StringEquals, StringEqualsIgnoreCase, StringLike, Null, Bool (no IfExists),
+  on the keys kms:EncryptionContext:<key>, kms:RecipientAttestation:ImageSha384,
+  kms:RecipientAttestation:PCR<n>, kms:CallerAccount; and the set operators
+  ForAllValues:/ForAnyValue: + StringEquals|StringEqualsIgnoreCase|StringLike, plus Null, on the
+  multivalued key kms:EncryptionContextKeys. Values within a key are ORed; keys and operators are
+  ANDed. A missing request key never satisfies a string operator.
+* Condition-key NAMES are case-insensitive, as on AWS: `kms:EncryptionContext:CCC:KIND` is the same
+  key as `kms:encryptioncontext:ccc:kind` and reads the request's context key `ccc:kind` in any
+  case. Values compare as the operator says (StringEquals: exact). Should a request carry two
+  context keys that differ only in case (AWS advises against it and does not define which one a
+  condition reads), an Allow condition must hold for every such value and a Deny condition for any
+  one: the ambiguity can only ever make the gateway stricter.
+* Set semantics (AWS): ForAllValues holds when every request value matches some policy value, and
+  so holds for an empty set (no context); ForAnyValue needs at least one match, so an empty set
+  fails. `Null kms:EncryptionContextKeys = true` holds exactly when the request has no context.
 * Explicit Deny wins over Allow; no matching Allow is an implicit deny.
 """
 
@@ -35,6 +45,8 @@ from ccc.local.errors import LocalStackError
 _VERSIONS = ("2012-10-17", "2008-10-17")
 _STATEMENT_KEYS = frozenset({"Sid", "Effect", "Principal", "Action", "Resource", "Condition"})
 _OPERATORS = frozenset({"StringEquals", "StringEqualsIgnoreCase", "StringLike", "Null", "Bool"})
+_SET_QUALIFIERS = ("ForAllValues:", "ForAnyValue:")
+_SET_OPERATORS = frozenset({"StringEquals", "StringEqualsIgnoreCase", "StringLike"})
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _IAM_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)$")
 _ACTION_RE = re.compile(r"^(\*|kms:[A-Za-z*?]+|[a-z0-9-]+:[A-Za-z0-9*?]+)$")
@@ -42,6 +54,7 @@ _PCR_KEY_RE = re.compile(r"^pcr(\d{1,2})$")
 _CONTEXT_PREFIX = "kms:encryptioncontext:"
 _ATTESTATION_PREFIX = "kms:recipientattestation:"
 _CALLER_ACCOUNT = "kms:calleraccount"
+_CONTEXT_KEYS = "kms:encryptioncontextkeys"
 
 
 class PolicyNotUnderstood(LocalStackError, ValueError):
@@ -141,18 +154,20 @@ def _parse_principal(value: Any) -> _Principal:
 
 @dataclass(frozen=True)
 class _Condition:
-    operator: str
-    key: str  # lowercase prefix, original context key
+    operator: str  # StringEquals, ..., with qualifier "ForAllValues" / "ForAnyValue" / "" for set keys
+    key: str  # the condition key name, lower-cased (names are case-insensitive on AWS)
     values: tuple[str, ...]
+    qualifier: str = ""
 
 
 def _normalise_key(key: str) -> str:
     lowered = key.lower()
+    if lowered == _CONTEXT_KEYS:
+        return lowered
     if lowered.startswith(_CONTEXT_PREFIX):
-        context_key = key[len(_CONTEXT_PREFIX) :]
-        if not context_key:
+        if len(lowered) == len(_CONTEXT_PREFIX):
             raise PolicyNotUnderstood("kms:EncryptionContext: needs a context key")
-        return _CONTEXT_PREFIX + context_key
+        return lowered
     if lowered.startswith(_ATTESTATION_PREFIX):
         suffix = lowered[len(_ATTESTATION_PREFIX) :]
         match = _PCR_KEY_RE.fullmatch(suffix)
@@ -170,9 +185,15 @@ def _parse_conditions(value: Any) -> tuple[_Condition, ...]:
     if not isinstance(value, Mapping):
         raise PolicyNotUnderstood("Condition must be an object")
     conditions: list[_Condition] = []
-    for operator, block in value.items():
-        if operator not in _OPERATORS:
-            raise PolicyNotUnderstood(f"condition operator {operator!r} is not supported")
+    for raw_operator, block in value.items():
+        if not isinstance(raw_operator, str):
+            raise PolicyNotUnderstood("condition operators must be strings")
+        qualifier, operator = "", raw_operator
+        for prefix in _SET_QUALIFIERS:
+            if raw_operator.startswith(prefix):
+                qualifier, operator = prefix[:-1], raw_operator[len(prefix) :]
+        if operator not in (_SET_OPERATORS if qualifier else _OPERATORS):
+            raise PolicyNotUnderstood(f"condition operator {raw_operator!r} is not supported")
         if not isinstance(block, Mapping) or not block:
             raise PolicyNotUnderstood(f"{operator} must map condition keys to values")
         for key, raw in block.items():
@@ -190,39 +211,59 @@ def _parse_conditions(value: Any) -> tuple[_Condition, ...]:
                     raise PolicyNotUnderstood(f"{operator} needs a value")
             else:
                 values = _strings(raw, f"{operator} {key}")
-            conditions.append(_Condition(operator, _normalise_key(key), tuple(values)))
+            name = _normalise_key(key)
+            if name == _CONTEXT_KEYS and not qualifier and operator != "Null":
+                raise PolicyNotUnderstood(f"{key} is multivalued: use ForAllValues:/ForAnyValue: or Null")
+            if qualifier and name != _CONTEXT_KEYS:
+                raise PolicyNotUnderstood(f"{raw_operator} is supported on kms:EncryptionContextKeys only")
+            conditions.append(_Condition(operator, name, tuple(values), qualifier))
     return tuple(conditions)
 
 
-def _request_value(key: str, request: RequestContext) -> str | None:
+def _request_values(key: str, request: RequestContext) -> list[str]:
+    """The request's values for a (lower-cased) condition key; [] when the key is absent."""
+    if key == _CONTEXT_KEYS:
+        return list(request.encryption_context)
     if key.startswith(_CONTEXT_PREFIX):
-        return request.encryption_context.get(key[len(_CONTEXT_PREFIX) :])
+        wanted = key[len(_CONTEXT_PREFIX) :]
+        return [v for k, v in request.encryption_context.items() if k.lower() == wanted]
     if key.startswith(_ATTESTATION_PREFIX):
         if request.attestation is None:
-            return None
+            return []
         suffix = key[len(_ATTESTATION_PREFIX) :]
         name = "ImageSha384" if suffix == "imagesha384" else suffix.upper()
-        return request.attestation.get(name)
+        value = request.attestation.get(name)
+        return [] if value is None else [value]
     if key == _CALLER_ACCOUNT:
-        return request.caller_account
+        return [request.caller_account]
     raise PolicyNotUnderstood(f"condition key {key!r} is not supported")  # unreachable: parsed keys only
 
 
-def _condition_holds(condition: _Condition, request: RequestContext) -> bool:
-    actual = _request_value(condition.key, request)
+def _matches(operator: str, actual: str, wanted: tuple[str, ...]) -> bool:
+    if operator == "StringEquals":
+        return actual in wanted
+    if operator == "StringEqualsIgnoreCase":
+        return any(actual.casefold() == v.casefold() for v in wanted)
+    if operator == "StringLike":
+        return any(_glob(v, actual, ignore_case=False) for v in wanted)
+    if operator == "Bool":
+        return actual.lower() in wanted
+    raise PolicyNotUnderstood(f"operator {operator}")  # unreachable: parsed operators only
+
+
+def _condition_holds(condition: _Condition, request: RequestContext, *, allow: bool) -> bool:
+    actual = _request_values(condition.key, request)
     if condition.operator == "Null":
-        return any((actual is None) == (v == "true") for v in condition.values)
-    if actual is None:
+        return any((not actual) == (v == "true") for v in condition.values)
+    if condition.qualifier == "ForAllValues":
+        return all(_matches(condition.operator, a, condition.values) for a in actual)
+    if condition.qualifier == "ForAnyValue":
+        return any(_matches(condition.operator, a, condition.values) for a in actual)
+    if not actual:
         return False
-    if condition.operator == "StringEquals":
-        return actual in condition.values
-    if condition.operator == "StringEqualsIgnoreCase":
-        return any(actual.casefold() == v.casefold() for v in condition.values)
-    if condition.operator == "StringLike":
-        return any(_glob(v, actual, ignore_case=False) for v in condition.values)
-    if condition.operator == "Bool":
-        return actual.lower() in condition.values
-    raise PolicyNotUnderstood(f"operator {condition.operator}")  # unreachable: parsed operators only
+    # Several values only when a context has case variants of one key: stricter either way.
+    results = [_matches(condition.operator, a, condition.values) for a in actual]
+    return all(results) if allow else any(results)
 
 
 @dataclass(frozen=True)
@@ -239,7 +280,7 @@ class _Statement:
             self.principal.matches(request)
             and any(_glob(a, request.action, ignore_case=True) for a in self.actions)
             and any(_glob(r, request.resource_arn, ignore_case=False) for r in self.resources)
-            and all(_condition_holds(c, request) for c in self.conditions)
+            and all(_condition_holds(c, request, allow=self.effect == "Allow") for c in self.conditions)
         )
 
 

@@ -61,7 +61,7 @@ class Enclave:
                                  today=lambda: DAY)
         self.server = EnclaveServer(
             listen("tcp://127.0.0.1:0"), processor, model_name="fake-detector", model_sha256=SHA, pcr0_hex=PCR0,
-            settings=ServerSettings(concurrency=concurrency, max_connections=8, idle_timeout_s=5, accept_poll_s=0.05,
+            settings=ServerSettings(concurrency=concurrency, max_connections=8, frame_timeout_s=5, accept_poll_s=0.05,
                                     shutdown_grace_s=10),
             privacy=PrivacyReleaser(self.aggregates, aggregator, today=lambda: DAY),
         )

@@ -134,7 +134,7 @@ def harness() -> Iterator[Harness]:
     server = EnclaveServer(
         listener, JobProcessor(crypto, counter, FakeAttester()), model_name="fake-detector", model_sha256=SHA,
         pcr0_hex=PCR0,
-        settings=ServerSettings(concurrency=1, max_connections=4, idle_timeout_s=5, accept_poll_s=0.05,
+        settings=ServerSettings(concurrency=1, max_connections=4, frame_timeout_s=5, accept_poll_s=0.05,
                                 shutdown_grace_s=10),
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -289,7 +289,7 @@ def test_connection_cap_answers_busy() -> None:
     counter = FakeCounter()
     server = EnclaveServer(
         listener, JobProcessor(FakeCrypto(), counter, FakeAttester()), model_name="m", model_sha256=SHA, pcr0_hex=PCR0,
-        settings=ServerSettings(concurrency=1, max_connections=1, idle_timeout_s=5, accept_poll_s=0.05),
+        settings=ServerSettings(concurrency=1, max_connections=1, frame_timeout_s=5, accept_poll_s=0.05),
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

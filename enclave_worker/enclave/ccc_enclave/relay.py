@@ -9,6 +9,10 @@ only ever see ciphertext.
     python -m ccc_enclave.relay --listen tcp://127.0.0.1:443 --target vsock://3:8000
 
 Any transport URI works on either side (tests relay tcp -> unix).
+
+Each relayed connection lives at most `max_lifetime_s` (default 300 s; one KMS call takes well under
+a second): the parent's side is untrusted, and socket timeouts restart with every byte, so without
+a lifetime a parent trickling KMS's answer byte by byte could hold a job (and its slot) for ever.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ _CHUNK = 64 * 1024
 
 class Relay:
     def __init__(self, listen_uri: str | Endpoint, target_uri: str | Endpoint, *, max_connections: int = 64,
-                 connect_timeout_s: float = 5.0, idle_timeout_s: float = 300.0) -> None:
+                 connect_timeout_s: float = 5.0, idle_timeout_s: float = 300.0,
+                 max_lifetime_s: float = 300.0) -> None:
         self.target = parse_endpoint(target_uri)
         self.listener = Listener(listen_uri)
         self._max = max_connections
         self._connect_timeout_s = connect_timeout_s
         self._idle_timeout_s = idle_timeout_s
+        self._max_lifetime_s = max_lifetime_s
         self._stop = threading.Event()
         self._active = threading.BoundedSemaphore(max_connections)
 
@@ -69,14 +75,25 @@ class Relay:
                 return
             for sock in (client, upstream):
                 sock.settimeout(self._idle_timeout_s)
+            lifetime = threading.Timer(self._max_lifetime_s, _cut, args=(client, upstream))
+            lifetime.daemon = True
+            lifetime.start()
             pump = threading.Thread(target=_pump, args=(upstream, client), daemon=True, name="relay-pump")
             pump.start()
             _pump(client, upstream)
             pump.join(self._idle_timeout_s)
+            lifetime.cancel()
             upstream.close()
         finally:
             client.close()
             self._active.release()
+
+
+def _cut(*socks: socket.socket) -> None:
+    """End a relayed connection that outlived its lifetime: both pumps see EOF or an error and stop."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

@@ -5,7 +5,11 @@ in its own thread inside a catch-all; a broken frame, a hostile message or a cra
 most that connection, never the server. Jobs take a slot from a semaphore without waiting: over
 capacity the answer is an immediate retryable `busy`, so the parent backs off instead of piling up
 blocked requests. Health requests never take a slot (a busy enclave is still healthy). Connections
-themselves are capped too, and an idle connection is dropped after `idle_timeout_s`.
+themselves are capped too, and each has two deadlines: every request frame must arrive complete
+within `frame_timeout_s` of the server starting to wait for it, and the connection may read frames
+for at most `connection_timeout_s` in all. They are deadlines, not idle timeouts: a peer trickling
+a byte every few seconds is dropped on time instead of holding a connection slot for ever (with
+per-`recv` timeouts, 32 such connections once stalled every worker indefinitely).
 
 On stop (SIGTERM), the listener closes, idle connections are shut down, and running jobs finish
 and are answered before `serve_forever` returns.
@@ -43,7 +47,12 @@ _LOG = logging.getLogger("ccc.enclave.server")
 class ServerSettings:
     concurrency: int = 2
     max_connections: int = 32
-    idle_timeout_s: float = 60.0  # a connection that sends nothing for this long is dropped
+    # A request frame (from the wait for its first byte to its last byte) must arrive within this;
+    # the largest frame crosses vsock in well under a second, so 60 s only ever cuts off stalls.
+    frame_timeout_s: float = 60.0
+    # A connection reads frames for at most this long in all (the parent uses one connection per
+    # call: a job is one frame in, at most job_timeout_s of work, one frame out).
+    connection_timeout_s: float = 2 * 60.0 + float(LIMITS.job_timeout_s)
     reply_timeout_s: float = 30.0  # sending one reply
     accept_poll_s: float = 0.25  # how quickly the accept loop notices a stop request
     shutdown_grace_s: float = float(LIMITS.job_timeout_s)
@@ -55,6 +64,8 @@ class ServerSettings:
             raise ValueError("concurrency must be 1..256")
         if self.max_connections < self.concurrency:
             raise ValueError("max_connections must be at least the concurrency")
+        if not 0 < self.frame_timeout_s <= self.connection_timeout_s:
+            raise ValueError("need 0 < frame_timeout_s <= connection_timeout_s")
 
 
 class _Connection:
@@ -64,6 +75,7 @@ class _Connection:
         self.sock = sock
         self.channel = Channel(sock, max_frame_bytes=settings.max_frame_bytes,
                                max_ciphertext_bytes=settings.max_ciphertext_bytes)
+        self.deadline = self.channel.clock() + settings.connection_timeout_s
         self.busy = False
         self.lock = threading.Lock()
 
@@ -164,7 +176,7 @@ class EnclaveServer:
         try:
             while not self._stop.is_set():
                 try:
-                    body = conn.channel.receive_bytes(timeout=self.settings.idle_timeout_s)
+                    body = conn.channel.receive_bytes(timeout=self.settings.frame_timeout_s, deadline=conn.deadline)
                 except ConnectionClosed:
                     return
                 except FrameTooLarge as exc:

@@ -3,8 +3,14 @@
 Why one interface: on AWS the parent reaches the enclave over AF_VSOCK; the local tier has no
 vsock, so the same parent and enclave code runs over TCP or a UNIX socket. Nothing here knows a
 CID or a port: every address comes from configuration as a URI. `Channel` carries protocol
-messages over a connected socket with per-call timeouts and turns every socket failure into a
-`TransportError`, so callers deal with exactly two failure types (this and `ProtocolError`).
+messages over a connected socket and turns every socket failure into a `TransportError`, so
+callers deal with exactly two failure types (this and `ProtocolError`).
+
+Timeouts are deadlines for a whole frame, not for one `recv`: a socket timeout restarts with every
+byte, so a peer trickling one byte every few seconds would never time out and could hold a
+connection (and the enclave's connection slots) for ever. `Channel.receive_bytes` re-arms the
+socket timeout before each `recv` with what is left until the frame's deadline (and an optional
+absolute deadline, e.g. the connection's), on an injectable monotonic clock.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import contextlib
 import os
 import socket
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -221,8 +229,34 @@ def _remove_stale_unix_socket(path: str) -> None:
     raise TransportError(f"another server is already listening on unix://{path}")
 
 
+class _DeadlineSocket:
+    """A socket whose every `recv_into` must finish before one deadline (monotonic seconds).
+
+    Before each call the socket timeout is set to the time left, so the deadline bounds the whole
+    read however the peer spaces its bytes; once it has passed, the next read fails at once.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float | None, clock: Callable[[], float]) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._clock = clock
+
+    def recv_into(self, buffer: memoryview, nbytes: int = 0, /) -> int:
+        if self._deadline is not None:
+            left = self._deadline - self._clock()
+            if left <= 0:
+                raise TimeoutError("deadline passed")
+            self._sock.settimeout(left)
+        return self._sock.recv_into(buffer, nbytes)
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    present = [d for d in deadlines if d is not None]
+    return min(present) if present else None
+
+
 class Channel:
-    """Protocol messages over one connected socket, each call bounded by a timeout."""
+    """Protocol messages over one connected socket; every send and every frame read has a deadline."""
 
     def __init__(
         self,
@@ -230,16 +264,19 @@ class Channel:
         *,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         max_ciphertext_bytes: int = MAX_CIPHERTEXT_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sock = sock
         self.max_frame_bytes = max_frame_bytes
         self.max_ciphertext_bytes = max_ciphertext_bytes
+        self.clock = clock
 
     @classmethod
     def connect(cls, endpoint: str | Endpoint, *, timeout: float, max_frame_bytes: int = MAX_FRAME_BYTES) -> Channel:
         return cls(connect(endpoint, timeout=timeout), max_frame_bytes=max_frame_bytes)
 
     def send_bytes(self, body: bytes, *, timeout: float | None) -> None:
+        """Send one frame; `timeout` bounds the whole send (Python's sendall applies it in total)."""
         self._sock.settimeout(timeout)
         try:
             write_frame(self._sock, body, self.max_frame_bytes)
@@ -251,18 +288,26 @@ class Channel:
     def send(self, message: Message, *, timeout: float | None) -> None:
         self.send_bytes(encode_message(message), timeout=timeout)
 
-    def receive_bytes(self, *, timeout: float | None) -> bytes:
-        """One frame body. ProtocolError (incl. ConnectionClosed/FrameTooLarge) or TransportError."""
-        self._sock.settimeout(timeout)
+    def receive_bytes(self, *, timeout: float | None, deadline: float | None = None) -> bytes:
+        """One frame body, complete within `timeout` seconds from now and before `deadline` (on `clock`).
+
+        ProtocolError (incl. ConnectionClosed/FrameTooLarge) or TransportError (TransportTimeout
+        when a deadline passes, however many bytes had arrived by then).
+        """
+        frame_deadline = None if timeout is None else self.clock() + timeout
+        effective = _earliest(frame_deadline, deadline)
+        if effective is None:
+            self._sock.settimeout(None)
         try:
-            return read_frame(self._sock, self.max_frame_bytes)
+            return read_frame(_DeadlineSocket(self._sock, effective, self.clock), self.max_frame_bytes)
         except TimeoutError:
-            raise TransportTimeout(f"no frame within {timeout}s") from None
+            raise TransportTimeout(f"no complete frame within {timeout}s") from None
         except OSError as exc:
             raise TransportError(f"receive failed: {exc.strerror or exc}") from None
 
-    def receive(self, *, timeout: float | None) -> Message:
-        return decode_message(self.receive_bytes(timeout=timeout), max_ciphertext_bytes=self.max_ciphertext_bytes)
+    def receive(self, *, timeout: float | None, deadline: float | None = None) -> Message:
+        body = self.receive_bytes(timeout=timeout, deadline=deadline)
+        return decode_message(body, max_ciphertext_bytes=self.max_ciphertext_bytes)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

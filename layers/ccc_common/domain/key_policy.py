@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ccc_common.errors import CommonError
-from ccc_core.identity import CTX_KIND, CTX_TENANT, KIND_RESULT, NamingError, validate_tenant
+from ccc_core.identity import CTX_JOB, CTX_KIND, CTX_TENANT, KIND_RESULT, NamingError, validate_tenant
 
 POLICY_VERSION = "2012-10-17"
 MAX_POLICY_BYTES = 32768  # KMS key policy size limit
@@ -276,6 +276,297 @@ def build_key_policy(spec: KeyPolicySpec) -> dict[str, Any]:
     if size > MAX_POLICY_BYTES:
         raise KeyPolicyError(f"key policy is {size} bytes, KMS allows {MAX_POLICY_BYTES}: too many principals")
     return policy
+
+
+# --- tenant-owned keys (interface A) -------------------------------------------------------------
+#
+# The tenant deploys its own data key in its own account (cdk/tenant_stack.py). Its policy must hold
+# against the *operator*: the account that runs the service (the account of the parent roles) gets
+# no statement at all except the parent roles' attested ones, so neither its root, its admins nor a
+# role it creates can use, grant or change the key.
+
+ESDK_PUBLIC_KEY_CONTEXT = "aws-crypto-public-key"  # the ESDK adds it for signed algorithm suites
+CONTEXT_KEYS_KEY = "kms:EncryptionContextKeys"
+# Exactly the context keys CCC ciphertexts carry; KMS compares them case-sensitively with
+# StringEquals, so `CCC:TENANT` or an extra key makes the request fail at KMS itself.
+INPUT_CONTEXT_KEYS: tuple[str, ...] = (CTX_JOB, CTX_TENANT, ESDK_PUBLIC_KEY_CONTEXT)
+RESULT_CONTEXT_KEYS: tuple[str, ...] = (CTX_JOB, CTX_TENANT, CTX_KIND, ESDK_PUBLIC_KEY_CONTEXT)
+TENANT_READ_ACTIONS: tuple[str, ...] = ("kms:DescribeKey", "kms:GetKeyPolicy")
+RELEASE_SID_PREFIX = "Approved release "
+RELEASE_SID_SUFFIX = ": attested enclaves get key material"
+_RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def context_key_conditions(allowed_keys: Iterable[str], *, absent: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Conditions that pin the *set* of encryption-context keys of a request.
+
+    `ForAllValues:StringEquals` on the multi-valued `kms:EncryptionContextKeys` holds when every
+    key of the request is in the list, and also when the request has *no* context at all (for all
+    members of the empty set). The `Null ... = false` entries close that hole: the context must
+    exist and carry `ccc:job` and `ccc:tenant`. Keys in `absent` must not be present.
+    """
+    null: dict[str, str] = {
+        CONTEXT_KEYS_KEY: "false",
+        CONTEXT_PREFIX + CTX_JOB: "false",
+        CONTEXT_PREFIX + CTX_TENANT: "false",
+    }
+    for key in absent:
+        null[CONTEXT_PREFIX + key] = "true"
+    return {
+        "ForAllValues:StringEquals": {CONTEXT_KEYS_KEY: list(allowed_keys)},
+        "Null": null,
+    }
+
+
+def _validate_release_id(value: object) -> str:
+    if not isinstance(value, str) or not _RELEASE_ID_RE.fullmatch(value):
+        raise KeyPolicyError(
+            f"release id {value!r} must be 1-64 characters of letters, digits, '.', '_' or '-', starting alphanumeric"
+        )
+    return value
+
+
+@dataclass(frozen=True, eq=False)  # eq/hash below: pcrs is a read-only mapping, compared by value
+class ApprovedRelease:
+    """One enclave release the tenant approved: its id and the PCR values an enclave must attest.
+
+    The PCRs of one release are ANDed in one key-policy statement; releases are ORed (one statement
+    each), so a new release can be approved before the old one is removed: no downtime on a roll.
+    """
+
+    release_id: str  # the release manifest id, or "pcr0-<first 12 hex>" (release_from_pcrs)
+    pcrs: Mapping[int, str]  # lower-case hex SHA-384; index 0 (the image) required
+
+    def __post_init__(self) -> None:
+        _validate_release_id(self.release_id)
+        if not isinstance(self.pcrs, Mapping):
+            raise KeyPolicyError("pcrs must map PCR index -> hex")
+        pcrs: dict[int, str] = {}
+        for index, value in self.pcrs.items():
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_PCR_INDEX:
+                raise KeyPolicyError(f"PCR index {index!r} is not an integer 0..{MAX_PCR_INDEX}")
+            pcrs[index] = _validate_pcr_hex(index, value)
+        if 0 not in pcrs:
+            raise KeyPolicyError(f"release {self.release_id}: PCR0 (the enclave image measurement) is required")
+        object.__setattr__(self, "pcrs", MappingProxyType(dict(sorted(pcrs.items()))))
+
+    def __hash__(self) -> int:
+        return hash((self.release_id, tuple(self.pcrs.items())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ApprovedRelease):
+            return NotImplemented
+        return self.release_id == other.release_id and dict(self.pcrs) == dict(other.pcrs)
+
+
+def release_from_pcrs(pcrs: Mapping[int, str], release_id: str | None = None) -> ApprovedRelease:
+    """An ApprovedRelease from bare PCRs; without an id it is named after PCR0 ("pcr0-<12 hex>")."""
+    pcr0 = pcrs.get(0)
+    if release_id is None:
+        release_id = f"pcr0-{pcr0.lower()[:12]}" if isinstance(pcr0, str) else "pcr0-missing"
+    return ApprovedRelease(release_id=release_id, pcrs=pcrs)
+
+
+def _account_of(arn: str) -> str:
+    return arn.split(":", 5)[4]
+
+
+@dataclass(frozen=True)
+class TenantKeySpec:
+    """A tenant-owned data key: who may use it for what. Validated on construction; immutable.
+
+    The operator account is the account of the parent roles: none of the tenant's admins or
+    principals may live there, and neither may the key (its root would manage it).
+    """
+
+    tenant: str
+    partition: str
+    key_account_id: str  # the account owning the key (the tenant's own account)
+    key_admin_principals: tuple[str, ...]  # the tenant's admins: manage only, never use
+    tenant_principals: tuple[str, ...]  # encrypt inputs / decrypt results of THIS tenant only
+    parent_role_arns: tuple[str, ...]  # the service's parent instance role(s); may be another account
+    releases: tuple[ApprovedRelease, ...]  # >= 1; one statement per release
+
+    def __post_init__(self) -> None:
+        try:
+            validate_tenant(self.tenant)
+        except NamingError as exc:
+            raise KeyPolicyError(str(exc)) from None
+        if not isinstance(self.partition, str) or not _PARTITION_RE.fullmatch(self.partition):
+            raise KeyPolicyError(f"partition {self.partition!r} is not an AWS partition")
+        if not isinstance(self.key_account_id, str) or not _ACCOUNT_RE.fullmatch(self.key_account_id):
+            raise KeyPolicyError(f"key account id {self.key_account_id!r} is not 12 digits")
+        admins = _principal_tuple(self.key_admin_principals, self.partition, "key admin")
+        tenants = _principal_tuple(self.tenant_principals, self.partition, f"tenant {self.tenant!r}")
+        parents = _principal_tuple(self.parent_role_arns, self.partition, "parent role")
+        if not tenants:
+            raise KeyPolicyError(f"tenant {self.tenant!r} has no principals: nobody could encrypt or read results")
+        if not parents:
+            raise KeyPolicyError("at least one parent instance role is needed (the enclave's only way in)")
+        for arn in parents:
+            if ":role/" not in arn:
+                raise KeyPolicyError(f"parent principal {arn!r} must be an IAM role")
+        KeyPolicySpec._check_disjoint(admins, parents, {self.tenant: tenants})
+        operator_accounts = {_account_of(arn) for arn in parents}
+        if self.key_account_id in operator_accounts:
+            raise KeyPolicyError(
+                f"key account {self.key_account_id} is the operator's (a parent role's) account: its root and "
+                "admins could manage the key; a tenant key lives in the tenant's own account"
+            )
+        for role, arns in (("key admin", admins), (f"tenant {self.tenant!r}", tenants)):
+            for arn in arns:
+                if _account_of(arn) in operator_accounts:
+                    raise KeyPolicyError(
+                        f"{role} principal {arn} is in the operator's account {_account_of(arn)}: "
+                        "no principal of the operator account may use or change a tenant key"
+                    )
+        if isinstance(self.releases, ApprovedRelease) or not isinstance(self.releases, Iterable):
+            raise KeyPolicyError("releases must be a sequence of ApprovedRelease")
+        releases = tuple(self.releases)
+        if not releases:
+            raise KeyPolicyError("at least one approved release is needed (else no enclave can ever decrypt)")
+        for release in releases:
+            if not isinstance(release, ApprovedRelease):
+                raise KeyPolicyError(f"release {release!r} is not an ApprovedRelease")
+        ids = [r.release_id for r in releases]
+        if len(set(ids)) != len(ids):
+            raise KeyPolicyError(f"release ids are not unique: {ids}")
+        pcr_sets = [tuple(r.pcrs.items()) for r in releases]
+        if len(set(pcr_sets)) != len(pcr_sets):
+            raise KeyPolicyError("two releases pin the same PCR values")
+        object.__setattr__(self, "key_admin_principals", admins)
+        object.__setattr__(self, "tenant_principals", tenants)
+        object.__setattr__(self, "parent_role_arns", parents)
+        object.__setattr__(self, "releases", releases)
+
+    @property
+    def key_account_root(self) -> str:
+        return f"arn:{self.partition}:iam::{self.key_account_id}:root"
+
+    @property
+    def operator_account_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({_account_of(arn) for arn in self.parent_role_arns}))
+
+
+def release_sid(release_id: str) -> str:
+    return f"{RELEASE_SID_PREFIX}{release_id}{RELEASE_SID_SUFFIX}"
+
+
+def build_tenant_key_policy(spec: TenantKeySpec) -> dict[str, Any]:
+    """The policy of a tenant-owned data key (IAM JSON as a dict). Deterministic.
+
+    * the key account's root and the tenant's key admins: management only (never use, never
+      CreateGrant); the root statement keeps the key manageable by the tenant's own IAM and lets
+      CloudFormation in the tenant's account pass KMS's lockout safety check;
+    * the tenant's principals: Encrypt/GenerateDataKey for inputs of this tenant (no `ccc:kind`),
+      Decrypt for results of this tenant (`ccc:kind` = result), DescribeKey and GetKeyPolicy (so
+      the tenant's client can audit what the key releases to);
+    * the parent roles: Decrypt/GenerateDataKey for this tenant's contexts, one statement per
+      approved release, each pinning that release's PCRs with StringEqualsIgnoreCase;
+    * every use statement pins the set of context keys (context_key_conditions).
+    """
+    tenant_condition = {"StringEquals": {CONTEXT_PREFIX + CTX_TENANT: spec.tenant}}
+    statements = [
+        _statement("Tenant account root manages the key, never uses it", [spec.key_account_root], ADMIN_ACTIONS)
+    ]
+    if spec.key_admin_principals:
+        statements.append(
+            _statement("Tenant key administrators manage, never use", spec.key_admin_principals, ADMIN_ACTIONS)
+        )
+    statements.append(
+        _statement(
+            f"Tenant {spec.tenant} encrypts its inputs",
+            spec.tenant_principals,
+            TENANT_INPUT_ACTIONS,
+            {**tenant_condition, **context_key_conditions(INPUT_CONTEXT_KEYS, absent=(CTX_KIND,))},
+        )
+    )
+    statements.append(
+        _statement(
+            f"Tenant {spec.tenant} decrypts its results",
+            spec.tenant_principals,
+            TENANT_RESULT_ACTIONS,
+            {
+                "StringEquals": {CONTEXT_PREFIX + CTX_TENANT: spec.tenant, CONTEXT_PREFIX + CTX_KIND: KIND_RESULT},
+                **context_key_conditions(RESULT_CONTEXT_KEYS),
+            },
+        )
+    )
+    statements.append(
+        _statement(f"Tenant {spec.tenant} reads the key and its policy", spec.tenant_principals, TENANT_READ_ACTIONS)
+    )
+    for release in spec.releases:
+        statements.append(
+            _statement(
+                release_sid(release.release_id),
+                spec.parent_role_arns,
+                ENCLAVE_ACTIONS,
+                {
+                    ATTESTATION_OPERATOR: attestation_conditions(release.pcrs),
+                    **tenant_condition,
+                    **context_key_conditions(RESULT_CONTEXT_KEYS),
+                },
+            )
+        )
+    statements.append(_statement("Parent roles may describe the key", spec.parent_role_arns, ["kms:DescribeKey"]))
+    policy = {"Version": POLICY_VERSION, "Id": f"ccc-tenant-key-{spec.tenant}", "Statement": statements}
+    size = len(json.dumps(policy, separators=(",", ":")).encode())
+    if size > MAX_POLICY_BYTES:
+        raise KeyPolicyError(
+            f"key policy is {size} bytes, KMS allows {MAX_POLICY_BYTES}: too many releases or principals"
+        )
+    return policy
+
+
+def releases_from_key_policy(policy: Mapping[str, Any]) -> tuple[ApprovedRelease, ...]:
+    """What the key releases key material to: one ApprovedRelease per attested Allow statement.
+
+    Reads every Allow statement that carries `kms:RecipientAttestation:*` conditions (whoever built
+    the policy), in policy order. The release id comes from our Sid when the statement has one,
+    else it is named after PCR0. This says *which images* get key material, not whether the
+    policy is safe otherwise: that is lint_key_policy's job. Raises KeyPolicyError when a statement
+    cannot be read as one release (several values for one PCR, no ImageSha384, an operator other
+    than StringEquals/StringEqualsIgnoreCase, a malformed or all-zero value).
+    """
+    if not isinstance(policy, Mapping):
+        raise KeyPolicyError("the key policy is not a JSON object")
+    statements = policy.get("Statement")
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    if not isinstance(statements, list):
+        raise KeyPolicyError("the key policy has no Statement list")
+    releases: list[ApprovedRelease] = []
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        conditions = statement.get("Condition")
+        if not isinstance(conditions, Mapping):
+            continue
+        entries = _attestation_entries(conditions)
+        if not entries:
+            continue
+        sid = statement.get("Sid")
+        where = sid if isinstance(sid, str) else f"#{index}"
+        pcrs: dict[int, str] = {}
+        for operator, key, values in entries:
+            pcr_index = _pcr_index(key)
+            if pcr_index is None:
+                raise KeyPolicyError(f"statement {where}: unknown attestation condition key {key}")
+            if operator not in (ATTESTATION_OPERATOR, "StringEquals"):
+                raise KeyPolicyError(f"statement {where}: {key} is compared with {operator}")
+            if len(values) != 1 or pcr_index in pcrs:
+                raise KeyPolicyError(f"statement {where}: PCR{pcr_index} has several values, not one release")
+            pcrs[pcr_index] = _validate_pcr_hex(pcr_index, values[0])
+        if 0 not in pcrs:
+            raise KeyPolicyError(f"statement {where}: releases key material without pinning {IMAGE_SHA384}")
+        release_id: str | None = None
+        if isinstance(sid, str) and sid.startswith(RELEASE_SID_PREFIX) and sid.endswith(RELEASE_SID_SUFFIX):
+            candidate = sid[len(RELEASE_SID_PREFIX) : -len(RELEASE_SID_SUFFIX)]
+            release_id = candidate if _RELEASE_ID_RE.fullmatch(candidate) else None
+        release = release_from_pcrs(pcrs, release_id)
+        if release not in releases:
+            releases.append(release)
+    return tuple(releases)
 
 
 # --- linter -------------------------------------------------------------------------------------

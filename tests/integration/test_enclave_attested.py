@@ -34,6 +34,7 @@ from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.kms.gateway import KmsGateway
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_core.identity import JobRef
+from ccc_core.result_binding import result_user_data
 from ccc_enclave.attester import NsmAttester, enclave_pcrs
 from ccc_enclave.counting import load_spec_file
 from ccc_enclave.esdk_crypto import AttestedEsdkCrypto
@@ -209,7 +210,7 @@ def test_encrypted_image_is_counted_and_the_result_verifies_and_decrypts(
     document = verify_document(
         reply.attestation_document, root_der=attested_stack.ca.root_der, at=datetime.now(UTC),
         policy=AttestationPolicy(expected_pcrs=attested_stack.pcrs,
-                                 user_data=hashlib.sha256(reply.result_ciphertext).digest(),
+                                 user_data=result_user_data(ciphertext, reply.result_ciphertext),
                                  max_age=timedelta(minutes=5)),
     )
     assert document.public_key is not None  # the enclave's boot key rides along
@@ -218,6 +219,7 @@ def test_encrypted_image_is_counted_and_the_result_verifies_and_decrypts(
     result, context = attested_stack.decrypt_result(reply.result_ciphertext)
     assert context["ccc:kind"] == "result" and context["ccc:job"] == ref.job_id and context["ccc:tenant"] == TENANT
     assert result["cats"] == 2 and result["job_id"] == ref.job_id and result["tenant"] == TENANT
+    assert result["input_sha256"] == hashlib.sha256(ciphertext).hexdigest()
     assert result["model"]["sha256"] == reply.model_sha256
     assert len(result["detections"]) == 2
     for value in (reply.metrics.decrypt_ms, reply.metrics.infer_ms, reply.metrics.encrypt_ms, reply.metrics.attest_ms):

@@ -7,7 +7,6 @@ metadata only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from ccc.attestation import AttestationPolicy, verify_document
 from ccc.local.components import enclave_command
 from ccc_common.contracts.result_objects import attestation_key_for_result
 from ccc_core.identity import JobRef
+from ccc_core.result_binding import result_user_data
 from enclave_worker.parent.enclave_client import EnclaveUnavailable, SocketEnclaveClient
 from tests.integration.test_enclave_attested import (  # noqa: F401 - module fixture reused
     REGION,
@@ -127,8 +127,10 @@ def workers(attested_stack: AttestedStack) -> Iterator[Workers]:  # noqa: F811
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _upload(stack: AttestedStack, workers: Workers, ref: JobRef, context: dict[str, str]) -> None:
-    workers.s3.put_object(Bucket=INBOX, Key=ref.inbox_key, Body=stack.encrypt(png_image(), context))
+def _upload(stack: AttestedStack, workers: Workers, ref: JobRef, context: dict[str, str]) -> bytes:
+    ciphertext = stack.encrypt(png_image(), context)
+    workers.s3.put_object(Bucket=INBOX, Key=ref.inbox_key, Body=ciphertext)
+    return ciphertext
 
 
 def _object(workers: Workers, key: str) -> bytes | None:
@@ -142,14 +144,14 @@ def test_uploaded_image_comes_back_counted_verified_and_decryptable(
     attested_stack: AttestedStack, workers: Workers  # noqa: F811
 ) -> None:
     ref = JobRef(tenant=TENANT, job_id=os.urandom(16).hex())
-    _upload(attested_stack, workers, ref, ref.input_context())
+    uploaded = _upload(attested_stack, workers, ref, ref.input_context())
     _wait_for(lambda: _object(workers, ref.result_key) is not None, 120, "the result object")
     result_ciphertext = _object(workers, ref.result_key)
     document = _object(workers, attestation_key_for_result(ref, result_ciphertext or b""))
     assert result_ciphertext is not None and document is not None
     verify_document(document, root_der=attested_stack.ca.root_der, at=datetime.now(UTC),
                     policy=AttestationPolicy(expected_pcrs=attested_stack.pcrs,
-                                             user_data=hashlib.sha256(result_ciphertext).digest()))
+                                             user_data=result_user_data(uploaded, result_ciphertext)))
     result, context = attested_stack.decrypt_result(result_ciphertext)
     assert result["cats"] == 2 and context["ccc:kind"] == "result"
     head = workers.s3.head_object(Bucket=RESULTS, Key=ref.result_key)

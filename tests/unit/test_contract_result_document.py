@@ -13,8 +13,8 @@ from ccc.client.errors import VerificationError
 from ccc_core.identity import JobRef
 from ccc_core.result_document import (
     MAX_RESULT_DOCUMENT_BYTES,
+    RESULT_DOCUMENT_BYTES,
     RESULT_FORMAT,
-    RESULT_PAD_BYTES,
     Detection,
     DocumentError,
     ModelInfo,
@@ -27,6 +27,7 @@ from ccc_enclave.ports import CatDetection, CountOutcome
 
 JOB = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 MODEL = ModelInfo(name="nanodet-g", sha256="ab" * 32)
+INPUT_SHA256 = "cd" * 32
 
 coordinates = st.floats(min_value=0, max_value=100_000, allow_nan=False, allow_infinity=False)
 detections = st.builds(
@@ -34,47 +35,56 @@ detections = st.builds(
     box=st.tuples(coordinates, coordinates, coordinates, coordinates),
     score=st.floats(min_value=0, max_value=1),
 )
-documents = st.builds(
-    ResultDocument,
-    job_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
-    tenant=st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
-    cats=st.integers(min_value=0, max_value=500),
-    detections=st.lists(detections, max_size=20).map(tuple),
-    model=st.builds(ModelInfo, name=st.text("abcxyz-019.", min_size=1, max_size=20),
-                    sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True)),
-)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> ResultDocument:
+    listed = tuple(draw(st.lists(detections, max_size=20)))
+    truncated = draw(st.booleans())
+    return ResultDocument(
+        job_id=draw(st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
+        tenant=draw(st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)),
+        input_sha256=draw(st.from_regex(r"[0-9a-f]{64}", fullmatch=True)),
+        cats=len(listed) + (draw(st.integers(min_value=1, max_value=500)) if truncated else 0),
+        detections=listed,
+        detections_truncated=truncated,
+        model=draw(st.builds(ModelInfo, name=st.text("abcxyz-019.", min_size=1, max_size=20),
+                             sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True))),
+    )
 
 
 def _document(**changes: object) -> dict[str, object]:
     base = json.loads(encode_result_document(ResultDocument(
-        job_id=JOB.job_id, tenant=JOB.tenant, cats=1, detections=(Detection(box=(1, 2, 3, 4), score=0.5),), model=MODEL,
+        job_id=JOB.job_id, tenant=JOB.tenant, input_sha256=INPUT_SHA256, cats=1,
+        detections=(Detection(box=(1, 2, 3, 4), score=0.5),), detections_truncated=False, model=MODEL,
     )))
     base.update(changes)
     return base
 
 
 @settings(max_examples=80, deadline=None)
-@given(documents)
-def test_encode_then_decode_is_the_identity_and_the_size_is_padded(document: ResultDocument) -> None:
+@given(documents())
+def test_encode_then_decode_is_the_identity_and_the_size_is_fixed(document: ResultDocument) -> None:
     encoded = encode_result_document(document)
-    assert len(encoded) % RESULT_PAD_BYTES == 0
+    assert len(encoded) == RESULT_DOCUMENT_BYTES
     assert decode_result_document(encoded) == document
     assert decode_result_document(encoded, job=document.job) == document
 
 
 def test_the_wire_shape_is_canonical_json_with_the_format_tag() -> None:
-    encoded = encode_result_document(ResultDocument(job_id=JOB.job_id, tenant=JOB.tenant, cats=0, detections=(),
-                                                    model=MODEL))
+    encoded = encode_result_document(ResultDocument(job_id=JOB.job_id, tenant=JOB.tenant, input_sha256=INPUT_SHA256,
+                                                    cats=0, detections=(), detections_truncated=False, model=MODEL))
     text = encoded.rstrip(b" ").decode()
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
     assert json.loads(text)["format"] == RESULT_FORMAT == ResultDocument.model_fields["format"].default
 
 
-@pytest.mark.parametrize("tag", ["ccc-result/2", "ccc-result/0", "", 1, None])
+@pytest.mark.parametrize("tag", ["ccc-result/1", "ccc-result/3", "ccc-result/0", "", 1, None])
 def test_unknown_formats_are_refused_by_name(tag: object) -> None:
+    # ccc-result/1 had no input binding: a client must not accept a result it cannot tie to its upload.
     with pytest.raises(DocumentError) as info:
         decode_result_document(json.dumps(_document(format=tag)).encode())
-    assert info.value.reason == "unknown-format" and "ccc-result/1" in str(info.value)
+    assert info.value.reason == "unknown-format" and "ccc-result/2" in str(info.value)
     untagged = _document()
     del untagged["format"]
     with pytest.raises(DocumentError, match="no 'format' tag") as info:
@@ -100,7 +110,10 @@ def test_unknown_fields_are_refused_at_every_level(changes: dict[str, object]) -
     "changes",
     [{"cats": "2"}, {"cats": True}, {"cats": -1}, {"cats": 1.0}, {"job_id": "nope"}, {"tenant": "Tenant A"},
      {"detections": [{"box": [1, 2, 3], "score": 0.5}]}, {"detections": [{"box": [1, 2, 3, 4], "score": 2}]},
-     {"model": {"name": "m", "sha256": "short"}}],
+     {"model": {"name": "m", "sha256": "short"}}, {"input_sha256": "AB" * 32}, {"input_sha256": None},
+     {"detections_truncated": True}, {"cats": 0}, {"detections_truncated": "no"},
+     {"detections": [{"box": [-1, 2, 3, 4], "score": 0.5}]}, {"detections": [{"box": [1, 2, 3, 1e9], "score": 0.5}]},
+     {"cats": 400, "detections": [{"box": [1, 2, 3, 4], "score": 0.5}] * 301, "detections_truncated": True}],
 )
 def test_wrong_types_and_values_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(DocumentError) as info:
@@ -125,13 +138,14 @@ def test_size_json_and_job_are_checked_before_anything_is_believed() -> None:
 def test_what_the_enclave_writes_the_client_reads() -> None:
     outcome = CountOutcome(cats=2, detections=(CatDetection((12.345, 4.5, 100.04, 99.96), 0.91234),
                                                CatDetection((1.0, 2.0, 3.0, 4.0), 0.5)))
-    plaintext = result_document(JOB, outcome, MODEL)
+    plaintext = result_document(JOB, outcome, MODEL, INPUT_SHA256)
     read = parse_result(plaintext, job=JOB)
-    assert read.cats == 2 and read.model == MODEL
+    assert read.cats == 2 and read.model == MODEL and read.input_sha256 == INPUT_SHA256
+    assert read.detections_truncated is False
     assert read.detections[0] == Detection(box=(12.3, 4.5, 100.0, 100.0), score=0.9123)
 
 
 def test_the_client_refuses_an_unknown_format_with_a_verification_error_not_a_traceback() -> None:
-    newer = json.dumps(_document(format="ccc-result/2", confidence="high")).encode()
-    with pytest.raises(VerificationError, match="ccc-result/2.*ccc-result/1"):
+    newer = json.dumps(_document(format="ccc-result/3", confidence="high")).encode()
+    with pytest.raises(VerificationError, match="ccc-result/3.*ccc-result/2"):
         parse_result(newer, job=JOB)

@@ -2,14 +2,20 @@
 
 The security-relevant decisions live here and nowhere else:
 
-* the decrypted message's *authenticated* encryption context must name exactly the job and tenant
-  the parent claims (`ccc:job`, `ccc:tenant`) and must not be a result (`ccc:kind` other than
-  `input`), so a ciphertext cut from another job, another tenant, or a result is refused;
+* the decrypted message's *authenticated* encryption context must be exactly this job's input
+  context: `ccc:job` and `ccc:tenant` naming the job and tenant the parent claims, plus the ESDK's
+  own `aws-crypto-public-key` when the suite signs, and nothing else (no `ccc:kind`, no other key,
+  no case variant such as `CCC:TENANT`), so a ciphertext cut from another job, another tenant or a
+  result is refused, and no key the enclave does not understand can carry a meaning it ignores;
 * the result is encrypted under the KMS key that wrapped the input's data key, as reported by the
   decryption itself (the EDK the attested provider actually opened), never under a key named by
-  the parent, which is untrusted and could otherwise name a key it can decrypt;
-* the attestation document's `user_data` is SHA-256 of the result ciphertext, binding the result
-  to this enclave image; its `public_key` is the enclave's boot key.
+  the parent, which is untrusted and could otherwise name a key it can decrypt; so a tenant's own
+  key protects both its input and its result with no enclave configuration;
+* the result document carries `input_sha256` (SHA-256 of the exact input ciphertext decrypted), and
+  the attestation document's `user_data` is the result binding of `ccc_core.result_binding`
+  (input digest and result-ciphertext digest under a domain tag), binding the result to this
+  enclave image and to the input it came from; its `public_key` is the enclave's boot key;
+* the result document has one fixed size whatever the count (`ccc_core.result_document`).
 
 Every failure becomes a `JobFailure` with a code; the reason never quotes plaintext.
 
@@ -29,10 +35,18 @@ from datetime import date
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from ccc_core.identity import CTX_JOB, CTX_KIND, CTX_TENANT, KIND_INPUT, JobRef
+from ccc_core.identity import CTX_JOB, CTX_TENANT, JobRef
 from ccc_core.logs import log_event
 from ccc_core.redaction import safe_attributes
-from ccc_core.result_document import Detection, ModelInfo, ResultDocument, encode_result_document
+from ccc_core.result_binding import result_user_data
+from ccc_core.result_document import (
+    MAX_BOX_COORDINATE,
+    Detection,
+    ModelInfo,
+    ResultDocument,
+    capped_detections,
+    encode_result_document,
+)
 from ccc_core.telemetry.names import (
     SPAN_ENCLAVE_ATTEST,
     SPAN_ENCLAVE_DECRYPT,
@@ -50,35 +64,48 @@ from ccc_enclave.protocol.job_messages import JobFailure, JobMetrics, JobReply, 
 
 _LOG = logging.getLogger("ccc.enclave.job")
 _TRACER = trace.get_tracer("ccc.enclave")
-# Context keys in our namespace the enclave understands; any other `ccc:` key is refused so that a
-# future meaning (e.g. a different kind) is never silently ignored.
-_KNOWN_CCC_KEYS = frozenset({CTX_JOB, CTX_TENANT, CTX_KIND})
+# The ESDK's own context key (signing suites store the message's verification key under it).
+ESDK_PUBLIC_KEY_CONTEXT_KEY = "aws-crypto-public-key"
+_REQUIRED_INPUT_KEYS = frozenset({CTX_JOB, CTX_TENANT})
+_ALLOWED_INPUT_KEYS = _REQUIRED_INPUT_KEYS | {ESDK_PUBLIC_KEY_CONTEXT_KEY}
 
 
 def check_input_context(context: Mapping[str, str], job: JobSpec) -> None:
-    """Raise JobError(context_mismatch) unless the authenticated context is this job's input context."""
-    if context.get(CTX_JOB) != job.job_id:
+    """Raise JobError(context_mismatch) unless the authenticated context is exactly this job's input context.
+
+    Exactly: the key set must be {ccc:job, ccc:tenant}, plus `aws-crypto-public-key` when the ESDK
+    put it there. Keys are compared byte for byte, so `CCC:TENANT` or `Ccc:Kind` next to the real
+    keys is refused: KMS condition keys compare context-key *names* case-insensitively, so a case
+    variant could satisfy a policy the enclave believes it checked differently.
+    """
+    unexpected = sorted(key for key in context if key not in _ALLOWED_INPUT_KEYS)
+    if unexpected:
+        shown = ", ".join(repr(key[:32]) for key in unexpected[:3])
+        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"encryption context has key(s) an input must not have: {shown}")
+    missing = sorted(_REQUIRED_INPUT_KEYS - context.keys())
+    if missing:
+        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"encryption context lacks {', '.join(missing)}")
+    if context[CTX_JOB] != job.job_id:
         raise JobError(ErrorCode.CONTEXT_MISMATCH, f"encryption context {CTX_JOB} does not name this job")
-    if context.get(CTX_TENANT) != job.tenant:
+    if context[CTX_TENANT] != job.tenant:
         raise JobError(ErrorCode.CONTEXT_MISMATCH, f"encryption context {CTX_TENANT} does not name this tenant")
-    kind = context.get(CTX_KIND)
-    if kind is not None and kind != KIND_INPUT:
-        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"ciphertext has {CTX_KIND}={kind[:16]!r}, not an input")
-    unknown = sorted(k for k in context if k.startswith("ccc:") and k not in _KNOWN_CCC_KEYS)
-    if unknown:
-        raise JobError(ErrorCode.CONTEXT_MISMATCH, f"unknown ccc context key(s) {unknown[:3]}")
 
 
-def result_document(job: JobRef, outcome: CountOutcome, model: ModelInfo) -> bytes:
+def _coordinate(value: float) -> float:
+    return round(min(max(float(value), 0.0), MAX_BOX_COORDINATE), 1)
+
+
+def result_document(job: JobRef, outcome: CountOutcome, model: ModelInfo, input_sha256: str) -> bytes:
     """The plaintext result the client decrypts (`ccc_core.result_document`: canonical JSON, padded
-    to a size that hides the count). Boxes and scores are rounded so that each detection has a
-    bounded length: the default 300 then fit in one padding block, whatever the count."""
-    detections = tuple(
-        Detection(box=(round(d.box[0], 1), round(d.box[1], 1), round(d.box[2], 1), round(d.box[3], 1)),
-                  score=round(d.score, 4))
+    to one fixed size). Boxes and scores are clamped and rounded so each detection has a bounded
+    length, and at most `MAX_RESULT_DETECTIONS` are listed, so every count fits the one size."""
+    detections = capped_detections(
+        Detection(box=(_coordinate(d.box[0]), _coordinate(d.box[1]), _coordinate(d.box[2]), _coordinate(d.box[3])),
+                  score=round(min(max(float(d.score), 0.0), 1.0), 4))
         for d in outcome.detections
     )
-    document = ResultDocument(job_id=job.job_id, tenant=job.tenant, cats=outcome.cats, detections=detections,
+    document = ResultDocument(job_id=job.job_id, tenant=job.tenant, input_sha256=input_sha256, cats=outcome.cats,
+                              detections=detections, detections_truncated=outcome.cats > len(detections),
                               model=model)
     return encode_result_document(document)
 
@@ -139,13 +166,14 @@ class JobProcessor:
 
         model = ModelInfo(name=self._counter.model_name, sha256=self._counter.model_sha256)
         ref = JobRef(tenant=job.tenant, job_id=job.job_id)
-        plaintext_result = result_document(ref, outcome, model)
+        input_sha256 = hashlib.sha256(request.ciphertext).hexdigest()
+        plaintext_result = result_document(ref, outcome, model, input_sha256)
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_ENCRYPT, record_exception=False):
             result_ciphertext = session.encrypt(plaintext_result, ref.result_context(), decrypted.key_arn)
         after_encrypt = time.perf_counter()
 
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_ATTEST, record_exception=False):
-            document = self._attester.attest(hashlib.sha256(result_ciphertext).digest())
+            document = self._attester.attest(result_user_data(request.ciphertext, result_ciphertext))
         end = time.perf_counter()
 
         metrics = JobMetrics(

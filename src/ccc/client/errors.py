@@ -18,7 +18,16 @@ class TargetError(ClientError):
 
 
 class VerificationError(ClientError):
-    """A result whose attestation or encryption context does not prove it came from our enclave."""
+    """A result whose attestation or encryption context does not prove it came from our enclave.
+
+    `reason` is a short stable code a caller can branch on and print next to `verified: false`
+    (`ccc.client.provenance` defines the codes it raises: `input_mismatch`, `pcr_mismatch`, ...);
+    `unverified` when no finer code applies.
+    """
+
+    def __init__(self, message: str, reason: str = "unverified") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class JobFailed(ClientError):

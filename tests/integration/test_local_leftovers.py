@@ -1,7 +1,10 @@
 """`ccc local down` with a stale or copied stack.json signals only process groups that stack created.
 
 Issue 13 §3: the clean-up SIGKILLed any pid in stack.json whose command line contained "ccc" (a
-dummy process was killed while the command printed "no local stack is running").
+dummy process was killed while the command printed "no local stack is running"). A process is now
+signalled only if it is the very process recorded (pid and kernel start time) and carries the
+launch mark of this state directory; the supervisor only if its pid file was written for this
+directory by that same process.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ import pytest
 
 from ccc.local.processes import ManagedProcess, launched_by
 from ccc.local.stack import stop_stack
-from ccc.local.state import StatePaths
+from ccc.local.state import StatePaths, process_start_ticks, write_pid_file
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", "ccc", "local"]
 
 
-def _stale_stack(state_dir: Path, pids: dict[str, int]) -> None:
+def _stale_stack(state_dir: Path, pids: dict[str, int], ticks: dict[str, int] | None = None) -> None:
+    """A stack.json as the supervisor writes it (start ticks of each pid unless `ticks` is given)."""
     paths = StatePaths(state_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
-    paths.stack_file.write_text(json.dumps({"pids": pids}))
+    if ticks is None:
+        ticks = {name: process_start_ticks(pid) or 0 for name, pid in pids.items()}
+    paths.stack_file.write_text(json.dumps({"pids": pids, "pid_start_ticks": ticks}))
     paths.pid_file.write_text(json.dumps({"pid": 999_999_999, "start_ticks": 1}))  # a supervisor long gone
 
 
@@ -76,3 +82,41 @@ def test_the_leftovers_of_this_stack_are_still_cleaned_up(tmp_path: Path) -> Non
         assert _gone(leftover), "this stack's leftover survived `ccc local down`"
     finally:
         leftover.stop(timeout=5)
+
+
+def test_a_recorded_pid_now_held_by_another_process_is_not_killed(tmp_path: Path) -> None:
+    """The pid number matches and the process even carries this stack's mark (a restarted
+    component, say), but its start time is not the recorded one: a reused pid is never signalled."""
+    state = tmp_path / "state"
+    process = ManagedProcess(name="parent-1", command=SLEEPER, log_path=state / "logs" / "parent-1.log")
+    process.start()
+    try:
+        assert process.pid is not None
+        recorded = (process_start_ticks(process.pid) or 0) - 1
+        _stale_stack(state, {"parent-1": process.pid}, ticks={"parent-1": recorded})
+        assert stop_stack(state, timeout=1) is False
+        time.sleep(0.3)
+        assert process.running, "a process whose start time differs from the recorded one was killed"
+        _stale_stack(state, {"parent-1": process.pid}, ticks={})  # no start time recorded: never trusted
+        assert stop_stack(state, timeout=1) is False
+        time.sleep(0.3)
+        assert process.running
+    finally:
+        process.stop(timeout=5)
+
+
+def test_a_pid_file_copied_from_another_state_dir_does_not_signal_its_supervisor(tmp_path: Path, bystander) -> None:
+    """supervisor.pid names a live process with the right start time, but it was written for
+    another state directory (or carries no start time): `ccc local down` here sends it nothing."""
+    other, here = tmp_path / "other", tmp_path / "here"
+    other.mkdir()
+    here.mkdir()
+    ticks = process_start_ticks(bystander.pid)
+    for record in ({"pid": bystander.pid, "start_ticks": ticks, "state_dir": other.resolve().as_posix()},
+                   {"pid": bystander.pid}):
+        StatePaths(here).pid_file.write_text(json.dumps(record))
+        assert stop_stack(here, timeout=1) is False
+        time.sleep(0.3)
+        assert bystander.poll() is None, f"a supervisor pid file {record} made down signal a bystander"
+    # The pid file a supervisor writes for its own directory is trusted.
+    assert write_pid_file(StatePaths(here).pid_file, here).supervises(here)

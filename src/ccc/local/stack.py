@@ -197,7 +197,7 @@ class Supervisor:
     def _claim_state_dir(self) -> None:
         self.paths.prepare()
         record = read_pid_file(self.paths.pid_file)
-        if record is not None and record.pid != os.getpid() and record.alive():
+        if record is not None and record.pid != os.getpid() and record.supervises(self.paths.root):
             raise StackAlreadyRunning(
                 f"a local stack is already running in {self.paths.root} (supervisor pid {record.pid}); "
                 f"stop it with `ccc local down --state-dir {self.options.state_dir}`"
@@ -207,7 +207,7 @@ class Supervisor:
         for stale in (self.paths.stack_file, self.paths.fleet_file, self.paths.pid_file):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        write_pid_file(self.paths.pid_file)
+        write_pid_file(self.paths.pid_file, self.paths.root)
         self._owns_pid_file = True
         # A fresh stack gets fresh state: a new CA (documents of an old stack must not verify),
         # fresh logs, telemetry and sockets.
@@ -319,6 +319,7 @@ class Supervisor:
             job_events_queue_url=resources.job_events_queue_url,
             idle_timeout_s=opts.idle_timeout_s,
             pids=self.pids(),
+            pid_start_ticks=_start_ticks(self.pids()),
             supervisor_pid=os.getpid(),
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             ready_seconds=round(time.monotonic() - began, 2),
@@ -352,7 +353,8 @@ class Supervisor:
         """Rewrite stack.json (pids) and fleet.json (workers) after a change."""
         if self.info is None:
             return
-        self.info = replace(self.info, pids=self.pids())
+        pids = self.pids()
+        self.info = replace(self.info, pids=pids, pid_start_ticks=_start_ticks(pids))
         write_json_atomic(self.paths.stack_file, self.info.to_json())
         if self.fleet is not None:
             write_json_atomic(
@@ -395,7 +397,7 @@ def stop_stack(state_dir: Path, *, timeout: float = 30.0) -> bool:
     """Stop the stack whose supervisor runs in `state_dir`. Returns False if none was running."""
     paths = StatePaths(Path(state_dir).resolve())
     record = read_pid_file(paths.pid_file)
-    if record is None or not record.alive():
+    if record is None or not record.supervises(paths.root):
         _kill_leftovers(paths)
         for stale in (paths.stack_file, paths.pid_file):
             with contextlib.suppress(FileNotFoundError):
@@ -403,9 +405,9 @@ def stop_stack(state_dir: Path, *, timeout: float = 30.0) -> bool:
         return False
     signal_process(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while record.alive() and time.monotonic() < deadline:
+    while record.supervises(paths.root) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if record.alive():
+    if record.supervises(paths.root):
         log.warning("supervisor %s did not stop within %.0fs; killing it", record.pid, timeout)
         signal_process(record.pid, signal.SIGKILL)
         _kill_leftovers(paths)
@@ -418,16 +420,28 @@ def stop_stack(state_dir: Path, *, timeout: float = 30.0) -> bool:
 def _kill_leftovers(paths: StatePaths) -> None:
     """Children of a supervisor that was SIGKILLed get SIGTERM from the kernel; this is the backstop."""
     try:
-        pids = json.loads(paths.stack_file.read_text()).get("pids", {})
-    except (OSError, ValueError, AttributeError):
+        recorded = json.loads(paths.stack_file.read_text())
+        pids, ticks = dict(recorded.get("pids", {})), dict(recorded.get("pid_start_ticks", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
         return
-    for name, pid in dict(pids).items():
-        # Only a process group this stack created (marked with this state directory at launch):
-        # a stale or copied stack.json names pids that may since belong to anything else.
-        if isinstance(pid, int) and pid > 1 and pid_alive(pid) and launched_by(pid, paths.root):
+    for name, pid in pids.items():
+        # Only a process group this stack created: the very process recorded (pid *and* kernel start
+        # time: a stale stack.json names pids that may since belong to anything else) carrying the
+        # launch mark of this state directory (a copied stack.json names another stack's processes).
+        started = ticks.get(name)
+        if not (isinstance(pid, int) and pid > 1 and isinstance(started, int)):
+            continue
+        if pid_alive(pid, started) and launched_by(pid, paths.root):
             log.info("stopping leftover %s (pid %s)", name, pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def _start_ticks(pids: dict[str, int]) -> dict[str, int]:
+    """Start times of the supervisor's children, read while they are its children (a child that
+    died but was not yet reaped keeps its pid, so the number cannot have been reused yet)."""
+    found = {name: process_start_ticks(pid) for name, pid in pids.items()}
+    return {name: ticks for name, ticks in found.items() if ticks is not None}
 
 
 # ----- Python API: the stack in a child process ---------------------------------------------

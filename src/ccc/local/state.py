@@ -68,6 +68,10 @@ class StackInfo:
     job_events_queue_url: str = ""
     idle_timeout_s: int | None = None  # None: fixed fleet (no scaler); else scale-to-zero after this idle time
     pids: dict[str, int] = field(default_factory=dict)
+    # The kernel start time of each pid (``process_start_ticks``), recorded by the supervisor while
+    # the process was its child: with the launch mark (``ccc.local.processes.launched_by``) it is what
+    # `ccc local down` checks before it signals a leftover, since a pid number alone can be reused.
+    pid_start_ticks: dict[str, int] = field(default_factory=dict)
     supervisor_pid: int = 0
     started_at: str = ""
     ready_seconds: float = 0.0
@@ -110,6 +114,7 @@ class StackInfo:
             }
             values["expected_pcrs"] = {str(k): str(v) for k, v in dict(data["expected_pcrs"]).items()}
             values["pids"] = {str(k): int(v) for k, v in dict(data.get("pids", {})).items()}
+            values["pid_start_ticks"] = {str(k): int(v) for k, v in dict(data.get("pid_start_ticks", {})).items()}
             return cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             raise StackStateError(f"stack.json is malformed: {exc}") from exc
@@ -221,25 +226,41 @@ def _is_zombie(pid: int) -> bool:
 class PidRecord:
     pid: int
     start_ticks: int | None
+    state_dir: str | None = None  # the resolved state directory of the supervisor that wrote it
 
     def alive(self) -> bool:
         return pid_alive(self.pid, self.start_ticks)
+
+    def supervises(self, state_dir: Path) -> bool:
+        """True only for the live supervisor of `state_dir` that wrote this record: same pid *and*
+        kernel start time (a pid number can be reused), written for this directory (a pid file
+        copied from another state directory names another stack's supervisor). A record missing
+        either is never trusted with a signal."""
+        return (
+            self.start_ticks is not None
+            and self.state_dir == Path(state_dir).resolve().as_posix()
+            and self.alive()
+        )
 
 
 def read_pid_file(path: Path) -> PidRecord | None:
     try:
         data = json.loads(path.read_text())
-        return PidRecord(pid=int(data["pid"]), start_ticks=data.get("start_ticks"))
+        ticks, state_dir = data.get("start_ticks"), data.get("state_dir")
+        return PidRecord(pid=int(data["pid"]), start_ticks=ticks if isinstance(ticks, int) else None,
+                         state_dir=state_dir if isinstance(state_dir, str) else None)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         # A torn or foreign pid file describes no process we can trust: treat it as stale.
         return PidRecord(pid=0, start_ticks=None)
 
 
-def write_pid_file(path: Path) -> PidRecord:
-    record = PidRecord(pid=os.getpid(), start_ticks=process_start_ticks(os.getpid()))
-    write_json_atomic(path, {"pid": record.pid, "start_ticks": record.start_ticks}, mode=0o644)
+def write_pid_file(path: Path, state_dir: Path | None = None) -> PidRecord:
+    """The calling process as the supervisor of `state_dir` (default: the pid file's directory)."""
+    root = Path(state_dir if state_dir is not None else path.parent).resolve().as_posix()
+    record = PidRecord(pid=os.getpid(), start_ticks=process_start_ticks(os.getpid()), state_dir=root)
+    write_json_atomic(path, {"pid": record.pid, "start_ticks": record.start_ticks, "state_dir": root}, mode=0o644)
     return record
 
 

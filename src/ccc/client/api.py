@@ -10,10 +10,12 @@ sending its image to another job.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import urllib3
 from botocore.auth import SigV4Auth
@@ -25,6 +27,10 @@ from ccc_core.identity import JobRef, NamingError
 SERVICE = "execute-api"
 TIMEOUT_S = 30.0
 MAX_RESPONSE_BYTES = 256 * 1024
+LOCAL_STACK_STOPPED = (
+    "the local stack stopped (its jobs, keys and results were held in memory and are gone); "
+    "start it with `ccc local up` and submit again"
+)
 
 
 class Readable(Protocol):
@@ -55,6 +61,25 @@ class JobState:
     attestation_url: str | None
 
 
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unreachable(url: str, what: str, exc: Exception) -> JobsApiError:
+    """The error for a request that never got an answer. Only the local stack listens on loopback
+    (AWS endpoints never do), and when it does not answer it has stopped: moto keeps no state on
+    disk, so saying "not reachable" would suggest waiting for something that is gone for good."""
+    if _is_loopback(url):
+        return JobsApiError(LOCAL_STACK_STOPPED)
+    return JobsApiError(f"{what}: {type(exc).__name__}")
+
+
 def _http() -> Any:
     return urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=TIMEOUT_S), retries=False)
 
@@ -82,7 +107,7 @@ class JobsApiClient:
             raw = response.read(MAX_RESPONSE_BYTES + 1)
             response.release_conn()
         except Exception as exc:  # urllib3 raises many types: all mean "not reachable"
-            raise JobsApiError(f"jobs API at {self.base_url} not reachable: {type(exc).__name__}") from None
+            raise unreachable(self.base_url, f"jobs API at {self.base_url} not reachable", exc) from None
         if len(raw) > MAX_RESPONSE_BYTES:
             raise JobsApiError("jobs API answer is too large", response.status)
         try:
@@ -150,7 +175,7 @@ class JobsApiClient:
         try:
             response = self._http.request("PUT", upload.url, body=body, headers=headers, preload_content=True)
         except Exception as exc:
-            raise JobsApiError(f"upload failed: {type(exc).__name__}") from None
+            raise unreachable(upload.url, "upload failed", exc) from None
         if not 200 <= response.status < 300:
             raise JobsApiError(f"upload refused: HTTP {response.status}", response.status)
 
@@ -161,7 +186,7 @@ class JobsApiClient:
             data = response.read(limit + 1)
             response.release_conn()
         except Exception as exc:
-            raise JobsApiError(f"download failed: {type(exc).__name__}") from None
+            raise unreachable(url, "download failed", exc) from None
         if response.status != 200:
             raise JobsApiError(f"download refused: HTTP {response.status}", response.status)
         if len(data) > limit:

@@ -2,18 +2,21 @@
 
 Locally (the embedded default) spans and metrics are written as JSON Lines under
 `<state-dir>/telemetry/<service>.{spans,metrics}.jsonl`, every record carrying `service.name`,
-so tests can scan them and `ccc report` can render them. On AWS the same code exports through
-OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the ADOT collector / CloudWatch agent), and does
-nothing otherwise. Independently, `emf_target` (the parent agent on AWS) adds a CloudWatch
-embedded-metric-format exporter (`ccc.telemetry.emf`) for the metrics the dashboard reads.
+so tests can scan them and `ccc report` can render them. Independently, the standard OTEL_*
+environment (`ccc_core.telemetry.otel_env`) adds OTLP export — both when both are configured, so a
+local stack can feed a real backend and still render its report. A provider that is already
+installed (by `opentelemetry-instrument`) is extended, never replaced. `emf_target` exporters (the
+parent agent's CloudWatch embedded-metric-format exporter, `ccc.telemetry.emf`) are CCC's own
+operations contract (dashboard, alarms) and are added whatever the OTEL_* variables say.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,15 +35,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from ccc_core.redaction import safe_attributes
-
-# Optional: the OTLP exporter is not among the enclave's pins (the enclave exports only through its
-# parent), so its absence means "no OTLP export", not an error.
-try:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-except ImportError:
-    OTLPMetricExporter = None  # type: ignore[assignment,misc]
-    OTLPSpanExporter = None  # type: ignore[assignment,misc]
+from ccc_core.telemetry.job_root import JobRootIdGenerator
+from ccc_core.telemetry.otel_env import OtelConfigError, OtelSettings, settings_from_environ
+from ccc_core.telemetry.otlp_exporters import otlp_metric_exporter, otlp_span_exporter
 
 TELEMETRY_DIRNAME = "telemetry"
 # Millisecond buckets for every histogram (job latency, inference, crypto): fine where jobs live.
@@ -76,20 +73,22 @@ class JsonLinesSpanExporter(SpanExporter):
         for span in spans:
             ctx = span.get_span_context()
             parent = span.parent
-            records.append({
-                "kind": "span",
-                "service.name": self._service,
-                "name": span.name,
-                "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
-                "span_id": f"{ctx.span_id:016x}" if ctx else None,
-                "parent_span_id": f"{parent.span_id:016x}" if parent else None,
-                "start_ns": span.start_time,
-                "end_ns": span.end_time,
-                "duration_ms": ((span.end_time or 0) - (span.start_time or 0)) / 1e6,
-                "status": span.status.status_code.name,
-                "attributes": dict(span.attributes or {}),
-                "links": [f"{link.context.trace_id:032x}" for link in span.links],
-            })
+            records.append(
+                {
+                    "kind": "span",
+                    "service.name": self._service,
+                    "name": span.name,
+                    "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+                    "span_id": f"{ctx.span_id:016x}" if ctx else None,
+                    "parent_span_id": f"{parent.span_id:016x}" if parent else None,
+                    "start_ns": span.start_time,
+                    "end_ns": span.end_time,
+                    "duration_ms": ((span.end_time or 0) - (span.start_time or 0)) / 1e6,
+                    "status": span.status.status_code.name,
+                    "attributes": dict(span.attributes or {}),
+                    "links": [f"{link.context.trace_id:032x}" for link in span.links],
+                }
+            )
         self._file.write(records)
         return SpanExportResult.SUCCESS
 
@@ -163,38 +162,85 @@ def setup_telemetry(
     export_interval_ms: int = 2_000,
     set_global: bool = True,
     metric_exporters: Sequence[MetricExporter] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> TelemetryHandle:
-    """Install providers for `service_name`; JSON Lines under state_dir when given, else OTLP/none;
-    plus every exporter of `metric_exporters` (the parent agent's CloudWatch EMF exporter), each
-    read at most every 10 s: CloudWatch bills per metric datum."""
-    resource = Resource.create(safe_attributes({"service.name": service_name, "service.namespace": "ccc"}))
-    tracer_provider = TracerProvider(resource=resource)
-    readers = []
-    directory = telemetry_dir(state_dir) if state_dir is not None else None
+    """Install providers for `service_name`: JSON Lines under state_dir when given, plus OTLP as the
+    OTEL_* variables of `environ` (default: this process's) ask, plus every exporter of
+    `metric_exporters` (the parent agent's CloudWatch EMF exporter), each read at most every 10 s:
+    CloudWatch bills per metric datum. A bad OTEL_* value is one line on stderr and no OTLP, never a
+    process that does not start: telemetry must not take the product down."""
+    settings = _settings(os.environ if environ is None else environ)
+    resource = Resource.create(safe_attributes({"service.name": service_name, "service.namespace": settings.namespace}))
+    directory = telemetry_dir(state_dir) if state_dir is not None and not settings.disabled else None
+    installed_tracers = trace.get_tracer_provider()
+    reuse_tracers = isinstance(installed_tracers, TracerProvider) and not _ours(installed_tracers)
+    tracer_provider: TracerProvider
+    if isinstance(installed_tracers, TracerProvider) and reuse_tracers:
+        # `opentelemetry-instrument` (or the embedding application) installed a provider with its own
+        # exporters: add ours beside them; replacing it is refused by the API anyway.
+        tracer_provider = installed_tracers
+    else:
+        tracer_provider = TracerProvider(resource=resource, id_generator=JobRootIdGenerator())
+        tracer_provider._ccc_installed = True  # type: ignore[attr-defined]
     if directory is not None:
         tracer_provider.add_span_processor(
-            BatchSpanProcessor(JsonLinesSpanExporter(directory / f"{service_name}.spans.jsonl", service_name),
-                               schedule_delay_millis=500)
+            BatchSpanProcessor(
+                JsonLinesSpanExporter(directory / f"{service_name}.spans.jsonl", service_name),
+                schedule_delay_millis=500,
+            )
         )
-        readers.append(PeriodicExportingMetricReader(
-            JsonLinesMetricExporter(directory / f"{service_name}.metrics.jsonl", service_name),
-            export_interval_millis=export_interval_ms,
-        ))
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        _add_otlp(tracer_provider, readers)
+    if settings.traces.enabled and not reuse_tracers:
+        span_exporter = otlp_span_exporter(settings.traces.protocol)
+        if span_exporter is None:
+            _warn(f"OTLP/{settings.traces.protocol} span exporter not installed; spans stay local")
+        else:
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+
+    readers: list[Any] = []
+    if directory is not None:
+        readers.append(
+            PeriodicExportingMetricReader(
+                JsonLinesMetricExporter(directory / f"{service_name}.metrics.jsonl", service_name),
+                export_interval_millis=export_interval_ms,
+            )
+        )
+    if settings.metrics.enabled:
+        metric_exporter = otlp_metric_exporter(settings.metrics.protocol)
+        if metric_exporter is None:
+            _warn(f"OTLP/{settings.metrics.protocol} metric exporter not installed; metrics stay local")
+        else:
+            readers.append(PeriodicExportingMetricReader(metric_exporter))
     for exporter in metric_exporters:
         readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=max(export_interval_ms, 10_000)))
     views = [View(instrument_type=Histogram, aggregation=ExplicitBucketHistogramAggregation(MS_BUCKETS))]
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=views)
-    if set_global:
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(meter_provider)
+    meter_provider._ccc_installed = True  # type: ignore[attr-defined]
+    if set_global and not settings.disabled:
+        if not reuse_tracers:
+            trace.set_tracer_provider(tracer_provider)
+        installed_meters = metrics.get_meter_provider()
+        # Metric readers cannot be added to an installed provider: then ours serves CCC's meters
+        # through the handle (every CCC meter comes from `handle.meter()`) and the installed one
+        # stays global for the instrumentation that installed it.
+        if not (isinstance(installed_meters, MeterProvider) and not _ours(installed_meters)):
+            metrics.set_meter_provider(meter_provider)
     return TelemetryHandle(service_name, tracer_provider, meter_provider, directory)
 
 
-def _add_otlp(tracer_provider: TracerProvider, readers: list[Any]) -> None:
-    """OTLP export on AWS (ADOT collector). Optional dependency: absent exporter means no export."""
-    if OTLPSpanExporter is None or OTLPMetricExporter is None:
-        return
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+def _ours(provider: object) -> bool:
+    return bool(getattr(provider, "_ccc_installed", False))
+
+
+def _settings(environ: Mapping[str, str]) -> OtelSettings:
+    try:
+        return settings_from_environ(environ)
+    except OtelConfigError as exc:
+        _warn(f"{exc}; OTLP export is off")
+        return settings_from_environ(
+            {k: v for k, v in environ.items() if not k.startswith("OTEL_")}
+            | {"OTEL_SDK_DISABLED": environ.get("OTEL_SDK_DISABLED", "")}
+        )
+
+
+def _warn(message: str) -> None:
+    print(f"ccc telemetry: {message}", file=sys.stderr)

@@ -48,6 +48,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from ccc_common.contracts.failure_record import FailureRecord, encode_failure_record
 from ccc_common.contracts.result_objects import RESULT_SHA256_METADATA, attestation_key, result_sha256
@@ -95,6 +96,10 @@ class MessageOutcome(StrEnum):
     RETRY = "retry"  # left in the queue with backoff
     IGNORED = "ignored"  # not work (test event): deleted
     UNPARSEABLE = "unparseable"  # left for the DLQ
+
+
+# Outcomes whose job span is an error: the job failed for good, or this attempt failed and is retried.
+_ERROR_OUTCOMES = frozenset({MessageOutcome.FAILED, MessageOutcome.RETRY})
 
 
 class CredentialsProvider(Protocol):
@@ -469,6 +474,10 @@ class ParentAgent:
         ) as span:
             outcome = self._run_job(ref)
             span.set_attributes(safe_attributes({"ccc.outcome": outcome.outcome.value, "ccc.code": outcome.code or ""}))
+            if outcome.outcome in _ERROR_OUTCOMES:
+                # A failed job is an error in every trace view, not only in the enclave's span; the
+                # description is the fixed failure code, never a message (messages can quote data).
+                span.set_status(Status(StatusCode.ERROR, outcome.code or outcome.outcome.value))
             return outcome
 
     def _run_job(self, ref: JobRef) -> JobOutcome:

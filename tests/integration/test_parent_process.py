@@ -204,3 +204,8 @@ def test_sigterm_stops_both_cleanly_and_logs_hold_metadata_only(
     stages = {s["name"] for s in enclave_spans}
     assert {"ccc.enclave.decrypt", "ccc.enclave.infer", "ccc.enclave.encrypt", "ccc.enclave.attest"} <= stages
     assert {s["attributes"].get("ccc.outcome") for s in parent_jobs.values()} == {"done", "failed"}
+    # A failed job is an error on the parent's span too (issue 15), a finished one is not.
+    assert {s["attributes"]["ccc.outcome"]: s["status"] for s in parent_jobs.values()} == {
+        "done": "UNSET",
+        "failed": "ERROR",
+    }

@@ -12,6 +12,9 @@ from ccc.client.crypto import parse_result
 from ccc.client.errors import VerificationError
 from ccc_core.identity import JobRef
 from ccc_core.result_document import (
+    MAX_BOX_COORDINATE,
+    MAX_CATS,
+    MAX_RESULT_DETECTIONS,
     MAX_RESULT_DOCUMENT_BYTES,
     RESULT_DOCUMENT_BYTES,
     RESULT_FORMAT,
@@ -149,3 +152,72 @@ def test_the_client_refuses_an_unknown_format_with_a_verification_error_not_a_tr
     newer = json.dumps(_document(format="ccc-result/3", confidence="high")).encode()
     with pytest.raises(VerificationError, match="ccc-result/3.*ccc-result/2"):
         parse_result(newer, job=JOB)
+
+
+def _outcome(n: int, coordinate: float, score: float = 0.123456) -> CountOutcome:
+    return CountOutcome(
+        cats=n,
+        detections=tuple(CatDetection((coordinate, coordinate - 0.05, coordinate * 0.999, coordinate), score)
+                         for _ in range(n)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "listed", "truncated"),
+    [
+        (_outcome(0, 0.0), 0, False),
+        (_outcome(MAX_RESULT_DETECTIONS, 1.0), MAX_RESULT_DETECTIONS, False),
+        # the cap, at the widest coordinates a document may carry (a 1 x 40 M pixel image is narrower)
+        (_outcome(MAX_RESULT_DETECTIONS, MAX_BOX_COORDINATE - 0.11), MAX_RESULT_DETECTIONS, False),
+        # far above the cap, wide and beyond-bound coordinates (clamped), scores of every length
+        (_outcome(5_000, 987_654_321.987), MAX_RESULT_DETECTIONS, True),
+    ],
+)
+def test_every_result_document_has_one_size_whatever_the_count(outcome: CountOutcome, listed: int,
+                                                               truncated: bool) -> None:
+    worst_model = ModelInfo(name="\U0001f431" * 128, sha256="ab" * 32)  # each escapes to 12 bytes of JSON
+    job = JobRef(tenant="t" * 63, job_id=JOB.job_id)
+    plaintext = result_document(job, outcome, worst_model, INPUT_SHA256)
+    assert len(plaintext) == RESULT_DOCUMENT_BYTES
+    read = parse_result(plaintext, job=job)
+    assert read.cats == len(outcome.detections)  # the true count, even when boxes were dropped
+    assert len(read.detections) == listed and read.detections_truncated is truncated
+
+
+def test_the_cap_keeps_the_best_scoring_boxes() -> None:
+    outcome = CountOutcome(cats=MAX_RESULT_DETECTIONS + 2, detections=tuple(
+        CatDetection((1.0, 1.0, 2.0, 2.0), score) for score in [0.1, 0.2] + [0.5] * MAX_RESULT_DETECTIONS))
+    read = parse_result(result_document(JOB, outcome, MODEL, INPUT_SHA256), job=JOB)
+    assert {d.score for d in read.detections} == {0.5} and read.cats == MAX_RESULT_DETECTIONS + 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.builds(CatDetection, box=st.tuples(*[st.floats(allow_nan=False)] * 4),
+                          score=st.floats(min_value=0, max_value=1)), max_size=400))
+def test_any_counter_outcome_encodes_to_the_one_size(found: list[CatDetection]) -> None:
+    plaintext = result_document(JOB, CountOutcome(cats=len(found), detections=tuple(found)), MODEL, INPUT_SHA256)
+    assert len(plaintext) == RESULT_DOCUMENT_BYTES
+    assert parse_result(plaintext, job=JOB).cats == len(found)
+
+
+def test_a_document_that_cannot_fit_is_refused_by_the_writer_not_sent_larger() -> None:
+    too_big = ResultDocument.model_construct(
+        format=RESULT_FORMAT, job_id=JOB.job_id, tenant=JOB.tenant, input_sha256=INPUT_SHA256, cats=1,
+        detections=(Detection(box=(1, 2, 3, 4), score=0.5),) * 2_000, detections_truncated=False, model=MODEL,
+    )
+    with pytest.raises(DocumentError) as info:
+        encode_result_document(too_big)
+    assert info.value.reason == "too-large"
+
+
+def test_the_largest_valid_document_fits_the_one_size() -> None:
+    """Every field at its longest: 300 boxes at the coordinate bound, the largest count, the longest
+    tenant, a 128-character model name that JSON escapes to 12 bytes a character."""
+    largest = ResultDocument(
+        job_id=JOB.job_id, tenant="t" * 63, input_sha256=INPUT_SHA256, cats=MAX_CATS,
+        detections=(Detection(box=(MAX_BOX_COORDINATE,) * 4, score=0.1235),) * MAX_RESULT_DETECTIONS,
+        detections_truncated=True, model=ModelInfo(name="\U0001f431" * 128, sha256="ab" * 32),
+    )
+    encoded = encode_result_document(largest)
+    assert len(encoded) == RESULT_DOCUMENT_BYTES and len(encoded.rstrip(b" ")) > RESULT_DOCUMENT_BYTES - 1024
+    assert decode_result_document(encoded) == largest

@@ -136,6 +136,7 @@ def decode_result_document(plaintext: bytes, *, job: JobRef | None = None) -> Re
 
 __all__ = [
     "MAX_BOX_COORDINATE",
+    "MAX_CATS",
     "MAX_RESULT_DETECTIONS",
     "MAX_RESULT_DOCUMENT_BYTES",
     "RESULT_DOCUMENT_BYTES",

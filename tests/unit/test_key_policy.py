@@ -173,7 +173,12 @@ def test_the_aws_default_key_policy_is_flagged() -> None:
             }
         ],
     }
-    assert _rules(lint_key_policy(default)) == {"wildcard_action", "unattested_key_release", "unconstrained_data_key"}
+    assert _rules(lint_key_policy(default)) == {
+        "wildcard_action",
+        "unattested_key_release",
+        "unconstrained_data_key",
+        "manager_uses_key",
+    }
 
 
 def test_linter_accepts_json_text_and_reports_garbage() -> None:

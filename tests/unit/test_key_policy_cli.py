@@ -92,3 +92,49 @@ def test_a_key_whose_properties_are_not_an_object_is_a_finding_not_a_crash(
     path.write_text(json.dumps({"Resources": {"Key": {"Type": "AWS::KMS::Key", "Properties": properties}}}))
     assert main(["key-policy", "lint", str(path)]) == 1
     assert "Key: 1 finding(s)" in capsys.readouterr().out
+
+
+# Issue 11 §8: only data keys are linted; a tenant key gets the tenant rules.
+STORAGE_KEY_POLICY = {  # an ordinary SSE key: IAM delegation, which the data-key rules rightly flag
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}
+    ]
+}
+
+
+def _key(policy: dict, tag: str | None = None) -> dict:
+    properties: dict = {"KeyPolicy": policy}
+    if tag is not None:
+        properties["Tags"] = [{"Key": "ccc:project", "Value": "ccc"}, {"Key": "ccc:data-key", "Value": tag}]
+    return {"Type": "AWS::KMS::Key", "Properties": properties}
+
+
+def test_only_keys_tagged_as_data_keys_are_linted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "template.json"
+    template.write_text(
+        json.dumps({"Resources": {"DataKey": _key(POLICY, "operator-demo"), "StorageKey": _key(STORAGE_KEY_POLICY)}})
+    )
+    assert main(["key-policy", "lint", str(template)]) == 0
+    out = capsys.readouterr().out
+    assert "DataKey: clean" in out and "StorageKey" not in out
+    assert main(["key-policy", "lint", str(template), "--key", "StorageKey"]) == 1
+
+
+def test_several_untagged_keys_need_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"Resources": {"A": _key(POLICY), "B": _key(STORAGE_KEY_POLICY)}}))
+    assert main(["key-policy", "lint", str(template)]) == 2
+    err = capsys.readouterr().err
+    assert "--key" in err and len(err.strip().splitlines()) == 1
+    assert main(["key-policy", "lint", str(template), "--key", "A"]) == 0
+    assert main(["key-policy", "lint", str(template), "--key", "C"]) == 2
+    assert "no AWS::KMS::Key C" in capsys.readouterr().err
+
+
+def test_a_key_tagged_as_a_tenant_key_gets_the_tenant_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The operator-run policy names the operator account's root: fine for the demo key, not for a tenant's.
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"Resources": {"TenantKey": _key(POLICY, "tenant:acme")}}))
+    assert main(["key-policy", "lint", str(template), "--json"]) == 1
+    rules = {f["rule"] for f in json.loads(capsys.readouterr().out)["TenantKey"]}
+    assert "operator_principal" in rules

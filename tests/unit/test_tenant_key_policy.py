@@ -6,6 +6,7 @@ Each test names the property a tenant relies on when it deploys `CccTenant` with
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,8 +20,11 @@ from ccc_common.domain.key_policy import (
     MAX_POLICY_BYTES,
     ApprovedRelease,
     KeyPolicyError,
+    KeyPolicySpec,
     TenantKeySpec,
+    build_key_policy,
     build_tenant_key_policy,
+    lint_key_policy,
     release_from_pcrs,
     release_sid,
     releases_from_key_policy,
@@ -289,3 +293,150 @@ def test_in_any_tenant_policy_the_operator_account_only_gets_attested_use(spec: 
             assert actions == {"kms:Decrypt", "kms:GenerateDataKey"}
             assert IMAGE_SHA384 in statement["Condition"]["StringEqualsIgnoreCase"]
             assert statement["Condition"]["StringEquals"] == {"kms:EncryptionContext:ccc:tenant": spec.tenant}
+
+
+# --- the linter on tenant keys: every principal but the owning tenant's is named ----------------
+
+OTHER_TENANT = "arn:aws:iam::333333333333:role/globex-client"
+FOREIGN_ACCOUNT = "arn:aws:iam::999999999999:root"
+
+
+def _result_decrypt_for(principal: str) -> dict:
+    return {
+        "Sid": "Extra",
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"kms:EncryptionContext:ccc:tenant": "acme", "kms:EncryptionContext:ccc:kind": "result"},
+            "ForAllValues:StringEquals": {CONTEXT_KEYS_KEY: ["ccc:job", "ccc:tenant", "ccc:kind"]},
+            "Null": {CONTEXT_KEYS_KEY: "false"},
+        },
+    }
+
+
+def _add(statement: dict) -> Callable[[dict], None]:
+    return lambda policy: policy["Statement"].append(statement)
+
+
+def _drop_condition(sid_fragment: str, operator: str) -> Callable[[dict], None]:
+    def mutate(policy: dict) -> None:
+        for statement in policy["Statement"]:
+            if sid_fragment in statement["Sid"]:
+                del statement["Condition"][operator]
+
+    return mutate
+
+
+def _drop_context_null(policy: dict) -> None:
+    for statement in policy["Statement"]:
+        null = statement.get("Condition", {}).get("Null", {})
+        null.pop(CONTEXT_KEYS_KEY, None)
+
+
+TENANT_MUTATIONS: dict[str, tuple[Callable[[dict], None], str, str | None]] = {
+    # name: (mutation, rule, the principal the finding must name)
+    "parent decrypts results": (_add(_result_decrypt_for(PARENT)), "foreign_reader", PARENT),
+    "parent unattested": (_add(_result_decrypt_for(PARENT)), "parent_unattested_use", PARENT),
+    "another tenant decrypts": (_add(_result_decrypt_for(OTHER_TENANT)), "foreign_reader", OTHER_TENANT),
+    "foreign account decrypts": (_add(_result_decrypt_for(FOREIGN_ACCOUNT)), "foreign_reader", FOREIGN_ACCOUNT),
+    "operator root decrypts": (
+        _add(_result_decrypt_for(f"arn:aws:iam::{OPERATOR_ACCOUNT}:root")),
+        "operator_principal",
+        f"arn:aws:iam::{OPERATOR_ACCOUNT}:root",
+    ),
+    "operator admin manages": (
+        _add(
+            {
+                "Sid": "Operator admin",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{OPERATOR_ACCOUNT}:role/Admin"},
+                "Action": ["kms:PutKeyPolicy"],
+                "Resource": "*",
+            }
+        ),
+        "operator_principal",
+        f"arn:aws:iam::{OPERATOR_ACCOUNT}:role/Admin",
+    ),
+    "key admin decrypts results": (_add(_result_decrypt_for(ADMIN)), "manager_uses_key", ADMIN),
+    "no context key set on inputs": (
+        _drop_condition("encrypts its inputs", "ForAllValues:StringEquals"),
+        "unpinned_context_keys",
+        None,
+    ),
+    "no context key set on a release": (
+        _drop_condition("Approved release", "ForAllValues:StringEquals"),
+        "unpinned_context_keys",
+        None,
+    ),
+    "empty context allowed": (_drop_context_null, "unpinned_context_keys", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TENANT_MUTATIONS))
+def test_each_grant_to_another_principal_is_flagged_by_name(name: str) -> None:
+    policy = build_tenant_key_policy(_spec())
+    assert lint_key_policy(policy, expected_pcrs=None) == []
+    mutate, rule, principal = TENANT_MUTATIONS[name]
+    mutate(policy)
+    flagged = [f for f in lint_key_policy(policy) if f.rule == rule]
+    assert flagged, lint_key_policy(policy)
+    if principal is not None:
+        assert any(principal in f.message for f in flagged), flagged
+
+
+def test_declared_owners_catch_a_stranger_with_both_input_and_result_rights() -> None:
+    """Inferred ownership (whoever may make inputs) cannot tell a stranger given both halves from the
+    tenant; the tenant's own list can."""
+    policy = build_tenant_key_policy(_spec())
+    for statement in policy["Statement"]:
+        if statement["Sid"].startswith("Tenant acme encrypts") or statement["Sid"].startswith("Tenant acme decrypts"):
+            statement["Principal"]["AWS"] = [CLIENT, FOREIGN_ACCOUNT]
+    assert lint_key_policy(policy, owners={"acme": [CLIENT]}) != []
+    rules = {(f.rule, FOREIGN_ACCOUNT in f.message) for f in lint_key_policy(policy, owners={"acme": [CLIENT]})}
+    assert {("foreign_reader", True), ("foreign_writer", True)} <= rules
+
+
+def test_one_principal_for_two_tenants_is_flagged() -> None:
+    shared = f"arn:aws:iam::{TENANT_ACCOUNT}:role/shared"
+    policy = build_key_policy(
+        KeyPolicySpec(
+            account_id=OPERATOR_ACCOUNT,
+            tenant_principals={"acme": (CLIENT,), "globex": (OTHER_TENANT,)},
+            parent_role_arns=(PARENT,),
+            pcrs={0: PCR0_A},
+        )
+    )
+    for statement in policy["Statement"]:
+        if statement["Sid"].startswith("Tenant globex"):
+            statement["Principal"]["AWS"] = [OTHER_TENANT, shared]
+        if statement["Sid"].startswith("Tenant acme"):
+            statement["Principal"]["AWS"] = [CLIENT, shared]
+    assert any(f.rule == "shared_tenant_principal" and shared in f.message for f in lint_key_policy(policy))
+
+
+@settings(max_examples=100, deadline=None)
+@given(spec=tenant_specs())
+def test_any_tenant_policy_lints_clean_with_its_owners(spec: TenantKeySpec) -> None:
+    policy = json.loads(json.dumps(build_tenant_key_policy(spec)))
+    assert lint_key_policy(policy, owners={spec.tenant: spec.tenant_principals}, tenant_key=True) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=tenant_specs(), name=st.sampled_from(sorted(TENANT_MUTATIONS)))
+def test_any_tenant_policy_with_a_foreign_grant_is_flagged(spec: TenantKeySpec, name: str) -> None:
+    policy = build_tenant_key_policy(spec)
+    mutate, rule, _principal = TENANT_MUTATIONS[name]
+    # The fixed principals above belong to the example spec; rename them into this spec's accounts.
+    text = json.dumps(policy)
+    mutate(policy)
+    mutated = json.loads(
+        json.dumps(policy)
+        .replace(PARENT, spec.parent_role_arns[0])
+        .replace(f":{OPERATOR_ACCOUNT}:", f":{spec.operator_account_ids[0]}:")
+        .replace(ADMIN, spec.tenant_principals[0] if rule != "manager_uses_key" else spec.key_account_root)
+    )
+    if json.dumps(mutated) == text:
+        return  # the mutation found nothing to change in this spec
+    assert rule in {f.rule for f in lint_key_policy(mutated)}

@@ -509,7 +509,7 @@ def build_tenant_key_policy(spec: TenantKeySpec) -> dict[str, Any]:
             )
         )
     statements.append(_statement("Parent roles may describe the key", spec.parent_role_arns, ["kms:DescribeKey"]))
-    policy = {"Version": POLICY_VERSION, "Id": f"ccc-tenant-key-{spec.tenant}", "Statement": statements}
+    policy = {"Version": POLICY_VERSION, "Id": f"{TENANT_KEY_ID_PREFIX}{spec.tenant}", "Statement": statements}
     size = len(json.dumps(policy, separators=(",", ":")).encode())
     if size > MAX_POLICY_BYTES:
         raise KeyPolicyError(
@@ -599,8 +599,17 @@ RULES: Mapping[str, str] = MappingProxyType(
         "zero_pcr": "an all-zero PCR is a debug-mode enclave",
         "pcr_mismatch": "the pinned measurements differ from the expected ones",
         "no_attested_statement": "expected PCRs given, but no statement releases keys to an attested enclave",
+        "foreign_reader": "a principal other than the owning tenant's may decrypt that tenant's results",
+        "foreign_writer": "a principal other than the owning tenant's may make inputs in that tenant's name",
+        "shared_tenant_principal": "one principal acts for two tenants",
+        "parent_unattested_use": "a parent (attested) principal may also use the key without attestation",
+        "manager_uses_key": "a principal that may change the policy may also use the key",
+        "operator_principal": "a tenant key names an operator-account principal other than the attested parent",
+        "unpinned_context_keys": "a use statement of a tenant key does not pin kms:EncryptionContextKeys",
     }
 )
+
+TENANT_KEY_ID_PREFIX = "ccc-tenant-key-"  # the "Id" of every build_tenant_key_policy document
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -773,11 +782,22 @@ class _StatementLinter:
             self.add("unattested_key_release", f"{sensitive} for {who} without kms:RecipientAttestation conditions")
 
 
-def lint_key_policy(policy: object, *, expected_pcrs: Mapping[int, str] | None = None) -> list[PolicyFinding]:
+def lint_key_policy(
+    policy: object,
+    *,
+    expected_pcrs: Mapping[int, str] | None = None,
+    owners: Mapping[str, Iterable[str]] | None = None,
+    tenant_key: bool | None = None,
+) -> list[PolicyFinding]:
     """Check any key policy document (ours, or e.g. a synthesised template's) for the CCC properties.
 
     Returns the findings; an empty list means the policy has every property. Deny statements are
     checked for malformed attestation values but never count as granting anything.
+
+    `owners` ({tenant: principals}) says whose each tenant's data is; without it, a tenant's
+    principals are those that may make its inputs. `tenant_key` applies the tenant-owned key rules
+    (no operator-account principal but the attested parent, pinned context keys); None = decide by
+    the policy's Id (build_tenant_key_policy's documents say so).
     """
     if isinstance(policy, str):
         try:
@@ -797,15 +817,187 @@ def lint_key_policy(policy: object, *, expected_pcrs: Mapping[int, str] | None =
             expected = {i: _validate_pcr_hex(i, v) for i, v in expected_pcrs.items()}
         except KeyPolicyError as exc:
             return [PolicyFinding("malformed_pcr", f"expected PCRs: {exc}")]
+    if tenant_key is None:
+        policy_id = policy.get("Id")
+        tenant_key = isinstance(policy_id, str) and policy_id.startswith(TENANT_KEY_ID_PREFIX)
     findings: list[PolicyFinding] = []
     attested_any = False
+    grants = _Grants()
     for index, statement in enumerate(statements):
         if not isinstance(statement, Mapping):
             findings.append(PolicyFinding("malformed_policy", f"statement #{index} is not an object"))
             continue
         linter = _StatementLinter(statement, index, expected)
         findings += linter.run()
-        attested_any = attested_any or (linter.attested and statement.get("Effect") == "Allow")
+        allow = statement.get("Effect") == "Allow"
+        attested_any = attested_any or (linter.attested and allow)
+        if allow and not any(element in statement for element in ("NotPrincipal", "NotAction", "NotResource")):
+            grants.add(statement, linter.sid, linter.attested)
     if expected is not None and not attested_any:
         findings.append(PolicyFinding("no_attested_statement", "no Allow statement pins the expected enclave"))
+    findings += grants.findings(owners, tenant_key=tenant_key)
     return findings
+
+
+def _principal_name(value: object) -> str:
+    """A principal as text: an ARN as is, a CloudFormation intrinsic as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _statement_principals(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return ["*"]
+    if isinstance(principal, Mapping):
+        return [_principal_name(p) for values in principal.values() for p in _as_list(values)]
+    return []
+
+
+def _principal_account(name: str) -> str | None:
+    if _ACCOUNT_RE.fullmatch(name):
+        return name
+    parts = name.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and _ACCOUNT_RE.fullmatch(parts[4]):
+        return parts[4]
+    return None
+
+
+_USE_ACTIONS = KEY_RELEASE_ACTIONS + DATA_KEY_ACTIONS
+
+
+class _Grants:
+    """Who may do what for which tenant, across the whole policy: the rules no single statement shows."""
+
+    def __init__(self) -> None:
+        self.readers: dict[str, dict[str, str]] = {}  # tenant -> principal -> sid
+        self.writers: dict[str, dict[str, str]] = {}
+        self.parents: dict[str, str] = {}  # principal -> sid of an attested statement
+        self.unattested_users: dict[str, str] = {}  # principal -> sid of an unattested use
+        self.managers: dict[str, str] = {}  # principal -> sid granting PutKeyPolicy
+        self.named: dict[str, str] = {}  # every principal -> first sid naming it
+        self.unpinned: list[str] = []  # sids of use statements without a pinned context-key set
+
+    def add(self, statement: Mapping[str, Any], sid: str, attested: bool) -> None:
+        principals = _statement_principals(statement)
+        actions = _as_list(statement.get("Action", []))
+        conditions = statement.get("Condition", {})
+        if not isinstance(conditions, Mapping):
+            return
+        for principal in principals:
+            self.named.setdefault(principal, sid)
+        uses = any(_action_matches(a, use) for a in actions for use in _USE_ACTIONS)
+        if any(_action_matches(a, "kms:PutKeyPolicy") for a in actions):
+            for principal in principals:
+                self.managers.setdefault(principal, sid)
+        if not uses:
+            return
+        if not _pins_context_keys(conditions):
+            self.unpinned.append(sid)
+        if attested:
+            for principal in principals:
+                self.parents.setdefault(principal, sid)
+            return
+        for principal in principals:
+            self.unattested_users.setdefault(principal, sid)
+        tenants = _exact_strings(_condition_values(conditions, "StringEquals", CONTEXT_PREFIX + CTX_TENANT))
+        if len(tenants) != 1:
+            return  # unconstrained: the per-statement rules already flag it
+        tenant = tenants[0]
+        if any(_action_matches(a, "kms:Decrypt") for a in actions) and _is_result_decrypt(conditions):
+            for principal in principals:
+                self.readers.setdefault(tenant, {}).setdefault(principal, sid)
+        if any(_action_matches(a, w) for a in actions for w in DATA_KEY_ACTIONS) and _is_input_only(conditions):
+            for principal in principals:
+                self.writers.setdefault(tenant, {}).setdefault(principal, sid)
+
+    def findings(self, owners: Mapping[str, Iterable[str]] | None, *, tenant_key: bool) -> list[PolicyFinding]:
+        found: list[PolicyFinding] = []
+        if owners is not None:
+            owner_sets = {tenant: {_principal_name(p) for p in arns} for tenant, arns in owners.items()}
+        else:
+            owner_sets = {tenant: set(writers) for tenant, writers in self.writers.items()}
+        for tenant in sorted(set(self.readers) | set(self.writers)):
+            own = owner_sets.get(tenant, set())
+            for principal, sid in sorted(self.readers.get(tenant, {}).items()):
+                if principal not in own:
+                    found.append(
+                        PolicyFinding(
+                            "foreign_reader",
+                            f"{principal} may decrypt tenant {tenant}'s results but is not one of its principals",
+                            sid,
+                        )
+                    )
+            if owners is not None:
+                for principal, sid in sorted(self.writers.get(tenant, {}).items()):
+                    if principal not in own:
+                        found.append(
+                            PolicyFinding(
+                                "foreign_writer",
+                                f"{principal} may make inputs as tenant {tenant} but is not one of its principals",
+                                sid,
+                            )
+                        )
+        acting: dict[str, set[str]] = {}
+        for grants in (self.readers, self.writers):
+            for tenant, principals in grants.items():
+                for principal in principals:
+                    acting.setdefault(principal, set()).add(tenant)
+        for principal, tenants in sorted(acting.items()):
+            if len(tenants) > 1:
+                found.append(
+                    PolicyFinding(
+                        "shared_tenant_principal",
+                        f"{principal} acts for tenants {', '.join(sorted(tenants))}",
+                        self.named.get(principal),
+                    )
+                )
+        for principal, sid in sorted(self.unattested_users.items()):
+            if principal in self.parents:
+                found.append(
+                    PolicyFinding(
+                        "parent_unattested_use",
+                        f"parent {principal} may use the key without attestation (statement {sid})",
+                        self.parents[principal],
+                    )
+                )
+            if principal in self.managers:
+                found.append(
+                    PolicyFinding(
+                        "manager_uses_key",
+                        f"{principal} may change the key policy and use the key",
+                        self.managers[principal],
+                    )
+                )
+        if tenant_key:
+            found += self._tenant_key_findings()
+        return found
+
+    def _tenant_key_findings(self) -> list[PolicyFinding]:
+        found: list[PolicyFinding] = []
+        operator_accounts = {_principal_account(p) for p in self.parents} - {None}
+        for principal, sid in sorted(self.named.items()):
+            if principal in self.parents or _principal_account(principal) not in operator_accounts:
+                continue
+            found.append(
+                PolicyFinding(
+                    "operator_principal",
+                    f"{principal} is in the operator account (that of the parent roles) and is named by a tenant key",
+                    sid,
+                )
+            )
+        for sid in self.unpinned:
+            found.append(
+                PolicyFinding(
+                    "unpinned_context_keys",
+                    f"no ForAllValues:StringEquals {CONTEXT_KEYS_KEY} with Null {CONTEXT_KEYS_KEY} = false",
+                    sid,
+                )
+            )
+        return found
+
+
+def _pins_context_keys(conditions: Mapping[str, Any]) -> bool:
+    """ForAllValues on the key set, with the Null check without which an empty context passes."""
+    allowed = _exact_strings(_condition_values(conditions, "ForAllValues:StringEquals", CONTEXT_KEYS_KEY))
+    null = _condition_values(conditions, "Null", CONTEXT_KEYS_KEY)
+    return bool(allowed) and null is not None and [str(v).lower() for v in null] == ["false"]

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ccc.atomic_files import write_json_atomic
 from ccc.local.aws_config import environment, render_config
@@ -60,7 +62,7 @@ def test_missing_foreign_or_torn_stack_json_is_a_clear_error(tmp_path):
     del data["key_arn"]
     data["schema_version"] = SCHEMA_VERSION
     path.write_text(json.dumps(data))
-    with pytest.raises(StackStateError, match="malformed"):
+    with pytest.raises(StackStateError, match="lacks the field 'key_arn'"):
         read_stack_info(tmp_path)
 
 
@@ -103,3 +105,42 @@ def test_botocore_reads_the_per_service_endpoints_from_the_generated_config(tmp_
     assert session.create_client("kms").meta.endpoint_url == "http://127.0.0.1:2222"
     assert session.create_client("s3").meta.endpoint_url == "http://127.0.0.1:1111"
     assert session.create_client("sqs").meta.endpoint_url == "http://127.0.0.1:1111"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_PYTHON_INTERNALS = ("__init__", "Traceback", "invalid literal", "codec", "Expecting value", "object has no",
+                     "KeyError", "TypeError", "ValueError")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from([*StackInfo.__dataclass_fields__, "identities.tenant-a", "unknown"]), value=_JSON,
+       drop=st.booleans())
+def test_a_corrupted_stack_json_is_one_line_in_words_not_python_internals(tmp_path, field, value, drop) -> None:
+    """Issue 13 §4: a damaged stack.json printed Python internals ("StackInfo.__init__() got an
+    unexpected keyword argument", "invalid literal for int()")."""
+    document = _info(tmp_path).to_json()
+    if field.startswith("identities."):
+        document["identities"]["tenant-a"] = value
+    elif drop:
+        document.pop(field, None)
+    else:
+        document[field] = value
+    write_json_atomic(StatePaths(tmp_path).stack_file, document)
+    try:
+        read_stack_info(tmp_path)
+    except StackStateError as exc:
+        message = str(exc)
+        assert "\n" not in message and not any(marker in message for marker in _PYTHON_INTERNALS), message
+        assert "ccc local" in message, message  # says what to do
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b"{not json", b"[" * 100_000])
+def test_unreadable_stack_json_bytes_are_one_line(tmp_path, raw: bytes) -> None:
+    StatePaths(tmp_path).stack_file.write_bytes(raw)
+    with pytest.raises(StackStateError) as caught:
+        read_stack_info(tmp_path)
+    assert "\n" not in str(caught.value) and not any(m in str(caught.value) for m in _PYTHON_INTERNALS)

@@ -11,7 +11,7 @@ import json
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -101,23 +101,69 @@ class StackInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StackInfo:
+        """Raises StackStateError naming the first field that is missing, unknown or of the wrong
+        type, in words a user can act on (never a Python exception's text)."""
         if not isinstance(data, Mapping):
             raise StackStateError("stack.json is not a JSON object")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise StackStateError(
                 f"stack.json has schema {data.get('schema_version')!r}, this ccc understands {SCHEMA_VERSION}"
             )
-        try:
-            values = dict(data)
-            values["identities"] = {
-                name: IdentityRecord(**record) for name, record in dict(data["identities"]).items()
-            }
-            values["expected_pcrs"] = {str(k): str(v) for k, v in dict(data["expected_pcrs"]).items()}
-            values["pids"] = {str(k): int(v) for k, v in dict(data.get("pids", {})).items()}
-            values["pid_start_ticks"] = {str(k): int(v) for k, v in dict(data.get("pid_start_ticks", {})).items()}
-            return cls(**values)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StackStateError(f"stack.json is malformed: {exc}") from exc
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(str(name) for name in data if name not in known)
+        if unknown:
+            raise StackStateError(f"stack.json has an unknown field {unknown[0]!r}")
+        missing = [name for name, f in known.items() if name not in data and _required(f)]
+        if missing:
+            raise StackStateError(f"stack.json lacks the field {missing[0]!r}")
+        values = dict(data)
+        values["identities"] = {
+            str(name): _identity(name, record) for name, record in _mapping(data, "identities").items()
+        }
+        values["expected_pcrs"] = {str(k): _typed(data, "expected_pcrs", v, str) for k, v in
+                                   _mapping(data, "expected_pcrs").items()}
+        for name in ("pids", "pid_start_ticks"):
+            values[name] = {str(k): _typed(data, name, v, int) for k, v in _mapping(data, name).items()}
+        for name, f in known.items():
+            if name in values and name not in _NESTED:
+                _check_scalar(name, values[name], str(f.type))
+        return cls(**values)
+
+
+_NESTED = frozenset({"identities", "expected_pcrs", "pids", "pid_start_ticks"})
+_SCALARS: Mapping[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "int | None": (int, type(None)),
+}
+
+
+def _required(f: Any) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _mapping(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise StackStateError(f"stack.json field {name!r} is not an object")
+    return value
+
+
+def _typed(data: Mapping[str, Any], name: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise StackStateError(f"stack.json field {name!r} holds a value that is not a {kind.__name__}")
+    return value
+
+
+def _check_scalar(name: str, value: Any, declared: str) -> None:
+    allowed = _SCALARS.get(declared)
+    if allowed is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+        raise StackStateError(f"stack.json field {name!r} is not a {declared.replace(' | None', ' or null')}")
+
+
+def _identity(name: Any, record: Any) -> IdentityRecord:
+    wanted = {f.name for f in fields(IdentityRecord)}
+    if not isinstance(record, Mapping) or set(record) != wanted or not all(isinstance(v, str) for v in record.values()):
+        raise StackStateError(f"stack.json identity {str(name)!r} is malformed (expected {', '.join(sorted(wanted))})")
+    return IdentityRecord(**record)
 
 
 @dataclass(frozen=True)
@@ -176,9 +222,23 @@ def read_stack_info(state_dir: Path) -> StackInfo:
         raise StackStateError(
             f"no local stack in {state_dir} (no {STACK_FILE}); start one with `ccc local up --state-dir {state_dir}`"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise StackStateError(f"cannot read {path}: {exc}") from exc
-    return StackInfo.from_json(data)
+    except UnicodeDecodeError:
+        raise StackStateError(f"cannot read {path}: not UTF-8 text; {_RESTART}") from None
+    except json.JSONDecodeError as exc:
+        raise StackStateError(f"cannot read {path}: not JSON (line {exc.lineno}, column {exc.colno}); "
+                              f"{_RESTART}") from None
+    except RecursionError:
+        raise StackStateError(f"cannot read {path}: JSON nested too deeply; {_RESTART}") from None
+    except OSError as exc:
+        raise StackStateError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        return StackInfo.from_json(data)
+    except StackStateError as exc:
+        raise StackStateError(f"{exc} ({path}); {_RESTART}") from None
+
+
+# What to do about a stack.json that cannot be used: the supervisor rewrites it from scratch.
+_RESTART = "restart the stack: `ccc local down` then `ccc local up` (with the same --state-dir)"
 
 
 # ----- supervisor pid file --------------------------------------------------------------------

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ccc.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     local = subparsers.add_parser("local", help="run the whole pipeline on this machine (moto + simulated enclave)")
@@ -76,12 +78,12 @@ def run_up(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         print(f"ccc local up: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     try:
         return run_foreground(options)
     except StackAlreadyRunning as exc:
         print(f"ccc local up: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
 
 
 def run_down(args: argparse.Namespace) -> int:
@@ -90,8 +92,8 @@ def run_down(args: argparse.Namespace) -> int:
     if stop_stack(args.state_dir):
         print(f"stopped the local stack in {args.state_dir}")
     else:
-        print(f"no local stack is running in {args.state_dir}")
-    return 0
+        print(f"no local stack is running in {args.state_dir}")  # nothing to stop is not a failure
+    return EXIT_OK
 
 
 def run_env(args: argparse.Namespace) -> int:
@@ -106,7 +108,7 @@ def run_env(args: argparse.Namespace) -> int:
         variables = environment(info, args.identity)
     except StackStateError as exc:
         print(f"ccc local env: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     print(f"# local stack in {info.state_dir} as {args.identity}")
     print("unset AWS_SESSION_TOKEN AWS_PROFILE")
     for name, value in variables.items():
@@ -116,12 +118,17 @@ def run_env(args: argparse.Namespace) -> int:
 
 def run_fleet_status(args: argparse.Namespace) -> int:
     from ccc.local.fleet_status import FleetStatusError, fleet_status
+    from ccc.local.state import StackStateError, read_stack_info
 
     try:
+        read_stack_info(args.state_dir)  # no stack: refused (2), like every command that needs one
         status = fleet_status(args.state_dir)
-    except FleetStatusError as exc:
+    except StackStateError as exc:
         print(f"ccc fleet status: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
+    except FleetStatusError as exc:  # moto did not answer
+        print(f"ccc fleet status: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(status.to_json()))
     else:

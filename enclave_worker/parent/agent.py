@@ -75,6 +75,7 @@ from ccc_enclave.protocol.errors import ErrorCode, ProtocolError
 from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobRequest, JobSpec, JobSuccess, KmsTarget
 from enclave_worker.parent.agent_metrics import ParentMetrics
 from enclave_worker.parent.enclave_client import EnclaveClient, EnclaveUnavailable
+from enclave_worker.parent.enclave_spans import EnclaveSpanRelay
 from enclave_worker.parent.errors import ParentError
 from enclave_worker.parent.heartbeat import VisibilityHeartbeat
 from enclave_worker.parent.imds import AwsCredentials
@@ -185,8 +186,10 @@ class ParentAgent:
         metrics: ParentMetrics | None = None,
         leases: JobLeases | None = None,
         jobs: JobStore | None = None,
+        enclave_spans: EnclaveSpanRelay | None = None,
     ) -> None:
         self._sqs = sqs
+        self._enclave_spans = enclave_spans or EnclaveSpanRelay(None)
         self._leases = leases
         self._jobs = jobs
         self._owner = f"{socket.gethostname()[:64]}:{os.getpid()}"
@@ -497,9 +500,12 @@ class ParentAgent:
             )
         except ProtocolError as exc:  # e.g. malformed role credentials: not the job's fault
             raise RuntimeError(f"cannot build the job request: {exc.reason}") from None
+        sent_ns = time.time_ns()
         reply = self._run_on_enclave(request)
         if isinstance(reply, JobSuccess):
             self._metrics.enclave_timings(reply.metrics)
+            self._enclave_spans.emit(trace.get_current_span(), job_id=ref.job_id, tenant=ref.tenant, sent_ns=sent_ns,
+                                     received_ns=time.time_ns(), timings=reply.metrics)
             if not self._write_result(ref, reply):
                 return JobOutcome(MessageOutcome.ALREADY_DONE, "duplicate_run")
             return JobOutcome(MessageOutcome.DONE)

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ccc_core.telemetry.job_root import SPAN_JOB_ROOT, JobRootIdGenerator, job_root_span
+from ccc_core.telemetry.job_root import JobRootIdGenerator, job_root_span
+from ccc_core.telemetry.names import SPAN_JOB_ROOT
 from ccc_core.telemetry.propagation import job_context, job_span_context
 
 JOB = "0123456789abcdef0123456789abcdef"

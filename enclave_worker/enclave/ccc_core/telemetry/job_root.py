@@ -19,9 +19,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
+from ccc_core.telemetry.names import SPAN_JOB_ROOT
 from ccc_core.telemetry.propagation import job_context, job_span_context
-
-SPAN_JOB_ROOT = "ccc.job"
 
 
 class JobRootIdGenerator(IdGenerator):

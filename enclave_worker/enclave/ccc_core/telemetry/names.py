@@ -8,6 +8,8 @@ emitters and dimensions) is one row of `ccc_core.telemetry.metric_registry`.
 from __future__ import annotations
 
 # Spans (one job = one trace: client submit -> parent job -> enclave stages; Lambdas linked by job id).
+# The job root: emitted once, by the client that creates the job, with the job's deterministic ids.
+SPAN_JOB_ROOT = "ccc.job"
 SPAN_CLIENT_SUBMIT = "ccc.client.submit"
 SPAN_CLIENT_RESULT = "ccc.client.result"
 SPAN_PARENT_JOB = "ccc.parent.job"

@@ -227,6 +227,24 @@ def setup_telemetry(
     return TelemetryHandle(service_name, tracer_provider, meter_provider, directory)
 
 
+def otlp_relay_provider(service_name: str, *, environ: Mapping[str, str] | None = None) -> TracerProvider | None:
+    """A tracer provider that exports over OTLP only, for spans one process emits on behalf of
+    another (the parent, for its enclave: `enclave_worker.parent.enclave_spans`); None when the
+    OTEL_* variables ask for no OTLP traces or the exporter is not installed."""
+    settings = _settings(os.environ if environ is None else environ)
+    if not settings.traces.enabled:
+        return None
+    exporter = otlp_span_exporter(settings.traces.protocol)
+    if exporter is None:
+        return None
+    resource = Resource.create(
+        safe_attributes({"service.name": service_name, "service.namespace": settings.namespace})
+    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
 def _ours(provider: object) -> bool:
     return bool(getattr(provider, "_ccc_installed", False))
 

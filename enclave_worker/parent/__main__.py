@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = None) -> tuple[Any, Any]:
+def build_agent(
+    config: ParentConfig, *, on_ready: Any = None, metrics: Any = None, enclave_spans: Any = None
+) -> tuple[Any, Any]:
     """The agent wired to real boto3 clients, the socket enclave client and a credentials provider."""
     import boto3
     from botocore.config import Config
@@ -99,7 +101,7 @@ def build_agent(config: ParentConfig, *, on_ready: Any = None, metrics: Any = No
     enclave = SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s,
                                   max_frame_bytes=limits.max_frame_bytes)
     agent = ParentAgent(sqs=sqs, s3=s3, enclave=enclave, credentials=credentials, settings=settings,
-                        on_ready=on_ready, metrics=metrics, leases=leases, jobs=jobs)
+                        on_ready=on_ready, metrics=metrics, leases=leases, jobs=jobs, enclave_spans=enclave_spans)
     watcher = None
     if config.lifecycle is not None:
         from ccc_common.domain.drain import DrainSettings
@@ -136,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_event(_LOG, logging.INFO, "parent agent polling", enclave=config.enclave.uri)
 
     from ccc.telemetry.emf import EmfMetricExporter, sink_for
-    from ccc_core.telemetry.setup import setup_telemetry
+    from ccc_core.telemetry.setup import otlp_relay_provider, setup_telemetry
     from enclave_worker.parent.agent_metrics import ParentMetrics
     from enclave_worker.parent.enclave_client import SocketEnclaveClient
+    from enclave_worker.parent.enclave_spans import EnclaveSpanRelay
     from enclave_worker.parent.monitor import EnclaveMonitor
 
     tele = config.telemetry
@@ -149,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                if tele.emf else [])
         telemetry = setup_telemetry("parent", state_dir=state_dir, metric_exporters=emf)
         metrics = ParentMetrics(telemetry.meter())
-        agent, watcher = build_agent(config, on_ready=on_ready, metrics=metrics)
+        enclave_spans = EnclaveSpanRelay(otlp_relay_provider("enclave"))
+        agent, watcher = build_agent(config, on_ready=on_ready, metrics=metrics, enclave_spans=enclave_spans)
     except Exception as exc:
         log_event(_LOG, logging.ERROR, "parent agent start failed", error_type=type(exc).__name__,
                   error=str(exc)[:250])
@@ -172,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         agent.run(once=args.once)
     finally:
         monitor.stop()
+        enclave_spans.shutdown()
         telemetry.shutdown()
         if watcher is not None:
             watcher.finish()

@@ -125,7 +125,7 @@ def attested_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Atteste
     ca = LocalNitroCA.create(ca_dir)
     spec_path = write_detector(tmp_path_factory.mktemp("model"))
     pcrs = enclave_pcrs(spec_path.parent / "detector.onnx")
-    gateway = KmsGateway(moto_url, identities, ca.root_der).start()
+    gateway = KmsGateway(identities, ca.root_der).start()
     os.environ["AWS_ENDPOINT_URL_KMS"] = gateway.url  # the tenant's standard ESDK provider goes through it
     try:
         policy = build_key_policy(KeyPolicySpec(

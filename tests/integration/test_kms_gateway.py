@@ -30,6 +30,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.kms.gateway import GatewayConfig, KmsGateway
+from ccc.local.kms.key_store import KeyStore
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from ccc_enclave.kms.cms import CmsError, parse_enveloped_data
 from ccc_enclave.kms.esdk_keys import attested_provider
@@ -53,6 +54,7 @@ class Stack:
     other_key_arn: str
     moto_url: str
     policy: dict[str, Any]
+    store_path: Path
 
     def client(self, name: str, **overrides: str) -> Any:
         identity = self.identities[name]
@@ -89,7 +91,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     identities = default_identities(ACCOUNT)
     # Created an hour ago so that documents can be back-dated (stale-document test).
     ca = LocalNitroCA.create(tmp_path_factory.mktemp("ca"), now=datetime.now(UTC) - timedelta(hours=1))
-    gateway = KmsGateway(moto_url, identities, ca.root_der).start()
+    store_path = tmp_path_factory.mktemp("kms") / "keys.json"
+    gateway = KmsGateway(identities, ca.root_der, store=KeyStore(store_path)).start()
     try:
         policy = build_key_policy(_spec(identities))
         admin = boto3.client(
@@ -102,7 +105,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         key_arn = admin.create_key(Policy=json.dumps(policy), Description="ccc data key")["KeyMetadata"]["Arn"]
         other = admin.create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
         assert f":{ACCOUNT}:" in key_arn
-        yield Stack(gateway, identities, ca, key_arn, other, moto_url, policy)
+        yield Stack(gateway, identities, ca, key_arn, other, moto_url, policy, store_path)
     finally:
         gateway.stop()
         moto.stop()
@@ -445,7 +448,7 @@ def test_any_tenant_input_reaches_the_enclave_intact(stack: Stack, plaintext: by
 
 def test_gateway_runs_as_a_process(stack: Stack, tmp_path: Path) -> None:
     config = GatewayConfig(
-        upstream_url=stack.moto_url,
+        key_store=str(stack.store_path),
         identities=stack.identities,
         attestation_root_pem=stack.ca.root_pem.decode(),
     )

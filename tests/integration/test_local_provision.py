@@ -10,8 +10,10 @@ import pytest
 from moto import mock_aws
 
 from ccc.local.iam_users import default_identities
+from ccc.local.kms.key_store import KeyStore
+from ccc.local.kms.policy_eval import RequestContext, parse_policy
 from ccc.local.provision import ProvisionError, provision, sort_principals
-from ccc_common.domain.key_policy import lint_key_policy
+from ccc_common.domain.key_policy import lint_key_policy, releases_from_key_policy
 from ccc_common.domain.naming import resource_names
 from ccc_common.domain.settings import stage_settings
 from ccc_core.identity import JobRef
@@ -36,12 +38,13 @@ def aws(monkeypatch):
 def provisioned(aws):
     names = resource_names("local", ACCOUNT, REGION)
     identities = list(default_identities(ACCOUNT).values())
+    store = KeyStore()
     resources = provision(
-        s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms, events=aws.events, autoscaling=aws.autoscaling,
+        s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, key_store=store, events=aws.events, autoscaling=aws.autoscaling,
         ec2=aws.ec2, names=names, settings=stage_settings("local"), principals=sort_principals(identities), pcrs=PCRS,
         workers=1,
     )
-    return SimpleNamespace(aws=aws, names=names, identities=identities, resources=resources)
+    return SimpleNamespace(aws=aws, names=names, identities=identities, resources=resources, store=store)
 
 
 def test_buckets_use_the_shared_names_and_block_public_access(provisioned):
@@ -118,13 +121,43 @@ def test_jobs_table_matches_the_job_store_layout(provisioned):
 
 
 def test_data_key_carries_the_shared_policy_pinned_to_the_measurement(provisioned):
-    kms, res = provisioned.aws.kms, provisioned.resources
-    policy = json.loads(kms.get_key_policy(KeyId=res.key_id, PolicyName="default")["Policy"])
+    store, res = provisioned.store, provisioned.resources
+    policy = json.loads(store.get(res.key_id).policy)
     assert lint_key_policy(policy, expected_pcrs={i: v.hex() for i, v in PCRS.items()}) == []
-    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
-    assert aliases[provisioned.names.key_alias] == res.key_id
+    assert store.alias(provisioned.names.key_alias, account=ACCOUNT, region=REGION).target_key_id == res.key_id
     parent = next(i for i in provisioned.identities if i.name == "parent")
     assert parent.principal_arn in json.dumps(policy)
+
+
+def test_moto_kms_holds_no_key_of_the_stack(provisioned):
+    """The keys live in the gateway's store: moto's KMS (reachable by anyone) has none to misuse."""
+    assert provisioned.aws.kms.list_keys()["Keys"] == []
+
+
+def test_each_tenant_has_its_own_key_in_its_own_account(provisioned):
+    store, res = provisioned.store, provisioned.resources
+    by_name = {i.name: i for i in provisioned.identities}
+    assert set(res.tenant_key_arns) == {"tenant-a", "tenant-b"}
+    assert len(set(res.tenant_key_arns.values())) == 2
+    for tenant, arn in res.tenant_key_arns.items():
+        key = store.resolve(arn, account=ACCOUNT, region=REGION)
+        tenant_account = by_name[tenant].principal_arn.split(":")[4]
+        assert key.account == tenant_account != ACCOUNT
+        policy = json.loads(key.policy)
+        assert [r.pcrs for r in releases_from_key_policy(policy)] == [{i: v.hex() for i, v in PCRS.items()}]
+        text = json.dumps(policy)
+        assert by_name[tenant].principal_arn in text and by_name["parent"].principal_arn in text
+        assert by_name["admin"].principal_arn not in text and f":{ACCOUNT}:root" not in text
+        other = "tenant-b" if tenant == "tenant-a" else "tenant-a"
+        assert by_name[other].principal_arn not in text
+        parsed = parse_policy(policy)  # the gateway understands it (else it would deny everything)
+        for action in ("kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion",
+                       "kms:DisableKey", "kms:Encrypt"):
+            request = RequestContext(
+                principal_arn=by_name["admin"].principal_arn, caller_account=ACCOUNT, action=action,
+                resource_arn=arn, encryption_context={"ccc:job": "j", "ccc:tenant": tenant}, iam_allows=True,
+            )
+            assert not parsed.evaluate(request).allowed, action
 
 
 def test_principals_without_a_role_or_without_a_parent_are_refused():
@@ -142,7 +175,7 @@ def test_debug_mode_measurements_cannot_be_provisioned(aws):
     identities = list(default_identities(ACCOUNT).values())
     with pytest.raises(KeyPolicyError, match="zero"):
         provision(
-            s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, kms=aws.kms, events=aws.events,
+            s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, key_store=KeyStore(), events=aws.events,
             autoscaling=aws.autoscaling, ec2=aws.ec2,
             names=resource_names("local", ACCOUNT, REGION), settings=stage_settings("local"),
             principals=sort_principals(identities), pcrs={0: bytes(48)},

@@ -24,6 +24,7 @@ from ccc.local.aws_config import write_aws_files
 from ccc.local.errors import LocalStackError
 from ccc.local.fleet_supervisor import LocalWorker
 from ccc.local.iam_users import LocalIdentity, default_identities
+from ccc.local.kms.key_store import KeyStore
 from ccc.local.lambdas import LambdasConfig
 from ccc.local.processes import ManagedProcess, clean_environment, python_command
 from ccc.local.provision import ProvisionedResources, provision, sort_principals
@@ -169,10 +170,15 @@ def measure(image: EnclaveImage) -> dict[int, bytes]:
     return enclave_pcrs(image.model_path, image.distribution)
 
 
+def key_store_path(layout: StackLayout) -> Path:
+    """The KMS gateway's keys (0600, under `run/`, so a fresh stack starts with fresh keys)."""
+    return layout.paths.run / "kms-keys.json"
+
+
 def provision_stack(
     layout: StackLayout, identities: Iterable[LocalIdentity], pcrs: Mapping[int, bytes], workers: int
 ) -> ProvisionedResources:
-    """Create the resources in moto, as the admin identity."""
+    """Create the resources in moto, as the admin identity; the KMS keys in the gateway's key store."""
 
     admin = next(i for i in identities if i.name == "admin")
     session = boto3.session.Session(
@@ -184,11 +190,12 @@ def provision_stack(
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=layout.endpoint_url)  # type: ignore[call-overload]
 
+    key_store_path(layout).unlink(missing_ok=True)
     return provision(
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),
-        kms=client("kms"),
+        key_store=KeyStore(key_store_path(layout)),
         events=client("events"),
         autoscaling=client("autoscaling"),
         ec2=client("ec2"),
@@ -236,7 +243,7 @@ def free_tcp_port() -> int:
 
 
 def gateway_process(layout: StackLayout, identities: Iterable[LocalIdentity]) -> Component:
-    """The attested-KMS gateway in front of moto's KMS.
+    """The attested-KMS gateway, serving the keys `provision_stack` put in its key store.
 
     It binds port 0 and reports its URL in a ready file; `pin_gateway_port` then rewrites its
     config with that port, so that a restarted gateway comes back at the URL clients already know.
@@ -244,7 +251,7 @@ def gateway_process(layout: StackLayout, identities: Iterable[LocalIdentity]) ->
     config_path = layout.paths.run / "kms-gateway.json"
     ready_file = layout.paths.run / "kms-gateway.ready.json"
     config = {
-        "upstream_url": layout.endpoint_url,
+        "key_store": str(key_store_path(layout)),
         "host": "127.0.0.1",
         "port": 0,
         "attestation_root_pem": (layout.paths.ca / "root.crt").read_text(),

@@ -82,9 +82,21 @@ class LocalIdentity:
         )
 
 
+def tenant_account_id(name: str, operator_account_id: str) -> str:
+    """The local tenant's own account (the next account numbers after the operator's).
+
+    Why not the operator's account: a tenant-owned key lives in, and names principals of, the
+    tenant's own account; no principal of the operator account may use or change it
+    (`ccc_common.domain.key_policy.TenantKeySpec` refuses otherwise), as on AWS.
+    """
+    return f"{(int(operator_account_id) + 1 + TENANTS.index(name)) % 10**12:012d}"
+
+
 def principal_arn_for(name: str, account_id: str) -> str:
-    """The IAM role ARN a default local identity stands for."""
+    """The IAM role ARN a default local identity stands for (tenants: in their own accounts)."""
     role = "ccc-local-parent-instance" if name == PARENT else f"ccc-local-{name}"
+    if name in TENANTS:
+        account_id = tenant_account_id(name, account_id)
     return f"arn:aws:iam::{account_id}:role/{role}"
 
 

@@ -3,7 +3,14 @@
 Why a module of its own: what exists locally must mirror what CDK deploys (same names from
 `ccc_common.domain.naming`, same queue settings from `ccc_common.domain.settings`, same key policy from
 `ccc_common.domain.key_policy`), so that a test that passes locally says something about AWS. Every
-function takes injected boto3 clients (tests use moto in-process).
+function takes injected boto3 clients (tests use moto in-process). KMS keys are not created in
+moto: they go into the attested-KMS gateway's key store (`ccc.local.kms.key_store`), which the
+gateway loads when it starts, so moto's KMS never holds a key of the stack.
+
+Keys: each tenant gets its own data key (`create_tenant_keys`), in the tenant's own account, with
+the policy `build_tenant_key_policy` makes (the tenant's principals, the parent role, the release
+this stack measured). The operator-run shared key (`create_data_key`, `build_key_policy`) is kept
+for the demo path and for clients that do not yet pin a tenant key; docs/kms.md says what it costs.
 
 Events flow as on AWS: S3 -> EventBridge (default bus) -> rules -> the work queue, and -> a local
 job-events queue that stands in for the job_events Lambda target (the supervisor feeds its messages
@@ -18,8 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccc.local.errors import LocalStackError
+from ccc.local.kms.key_store import Alias, KeyStore
 from ccc_common.contracts import jobs_table
-from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
+from ccc_common.domain.key_policy import (
+    KeyPolicySpec,
+    TenantKeySpec,
+    build_key_policy,
+    build_tenant_key_policy,
+    release_from_pcrs,
+)
 from ccc_common.domain.naming import ResourceNames
 from ccc_common.domain.settings import StageSettings
 from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
@@ -53,6 +67,7 @@ class ProvisionedResources:
     key_id: str
     key_arn: str
     key_alias: str
+    tenant_key_arns: Mapping[str, str]  # tenant -> its own data key (interface C)
 
 
 def key_policy_for(account_id: str, partition: str, principals: PrincipalSet, pcrs: Mapping[int, bytes]) -> dict:
@@ -66,6 +81,33 @@ def key_policy_for(account_id: str, partition: str, principals: PrincipalSet, pc
         pcrs={index: value.hex() for index, value in pcrs.items()},
     )
     return build_key_policy(spec)
+
+
+def _account_of(arn: str) -> str:
+    return arn.split(":", 5)[4]
+
+
+def tenant_key_policy_for(tenant: str, partition: str, principals: PrincipalSet, pcrs: Mapping[int, bytes]) -> dict:
+    """A tenant's own key policy: its principals, the parent role, this stack's measured release.
+
+    The key lives in the tenant's account (that of its principals); the local `admin` (the
+    operator's) is named nowhere in it and its account root gets nothing, so it can neither use nor
+    change the key.
+    """
+    tenant_arns = tuple(principals.tenant_arns.get(tenant, ()))
+    accounts = {_account_of(arn) for arn in tenant_arns}
+    if len(accounts) != 1:
+        raise ProvisionError(f"tenant {tenant!r} needs principals in exactly one account, got {sorted(accounts)}")
+    spec = TenantKeySpec(
+        tenant=tenant,
+        partition=partition,
+        key_account_id=accounts.pop(),
+        key_admin_principals=(),
+        tenant_principals=tenant_arns,
+        parent_role_arns=principals.parent_role_arns,
+        releases=(release_from_pcrs({index: value.hex() for index, value in pcrs.items()}),),
+    )
+    return build_tenant_key_policy(spec)
 
 
 def create_buckets(s3: Any, names: ResourceNames, settings: StageSettings) -> None:
@@ -250,17 +292,38 @@ def create_jobs_table(dynamodb: Any, names: ResourceNames) -> str:
     return names.jobs_table
 
 
-def create_data_key(kms: Any, names: ResourceNames, policy: dict) -> tuple[str, str]:
-    """The symmetric data key with the CCC key policy, and its alias. Returns (key id, key ARN)."""
-    metadata = kms.create_key(
-        Policy=json.dumps(policy),
-        Description=f"CCC {names.stage} data key: tenant inputs and results, released only to the attested enclave",
-        KeyUsage="ENCRYPT_DECRYPT",
-        KeySpec="SYMMETRIC_DEFAULT",
-        Tags=[{"TagKey": "project", "TagValue": "ccc"}, {"TagKey": "stage", "TagValue": names.stage}],
-    )["KeyMetadata"]
-    kms.create_alias(AliasName=names.key_alias, TargetKeyId=metadata["KeyId"])
-    return metadata["KeyId"], metadata["Arn"]
+def create_data_key(store: KeyStore, names: ResourceNames, policy: dict, partition: str = "aws") -> tuple[str, str]:
+    """The operator-run shared data key with the CCC key policy, and its alias. Returns (key id, key ARN)."""
+    record = store.create_key(
+        partition=partition,
+        region=names.region,
+        account=names.account,
+        policy=json.dumps(policy),
+        description=f"CCC {names.stage} data key: tenant inputs and results, released only to the attested enclave",
+        tags={"project": "ccc", "stage": names.stage},
+    )
+    store.put_alias(Alias(names.key_alias, partition, names.region, names.account, record.key_id))
+    return record.key_id, record.arn
+
+
+def create_tenant_keys(
+    store: KeyStore, names: ResourceNames, principals: PrincipalSet, pcrs: Mapping[int, bytes], partition: str = "aws"
+) -> dict[str, str]:
+    """One data key per tenant, in the tenant's account, with its own policy. Returns tenant -> key ARN."""
+    arns: dict[str, str] = {}
+    for tenant in sorted(principals.tenant_arns):
+        policy = tenant_key_policy_for(tenant, partition, principals, pcrs)
+        record = store.create_key(
+            partition=partition,
+            region=names.region,
+            account=_account_of(principals.tenant_arns[tenant][0]),
+            policy=json.dumps(policy),
+            description=f"CCC {names.stage} data key of {tenant}: its inputs and results, released only to "
+            "the enclave releases it approved",
+            tags={"project": "ccc", "stage": names.stage, "ccc:tenant": tenant, "ccc:data-key": "tenant"},
+        )
+        arns[tenant] = record.arn
+    return arns
 
 
 def publish_measurement(s3: Any, names: ResourceNames, pcrs: Mapping[int, bytes]) -> None:
@@ -274,7 +337,7 @@ def provision(
     s3: Any,
     sqs: Any,
     dynamodb: Any,
-    kms: Any,
+    key_store: KeyStore,
     events: Any,
     autoscaling: Any,
     ec2: Any,
@@ -285,7 +348,7 @@ def provision(
     workers: int = 1,
     partition: str = "aws",
 ) -> ProvisionedResources:
-    """Create every resource of the stage in the account the clients point at."""
+    """Create every resource of the stage in the account the clients point at (keys: in `key_store`)."""
     if names.stage != settings.stage:
         raise ProvisionError(f"names are for stage {names.stage!r} but settings for {settings.stage!r}")
     policy = key_policy_for(names.account, partition, principals, pcrs)
@@ -294,7 +357,8 @@ def provision(
     job_events_url = connect_events(s3, sqs, events, names, queue_url, queue_arn)
     table = create_jobs_table(dynamodb, names)
     group = create_fleet_group(autoscaling, ec2, names, settings, workers)
-    key_id, key_arn = create_data_key(kms, names, policy)
+    key_id, key_arn = create_data_key(key_store, names, policy, partition)
+    tenant_key_arns = create_tenant_keys(key_store, names, principals, pcrs, partition)
     publish_measurement(s3, names, pcrs)
     return ProvisionedResources(
         queue_url=queue_url,
@@ -307,6 +371,7 @@ def provision(
         key_id=key_id,
         key_arn=key_arn,
         key_alias=names.key_alias,
+        tenant_key_arns=tenant_key_arns,
     )
 
 

@@ -311,6 +311,7 @@ class Supervisor:
             jobs_table=resources.jobs_table,
             key_arn=resources.key_arn,
             key_alias=resources.key_alias,
+            tenant_key_arns=dict(resources.tenant_key_arns),
             identities=records,
             attestation_root_pem=str(root_pem),
             expected_pcrs={str(i): v.hex() for i, v in sorted(pcrs.items())},

@@ -57,7 +57,7 @@ class StackInfo:
     queue_url: str
     dlq_url: str
     jobs_table: str
-    key_arn: str
+    key_arn: str  # the operator-run shared key (demo / fallback); tenants' own keys: tenant_key_arns
     key_alias: str
     identities: dict[str, IdentityRecord]
     attestation_root_pem: str
@@ -77,6 +77,8 @@ class StackInfo:
     ready_seconds: float = 0.0
     aws_config_file: str = ""
     aws_credentials_file: str = ""
+    # tenant -> the ARN of that tenant's own data key (in the tenant's account; interface C).
+    tenant_key_arns: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def identity(self, name: str) -> IdentityRecord:

@@ -1,8 +1,8 @@
-"""The local attested-KMS gateway: KMS's JSON protocol in front of moto, with key policies enforced.
+"""The local attested-KMS gateway: KMS's JSON protocol, with key policies enforced, on its own keys.
 
-Why: moto ignores `Recipient` and never evaluates key policies, so on its own the local tier would
-let anyone decrypt anything. This gateway is what makes the local stack prove the security
-design: it
+Why: moto ignores `Recipient`, never evaluates key policies and serialises encryption contexts
+ambiguously, and anyone who can reach it can call it; with the keys in moto the local tier let
+anyone decrypt anything. This gateway is what makes the local stack prove the security design: it
 
 1. identifies the caller from the SigV4 access key id and verifies the signature with that local
    identity's secret (`ccc.local.sigv4`, shared with the local jobs API);
@@ -10,9 +10,10 @@ design: it
    at most MAX_ATTESTATION_AGE old) and requires an RSA-2048 `public_key`;
 3. evaluates the key policy stored on the key (`ccc.local.kms.policy_eval`, fail closed) with the
    request's encryption context and the document's PCRs as `kms:RecipientAttestation:*`;
-4. lets moto do the cryptography (forwarding the request re-signed with an internal credential)
-   and, for attested calls, replaces `Plaintext` by `CiphertextForRecipient` (CMS for the
-   enclave's key), exactly as KMS answers.
+4. does the cryptography itself with the keys it holds (`key_store`, persisted under the stack's
+   state directory; moto's KMS holds none): AES-256-GCM with the encryption context bound
+   canonically (`context_binding`), and for attested calls `CiphertextForRecipient` (CMS for the
+   enclave's key) instead of `Plaintext`, exactly as KMS answers.
 
 Errors use KMS's shapes (`{"__type": "AccessDeniedException", "message": ...}`, HTTP 400), so
 boto3 clients raise the same ClientError codes as against AWS. Only metadata is logged: the
@@ -44,15 +45,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ccc.atomic_files import write_json_atomic
 from ccc.local.iam_users import LocalIdentity, identities_from_dict, identities_to_dict
+from ccc.local.kms.api_error import KmsApiError
 from ccc.local.kms.gateway_core import (
     CONTENT_TYPE,
     MAX_ATTESTATION_AGE,
     MAX_BODY_BYTES,
     TARGET_PREFIX,
     GatewayCore,
-    KmsApiError,
     json_object,
 )
+from ccc.local.kms.key_store import KeyStore, KeyStoreError
 from ccc.local.sigv4 import header_lists
 
 log = logging.getLogger("ccc.local.kms.gateway")
@@ -118,20 +120,20 @@ class KmsGateway:
 
     def __init__(
         self,
-        upstream_url: str,
         identities: Mapping[str, LocalIdentity],
         attestation_root_der: bytes,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        store: KeyStore | None = None,
         iam_admins: Iterable[str] = ("admin",),
         clock: Callable[[], datetime] | None = None,
         max_attestation_age: timedelta = MAX_ATTESTATION_AGE,
     ) -> None:
         self.core = GatewayCore(
-            upstream_url,
             identities,
             attestation_root_der,
+            store=store,
             iam_admins=iam_admins,
             clock=clock,
             max_attestation_age=max_attestation_age,
@@ -185,7 +187,7 @@ class KmsGateway:
 class GatewayConfig:
     """What `python -m ccc.local.kms.gateway --config FILE` reads (JSON; holds secrets: keep it 0600)."""
 
-    upstream_url: str
+    key_store: str  # path of the key store file (`key_store.KeyStore`)
     identities: Mapping[str, LocalIdentity]
     attestation_root_pem: str
     host: str = "127.0.0.1"
@@ -201,7 +203,7 @@ class GatewayConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "upstream_url": self.upstream_url,
+            "key_store": self.key_store,
             "identities": identities_to_dict(self.identities),
             "attestation_root_pem": self.attestation_root_pem,
             "host": self.host,
@@ -213,7 +215,7 @@ class GatewayConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> GatewayConfig:
         try:
             return cls(
-                upstream_url=str(data["upstream_url"]),
+                key_store=str(data["key_store"]),
                 identities=identities_from_dict(data["identities"]),
                 attestation_root_pem=str(data["attestation_root_pem"]),
                 host=str(data.get("host", "127.0.0.1")),
@@ -236,7 +238,12 @@ class GatewayConfig:
 
     def gateway(self) -> KmsGateway:
         return KmsGateway(
-            self.upstream_url, self.identities, self.root_der(), self.host, self.port, iam_admins=self.iam_admins
+            self.identities,
+            self.root_der(),
+            self.host,
+            self.port,
+            store=KeyStore(Path(self.key_store)),
+            iam_admins=self.iam_admins,
         )
 
 
@@ -257,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.host not in ("127.0.0.1", "localhost", "::1"):
             parser.error("the local KMS gateway listens on loopback only")
         gateway = config.gateway().start()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyStoreError) as exc:
         print(f"kms gateway: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()

@@ -43,6 +43,11 @@ STAGE = "local"
 HEALTH_TIMEOUT_S = 2.0
 # Jobs one enclave runs at once (and parent threads feeding it): 2 cores on a small laptop/CI box.
 ENCLAVE_CONCURRENCY = 2
+# The job lease of a local worker (parent.json lease_s): a killed worker's job runs again within
+# about a minute (visibility 30 s, then the lease's end), not after AWS's default of one full
+# enclave pass (~4 min). A local pass that outlives it may run twice; the first result stands
+# (`make chaos` counts such runs as run-twice).
+LOCAL_JOB_LEASE_S = 45.0
 
 
 class ComponentError(LocalStackError, RuntimeError):
@@ -336,6 +341,7 @@ def worker_processes(
         "inbox_bucket": layout.names.inbox_bucket,
         "results_bucket": layout.names.results_bucket,
         "jobs_table": resources.jobs_table,
+        "lease_s": LOCAL_JOB_LEASE_S,
         "enclave": {"uri": endpoint},
         "aws": {
             "endpoint_url": layout.endpoint_url,

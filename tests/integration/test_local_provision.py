@@ -40,8 +40,17 @@ def provisioned(aws):
     identities = list(default_identities(ACCOUNT).values())
     store = KeyStore()
     resources = provision(
-        s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, key_store=store, events=aws.events, autoscaling=aws.autoscaling,
-        ec2=aws.ec2, names=names, settings=stage_settings("local"), principals=sort_principals(identities), pcrs=PCRS,
+        s3=aws.s3,
+        sqs=aws.sqs,
+        dynamodb=aws.dynamodb,
+        key_store=store,
+        events=aws.events,
+        autoscaling=aws.autoscaling,
+        ec2=aws.ec2,
+        names=names,
+        settings=stage_settings("local"),
+        principals=sort_principals(identities),
+        pcrs=PCRS,
         workers=1,
     )
     return SimpleNamespace(aws=aws, names=names, identities=identities, resources=resources, store=store)
@@ -105,7 +114,9 @@ def test_fleet_group_is_min_zero_with_the_requested_capacity_and_a_drain_hook(pr
     autoscaling, names = provisioned.aws.autoscaling, provisioned.names
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[names.fleet_group])["AutoScalingGroups"][0]
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (
-        0, stage_settings("local").fleet.max_instances, 1
+        0,
+        stage_settings("local").fleet.max_instances,
+        1,
     )
     hooks = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=names.fleet_group)["LifecycleHooks"]
     assert [h["LifecycleHookName"] for h in hooks] == [names.lifecycle_hook]
@@ -151,11 +162,21 @@ def test_each_tenant_has_its_own_key_in_its_own_account(provisioned):
         other = "tenant-b" if tenant == "tenant-a" else "tenant-a"
         assert by_name[other].principal_arn not in text
         parsed = parse_policy(policy)  # the gateway understands it (else it would deny everything)
-        for action in ("kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion",
-                       "kms:DisableKey", "kms:Encrypt"):
+        for action in (
+            "kms:Decrypt",
+            "kms:PutKeyPolicy",
+            "kms:CreateGrant",
+            "kms:ScheduleKeyDeletion",
+            "kms:DisableKey",
+            "kms:Encrypt",
+        ):
             request = RequestContext(
-                principal_arn=by_name["admin"].principal_arn, caller_account=ACCOUNT, action=action,
-                resource_arn=arn, encryption_context={"ccc:job": "j", "ccc:tenant": tenant}, iam_allows=True,
+                principal_arn=by_name["admin"].principal_arn,
+                caller_account=ACCOUNT,
+                action=action,
+                resource_arn=arn,
+                encryption_context={"ccc:job": "j", "ccc:tenant": tenant},
+                iam_allows=True,
             )
             assert not parsed.evaluate(request).allowed, action
 
@@ -175,8 +196,15 @@ def test_debug_mode_measurements_cannot_be_provisioned(aws):
     identities = list(default_identities(ACCOUNT).values())
     with pytest.raises(KeyPolicyError, match="zero"):
         provision(
-            s3=aws.s3, sqs=aws.sqs, dynamodb=aws.dynamodb, key_store=KeyStore(), events=aws.events,
-            autoscaling=aws.autoscaling, ec2=aws.ec2,
-            names=resource_names("local", ACCOUNT, REGION), settings=stage_settings("local"),
-            principals=sort_principals(identities), pcrs={0: bytes(48)},
+            s3=aws.s3,
+            sqs=aws.sqs,
+            dynamodb=aws.dynamodb,
+            key_store=KeyStore(),
+            events=aws.events,
+            autoscaling=aws.autoscaling,
+            ec2=aws.ec2,
+            names=resource_names("local", ACCOUNT, REGION),
+            settings=stage_settings("local"),
+            principals=sort_principals(identities),
+            pcrs={0: bytes(48)},
         )

@@ -161,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     monitor = EnclaveMonitor(
         SocketEnclaveClient(config.enclave.uri, connect_timeout_s=config.enclave.connect_timeout_s),
         metrics, health_interval_s=tele.effective_health_interval_s(config.stage),
-        privacy_interval_s=tele.effective_privacy_interval_s(config.stage),
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -24,8 +24,7 @@ Format (every key except the four resource names and `enclave.uri` is optional):
       "imds": {"url": "http://169.254.169.254", "token_ttl_s": 21600},
       "lifecycle": {"group_name": "ccc-dev-enclave-fleet", "hook_name": "ccc-dev-drain",
                     "poll_s": 5, "heartbeat_s": 60, "max_drain_s": 900},
-      "telemetry": {"health_interval_s": 10, "privacy_interval_s": 900,    # enclave metrics / DP release rounds
-                    "privacy_releases": true,
+      "telemetry": {"health_interval_s": 10,                   # enclave health/metrics polls
                     "emf": "tcp://127.0.0.1:25888", "namespace": "CCC"},   # CloudWatch agent (AWS); null = off
       "ready_file": null, "state_dir": null, "log_level": "INFO"
     }
@@ -115,23 +114,16 @@ class LifecycleSection(_Model):
 
 
 class TelemetrySection(_Model):
-    """How often the parent polls the enclave's health channel for metrics and for differentially
-    private releases (each release round spends privacy budget; null turns releases off), and
-    where metrics go on AWS: CloudWatch embedded metric format to the CloudWatch agent."""
+    """How often the parent polls the enclave's health channel for metrics, and where metrics go on
+    AWS: CloudWatch embedded metric format to the CloudWatch agent. (There are no privacy releases
+    to poll any more: nothing content-derived leaves the enclave unencrypted.)"""
 
     health_interval_s: float | None = Field(default=None, gt=0, le=3600)  # default: 2 s local, 10 s AWS
-    privacy_interval_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)  # default: 10 s local, 900 s AWS
-    privacy_releases: bool = True
     emf: str | None = Field(default=None, pattern=r"^((tcp|udp)://[A-Za-z0-9.-]+:\d{1,5}|file:///\S+|stdout)$")
     namespace: str = Field(default="CCC", pattern=r"^[A-Za-z0-9_./#:-]{1,255}$")
 
     def effective_health_interval_s(self, stage: str) -> float:
         return self.health_interval_s or (2.0 if stage == "local" else 10.0)
-
-    def effective_privacy_interval_s(self, stage: str) -> float | None:
-        if not self.privacy_releases:
-            return None
-        return self.privacy_interval_s or (10.0 if stage == "local" else 900.0)
 
 
 class ParentConfig(_Model):

@@ -1,4 +1,4 @@
-"""The parent agent's OpenTelemetry instruments: per-job metrics, enclave health, DP releases.
+"""The parent agent's OpenTelemetry instruments: per-job metrics and enclave health.
 
 Why the parent: it is the component outside the enclave that sees every job's outcome and timing
 (never its content) and can poll the enclave's health channel. Each instrument's name, unit and
@@ -6,8 +6,8 @@ description come from its row in `ccc_core.telemetry.metric_registry`; the expor
 `ccc_core.telemetry.setup.setup_telemetry` installed (JSON Lines locally, EMF/OTLP on AWS). Every
 attribute passes `safe_attributes`.
 
-Only one kind of metric carries a tenant: the differentially private releases, whose values are
-noisy by construction. Job counters and latencies are per enclave host, never per tenant.
+No metric carries a tenant or anything derived from image content: job counters and latencies
+are per enclave host, and the enclave's timings arrive already coarsened (job_messages.JobMetrics).
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry import metric_registry as registry
 from ccc_enclave.protocol.health_messages import EnclaveStatus
 from ccc_enclave.protocol.job_messages import JobMetrics
-from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply
-
-_METRIC_OF = {"cats": registry.METRIC_DP_CATS, "uploads": registry.METRIC_DP_UPLOADS}
 
 
 class _Instruments:
@@ -74,8 +71,6 @@ class ParentMetrics:
         self.busy = make.counter(registry.METRIC_ENCLAVE_BUSY)
         self.attestations = make.counter(registry.METRIC_ATTESTATIONS)
         self.attestation_failures = make.counter(registry.METRIC_ATTESTATION_FAILURES)
-        self.dp = {metric: make.gauge(name) for metric, name in _METRIC_OF.items()}
-        self.dp_refused = make.counter(registry.METRIC_DP_REFUSED)
         self._busy = _Cumulative()
         self._attest_ok = _Cumulative()
         self._attest_failed = _Cumulative()
@@ -120,13 +115,3 @@ class ParentMetrics:
         for stage, timing in m.stages.items():
             if timing.count:
                 self.stage_mean.set(round(timing.total_ms / timing.count, 3), safe_attributes({"ccc.stage": stage}))
-
-    # ----- differential privacy --------------------------------------------------------------
-    def privacy_released(self, reply: PrivacyReleaseReply) -> None:
-        """Export the enclave's noisy releases (the only per-tenant numbers in telemetry)."""
-        for release in reply.releases:
-            attributes = safe_attributes({"ccc.tenant": release.tenant, "ccc.day": release.day,
-                                          "ccc.epsilon": release.epsilon})
-            self.dp[release.metric].set(release.value, attributes)
-        if reply.refused:
-            self.dp_refused.add(reply.refused)

@@ -15,17 +15,12 @@ from ccc_enclave.protocol.errors import ProtocolError
 from ccc_enclave.protocol.health_messages import EnclaveStatus, HealthReply, HealthRequest
 from ccc_enclave.protocol.job_messages import JobFailure, JobReply, JobRequest, JobSuccess
 from ccc_enclave.protocol.messages import Message
-from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply, PrivacyReleaseRequest
 from ccc_enclave.transport import Channel, Endpoint, TransportError, parse_endpoint
 from enclave_worker.parent.errors import ParentError
 
 
 class EnclaveUnavailable(ParentError):
     """The enclave could not be reached, hung up, timed out, or answered nonsense."""
-
-
-class ReleasesNotSupported(EnclaveUnavailable):
-    """The enclave answered a privacy release request with an error (an older release, or disabled)."""
 
 
 class EnclaveClient(Protocol):
@@ -67,13 +62,3 @@ class SocketEnclaveClient:
         if isinstance(reply, HealthReply):
             return reply.status
         raise EnclaveUnavailable(f"enclave answered a health request with {type(reply).__name__}")
-
-    def privacy_release(self, *, timeout_s: float) -> PrivacyReleaseReply:
-        """The enclave's differentially private releases (ReleasesNotSupported if it has none)."""
-        request = PrivacyReleaseRequest(request_id=f"dp-{uuid.uuid4().hex[:16]}")
-        reply = self._call(request, timeout_s)
-        if isinstance(reply, PrivacyReleaseReply):
-            return reply
-        if isinstance(reply, ErrorReply) and reply.error.code == "bad_request":
-            raise ReleasesNotSupported(f"enclave refused a privacy release request: {reply.error.reason[:200]}")
-        raise EnclaveUnavailable(f"enclave answered a privacy release request with {type(reply).__name__}")

@@ -9,8 +9,7 @@ every process and every object of every bucket (and every jobs-table item) is sc
 buffers (raw, base64 at every alignment, hex, repr), the decrypted result documents, and a result
 (cats/count/detections) in the same record as a job id. Zero findings. The scanner is shown to
 find a planted copy of these very secrets first, so a clean scan means something. Finally, no
-telemetry record carries an exact per-tenant number: only the enclave's noisy DP releases carry a
-tenant, and none equals the exact total.
+telemetry metric carries a tenant or a count at all.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from ccc.client.crypto import encrypt_stream
 from ccc.client.job_runner import JobTicket
 from ccc.telemetry.leakscan import LeakScanner, merge
 from ccc_core.identity import JobRef
-from ccc_core.telemetry import metric_registry as registry
 
 pytestmark = pytest.mark.slow
 JOB_TIMEOUT_S = 90.0
@@ -175,16 +173,13 @@ def test_a_full_run_leaves_no_plaintext_in_logs_telemetry_or_storage(stack, samp
     assert files.sources >= 8 and any("telemetry" in str(p) for p in telemetry.iterdir())
     assert report_all.clean, "\n".join(str(leak) for leak in report_all.leaks[:20])
 
-    # No exact per-tenant number in telemetry: only DP metrics carry a tenant, and they are noisy.
-    exact_cats = sum(min(c, 6) for c in cats.values())
-    exact_uploads = len(done) + 1  # the not-an-image job was authenticated (counted as upload); the forged one not
+    # No per-tenant number in telemetry at all: no metric carries a tenant (the per-tenant DP
+    # releases are gone; a host could replay jobs into them), and none is named after content.
     records = [json.loads(line) for path in telemetry.glob("*.jsonl") for line in path.read_text().splitlines()]
-    tenant_metrics = [r for r in records if r.get("kind") == "metric" and "ccc.tenant" in r.get("attributes", {})]
-    assert tenant_metrics, "the parent exported no DP release"
-    assert {r["name"] for r in tenant_metrics} <= set(registry.DP_METRICS)
-    for record in tenant_metrics:
-        exact = exact_cats if record["name"] == registry.METRIC_DP_CATS else exact_uploads
-        assert record["value"] != exact, record
+    metrics = [r for r in records if r.get("kind") == "metric"]
+    assert metrics, "no metric was exported"
+    assert not [r for r in metrics if "ccc.tenant" in r.get("attributes", {})]
+    assert not [r for r in metrics if "cats" in r["name"] or r["name"].startswith("ccc.dp.")]
     for record in records:
         if record.get("kind") == "span":
             assert not any("cats" in key or key.rsplit(".", 1)[-1] == "count" for key in record["attributes"]), record

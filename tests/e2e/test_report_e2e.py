@@ -1,7 +1,7 @@
 """Observability of a real local run: one trace per job across processes, metrics, and `ccc report`.
 
 One stack of its own. A few jobs go through `ccc submit --wait` (jobs API path); the test waits
-until the parent has exported a differentially private release, stops the stack (every process
+until the parent has exported the enclave's health metrics, stops the stack (every process
 flushes its telemetry on SIGTERM), then checks:
 
 * every telemetry record carries `service.name`; every job is one trace: client submit/result,
@@ -10,7 +10,7 @@ flushes its telemetry on SIGTERM), then checks:
 * the enclave health metrics the parent exported (CPU, memory, attestations) and the stack's
   queue/fleet gauges are there;
 * `ccc report --state-dir` renders an HTML page whose queue, fleet, latency, stage, end-to-end and
-  enclave charts and the DP table all have data (no "no data recorded" placeholder).
+  enclave charts all have data (no "no data recorded" placeholder).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory, samples, model_present):
-    """(state dir, job ids): a stack that ran jobs, exported a DP release, and was stopped."""
+    """(state dir, job ids): a stack that ran jobs, exported enclave health metrics, and was stopped."""
     stack = LocalStack.start(tmp_path_factory.mktemp("report"), workers=1)
     try:
         piped = subprocess.run(
@@ -47,7 +47,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, samples, model_presen
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = parent_metrics.read_text() if parent_metrics.exists() else ""
-            if registry.METRIC_DP_CATS in text and registry.METRIC_ENCLAVE_CPU in text:
+            if registry.METRIC_ENCLAVE_CPU in text:
                 break
             time.sleep(0.5)
     finally:
@@ -99,8 +99,7 @@ def test_enclave_health_and_stack_gauges_were_exported(finished_run):
     latest = {m["name"]: m for m in sorted(metrics, key=lambda m: m["time_ns"])}
     for name in (registry.METRIC_ENCLAVE_UP, registry.METRIC_ENCLAVE_MEMORY, registry.METRIC_ENCLAVE_CPU,
                  registry.METRIC_ENCLAVE_IN_FLIGHT, registry.METRIC_QUEUE_VISIBLE, registry.METRIC_QUEUE_IN_FLIGHT,
-                 registry.METRIC_FLEET_DESIRED, registry.METRIC_FLEET_RUNNING, registry.METRIC_JOBS,
-                 registry.METRIC_DP_UPLOADS):
+                 registry.METRIC_FLEET_DESIRED, registry.METRIC_FLEET_RUNNING, registry.METRIC_JOBS):
         assert name in latest, name
     assert latest[registry.METRIC_ENCLAVE_MEMORY]["value"] > 10 * 2**20
     assert latest[registry.METRIC_ATTESTATIONS]["value"] == len(jobs)
@@ -117,10 +116,10 @@ def test_report_renders_every_chart_with_data(finished_run, tmp_path):
     assert shown.returncode == 0, shown.stderr
     html = out.read_text()
     sections = re.findall(r"<h3>([^<]*)</h3>(<p class='empty'>no data recorded</p>)?", html)
-    assert len(sections) == 7
+    assert len(sections) == 6
     empty = [title for title, placeholder in sections if placeholder]
     assert empty == [], f"charts without data: {empty}"
-    assert html.count("<svg") == 6 and "tenant-a" in html
+    assert html.count("<svg") == 6 and "tenant-a" not in html  # nothing in the report is per tenant
     assert re.search(r"<th>traces client -&gt; parent -&gt; enclave stages</th><td>(\d+)</td>", html).group(1) == str(
         len(jobs))
     assert "<script" not in html and "http://" not in html

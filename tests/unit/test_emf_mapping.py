@@ -55,17 +55,16 @@ def test_exported_documents_follow_the_registry() -> None:
     assert by_name[m.KMS_UNAVAILABLE][m.KMS_UNAVAILABLE] == 3.0
 
 
-def test_dp_releases_carry_the_tenant_dimension_the_registry_declares() -> None:
+def test_no_document_carries_a_tenant_even_when_a_point_names_one() -> None:
     def record(meter: Any) -> None:
-        gauge = meter.create_gauge(m.METRIC_DP_CATS, unit="1")
-        gauge.set(4.5, {"ccc.tenant": "acme", "ccc.day": "2026-01-02", "ccc.epsilon": 0.25})
+        gauge = meter.create_gauge(m.METRIC_ENCLAVE_UP, unit="1")
+        gauge.set(1, {"ccc.tenant": "acme", "ccc.day": "2026-01-02"})
 
-    documents = _export(record)  # a gauge is re-exported on shutdown: same document again
-    assert documents and all(d[m.DP_CATS_PER_DAY] == 4.5 for d in documents)
-    document = documents[0]
-    directive = document["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Dimensions"] == [sorted(m.spec(m.DP_CATS_PER_DAY).dimensions)]
-    assert document[m.TENANT_DIMENSION] == "acme" and document[m.DP_CATS_PER_DAY] == 4.5
+    documents = _export(record)
+    assert documents
+    for document in documents:
+        assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[m.STAGE_DIMENSION]]
+        assert "acme" not in json.dumps(document) and "Tenant" not in document
 
 
 def test_units_and_dimensions_come_from_the_registry_not_the_instrument() -> None:

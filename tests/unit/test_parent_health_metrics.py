@@ -1,9 +1,8 @@
-"""The parent exports enclave health, per-job metrics and DP releases as OTel metrics (and EMF on AWS).
+"""The parent exports enclave health and per-job metrics as OTel metrics (and EMF on AWS).
 
 What an operator relies on: CPU/memory/in-flight/attestation metrics follow the enclave's health
-replies (and survive an enclave restart); an unreachable enclave shows as up=0; the DP releases are
-exported per tenant with their noisy values and nothing else carries a tenant; the EMF documents
-use the CloudWatch names the dashboard reads, with a Stage dimension.
+replies (and survive an enclave restart); an unreachable enclave shows as up=0; no metric carries a
+tenant; the EMF documents use the CloudWatch names the dashboard reads, with a Stage dimension.
 """
 
 from __future__ import annotations
@@ -22,15 +21,14 @@ from ccc.telemetry.emf import MAX_VALUES, EmfMetricExporter, EmfTargetError, his
 from ccc_core.telemetry import metric_registry as registry
 from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveMetrics, EnclaveStatus, StageTiming
 from ccc_enclave.protocol.job_messages import JobMetrics
-from ccc_enclave.protocol.privacy_messages import PrivacyRelease, PrivacyReleaseReply
 from enclave_worker.parent.agent_metrics import ParentMetrics
-from enclave_worker.parent.enclave_client import EnclaveUnavailable, ReleasesNotSupported
+from enclave_worker.parent.enclave_client import EnclaveUnavailable
 from enclave_worker.parent.monitor import EnclaveMonitor
 
 GIB = 1 << 30
 
 
-def _status(*, uptime: float, cpu: float, ok: int = 0, failed: int = 0, busy: int = 0, rss: int = 300 << 20,
+def _status(*, uptime: float, cpu: float, ok: int = 0, failed: int = 0, busy: int = 0, rss: int = 320 << 20,
             in_flight: int = 1) -> EnclaveStatus:
     stages = {s: StageTiming(count=ok, total_ms=10.0 * ok, max_ms=12.0 if ok else 0.0) for s in PIPELINE_STEPS}
     metrics = EnclaveMetrics(cpu_s=cpu, memory_total_bytes=4 * GIB, memory_available_bytes=3 * GIB,
@@ -43,18 +41,9 @@ def _status(*, uptime: float, cpu: float, ok: int = 0, failed: int = 0, busy: in
 @dataclass
 class FakeEnclave:
     statuses: list[Any] = field(default_factory=list)
-    releases: list[Any] = field(default_factory=list)
-    release_calls: int = 0
 
     def health(self, *, timeout_s: float) -> EnclaveStatus:
         item = self.statuses.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    def privacy_release(self, *, timeout_s: float) -> PrivacyReleaseReply:
-        self.release_calls += 1
-        item = self.releases.pop(0)
         if isinstance(item, Exception):
             raise item
         return item
@@ -91,11 +80,11 @@ def test_health_replies_become_enclave_metrics_and_survive_a_restart() -> None:
         EnclaveUnavailable("gone"),
         _status(uptime=1.0, cpu=0.5, ok=1, failed=0, busy=0),  # restarted: counters start again
     ])
-    monitor = EnclaveMonitor(enclave, readings.metrics, privacy_interval_s=None)
+    monitor = EnclaveMonitor(enclave, readings.metrics)
     assert monitor.poll_health() and monitor.poll_health()
     assert readings.value(registry.METRIC_ENCLAVE_CPU) == pytest.approx(25.0)
     assert readings.value(registry.METRIC_ENCLAVE_UP) == 1
-    assert readings.value(registry.METRIC_ENCLAVE_MEMORY) == 300 << 20
+    assert readings.value(registry.METRIC_ENCLAVE_MEMORY) == 320 << 20
     assert readings.value(registry.METRIC_ENCLAVE_MEMORY_AVAILABLE) == 3 * GIB
     assert readings.value(registry.METRIC_ENCLAVE_IN_FLIGHT) == 1
     assert readings.value(registry.METRIC_ATTESTATIONS) == 5
@@ -112,51 +101,10 @@ def test_health_replies_become_enclave_metrics_and_survive_a_restart() -> None:
 def test_health_of_an_older_enclave_without_metrics_still_exports_the_basics() -> None:
     readings = Readings()
     old = EnclaveStatus(uptime_s=5.0, jobs_served=1, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
-                        model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1234)
-    EnclaveMonitor(FakeEnclave([old]), readings.metrics, privacy_interval_s=None).poll_health()
-    assert readings.value(registry.METRIC_ENCLAVE_MEMORY) == 1234
+                        model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=GIB)
+    EnclaveMonitor(FakeEnclave([old]), readings.metrics).poll_health()
+    assert readings.value(registry.METRIC_ENCLAVE_MEMORY) == GIB
     assert all(n != registry.METRIC_ENCLAVE_CPU for n, _, _ in readings.points())
-
-
-def _release(tenant: str, metric: str, value: float) -> PrivacyRelease:
-    return PrivacyRelease(tenant=tenant, day="2026-11-24", metric=metric, value=value, epsilon=0.25,
-                          scale=24.0 if metric == "cats" else 4.0)
-
-
-def test_privacy_releases_are_exported_per_tenant_and_refusals_counted() -> None:
-    readings = Readings()
-    clock = [0.0]
-    enclave = FakeEnclave(
-        statuses=[_status(uptime=1.0, cpu=0.1)] * 3,
-        releases=[
-            PrivacyReleaseReply(request_id="a", refused=0,
-                                releases=(_release("tenant-a", "cats", 7.31), _release("tenant-a", "uploads", 2.2))),
-            PrivacyReleaseReply(request_id="b", releases=(), refused=2),
-        ],
-    )
-    monitor = EnclaveMonitor(enclave, readings.metrics, privacy_interval_s=60.0, clock=lambda: clock[0])
-    monitor.tick()
-    assert enclave.release_calls == 0  # not before the first interval has passed
-    clock[0] = 61.0
-    monitor.tick()
-    clock[0] = 62.0
-    monitor.tick()
-    assert enclave.release_calls == 1  # one round per interval: each spends privacy budget
-    assert readings.value(registry.METRIC_DP_CATS, **{"ccc.tenant": "tenant-a"}) == pytest.approx(7.31)
-    assert readings.value(registry.METRIC_DP_UPLOADS, **{"ccc.day": "2026-11-24"}) == pytest.approx(2.2)
-    clock[0] = 200.0
-    enclave.statuses.append(_status(uptime=2.0, cpu=0.1))
-    monitor.tick()
-    assert readings.value(registry.METRIC_DP_REFUSED) == 2
-    tenant_points = [n for n, a, _ in readings.points() if "ccc.tenant" in a]
-    assert set(tenant_points) == {registry.METRIC_DP_CATS, registry.METRIC_DP_UPLOADS}
-
-
-def test_an_enclave_without_releases_is_asked_once() -> None:
-    enclave = FakeEnclave(releases=[ReleasesNotSupported("unknown kind")])
-    monitor = EnclaveMonitor(enclave, Readings().metrics, privacy_interval_s=1.0)
-    assert not monitor.poll_privacy() and not monitor.poll_privacy()
-    assert enclave.release_calls == 1
 
 
 def test_job_metrics_carry_outcome_but_no_tenant() -> None:
@@ -164,13 +112,13 @@ def test_job_metrics_carry_outcome_but_no_tenant() -> None:
     readings.metrics.job_handled("done", None, 120.0)
     readings.metrics.job_handled("failed", "bad_image", 30.0)
     readings.metrics.job_handled("retry", "kms_unavailable", 5.0)
-    readings.metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=55.0, encrypt_ms=20.0, attest_ms=1.0))
+    readings.metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=75.0, encrypt_ms=20.0, attest_ms=5.0))
     assert readings.value(registry.METRIC_JOBS, **{"ccc.outcome": "done"}) == 1
     assert readings.value(registry.METRIC_JOBS_FAILED, **{"ccc.code": "bad_image"}) == 1
     assert readings.value(registry.METRIC_KMS_UNAVAILABLE) == 1
     latency = readings.value(registry.METRIC_JOB_LATENCY_MS, **{"ccc.outcome": "done"})
     assert latency.count == 1 and latency.sum == 120.0
-    assert readings.value(registry.METRIC_ENCLAVE_INFER_MS).sum == 55.0
+    assert readings.value(registry.METRIC_ENCLAVE_INFER_MS).sum == 75.0
     assert readings.value(registry.METRIC_ENCLAVE_CRYPTO_MS, **{"ccc.stage": "decrypt"}).sum == 10.0
     assert not any("ccc.tenant" in a for _, a, _ in readings.points())
 
@@ -191,10 +139,8 @@ def test_emf_documents_use_the_dashboard_names_and_stage_dimension() -> None:
     for ms in (40.0, 80.0, 300.0):
         metrics.job_handled("done", None, ms)
     metrics.job_handled("failed", "decrypt_failed", 20.0)
-    metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=55.0, encrypt_ms=20.0, attest_ms=1.0))
+    metrics.enclave_timings(JobMetrics(decrypt_ms=10.0, infer_ms=75.0, encrypt_ms=20.0, attest_ms=5.0))
     metrics.enclave_health(_status(uptime=1.0, cpu=0.1, failed=2))
-    metrics.privacy_released(PrivacyReleaseReply(request_id="r", releases=(_release("tenant-a", "cats", 3.5),),
-                                                 refused=0))
     provider.force_flush()
     by_name: dict[str, list[dict[str, Any]]] = {}
     for document in documents:
@@ -205,15 +151,13 @@ def test_emf_documents_use_the_dashboard_names_and_stage_dimension() -> None:
     # CPU needs two readings; the crypto histogram and stage means are not CloudWatch metrics.
     # JobsFailed is counted from the jobs table by the Lambdas (each failed job once), not here.
     assert set(by_name) == {"JobLatencyMs", "InferenceMs", "AttestationFailures", "EnclaveUp",
-                            "EnclaveMemoryBytes", "EnclaveInFlight", "DpCatsPerDay"}
+                            "EnclaveMemoryBytes", "EnclaveInFlight"}
     latency_values = sorted(v for d in by_name["JobLatencyMs"] for v in d["JobLatencyMs"])
     assert len(latency_values) == 4 and latency_values[0] < 40.0 < latency_values[-1]
     assert by_name["InferenceMs"][0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"
     assert sum(d["AttestationFailures"] for d in by_name["AttestationFailures"]) == 2
     assert all(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage"]] for d in by_name["JobLatencyMs"])
-    dp = by_name["DpCatsPerDay"][0]
-    assert dp["Tenant"] == "tenant-a" and dp["DpCatsPerDay"] == 3.5 and dp["Day"] == "2026-11-24"
-    assert dp["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage", "Tenant"]]
+    assert all(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage"]] for d in documents)
     assert not any("ccc." in key for d in documents for key in d)  # OTel names never reach CloudWatch
     documents.clear()
     metrics.job_handled("done", None, 50.0)

@@ -21,7 +21,6 @@ from ccc_enclave.protocol.fields import RequestId
 from ccc_enclave.protocol.health_messages import PIPELINE_STEPS, EnclaveMetrics, EnclaveStatus, HealthReply, StageTiming
 from ccc_enclave.protocol.job_messages import Credentials, JobFailure, JobMetrics, JobSuccess
 from ccc_enclave.protocol.messages import REGISTRY, Message, decode_message, encode_message
-from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply
 
 
 def _status(**changes: object) -> EnclaveStatus:
@@ -90,8 +89,7 @@ def test_a_message_type_needs_a_request_id() -> None:
 
 def test_the_registry_knows_exactly_the_message_types() -> None:
     assert {t.__name__ for t in REGISTRY.message_types} == {
-        "HealthRequest", "HealthReply", "JobRequest", "JobSuccess", "JobFailure", "PrivacyReleaseRequest",
-        "PrivacyReleaseReply", "ErrorReply",
+        "HealthRequest", "HealthReply", "JobRequest", "JobSuccess", "JobFailure", "ErrorReply",
     }
     with pytest.raises(TypeError, match="not a protocol message"):
         REGISTRY.encode(ErrorInfo.of("busy", "x"))  # type: ignore[arg-type]
@@ -105,7 +103,6 @@ def test_the_registry_knows_exactly_the_message_types() -> None:
         lambda: EnclaveMetrics(cpu_s=1.0, memory_total_bytes=1, memory_available_bytes=1, busy_refusals=0,
                                attestations_ok=0, attestations_failed=0,
                                stages={s: {"count": 1, "total_ms": 1.0, "max_ms": 1.0} for s in PIPELINE_STEPS}),
-        lambda: PrivacyReleaseReply(request_id="r", releases=({},), refused=0),  # type: ignore[arg-type]
         lambda: JobFailure(request_id="r", error={"code": "busy", "reason": "x", "retryable": True}),
     ],
 )

@@ -1,10 +1,9 @@
-"""The report's observability sections: end-to-end latency, trace completeness, DP releases."""
+"""The report's observability sections: end-to-end latency, trace completeness."""
 
 from __future__ import annotations
 
-from ccc.report import ReportData, render_html
-from ccc.report.render import end_to_end_ms, privacy_table, trace_summary
-from ccc_core.telemetry import metric_registry as registry
+from ccc.report import ReportData
+from ccc.report.render import end_to_end_ms, trace_summary
 from ccc_core.telemetry import names
 
 JOB = "ab" * 16
@@ -38,17 +37,3 @@ def test_trace_summary_counts_complete_traces_only() -> None:
     assert summary["traced jobs"] == 2
     assert summary["traces client -> parent -> enclave stages"] == 1
     assert summary["traces with job_events"] == 1
-
-
-def test_privacy_table_shows_latest_noisy_release_per_tenant_and_refusals() -> None:
-    def metric(name: str, value: float, t: int, **attrs) -> dict:
-        return {"kind": "metric", "name": name, "value": value, "time_ns": t, "attributes": attrs}
-
-    attrs = {"ccc.tenant": "tenant-a", "ccc.day": "2026-11-24", "ccc.epsilon": 0.25}
-    data = ReportData(metrics=[metric(registry.METRIC_DP_CATS, 3.25, 1, **attrs),
-                               metric(registry.METRIC_DP_CATS, -1.5, 2, **attrs),
-                               metric(registry.METRIC_DP_REFUSED, 4, 3)])
-    html = privacy_table(data)
-    assert "tenant-a" in html and "-1.50" in html and "3.25" not in html and "spent: 4" in html
-    assert "no data recorded" in privacy_table(ReportData())
-    assert "<script" not in render_html(data)

@@ -39,10 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="jobs processed at once; more are answered 'busy' (env CCC_ENCLAVE_CONCURRENCY)")
     parser.add_argument("--max-connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session")
-    parser.add_argument("--dp-daily-budget", type=float, default=float(env("CCC_DP_DAILY_BUDGET", "1.0")),
-                        help="differential privacy: epsilon per tenant per day (env CCC_DP_DAILY_BUDGET)")
-    parser.add_argument("--dp-epsilon", type=float, default=float(env("CCC_DP_EPSILON", "0.25")),
-                        help="differential privacy: epsilon spent per released aggregate (env CCC_DP_EPSILON)")
     parser.add_argument("--log-level", default=env("CCC_LOG_LEVEL", "INFO"))
     parser.add_argument("--state-dir", type=Path, default=env("CCC_STATE_DIR"),
                         help="local stack state dir: spans/metrics as JSON Lines under <dir>/telemetry "
@@ -80,12 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def boot(args: argparse.Namespace) -> EnclaveServer:
     """Load and warm the model, create the boot key pair, set up the NSM, bind the listener."""
     from ccc_enclave.attester import NsmAttester, build_nsm
-    from ccc_enclave.dp import ContentAggregates, InMemoryBudgetLedger, PrivacyPolicy, PrivateAggregator
     from ccc_enclave.esdk_crypto import AttestedEsdkCrypto
     from ccc_enclave.kms.recipient import EnclaveKeyPair
     from ccc_enclave.onnx_counter import OnnxCounter, load_spec
     from ccc_enclave.pipeline import JobProcessor
-    from ccc_enclave.privacy_release import PrivacyReleaser
     from ccc_enclave.server import EnclaveServer, ServerSettings
     from ccc_enclave.transport import listen
 
@@ -97,11 +91,8 @@ def boot(args: argparse.Namespace) -> EnclaveServer:
     keypair = EnclaveKeyPair.generate()
     nsm = build_nsm(args.nsm, counter.model_path)
     attester = NsmAttester(nsm, keypair.public_key_der)
-    policy = PrivacyPolicy(daily_budget=args.dp_daily_budget, epsilon_per_release=args.dp_epsilon)
-    aggregates = ContentAggregates(policy)
-    releaser = PrivacyReleaser(aggregates, PrivateAggregator(InMemoryBudgetLedger(), policy))
     crypto = AttestedEsdkCrypto(nsm, keypair, kms_endpoint_url=args.kms_endpoint or None)
-    processor = JobProcessor(crypto, counter, attester, aggregates=aggregates)
+    processor = JobProcessor(crypto, counter, attester)
     settings = ServerSettings(
         concurrency=args.concurrency, max_connections=args.max_connections,
         shutdown_grace_s=float(limits.job_timeout_s), max_frame_bytes=limits.max_frame_bytes,
@@ -111,7 +102,7 @@ def boot(args: argparse.Namespace) -> EnclaveServer:
     log_event(_LOG, logging.INFO, "enclave booted", model_name=counter.model_name, model_sha256=counter.model_sha256,
               pcr0=attester.pcr0_hex, model_load_ms=model_ms, endpoint=listener.endpoint.uri)
     return EnclaveServer(listener, processor, model_name=counter.model_name, model_sha256=counter.model_sha256,
-                         pcr0_hex=attester.pcr0_hex, settings=settings, privacy=releaser)
+                         pcr0_hex=attester.pcr0_hex, settings=settings)
 
 
 if __name__ == "__main__":

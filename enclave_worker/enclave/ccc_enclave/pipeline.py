@@ -19,9 +19,9 @@ The security-relevant decisions live here and nowhere else:
 
 Every failure becomes a `JobFailure` with a code; the reason never quotes plaintext.
 
-With `aggregates`, the processor also records each authenticated upload and each count into the
-enclave's differential-privacy totals (`ccc_enclave.privacy_release`); only noisy releases of
-those ever leave the enclave.
+Nothing derived from the content (the count, the detections) leaves the enclave except inside the
+result ciphertext for the tenant: the enclave keeps no per-tenant totals that a host could replay
+jobs into and read back (docs/threat-model.md, "What the host learns").
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import date
+from collections.abc import Mapping
 
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -55,9 +54,7 @@ from ccc_core.telemetry.names import (
     SPAN_ENCLAVE_JOB,
 )
 from ccc_core.telemetry.propagation import extract
-from ccc_enclave.dp import ContentAggregates
 from ccc_enclave.ports import Attester, Counter, CountOutcome, EnvelopeCrypto, JobError
-from ccc_enclave.privacy_release import utc_today
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.errors import ErrorCode
 from ccc_enclave.protocol.job_messages import JobFailure, JobMetrics, JobReply, JobRequest, JobSpec, JobSuccess
@@ -113,13 +110,10 @@ def result_document(job: JobRef, outcome: CountOutcome, model: ModelInfo, input_
 class JobProcessor:
     """Runs jobs through the ports; thread-safe as long as the ports are."""
 
-    def __init__(self, crypto: EnvelopeCrypto, counter: Counter, attester: Attester, *,
-                 aggregates: ContentAggregates | None = None, today: Callable[[], date] = utc_today) -> None:
+    def __init__(self, crypto: EnvelopeCrypto, counter: Counter, attester: Attester) -> None:
         self._crypto = crypto
         self._counter = counter
         self._attester = attester
-        self._aggregates = aggregates
-        self._today = today
 
     def process(self, request: JobRequest) -> JobReply:
         """Never raises: every failure is a JobFailure (unexpected ones as `internal`, retryable)."""
@@ -145,24 +139,16 @@ class JobProcessor:
 
     def _process(self, request: JobRequest) -> JobSuccess:
         job = request.job
-        day = self._today()
         start = time.perf_counter()
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_DECRYPT, record_exception=False):
             session = self._crypto.session(request.credentials, request.kms)
             decrypted = session.decrypt(request.ciphertext)
             check_input_context(decrypted.encryption_context, job)
         after_decrypt = time.perf_counter()
-        # Counted only after an attested decrypt whose context names this tenant. That does not prove
-        # the tenant encrypted it: the enclave accepts any KMS key its attestation opens, so a parent
-        # with its own key could inflate a tenant's (noisy) totals. No tenant data leaks that way.
-        if self._aggregates is not None:
-            self._aggregates.record_upload(job.tenant, day)
 
         with _TRACER.start_as_current_span(SPAN_ENCLAVE_INFER, record_exception=False):
             outcome = self._counter.count(decrypted.plaintext)
         after_count = time.perf_counter()
-        if self._aggregates is not None:
-            self._aggregates.record_cats(job.tenant, day, outcome.cats)
 
         model = ModelInfo(name=self._counter.model_name, sha256=self._counter.model_sha256)
         ref = JobRef(tenant=job.tenant, job_id=job.job_id)

@@ -29,14 +29,12 @@ from dataclasses import dataclass
 from ccc_core.limits import LIMITS
 from ccc_core.logs import log_event
 from ccc_enclave.pipeline import JobProcessor
-from ccc_enclave.privacy_release import PrivacyReleaser
 from ccc_enclave.protocol.codec import peek_request_id
 from ccc_enclave.protocol.error_replies import ErrorInfo, ErrorReply
 from ccc_enclave.protocol.errors import ConnectionClosed, ErrorCode, FrameTooLarge, ProtocolError
 from ccc_enclave.protocol.health_messages import EnclaveStatus, HealthReply, HealthRequest
 from ccc_enclave.protocol.job_messages import JobFailure, JobRequest, JobSuccess
 from ccc_enclave.protocol.messages import Message, decode_message
-from ccc_enclave.protocol.privacy_messages import PrivacyReleaseRequest
 from ccc_enclave.stats import EnclaveStats
 from ccc_enclave.transport import Channel, Listener, TransportError
 
@@ -91,13 +89,12 @@ class EnclaveServer:
 
     def __init__(
         self, listener: Listener, processor: JobProcessor, *, model_name: str, model_sha256: str, pcr0_hex: str,
-        settings: ServerSettings | None = None, privacy: PrivacyReleaser | None = None,
+        settings: ServerSettings | None = None,
         stats: EnclaveStats | None = None,
     ) -> None:
         self.listener = listener
         self.processor = processor
         self.settings = settings or ServerSettings()
-        self.privacy = privacy
         self.stats = stats or EnclaveStats()
         self._model_name = model_name
         self._model_sha256 = model_sha256
@@ -220,13 +217,6 @@ class EnclaveServer:
             return HealthReply(request_id=request.request_id, status=self.status())
         if isinstance(request, JobRequest):
             return self._run_job(request)
-        if isinstance(request, PrivacyReleaseRequest):
-            if self.privacy is None:
-                return ErrorReply(request_id=request.request_id, error=ErrorInfo.of(
-                    ErrorCode.BAD_REQUEST, "privacy releases are not enabled", retryable=False))
-            reply = self.privacy.release(request.request_id)
-            log_event(_LOG, logging.INFO, "privacy release", releases=len(reply.releases), refused=reply.refused)
-            return reply
         return ErrorReply(request_id=request.request_id,
                           error=ErrorInfo.of(ErrorCode.BAD_REQUEST, "not a request message kind", retryable=False))
 

@@ -2,7 +2,10 @@
 
 Why here and not in the parent: CPU and memory of the enclave VM, and how often attestation failed,
 are only observable from inside. Everything kept is a count, a duration or a resource reading of
-the enclave as a whole: nothing per job, nothing per tenant, nothing derived from image content.
+the enclave as a whole: nothing per job, nothing per tenant. Durations and readings do depend on
+what the enclave processed, so they leave only on the protocol's coarse grid: the reply types
+snap them (`ccc_enclave.protocol.resolution`), and the per-stage totals here add up the jobs'
+already snapped timings.
 """
 
 from __future__ import annotations

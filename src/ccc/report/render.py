@@ -125,23 +125,6 @@ def _latest_by_attributes(data: ReportData, metric: str) -> dict[tuple[tuple[str
     return latest
 
 
-def privacy_table(data: ReportData) -> str:
-    """The enclave's differentially private releases (latest per tenant, day and metric): noisy by design."""
-    rows = []
-    for metric, label in ((registry.METRIC_DP_CATS, "cats"), (registry.METRIC_DP_UPLOADS, "uploads")):
-        for record in _latest_by_attributes(data, metric).values():
-            attrs = record.get("attributes") or {}
-            rows.append((str(attrs.get("ccc.tenant", "?")), str(attrs.get("ccc.day", "?")), label,
-                         f"{float(record['value']):.2f}", str(attrs.get("ccc.epsilon", "?"))))
-    refused = sum(int(r["value"]) for r in _latest_by_attributes(data, registry.METRIC_DP_REFUSED).values())
-    heading = "<h3>Differentially private aggregates (noisy releases from the enclave)</h3>"
-    if not rows:
-        return heading + "<p class='empty'>no data recorded</p>"
-    body = "".join(f"<tr>{''.join(f'<td>{escape(c)}</td>' for c in row)}</tr>" for row in sorted(rows))
-    return (heading + "<table><tr><th>tenant</th><th>day</th><th>metric</th><th>noisy value</th><th>epsilon</th></tr>"
-            f"{body}</table><p>Releases refused because the day's privacy budget was spent: {refused}.</p>")
-
-
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -184,7 +167,6 @@ def render_html(data: ReportData, title: str = "CCC local run") -> str:
         bar_chart("End-to-end latency histogram (client: submit to verified result)", _histogram(e2e_ms), "jobs"),
         line_chart("Enclave health", _series(data, (registry.METRIC_ENCLAVE_CPU, registry.METRIC_ENCLAVE_IN_FLIGHT)),
                    "seconds since first sample", "CPU % / jobs in flight"),
-        privacy_table(data),
     ]
     if data.skipped_lines:
         body.append(f"<p>{data.skipped_lines} malformed telemetry lines were skipped.</p>")

@@ -8,9 +8,8 @@ role's `logs:PutLogEvents` — no OTLP collector to run, no `PutMetricData` call
 What is published: only the OTel metrics `CLOUDWATCH_NAMES` maps, which is derived from
 `ccc_core.telemetry.metric_registry` (the metrics whose registry row names the parent as a
 CloudWatch emitter), under their registry CloudWatch name, unit and dimensions (namespace `CCC`,
-dimension `Stage`; the CDK dashboard and alarms read the same rows). The differentially private
-releases also carry a `Tenant` dimension (their values are noisy by construction); every other
-metric is published per stage only, whatever its OTel attributes. `ccc.jobs.failed` is
+dimension `Stage`; the CDK dashboard and alarms read the same rows). Every metric is published
+per stage only, whatever its OTel attributes: none is per tenant. `ccc.jobs.failed` is
 deliberately not published: `JobsFailed` is counted from the jobs table (job_events,
 dead_letters), where each failed job appears once.
 
@@ -48,8 +47,6 @@ from ccc_core.telemetry import metric_registry as registry
 CLOUDWATCH_NAMES: dict[str, str] = registry.otel_to_cloudwatch(registry.Emitter.PARENT)
 
 MAX_VALUES = 100  # EMF: at most 100 values per metric per document
-# OTel attributes a DP release document carries as EMF properties (searchable, not dimensions).
-_PROPERTIES = {"ccc.day": "Day", "ccc.epsilon": "Epsilon"}
 
 
 class EmfTargetError(CccError, ValueError):
@@ -142,7 +139,6 @@ class EmfMetricExporter(MetricExporter):
         else:  # exponential histograms and others are not configured for the parent
             return None
         dimensions: dict[str, str] = {}
-        properties: dict[str, Any] = {}
         for dimension in spec.dimensions:
             if dimension == registry.STAGE_DIMENSION:
                 continue
@@ -150,12 +146,9 @@ class EmfMetricExporter(MetricExporter):
             if key not in attributes:
                 return None
             dimensions[dimension] = str(attributes[key])
-        if dimensions:  # the DP releases: their day and epsilon travel along as properties
-            properties = {label: attributes[k] for k, label in _PROPERTIES.items() if k in attributes}
         name = str(spec.cloudwatch)
         return emf_document(namespace=self._namespace, stage=self._stage, name=name, unit=spec.unit.value, value=value,
-                            timestamp_ms=point.time_unix_nano // 1_000_000, dimensions=dimensions,
-                            properties=properties)
+                            timestamp_ms=point.time_unix_nano // 1_000_000, dimensions=dimensions)
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         documents = self.documents(metrics_data)

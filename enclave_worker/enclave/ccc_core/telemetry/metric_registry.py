@@ -14,9 +14,10 @@ allowed names (``emitted_by``) and the parent's instruments (``otel``) are all d
 It lives in ccc_core because both the enclave distribution's side (the parent agent) and the Lambda
 layer (which ships ccc_core) need it, and ccc_core imports nothing else from the repository.
 
-The rule every CloudWatch emitter follows: each metric carries exactly ``{Stage: <stage>}`` (the
-DP releases add ``Tenant``). One name means one thing, whoever publishes it, so copies from several
-emitters (e.g. ``JobsFailed`` from ``job_events`` and ``dead_letters``) add up in one series.
+The rule every CloudWatch emitter follows: each metric carries exactly ``{Stage: <stage>}``: no
+metric is per tenant, and none is derived from image content (docs/threat-model.md). One name
+means one thing, whoever publishes it, so copies from several emitters (e.g. ``JobsFailed`` from
+``job_events`` and ``dead_letters``) add up in one series.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ccc_core.telemetry.names import ATTR_TENANT
-
 NAMESPACE = "CCC"
 STAGE_DIMENSION = "Stage"
-TENANT_DIMENSION = "Tenant"  # only on the differentially private releases
 # The OTel attribute each CloudWatch dimension beyond Stage is read from (Stage is the exporter's own).
-DIMENSION_ATTRIBUTES = {TENANT_DIMENSION: ATTR_TENANT}
+# Empty: the per-tenant dimension went with the differentially private releases (docs/threat-model.md).
+DIMENSION_ATTRIBUTES: dict[str, str] = {}
 
 
 class Emitter(StrEnum):
@@ -93,14 +92,9 @@ METRIC_ENCLAVE_BUSY = "ccc.enclave.busy_refusals"
 METRIC_ENCLAVE_STAGE_MEAN_MS = "ccc.enclave.stage_mean_ms"  # attribute ccc.stage; mean since enclave boot
 METRIC_ATTESTATIONS = "ccc.attestation.ok"
 METRIC_ATTESTATION_FAILURES = "ccc.attestation.failures"
-# Differentially private content aggregates (released by the enclave, exported by the parent).
-METRIC_DP_CATS = "ccc.dp.cats_per_day"  # attributes ccc.tenant, ccc.day, ccc.epsilon
-METRIC_DP_UPLOADS = "ccc.dp.uploads_per_day"
-METRIC_DP_REFUSED = "ccc.dp.refused"  # releases the epsilon budget refused (no tenant attribute)
-DP_METRICS = (METRIC_DP_CATS, METRIC_DP_UPLOADS)
 
 # --- CloudWatch names (namespace CCC; the dashboard, the alarms and the Lambdas use these) -----------
-# parent agent (per job, enclave health, DP releases)
+# parent agent (per job, enclave health)
 JOB_LATENCY_MS = "JobLatencyMs"
 INFERENCE_MS = "InferenceMs"
 ATTESTATION_FAILURES = "AttestationFailures"
@@ -109,8 +103,6 @@ ENCLAVE_UP = "EnclaveUp"
 ENCLAVE_CPU_PERCENT = "EnclaveCpuPercent"
 ENCLAVE_MEMORY_BYTES = "EnclaveMemoryBytes"
 ENCLAVE_IN_FLIGHT = "EnclaveInFlight"
-DP_CATS_PER_DAY = "DpCatsPerDay"
-DP_UPLOADS_PER_DAY = "DpUploadsPerDay"
 # jobs table transitions (job_events, dead_letters)
 JOBS_QUEUED = "JobsQueued"
 JOBS_DONE = "JobsDone"
@@ -172,7 +164,6 @@ def _metric(
 
 _P, _JE, _DL, _API, _S = Emitter.PARENT, Emitter.JOB_EVENTS, Emitter.DEAD_LETTERS, Emitter.JOBS_API, Emitter.SCALER
 _C, _MS, _BY = Unit.COUNT, Unit.MILLISECONDS, Unit.BYTES
-_DP_DIMENSIONS = (STAGE_DIMENSION, TENANT_DIMENSION)
 
 METRICS: tuple[MetricSpec, ...] = (
     # --- local stack sampler (on AWS: SQS's and Auto Scaling's own metrics) ---
@@ -208,12 +199,6 @@ METRICS: tuple[MetricSpec, ...] = (
     _metric("results the enclave attested", _C, otel=METRIC_ATTESTATIONS),
     _metric("jobs failing with attestation_failed (enclave health counter)", _C,
             otel=METRIC_ATTESTATION_FAILURES, cloudwatch=ATTESTATION_FAILURES, emitters=[_P]),
-    # --- differentially private releases (noisy by construction: the only per-tenant numbers) ---
-    _metric("differentially private cats per tenant-day (noisy by design)", _C,
-            otel=METRIC_DP_CATS, cloudwatch=DP_CATS_PER_DAY, emitters=[_P], dimensions=_DP_DIMENSIONS),
-    _metric("differentially private uploads per tenant-day (noisy by design)", _C,
-            otel=METRIC_DP_UPLOADS, cloudwatch=DP_UPLOADS_PER_DAY, emitters=[_P], dimensions=_DP_DIMENSIONS),
-    _metric("releases the epsilon budget refused", _C, otel=METRIC_DP_REFUSED),
     # --- Lambdas: jobs table transitions ---
     _metric("jobs table: inbox object seen, job queued", _C, cloudwatch=JOBS_QUEUED, emitters=[_JE]),
     _metric("jobs table: result seen, job done", _C, cloudwatch=JOBS_DONE, emitters=[_JE]),

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field
 
 from ccc_core.identity import NamingError, validate_job_id, validate_tenant
 from ccc_enclave.protocol.errors import ProtocolError
+from ccc_enclave.protocol.resolution import coarse_bytes, coarse_ms, coarse_seconds
 
 MAX_REQUEST_ID_CHARS = 64
 REQUEST_ID_RE = re.compile(rf"^[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_CHARS}}}$")
@@ -73,5 +74,10 @@ Count = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
 # Non-negative measurements (milliseconds, seconds, epsilons); an int on the wire is read as a float.
 Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 SignedNumber = Annotated[float, Field(ge=-MAX_NUMBER, le=MAX_NUMBER, allow_inf_nan=False)]
+# Measurements of the enclave, snapped to the protocol's grid when a message is built or read
+# (`resolution`: replies never carry more precision than operations need).
+CoarseMs = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False), AfterValidator(coarse_ms)]
+CoarseSeconds = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False), AfterValidator(coarse_seconds)]
+CoarseBytes = Annotated[int, Field(ge=0, le=MAX_COUNTER), AfterValidator(coarse_bytes)]
 Sha256Hex = Annotated[str, hex_string(0, 64)]
 Pcr0Hex = Annotated[str, hex_string(0, 96)]

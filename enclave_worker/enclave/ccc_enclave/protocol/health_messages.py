@@ -2,7 +2,8 @@
 
 Why a channel of its own: the parent polls only while the enclave answers, and exports what the
 reply carries as metrics. It is metadata only (counters, timings, model and PCR0 identities),
-never job content, so health traffic cannot leak what the enclave counted.
+never job content, and every measurement is on the protocol's coarse grid (`resolution`), so
+health traffic cannot leak what the enclave counted, however often the host replays a job.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from pydantic import AfterValidator, Field
 
 from ccc_enclave.protocol.codec import Wire, WireMessage, WireModel
 from ccc_enclave.protocol.errors import ProtocolError
-from ccc_enclave.protocol.fields import Count, Number, Pcr0Hex, RequestId, Sha256Hex, matching
+from ccc_enclave.protocol.fields import (
+    CoarseBytes,
+    CoarseMs,
+    CoarseSeconds,
+    Count,
+    Number,
+    Pcr0Hex,
+    RequestId,
+    Sha256Hex,
+    matching,
+)
 
 # Enclave pipeline stages whose timing aggregates the health reply carries (job_reply.metrics order).
 # The enclave pipeline's steps, in order (not the deployment stages of ccc_common.domain.naming.STAGES).
@@ -33,11 +44,13 @@ class HealthRequest(WireMessage):
 
 
 class StageTiming(WireModel):
-    """Cumulative timing of one pipeline stage since boot (count, total and maximum milliseconds)."""
+    """Cumulative timing of one pipeline stage since boot (count, total and maximum milliseconds).
+
+    The enclave sums the jobs' already coarse timings, so the total is a sum of grid values."""
 
     count: Count
     total_ms: Number
-    max_ms: Number
+    max_ms: CoarseMs
 
 
 def _every_stage(stages: Mapping[str, StageTiming]) -> Mapping[str, StageTiming]:
@@ -54,9 +67,9 @@ class EnclaveMetrics(WireModel):
     readings into a utilisation. Memory comes from the enclave VM's /proc/meminfo (0 if unknown).
     """
 
-    cpu_s: Number
-    memory_total_bytes: Count
-    memory_available_bytes: Count
+    cpu_s: CoarseSeconds
+    memory_total_bytes: CoarseBytes
+    memory_available_bytes: CoarseBytes
     busy_refusals: Count
     attestations_ok: Annotated[Count, Wire(path=("attestation", "ok"))]
     attestations_failed: Annotated[Count, Wire(path=("attestation", "failed"))]
@@ -66,7 +79,7 @@ class EnclaveMetrics(WireModel):
 class EnclaveStatus(WireModel):
     """Health metadata: counters and identities only, never job content."""
 
-    uptime_s: Number
+    uptime_s: CoarseSeconds
     jobs_served: Count
     jobs_failed: Count
     in_flight: Count
@@ -75,7 +88,7 @@ class EnclaveStatus(WireModel):
     model_sha256: Annotated[Sha256Hex, Wire(path=("model", "sha256"))]
     pcr0_hex: Annotated[Pcr0Hex, Wire(path=("pcr0",))]
     cpu_count: Count
-    rss_bytes: Count
+    rss_bytes: CoarseBytes
     # Optional so that a parent can talk to an enclave of the release before (which omits it).
     metrics: Annotated[EnclaveMetrics | None, Wire(optional=True)] = None
 

@@ -19,7 +19,7 @@ from ccc_core.limits import LIMITS
 from ccc_enclave.protocol.codec import Wire, WireMessage, WireModel
 from ccc_enclave.protocol.error_replies import ErrorInfo
 from ccc_enclave.protocol.errors import ErrorCode, ProtocolError
-from ccc_enclave.protocol.fields import JobId, Number, Pcr0Hex, RequestId, Sha256Hex, Tenant, matching
+from ccc_enclave.protocol.fields import CoarseMs, JobId, Pcr0Hex, RequestId, Sha256Hex, Tenant, matching
 from ccc_enclave.protocol.framing import MAX_FRAME_BYTES
 
 # The ciphertext limit comes from the stage settings; the others are generous bounds on fields
@@ -108,12 +108,13 @@ class JobRequest(WireMessage):
 
 
 class JobMetrics(WireModel):
-    """Milliseconds per pipeline stage of one job (the health reply carries their aggregates)."""
+    """Milliseconds per pipeline stage of one job, each snapped to the latency grid (`resolution`):
+    the host can replay a job and average these, so they are no finer than the dashboards' buckets."""
 
-    decrypt_ms: Number
-    infer_ms: Number
-    encrypt_ms: Number
-    attest_ms: Number
+    decrypt_ms: CoarseMs
+    infer_ms: CoarseMs
+    encrypt_ms: CoarseMs
+    attest_ms: CoarseMs
 
 
 class JobSuccess(WireMessage):

@@ -1,6 +1,6 @@
 """Every message of the protocol, and the one registry that encodes and decodes them.
 
-Why a module of its own: the message modules (job, health, privacy, errors) each declare their
+Why a module of its own: the message modules (job, health, errors) each declare their
 types; this module is the single list of what may travel on the wire. Adding a message type means
 adding it to `Message` here, and the registry then knows its tag.
 """
@@ -14,10 +14,9 @@ from ccc_enclave.protocol.codec import MessageRegistry
 from ccc_enclave.protocol.error_replies import ErrorReply
 from ccc_enclave.protocol.health_messages import HealthReply, HealthRequest
 from ccc_enclave.protocol.job_messages import MAX_CIPHERTEXT_BYTES, JobFailure, JobRequest, JobSuccess
-from ccc_enclave.protocol.privacy_messages import PrivacyReleaseReply, PrivacyReleaseRequest
 
-Request: TypeAlias = HealthRequest | JobRequest | PrivacyReleaseRequest
-Reply: TypeAlias = HealthReply | JobSuccess | JobFailure | PrivacyReleaseReply | ErrorReply
+Request: TypeAlias = HealthRequest | JobRequest
+Reply: TypeAlias = HealthReply | JobSuccess | JobFailure | ErrorReply
 Message: TypeAlias = Request | Reply
 
 REGISTRY = MessageRegistry(typing.get_args(Message))

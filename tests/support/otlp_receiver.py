@@ -44,6 +44,7 @@ class OtlpReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     metric_names: list[tuple[str, str]] = field(default_factory=list)  # (service, metric name)
     bad_requests: int = 0
+    bodies: list[bytes] = field(default_factory=list)  # every request body as received (leak scans)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -86,6 +87,8 @@ class OtlpReceiver:
             self._server.server_close()
 
     def _ingest(self, path: str, body: bytes) -> None:
+        with self._lock:
+            self.bodies.append(body)
         if path.rstrip("/").endswith("/v1/traces"):
             request = trace_service_pb2.ExportTraceServiceRequest()
             request.ParseFromString(body)

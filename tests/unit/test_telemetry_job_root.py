@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ccc_core.identity import new_job_id, validate_job_id
 from ccc_core.telemetry.job_root import JobRootIdGenerator, job_root_span
 from ccc_core.telemetry.names import SPAN_JOB_ROOT
 from ccc_core.telemetry.propagation import job_context, job_span_context
@@ -81,3 +82,14 @@ def test_a_foreign_provider_gets_no_fake_root_but_the_job_context() -> None:
         pass
     (child,) = memory.get_finished_spans()
     assert _parent_id(child) == job_span_context(JOB).span_id
+
+
+def test_new_job_ids_make_xray_compatible_trace_ids() -> None:
+    # X-Ray accepts a trace id only if its first 32 bits are a recent Unix time (in seconds).
+    job_id = new_job_id(now_s=1_796_000_000)
+    assert validate_job_id(job_id) == job_id
+    trace_id = job_span_context(job_id).trace_id
+    assert trace_id >> 96 == 1_796_000_000
+    assert f"{trace_id:032x}"[:8] == job_id[:8]
+    assert job_span_context(job_id) == job_span_context(job_id)  # every component derives the same
+    assert job_span_context(new_job_id(now_s=1_796_000_000)).trace_id != trace_id  # 96 random bits

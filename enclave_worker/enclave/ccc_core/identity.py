@@ -9,6 +9,8 @@ the enclave would refuse is refused everywhere.
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from dataclasses import dataclass
 
 from ccc_core.errors import CoreError
@@ -46,8 +48,19 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
+def new_job_id(now_s: float | None = None) -> str:
+    """A new job id: 8 hex digits of the creation time (Unix seconds) + 24 random hex digits.
+
+    Why the time prefix: the job's trace id is derived from its id (`telemetry.propagation`), and
+    AWS X-Ray accepts a trace id only if its first 32 bits are a recent Unix time; with the prefix a
+    job's spans are X-Ray trace ids as they stand. 96 random bits keep ids unguessable; the creation
+    second is metadata the operator's job record holds anyway."""
+    seconds = int(time.time() if now_s is None else now_s) & 0xFFFFFFFF
+    return f"{seconds:08x}{secrets.token_hex(12)}"
+
+
 def validate_job_id(job_id: str) -> str:
-    """Job ids are 128-bit random hex (uuid4().hex): unguessable and safe in keys."""
+    """Job ids are 128 bits of hex (`new_job_id`: creation second + 96 random bits): safe in keys."""
     if not isinstance(job_id, str) or not _JOB_RE.fullmatch(job_id):
         raise NamingError(f"invalid job id {job_id!r}: expected 32 lowercase hex characters")
     return job_id

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from ccc_common.domain.upload_window import (
     upload_window_closes,
 )
 from ccc_common.errors import CommonError
-from ccc_core.identity import JobRef, NamingError, validate_job_id, validate_tenant
+from ccc_core.identity import JobRef, NamingError, new_job_id, validate_job_id, validate_tenant
 
 MAX_BODY_CHARS = 4096
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/[\w+=,.@-]{1,64}$")
@@ -120,7 +119,7 @@ class JobsService:
         max_upload_bytes: int,
         url_expiry_s: int,
         clock: Callable[[], datetime],
-        new_job_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_job_id: Callable[[], str] = new_job_id,
     ) -> None:
         self._store = store
         self._presigner = presigner

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
+import urllib.parse
 from pathlib import Path
 
 from ccc.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
@@ -24,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--model", type=Path, default=None, help="ONNX model for the enclave (default models/)")
     up.add_argument("--ready-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
     up.add_argument("-v", "--verbose", action="store_true", help="debug logging of the supervisor")
+    up.add_argument("--otlp-endpoint", type=_otlp_endpoint, default=None, metavar="URL",
+                    help="also send every process's spans and metrics over OTLP/HTTP to URL (e.g. "
+                         "http://127.0.0.1:4318); the same as OTEL_EXPORTER_OTLP_ENDPOINT")
     up.set_defaults(func=run_up)
 
     down = commands.add_parser("down", help="stop the local stack running in a state dir")
@@ -44,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _state_dir(status)
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(func=run_fleet_status)
+
+
+def _otlp_endpoint(text: str) -> str:
+    """An OTLP/HTTP base URL: http(s)://host[:port][/path], nothing else (one line, exit 2)."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s)://host[:port] URL")
+    return text
 
 
 def _state_dir_path(text: str) -> Path:
@@ -79,6 +92,10 @@ def run_up(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ccc local up: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    if args.otlp_endpoint:
+        # Every process of the stack inherits this process's environment (without AWS_*): the
+        # standard variable is how each of them (ccc_core.telemetry.otel_env) finds the backend.
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = args.otlp_endpoint
     try:
         return run_foreground(options)
     except StackAlreadyRunning as exc:

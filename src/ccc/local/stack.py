@@ -465,6 +465,7 @@ class LocalStack:
         idle_timeout_s: int | None = None,
         model_path: Path | None = None,
         ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
+        otlp_endpoint: str | None = None,
     ) -> LocalStack:
         """Run `ccc local up` in a child process; return once its stack.json is written."""
         state_dir = Path(state_dir).resolve()
@@ -477,6 +478,8 @@ class LocalStack:
             command += ["--idle-timeout", str(idle_timeout_s)]
         if model_path is not None:
             command += ["--model", str(model_path)]
+        if otlp_endpoint is not None:
+            command += ["--otlp-endpoint", otlp_endpoint]
         log_path = state_dir / "supervisor.log"
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(

@@ -1,14 +1,15 @@
 """Carry one job's trace context across boundaries as W3C trace-context strings.
 
-The carrier is a plain str->str mapping so that it fits S3 user metadata (`x-amz-meta-traceparent`),
-SQS message attributes and vsock job frames alike.
+The carrier is a plain str->str mapping so that it fits S3 user metadata
+(`x-amz-meta-traceparent`), SQS message attributes and vsock job frames alike.
 
 Why a job-derived fallback: not every hop can carry a header. A presigned PUT only accepts the
-headers that were signed into it, and an S3 event delivered to a Lambda carries no object
-metadata. So every job also has a deterministic *job trace context*: trace id and root span id
-derived from the job id (SHA-256, domain-separated). A component that receives no carrier starts
-its span in that context, and the job is still one trace; where a carrier exists (object metadata,
-the vsock `trace` field) it names the same trace id and gives the exact parent span.
+headers that were signed into it, and an S3 event delivered to a Lambda carries no object metadata.
+So every job also has a deterministic *job trace context*: trace id and root span id derived from
+the job id (its time prefix + SHA-256, domain-separated; see `job_span_context`). A component that
+receives no carrier starts its span in that context, and the job is still one trace; where a
+carrier exists (object metadata, the vsock `trace` field) it names the same trace id and gives the
+exact parent span.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ def inject(ctx: otel_context.Context | None = None) -> dict[str, str]:
 
 
 def job_span_context(job_id: str) -> trace.SpanContext:
-    """The job's deterministic root: trace id = SHA-256(domain || job id)[:16], span id = [16:24]."""
+    """The job's deterministic root: trace id = the job id's 8-hex time prefix (`identity.new_job_id`)
+    followed by SHA-256(domain || job id)[:12]; root span id = SHA-256(...)[12:20].
+
+    The time prefix makes the trace id an AWS X-Ray trace id (X-Ray requires its first 32 bits to be a
+    recent Unix time), so the same trace id works in X-Ray and in any OTLP backend. A job id that is
+    not hex (never valid, but this must not raise) hashes whole."""
     digest = hashlib.sha256(_JOB_TRACE_DOMAIN + job_id.encode("utf-8")).digest()
-    trace_id = int.from_bytes(digest[:16], "big") or 1
-    span_id = int.from_bytes(digest[16:24], "big") or 1
+    prefix = job_id[:8]
+    try:
+        epoch = int(prefix, 16) if len(prefix) == 8 else int.from_bytes(digest[12:16], "big")
+    except ValueError:
+        epoch = int.from_bytes(digest[12:16], "big")
+    trace_id = (epoch << 96 | int.from_bytes(digest[:12], "big")) or 1
+    span_id = int.from_bytes(digest[12:20], "big") or 1
     return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
 
 

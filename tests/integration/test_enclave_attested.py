@@ -3,7 +3,7 @@
 A tenant encrypts a real PNG with the standard ESDK provider (through the gateway); the enclave
 server (in a thread, over TCP) decrypts it with attested KMS under a key policy pinned to the
 enclave's measurement, counts, encrypts the result, and attests it. The tenant then verifies the
-attestation (chain to the local CA, PCRs, user_data = SHA-256(result)) and decrypts the count.
+attestation (chain to the local CA, PCRs, user_data binds the result to its input) and decrypts the count.
 """
 
 from __future__ import annotations

@@ -28,7 +28,11 @@ def test_default_identities_are_distinct_random_and_round_trip() -> None:
     assert len({i.access_key_id for i in first.values()}) == 4
     assert {i.secret_access_key for i in first.values()}.isdisjoint(i.secret_access_key for i in second.values())
     assert first["parent"].principal_arn == "arn:aws:iam::111122223333:role/ccc-local-parent-instance"
-    assert all(i.account_id == "111122223333" for i in first.values())
+    # The operator's identities share the operator account; each tenant has an account of its own
+    # (a tenant-owned key names principals of the tenant's account, never the operator's).
+    assert first["admin"].account_id == "111122223333"
+    tenant_accounts = {first[t].account_id for t in ("tenant-a", "tenant-b")}
+    assert len(tenant_accounts) == 2 and "111122223333" not in tenant_accounts
     assert identities_from_dict(identities_to_dict(first)) == first
     assert first["admin"].secret_access_key not in repr(first)
 

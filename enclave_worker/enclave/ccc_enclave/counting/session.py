@@ -10,7 +10,9 @@ between hashing a file and loading it).
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +38,8 @@ class LoadedModel:
     output_names: tuple[str, ...]
     profile: SessionProfile
     threads: int | None
+    batched: bool  # the input's batch axis is dynamic: all views of an image go in one run
+    startup_ms: dict[str, float]  # read, hash, create (parse + optimise), warm_up: `ccc bench coldstart`
 
 
 _CACHE: dict[tuple[str, int, int, int | None, SessionProfile], LoadedModel] = {}
@@ -46,8 +50,8 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
     """`default`: onnxruntime's own defaults (the baseline of `ccc bench count`).
 
     `tuned`: full graph optimisation, sequential execution (the graph is a chain, parallel
-    execution only adds scheduling), memory-pattern planning on, intra-op threads as given (None
-    lets onnxruntime use one thread per physical core), and no spin-waiting: between the runs of
+    execution only adds scheduling), memory-pattern planning on, intra-op threads as given (None:
+    one per CPU this process may use, `available_cpus`), and no spin-waiting: between the runs of
     one image's views this process letterboxes and decodes on the same cores, and on the host the
     parent agent shares them, so worker threads busy-waiting for the next run steal exactly the CPU
     the next run waits for (measured in `ccc bench count`, docs/counting.md).
@@ -55,18 +59,36 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
 
     options = ort.SessionOptions()
     if profile == "tuned":
+        threads = threads or available_cpus()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.enable_mem_pattern = True
         options.enable_cpu_mem_arena = True
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads
     elif threads is not None:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # warnings about unused initialisers are noise here
     return options
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (the enclave's vCPUs there).
+
+    onnxruntime's own default is one thread per *physical* core; an enclave's vCPUs are often
+    hyper-threads of fewer cores, which would leave half of them idle during inference.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def views_per_image(spec: DetectorSpec) -> int:
+    """Model inputs per image at most: the whole image and its tiles, twice if mirrored."""
+    views = 1 + (spec.tile_grid**2 if spec.tile_grid > 1 else 0)
+    return views * (2 if spec.mirror_views else 1)
 
 
 def _read_model(path: Path) -> bytes:
@@ -95,8 +117,14 @@ def _check_input(session: Any, spec: DetectorSpec) -> str:
     return str(chosen.name)
 
 
-def load_model(spec: DetectorSpec, *, threads: int | None = None, profile: SessionProfile = "tuned") -> LoadedModel:
-    """The cached, warmed-up session for `spec.model_path` with these options (created on first use)."""
+def load_model(
+    spec: DetectorSpec, *, threads: int | None = None, profile: SessionProfile = "tuned", warm_up_batch: int = 1
+) -> LoadedModel:
+    """The cached, warmed-up session for `spec.model_path` with these options (created on first use).
+
+    `warm_up_batch`: how many views the first run carries when the model takes a batch (the
+    optimised counter sends all views of an image at once, so its buffers are sized for that).
+    """
     if threads is not None and threads < 1:
         raise ValueError("threads must be >= 1")
     path = Path(spec.model_path).resolve()
@@ -110,10 +138,14 @@ def load_model(spec: DetectorSpec, *, threads: int | None = None, profile: Sessi
     with _LOCK:
         loaded = _CACHE.get(key)
         if loaded is None:
+            started = time.perf_counter()
             data = _read_model(path)
+            read = time.perf_counter()
             digest = hashlib.sha256(data).hexdigest()
+            hashed = time.perf_counter()
             _check_digest(path, digest, spec)
-            loaded = _create(data, digest, spec, threads, profile)
+            loaded = _create(data, digest, spec, threads, profile, warm_up_batch)
+            loaded.startup_ms.update(read=(read - started) * 1000, hash=(hashed - read) * 1000)
             _CACHE[key] = loaded
         else:
             _check_digest(path, loaded.sha256, spec)
@@ -126,7 +158,10 @@ def _check_digest(path: Path, digest: str, spec: DetectorSpec) -> None:
         raise ModelError(f"model file {path} has sha256 {digest}, the spec expects {spec.sha256}")
 
 
-def _create(data: bytes, digest: str, spec: DetectorSpec, threads: int | None, profile: SessionProfile) -> LoadedModel:
+def _create(
+    data: bytes, digest: str, spec: DetectorSpec, threads: int | None, profile: SessionProfile, warm_up_batch: int
+) -> LoadedModel:
+    started = time.perf_counter()
     try:
         session = ort.InferenceSession(
             data, sess_options=session_options(profile, threads), providers=["CPUExecutionProvider"]
@@ -135,10 +170,16 @@ def _create(data: bytes, digest: str, spec: DetectorSpec, threads: int | None, p
         raise ModelError(f"onnxruntime cannot load the model: {exc}") from None
     input_name = _check_input(session, spec)
     output_names = tuple(str(item.name) for item in session.get_outputs())
+    batch_dim = next(item.shape[0] for item in session.get_inputs() if item.name == input_name)
+    batched = not isinstance(batch_dim, int)
     width, height = spec.input_wh
-    shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
+    batch = max(1, warm_up_batch) if batched else 1
+    shape = (batch, 3, height, width) if spec.layout == "NCHW" else (batch, height, width, 3)
+    created = time.perf_counter()
     session.run(None, {input_name: np.zeros(shape, dtype=np.float32)})  # warm-up: allocate buffers once
-    return LoadedModel(session, digest, input_name, output_names, profile, threads)
+    warmed = time.perf_counter()
+    startup = {"create": (created - started) * 1000, "warm_up": (warmed - created) * 1000}
+    return LoadedModel(session, digest, input_name, output_names, profile, threads, batched, startup)
 
 
 def clear_cache() -> None:

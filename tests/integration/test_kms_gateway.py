@@ -487,3 +487,68 @@ def test_gateway_runs_as_a_process(stack: Stack, tmp_path: Path) -> None:
     for identity in stack.identities.values():
         assert identity.secret_access_key not in err  # secrets never logged
     assert base64.b64encode(b"image bytes").decode() not in err
+
+
+# --- the gateway owns the keys; per-tenant keys ---------------------------------------------------
+
+
+def test_moto_holds_no_key_and_decrypts_nothing(stack: Stack) -> None:
+    """moto is reachable by anyone: it must not be a way around the key policy."""
+    blob = _tenant_input(stack)
+    moto = boto3.client(
+        "kms",
+        endpoint_url=stack.moto_url,
+        region_name=REGION,
+        aws_access_key_id="AKIAANYONEATALL00000",
+        aws_secret_access_key="anything-at-all-anything",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    assert moto.list_keys()["Keys"] == []
+    for call in (
+        lambda: moto.decrypt(CiphertextBlob=blob, EncryptionContext=INPUT_A),
+        lambda: moto.decrypt(CiphertextBlob=blob, EncryptionContext=INPUT_A, KeyId=stack.key_arn),
+        lambda: moto.generate_data_key(KeyId=stack.key_arn, NumberOfBytes=32),
+    ):
+        with pytest.raises(ClientError):
+            call()
+
+
+def test_a_tenant_key_serves_the_esdk_and_the_enclave_and_no_one_else(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccc_common.domain.key_policy import TenantKeySpec, build_tenant_key_policy, release_from_pcrs
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", stack.gateway.url)
+    tenant = stack.identities["tenant-a"]
+    spec = TenantKeySpec(
+        tenant="tenant-a",
+        partition="aws",
+        key_account_id=tenant.account_id,
+        key_admin_principals=(),
+        tenant_principals=(tenant.principal_arn,),
+        parent_role_arns=(stack.identities["parent"].principal_arn,),
+        releases=(release_from_pcrs({i: v.hex() for i, v in PCRS.items()}),),
+    )
+    key = stack.gateway.core.store.create_key(
+        partition="aws", region=REGION, account=tenant.account_id, policy=json.dumps(build_tenant_key_policy(spec))
+    ).arn
+    sdk = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+
+    def provider(name: str) -> aws_encryption_sdk.StrictAwsKmsMasterKeyProvider:
+        session = botocore.session.Session()
+        identity = stack.identities[name]
+        session.set_credentials(identity.access_key_id, identity.secret_access_key)
+        return aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[key], botocore_session=session)
+
+    image = os.urandom(10_000)
+    sealed, _ = sdk.encrypt(source=image, key_provider=provider("tenant-a"), encryption_context=INPUT_A)
+    enclave = attested_provider(AttestedKms(stack.client("parent"), stack.nsm(), EnclaveKeyPair.generate()), [key])
+    assert sdk.decrypt(source=sealed, key_provider=enclave)[0] == image
+    result, _ = sdk.encrypt(source=b'{"cats": 1}', key_provider=enclave, encryption_context=RESULT_A)
+    assert sdk.decrypt(source=result, key_provider=provider("tenant-a"))[0] == b'{"cats": 1}'
+    for outsider in ("admin", "tenant-b", "parent"):
+        for message in (sealed, result):
+            with pytest.raises(aws_encryption_sdk.exceptions.AWSEncryptionSDKClientError):
+                sdk.decrypt(source=message, key_provider=provider(outsider))
+    with pytest.raises(aws_encryption_sdk.exceptions.AWSEncryptionSDKClientError):  # extra context key
+        sdk.encrypt(source=b"x", key_provider=provider("tenant-a"), encryption_context={**INPUT_A, "x": "y"})

@@ -1,4 +1,4 @@
-"""The DP mechanism: unbiased, calibrated noise, clipping, and a budget that refuses when spent."""
+"""The DP mechanism `ccc stats` uses: unbiased, calibrated noise, clipping, a budget that refuses when spent."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_enclave.dp import (
+from ccc.stats.mechanism import (
     BudgetExhausted,
     InMemoryBudgetLedger,
     PrivacyError,
@@ -53,12 +53,12 @@ def test_budget_refuses_when_spent_and_is_per_tenant_and_per_day():
     ledger = InMemoryBudgetLedger()
     aggregator = PrivateAggregator(ledger, PrivacyPolicy(daily_budget=1.0, epsilon_per_release=0.25))
     for _ in range(4):
-        aggregator.uploads_per_day("tenant-a", DAY, 3)
+        aggregator.images_per_day("tenant-a", DAY, 3)
     with pytest.raises(BudgetExhausted):
-        aggregator.uploads_per_day("tenant-a", DAY, 3)
+        aggregator.images_per_day("tenant-a", DAY, 3)
     assert ledger.spent("tenant-a", DAY) == pytest.approx(1.0)
-    aggregator.uploads_per_day("tenant-b", DAY, 3)
-    aggregator.uploads_per_day("tenant-a", date(2026, 11, 25), 3)
+    aggregator.images_per_day("tenant-b", DAY, 3)
+    aggregator.images_per_day("tenant-a", date(2026, 11, 25), 3)
 
 
 def test_release_never_exposes_the_exact_value():

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.client_cmd",
     "ccc.cli.key_policy_cmd",
     "ccc.cli.cost_cmd",
+    "ccc.cli.stats_cmd",
 )
 
 

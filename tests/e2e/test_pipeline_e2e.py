@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ccc.client import CccClient, check_image, local_target
 from ccc.client.crypto import encrypt_stream
@@ -102,7 +103,13 @@ def test_result_cli_fetches_and_verifies_a_finished_job(stack, samples):
 
     job = JobRef("tenant-a", job_id)
     intruder = CccClient(local_target(stack.state_dir), "tenant-b", show_progress=False)
-    ciphertext = intruder.s3.get_object(Bucket=intruder.target.results_bucket, Key=job.result_key)["Body"].read()
+    # Its IAM policy does not even let it read the object (as on AWS: results/<tenant>/ is the tenant's)...
+    with pytest.raises(ClientError) as denied:
+        intruder.s3.get_object(Bucket=intruder.target.results_bucket, Key=job.result_key)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    # ...and handed the ciphertext by someone who can (the operator), it cannot decrypt it.
+    operator = _admin_clients(stack)
+    ciphertext = operator.get_object(Bucket=intruder.target.results_bucket, Key=job.result_key)["Body"].read()
     with pytest.raises(VerificationError, match="does not decrypt"):
         decrypt_result(ciphertext, job, provider=intruder.provider)
 

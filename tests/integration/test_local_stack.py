@@ -59,10 +59,16 @@ def test_env_exports_work_with_the_aws_sdk(stack):
     assert exports["AWS_ENDPOINT_URL_KMS"] == stack.info.kms_endpoint_url
     assert exports["AWS_ACCESS_KEY_ID"] == stack.info.identity("tenant-b").access_key_id
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | exports
-    probe = "import boto3; print(boto3.client('s3').list_buckets()['Buckets'][0]['Name'])"
+    # The SDK reaches the stack as tenant-b, with tenant-b's IAM policy: its own results prefix, nothing else.
+    probe = (
+        "import boto3, botocore.exceptions as e; s3 = boto3.client('s3')\n"
+        f"s3.list_objects_v2(Bucket='{stack.info.results_bucket}', Prefix='results/tenant-b/')\n"
+        "try: s3.list_buckets()\n"
+        "except e.ClientError as exc: print(exc.response['Error']['Code'])"
+    )
     listed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.strip().startswith("ccc-local-")
+    assert listed.stdout.strip() == "AccessDenied"
     as_json = json.loads(_ccc("local", "env", "--state-dir", str(stack.state_dir), "--json").stdout)
     assert as_json["key_arn"] == stack.info.key_arn
 

@@ -19,6 +19,8 @@ from ccc.local.errors import LocalStackError
 
 ADMIN = "admin"
 PARENT = "parent"
+# The local Lambdas process (all four handlers): carries every Lambda role's policy.
+LAMBDAS = "lambdas"
 TENANTS = ("tenant-a", "tenant-b")
 DEFAULT_NAMES = (ADMIN, PARENT, *TENANTS)
 

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from ccc.atomic_files import write_json_atomic
-from ccc.local import components
+from ccc.local import components, iam_stack
 from ccc.local.errors import LocalStackError
 from ccc.local.fleet_supervisor import LocalFleet
 from ccc.local.processes import (
@@ -55,6 +55,7 @@ from ccc.local.state import (
     signal_process,
     write_pid_file,
 )
+from ccc_common.domain.naming import resource_names
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account: ARNs moto returns carry it
 LOCAL_REGION = "us-east-1"
@@ -235,8 +236,23 @@ class Supervisor:
         )
         self._moto.start()
         wait_until(moto_ready.exists, timeout=remaining(), process=self._moto, what="moto to listen")
-        endpoint_url = json.loads(moto_ready.read_text())["endpoint_url"]
-        log.info("moto listening on %s", endpoint_url)
+        moto_info = json.loads(moto_ready.read_text())
+        log.info("moto listening on %s (IAM access control on)", moto_info["endpoint_url"])
+        identities = components.local_identities(opts.account_id)
+        # Every AWS call of the stack (provisioning too) goes through the IAM gateway, which enforces
+        # each identity's IAM policies; moto itself knows only the gateway's upstream credential.
+        iam_config = iam_stack.gateway_config(
+            upstream_url=moto_info["endpoint_url"],
+            upstream=moto_info["upstream"],
+            identities=identities,
+            names=resource_names(components.STAGE, opts.account_id, opts.region),
+        )
+        iam_process, iam_ready = iam_stack.iam_gateway_process(self.paths, iam_config)
+        self._watch(iam_process)
+        iam_process.start()
+        wait_until(iam_ready.exists, timeout=remaining(), process=iam_process, what="the IAM gateway to listen")
+        endpoint_url = iam_stack.pin_iam_gateway_port(self.paths)
+        log.info("IAM gateway on %s", endpoint_url)
 
         layout = components.StackLayout(
             paths=self.paths,
@@ -245,7 +261,6 @@ class Supervisor:
             endpoint_url=endpoint_url,
             model_path=components.resolve_model_path(opts.model_path),
         )
-        identities = components.local_identities(opts.account_id)
         root_pem = components.create_ca(layout)
         image = components.build_enclave_image(layout)
         pcrs = components.measure(image)
@@ -564,7 +579,7 @@ def run_foreground(options: StackOptions) -> int:
                 log.error("the local stack failed to start: %s", exc)
                 return 1
         print(
-            f"local stack ready in {info.ready_seconds:.1f}s: moto {info.endpoint_url}, "
+            f"local stack ready in {info.ready_seconds:.1f}s: AWS (IAM gateway) {info.endpoint_url}, "
             f"KMS gateway {info.kms_endpoint_url}, {info.workers} worker(s); state in {info.state_dir}\n"
             f"  eval $(ccc local env --state-dir {options.state_dir})   # point the AWS CLI at it (as tenant-a)\n"
             f"  Ctrl-C or `ccc local down --state-dir {options.state_dir}` stops it",

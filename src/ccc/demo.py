@@ -1,8 +1,10 @@
 """`make demo` / `python -m ccc.demo`: the whole confidential pipeline on this machine, end to end.
 
 Writes sample images (no cat, one cat, several cats), starts the local stack (moto, attested-KMS
-gateway, one parent agent + simulated enclave), submits every image encrypted, waits for each
-result, verifies its attestation and decrypts it, prints a table, and stops the stack.
+gateway, one parent agent + simulated enclave), makes the demo tenant's trust file the way a tenant
+would (`ccc trust init --local-stack ... --yes`: the proposal is printed, then accepted), submits
+every image encrypted to the pinned key, waits for each result, verifies it against that trust file
+only and decrypts it, prints a table, and stops the stack.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each result")
     args = parser.parse_args(argv)
 
-    from ccc.client import CccClient, check_images, local_target
+    from ccc.cli import main as ccc_main
+    from ccc.client import CccClient, InputRecord, check_images, local_target
     from ccc.evaluation.samples import write_samples
     from ccc.local.stack import LocalStack, StackError
+    from ccc.trust import load_trust
 
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ccc-demo-") as temporary:
@@ -59,11 +63,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{stack.info.expected_pcrs['0'][:16]}…",
                 flush=True,
             )
+            trust_path = work / "trust-tenant-a.json"
+            trust_path.unlink(missing_ok=True)
+            init = ["trust", "init", "--out", str(trust_path), "--local-stack", str(stack.state_dir),
+                    "--tenant", "tenant-a", "--yes"]
+            print(f"demo: ccc {' '.join(init)}", flush=True)
+            if ccc_main(init) != 0:
+                print("demo: could not make the tenant's trust file", file=sys.stderr)
+                return 1
             target = local_target(stack.state_dir)
-            client = CccClient(target, "tenant-a", show_progress=False)
+            client = CccClient(target, "tenant-a", trust=load_trust(trust_path),
+                               inputs=InputRecord(work / "client-state"), show_progress=False)
             checked = check_images(images, target.limits.max_image_bytes)
             submitted = [client.submit(image) for image in checked]
-            print(f"demo: submitted {len(submitted)} encrypted jobs as tenant-a; waiting for results", flush=True)
+            print(f"demo: submitted {len(submitted)} jobs as tenant-a, encrypted to the pinned key; waiting for "
+                  "results (verified against the trust file only)", flush=True)
             reports = [
                 client.wait(job.job, timeout=args.timeout, image=job.image, started=job.started) for job in submitted
             ]

@@ -17,6 +17,8 @@ import pytest
 from ccc.client import CccClient, check_image, local_target
 from ccc.local.stack import LocalStack
 
+from .conftest import make_trust_file, trusting
+
 pytestmark = pytest.mark.slow
 IDLE_TIMEOUT_S = 6
 JOBS = 8
@@ -24,7 +26,11 @@ JOBS = 8
 
 @pytest.fixture(scope="module")
 def idle_stack(tmp_path_factory, model_present):
-    with LocalStack.start(tmp_path_factory.mktemp("fleet"), workers=0, idle_timeout_s=IDLE_TIMEOUT_S) as stack:
+    client_dir = tmp_path_factory.mktemp("fleet-client")
+    with (
+        LocalStack.start(tmp_path_factory.mktemp("fleet"), workers=0, idle_timeout_s=IDLE_TIMEOUT_S) as stack,
+        trusting(make_trust_file(stack.state_dir, client_dir / "trust.json"), client_dir / "state"),
+    ):
         yield stack
 
 

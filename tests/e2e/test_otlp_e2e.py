@@ -27,6 +27,8 @@ from ccc_core.telemetry import names
 from ccc_core.telemetry.propagation import job_trace_id
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 
+from .conftest import make_trust_file
+
 pytestmark = pytest.mark.slow
 
 ERROR = 2
@@ -47,10 +49,12 @@ def traced_run(
     broken = _broken_image(samples[0], tmp_path_factory.mktemp("broken") / "broken.png")
     images = [*samples[:2], broken]
     try:
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        client_dir = tmp_path_factory.mktemp("otlp-client")
+        trust = make_trust_file(stack.state_dir, client_dir / "trust.json")  # the tenant's pins (ccc trust init)
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "XDG_STATE_HOME": str(client_dir)}
         piped = subprocess.run(
             [sys.executable, "-m", "ccc", "submit", "--wait", "--json", "--state-dir", str(stack.state_dir),
-             *map(str, images)],
+             "--trust", str(trust), *map(str, images)],
             capture_output=True, text=True, timeout=240, check=False, env=env,
         )
         jobs = [json.loads(line) for line in piped.stdout.splitlines() if line.startswith("{")]

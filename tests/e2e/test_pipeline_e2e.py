@@ -23,9 +23,10 @@ from botocore.exceptions import ClientError
 
 from ccc.client import CccClient, check_image, local_target
 from ccc.client.crypto import encrypt_stream
+from ccc.trust import load_trust
 from ccc_core.identity import JobRef
 
-from .conftest import ESDK_CLI
+from .conftest import ESDK_CLI, make_trust_file
 
 pytestmark = pytest.mark.slow
 JOB_TIMEOUT_S = 90.0
@@ -91,7 +92,7 @@ def test_pipeline_counts_equal_ccc_count_and_every_result_verifies(stack, sample
         JOURNAL.append((job.job_id, Path(report["image"]).read_bytes(), _result_plaintext(client, job)))
 
 
-def test_result_cli_fetches_and_verifies_a_finished_job(stack, samples):
+def test_result_cli_fetches_and_verifies_a_finished_job(stack, samples, tmp_path):
     job_id = JOURNAL[0][0]
     shown = _ccc("result", job_id, "--json", "--state-dir", str(stack.state_dir))
     assert shown.returncode == 0, shown.stderr
@@ -102,7 +103,8 @@ def test_result_cli_fetches_and_verifies_a_finished_job(stack, samples):
     from ccc.client.errors import VerificationError
 
     job = JobRef("tenant-a", job_id)
-    intruder = CccClient(local_target(stack.state_dir), "tenant-b", show_progress=False)
+    intruder_trust = load_trust(make_trust_file(stack.state_dir, tmp_path / "trust-b.json", "tenant-b"))
+    intruder = CccClient(local_target(stack.state_dir), "tenant-b", trust=intruder_trust, show_progress=False)
     # Its IAM policy does not even let it read the object (as on AWS: results/<tenant>/ is the tenant's)...
     with pytest.raises(ClientError) as denied:
         intruder.s3.get_object(Bucket=intruder.target.results_bucket, Key=job.result_key)
@@ -161,7 +163,8 @@ def test_official_esdk_cli_input_is_accepted_and_its_result_decrypts_with_the_cl
     sealed = tmp_path / "input.ccc"
     encrypt = subprocess.run(
         [str(ESDK_CLI), "--encrypt", "--input", str(image), "--output", str(sealed),
-         "--wrapping-keys", f"key={info.key_arn}", "--commitment-policy", "require-encrypt-require-decrypt",
+         "--wrapping-keys", f"key={client.trust.data_key_arn}",  # the tenant's pinned key
+         "--commitment-policy", "require-encrypt-require-decrypt",
          "--encryption-context", *(f"{k}={v}" for k, v in job.input_context().items()), "-S"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
@@ -176,7 +179,8 @@ def test_official_esdk_cli_input_is_accepted_and_its_result_decrypts_with_the_cl
     decrypted = tmp_path / "result.json"
     decrypt = subprocess.run(
         [str(ESDK_CLI), "--decrypt", "--input", str(result), "--output", str(decrypted),
-         "--wrapping-keys", f"key={info.key_arn}", "--commitment-policy", "require-encrypt-require-decrypt",
+         "--wrapping-keys", f"key={client.trust.data_key_arn}",
+         "--commitment-policy", "require-encrypt-require-decrypt",
          "--encryption-context", *(f"{k}={v}" for k, v in job.result_context().items()), "-S"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )

@@ -16,6 +16,7 @@ flushes its telemetry on SIGTERM), then checks:
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from ccc_core.telemetry import metric_registry as registry
 from ccc_core.telemetry import names
 from ccc_core.telemetry.propagation import job_trace_id
 
+from .conftest import make_trust_file
+
 pytestmark = pytest.mark.slow
 
 
@@ -37,9 +40,12 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, samples, model_presen
     """(state dir, job ids): a stack that ran jobs, exported enclave health metrics, and was stopped."""
     stack = LocalStack.start(tmp_path_factory.mktemp("report"), workers=1)
     try:
+        client_dir = tmp_path_factory.mktemp("report-client")
+        trust = make_trust_file(stack.state_dir, client_dir / "trust.json")
         piped = subprocess.run(
             [sys.executable, "-m", "ccc", "submit", "--wait", "--json", "--state-dir", str(stack.state_dir),
-             *map(str, samples)], capture_output=True, text=True, timeout=240, check=False,
+             "--trust", str(trust), *map(str, samples)], capture_output=True, text=True, timeout=240, check=False,
+            env={**os.environ, "XDG_STATE_HOME": str(client_dir / "state")},
         )
         assert piped.returncode == 0, piped.stdout + piped.stderr
         jobs = [json.loads(line)["job_id"] for line in piped.stdout.splitlines()]

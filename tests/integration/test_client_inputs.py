@@ -10,7 +10,8 @@ import pytest
 from ccc.client import InputError, TargetError, check_image, check_images
 from ccc.client.crypto import parse_result
 from ccc.client.errors import VerificationError
-from ccc.client.target import measurements_to_pcrs, outputs_to_target
+from ccc.client.target import outputs_to_target
+from ccc.trust.proposal import ProposalError, measurements_to_pcrs
 from ccc_common.contracts.stack_outputs import StackOutputs, encode_stack_outputs
 
 PCR = "ab" * 48
@@ -61,20 +62,21 @@ def test_one_bad_path_stops_the_whole_batch(tmp_path):
         check_images([good, tmp_path / "nope.jpg"], 1000)
 
 
-def test_cloudformation_outputs_become_a_target_verified_against_the_aws_root():
+def test_cloudformation_outputs_become_a_target_that_carries_no_trust_anchor():
+    """The stack says where to send jobs; what to trust is only in the tenant's trust file (issue 11)."""
     target = outputs_to_target("CccDev", OUTPUTS, "eu-west-1", lambda tenant: None)
     assert (target.inbox_bucket, target.results_bucket, target.stage) == ("in", "out", "dev")
-    assert target.attestation_root_der is None  # None = the pinned AWS Nitro root
-    assert target.expected_pcrs == {0: bytes.fromhex(PCR)}
+    for anchor in ("key_arn", "attestation_root_der", "expected_pcrs"):
+        assert not hasattr(target, anchor)
+    # Without PCR outputs the target is the same: the stack's PCRs are never consulted.
+    bare = outputs_to_target("CccDev", {k: v for k, v in OUTPUTS.items() if k != "EnclavePcr0"}, "eu-west-1",
+                             lambda tenant: None)
+    assert bare.api_url == target.api_url
 
 
-def test_outputs_without_buckets_key_or_pcr0_are_refused():
+def test_outputs_without_buckets_or_key_are_refused():
     with pytest.raises(TargetError, match="DataKeyArn"):
         outputs_to_target("S", {k: v for k, v in OUTPUTS.items() if k != "DataKeyArn"}, "eu-west-1", lambda t: None)
-    with pytest.raises(TargetError, match="PCR0"):
-        outputs_to_target("S", {k: v for k, v in OUTPUTS.items() if k != "EnclavePcr0"}, "eu-west-1", lambda t: None)
-    with pytest.raises(TargetError, match="zeros"):
-        outputs_to_target("S", {**OUTPUTS, "EnclavePcr0": "00" * 48}, "eu-west-1", lambda t: None)
 
 
 def test_outputs_of_another_version_or_with_unknown_entries_are_refused_by_name():
@@ -86,14 +88,15 @@ def test_outputs_of_another_version_or_with_unknown_entries_are_refused_by_name(
         outputs_to_target("S", {**OUTPUTS, "NewOutput": "x"}, "eu-west-1", lambda t: None)
 
 
-def test_release_measurements_give_the_pcrs_and_placeholders_are_refused():
-    assert measurements_to_pcrs({"pcrs": {"PCR0": PCR, "PCR8": "cd" * 48}}) == {
-        0: bytes.fromhex(PCR), 8: bytes.fromhex("cd" * 48)
-    }
-    with pytest.raises(TargetError, match="placeholder"):
+def test_release_measurements_can_propose_pcrs_and_placeholders_are_refused():
+    """`ccc trust init --stack` may propose the published measurements (shown, never silently trusted)."""
+    assert measurements_to_pcrs({"pcrs": {"PCR0": PCR, "PCR8": "cd" * 48}}) == {0: PCR, 8: "cd" * 48}
+    with pytest.raises(ProposalError, match="placeholder"):
         measurements_to_pcrs({"pcrs": {"PCR0": PCR}, "placeholder": True})
-    with pytest.raises(TargetError):
+    with pytest.raises(ProposalError):
         measurements_to_pcrs({"pcrs": {"PCR0": "short"}})
+    with pytest.raises(ProposalError, match="debug-mode"):
+        measurements_to_pcrs({"pcrs": {"PCR0": "00" * 48}})
 
 
 def test_local_target_without_a_running_stack_says_how_to_start_one(tmp_path):

@@ -14,12 +14,15 @@ from ccc.cli import main
 from ccc.client import CccClient, UnknownJob
 from ccc.client.api import JobsApiError
 from ccc.client.target import Target
+from ccc.trust import TrustFile, aws_nitro_root, write_trust
+from ccc.trust.releases import pinned_release
 from ccc_core.identity import JobRef
 
 JOB = JobRef(tenant="tenant-a", job_id="c" * 32)
 TARGET = Target(description="t", stage="local", region="eu-west-1", inbox_bucket="in", results_bucket="out",
-                key_arn="arn:aws:kms:eu-west-1:111122223333:key/k", attestation_root_der=None,
-                expected_pcrs={0: b"\x01" * 48}, session_factory=lambda tenant: None, api_url="https://api.invalid")
+                session_factory=lambda tenant: None, api_url="https://api.invalid")
+TRUST = TrustFile(format="ccc.trust/v1", tenant="tenant-a", data_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
+                  attestation_root=aws_nitro_root(), releases=[pinned_release(None, {0: "01" * 48}, source="pcrs")])
 
 
 class _NotYours:
@@ -31,15 +34,18 @@ class _NotYours:
 
 
 @pytest.fixture
-def not_yours(monkeypatch: pytest.MonkeyPatch) -> None:
+def not_yours(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     _NotYours.calls = 0
+    write_trust(tmp_path / "trust.json", TRUST)
+    monkeypatch.setenv("CCC_TRUST_FILE", str(tmp_path / "trust.json"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setattr(CccClient, "api", property(lambda self: _NotYours()))
     monkeypatch.setattr(client_cmd, "_target", lambda args: TARGET)
 
 
 @pytest.mark.usefixtures("not_yours")
 def test_fetch_and_wait_both_say_unknown_job_and_wait_does_not_poll_on() -> None:
-    client = CccClient(TARGET, JOB.tenant)
+    client = CccClient(TARGET, JOB.tenant, trust=TRUST)
     with pytest.raises(UnknownJob) as fetched:
         client.fetch(JOB)
     with pytest.raises(UnknownJob) as waited:

@@ -13,6 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ccc.cli.exit_codes import EPILOG, EXIT_INTERRUPTED
+
 COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.count_cmd",
     "ccc.cli.bench_cmd",
@@ -23,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ccc.cli.key_policy_cmd",
     "ccc.cli.cost_cmd",
     "ccc.cli.stats_cmd",
+    "ccc.cli.trust_cmd",
 )
 
 
@@ -30,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ccc",
         description="Confidential Cat Counter: count cats in images that only an attested enclave can see.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -44,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 1
 

@@ -1,4 +1,10 @@
-"""`ccc submit` and `ccc result`: encrypt images, send them to the enclave pipeline, verify results."""
+"""`ccc submit` and `ccc result`: encrypt images, send them to the enclave pipeline, verify results.
+
+Both verify only against the tenant's trust file (`--trust`, `$CCC_TRUST_FILE`, or the per-user
+default; `ccc.trust`) and refuse to run without one. The stack options say where to send jobs and
+whose credentials to use, nothing more. Every string that came from the pipeline is printed through
+`ccc.client.untrusted_text.printable`.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +45,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--state-dir", type=Path, default=None, help="local stack state dir (default .ccc/local)")
     where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (AWS tiers)")
     parser.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
-    parser.add_argument("--tenant", type=_tenant, help="tenant id (local default: the stack's first tenant, tenant-a)")
+    parser.add_argument("--trust", type=Path, metavar="FILE",
+                        help="your trust file (default: $CCC_TRUST_FILE, else ~/.config/ccc/trust.json)")
+    parser.add_argument("--tenant", type=_tenant, help="tenant id (default: the trust file's; must match it)")
     parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT_S, help="seconds to wait for each result")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -68,25 +76,38 @@ def _target(args: argparse.Namespace) -> Any:
     return local_target(args.state_dir or DEFAULT_STATE_DIR)
 
 
+def _say(text: str, *, error: bool = False) -> None:
+    """The one way these commands print: every line through `printable` (it may quote the pipeline)."""
+    from ccc.client.untrusted_text import printable
+
+    print(printable(text), file=sys.stderr if error else sys.stdout, flush=True)
+
+
 def _print_report(report: Any, as_json: bool) -> None:
     if as_json:
-        print(report.to_json(), flush=True)
+        print(report.to_json(), flush=True)  # json.dumps escapes every control character
         return
     label = report.image or report.job_id
     if report.status == "done" and report.verified:
         noun = "cat" if report.cats == 1 else "cats"
         elapsed = "" if report.elapsed_ms is None else f"{report.elapsed_ms} ms; "  # `ccc result` measured none
-        print(
-            f"{label}: {report.cats} {noun}  (verified; PCR0 {report.pcr0[:16]}…; {elapsed}job {report.job_id})",
-            flush=True,
-        )
+        release = f"release {report.release}; " if getattr(report, "release", None) else ""
+        _say(f"{label}: {report.cats} {noun}  (verified; {release}PCR0 {report.pcr0[:16]}…; {elapsed}"
+             f"job {report.job_id})")
     elif report.status == "done":
-        print(f"{label}: result NOT VERIFIED: {report.error} (job {report.job_id})", flush=True)
+        _say(f"{label}: result NOT VERIFIED: {report.error} (job {report.job_id})")
     elif report.status == "failed":
-        print(f"{label}: job failed: {report.error} (job {report.job_id})", flush=True)
+        _say(f"{label}: job failed: {report.error} (job {report.job_id})")
     else:
         suffix = f": {report.error}" if report.error else ""
-        print(f"{label}: pending{suffix} (job {report.job_id})", flush=True)
+        _say(f"{label}: pending{suffix} (job {report.job_id})")
+
+
+def _trust(args: argparse.Namespace) -> Any:
+    """The tenant's trust file, or TrustError (NoTrustFile says how to make one)."""
+    from ccc.trust import load_tenant_trust
+
+    return load_tenant_trust(args.trust)
 
 
 def _start_telemetry(args: argparse.Namespace) -> Any:
@@ -120,28 +141,31 @@ def run_result(args: argparse.Namespace) -> int:
 
 def _run_submit(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError, JobReport, check_images
+    from ccc.trust import TrustError
 
     try:
+        trust = _trust(args)
         target = _target(args)
-        client = CccClient(target, args.tenant)
+        client = CccClient(target, args.tenant, trust=trust)
         images = check_images(list(args.images), target.limits.max_image_bytes)
-    except ClientError as exc:
-        print(f"ccc submit: {exc}", file=sys.stderr)
+    except (ClientError, TrustError) as exc:
+        _say(f"ccc submit: {exc}", error=True)
         return 2
     submitted = []
     for image in images:
         try:
             job = client.submit(image)
         except ClientError as exc:
-            print(f"ccc submit: {exc}", file=sys.stderr)
+            _say(f"ccc submit: {exc}", error=True)
             return 1
         except Exception as exc:  # botocore/ESDK failures: report them without a traceback
-            print(f"ccc submit: {image.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            _say(f"ccc submit: {image.path}: {type(exc).__name__}: {exc}", error=True)
             return 1
         submitted.append(job)
         if not args.wait:
-            report = JobReport(image=job.image, job_id=job.job.job_id, status="submitted", tenant=job.job.tenant)
-            _print_report(report, args.json) if args.json else print(f"{job.image}: submitted as job {job.job.job_id}")
+            report = JobReport(image=job.image, job_id=job.job.job_id, status="submitted", tenant=job.job.tenant,
+                               input_sha256=job.input_sha256)
+            _print_report(report, args.json) if args.json else _say(f"{job.image}: submitted as job {job.job.job_id}")
     if not args.wait:
         return 0
     status = 0
@@ -155,22 +179,24 @@ def _run_submit(args: argparse.Namespace) -> int:
 
 def _run_result(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError, UnknownJob
+    from ccc.trust import TrustError
     from ccc_core.identity import JobRef, NamingError
 
     try:
+        trust = _trust(args)
         target = _target(args)
-        client = CccClient(target, args.tenant)
+        client = CccClient(target, args.tenant, trust=trust)
         job = JobRef(tenant=client.tenant, job_id=args.job_id)
-    except (ClientError, NamingError) as exc:
-        print(f"ccc result: {exc}", file=sys.stderr)
+    except (ClientError, NamingError, TrustError) as exc:
+        _say(f"ccc result: {exc}", error=True)
         return 2
     try:
         report = client.wait(job, timeout=args.timeout) if args.wait else client.fetch(job)
     except UnknownJob as exc:
-        print(f"ccc result: {exc}", file=sys.stderr)
+        _say(f"ccc result: {exc}", error=True)
         return 1
     except Exception as exc:
-        print(f"ccc result: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _say(f"ccc result: {type(exc).__name__}: {exc}", error=True)
         return 1
     _print_report(report, args.json)
     return 0 if report.ok else 1

@@ -5,8 +5,11 @@ the image to a temporary file (streaming, flat memory) under that context -> PUT
 API (a stack that exports none) the client picks the id and uploads to the inbox key itself
 (multipart above 8 MiB).
 Collect: poll `GET /jobs/{id}` (or the results prefix) -> failed ends the job with its reason; a result
-is trusted only after its attestation document verifies (chain to the tier's root, the expected
-PCRs, user_data = SHA-256 of the result ciphertext) and it decrypts under the result context.
+is trusted only after its attestation document verifies against the tenant's trust file (`ccc.trust`:
+chain to the pinned root, the PCRs of a pinned release, user_data binding this result ciphertext to
+the input ciphertext this client recorded uploading) and it decrypts under the result context with
+the pinned key. Nothing the stack publishes is consulted for any of that: the Target only says
+where to send and fetch.
 """
 
 from __future__ import annotations
@@ -25,13 +28,18 @@ from opentelemetry import trace
 
 from ccc.client.api import JobsApiClient, JobsApiError, PresignedUpload
 from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
-from ccc.client.errors import ClientError, JobFailed, UnknownJob, VerificationError
+from ccc.client.errors import ClientError, JobFailed, TargetError, UnknownJob, VerificationError
+from ccc.client.input_record import InputRecord, sha256_of_stream
 from ccc.client.inputs import ImageInput
 from ccc.client.progress import Progress
-from ccc.client.provenance import verify_result_attestation
+from ccc.client.provenance import check_result_document, verify_result_attestation
 from ccc.client.target import Target
+from ccc.client.untrusted_text import printable
+from ccc.trust import PinnedRelease, TrustFile, load_tenant_trust
 from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES, DocumentError, decode_failure_record
 from ccc_common.contracts.result_objects import attestation_key_for_result
+from ccc_core.attestation.document import parse_document
+from ccc_core.attestation.errors import AttestationError
 from ccc_core.identity import JobRef
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
@@ -54,6 +62,8 @@ class JobReport:
     status: str  # "done" | "failed" | "pending"
     cats: int | None = None
     verified: bool = False
+    input_sha256: str | None = None  # hex SHA-256 of the ciphertext this client uploaded for the job
+    release: str | None = None  # the pinned release (trust file id) the result was attested by
     pcr0: str | None = None
     error: str | None = None
     elapsed_ms: int | None = None
@@ -66,6 +76,8 @@ class JobReport:
     def to_json(self) -> str:
         data = asdict(self)
         data.pop("tenant")
+        if data["error"] is not None:  # may quote the pipeline: never raw control characters
+            data["error"] = printable(data["error"])
         return json.dumps(data, sort_keys=False)
 
 
@@ -100,6 +112,7 @@ class SubmittedJob:
     image: str
     started: float  # time.monotonic() when submission began
     ciphertext_bytes: int
+    input_sha256: str  # what was uploaded (also in the client's InputRecord)
 
 
 @dataclass(frozen=True)
@@ -112,11 +125,29 @@ class _Stored:
 
 
 class CccClient:
-    """Submits and collects jobs of one tenant on one target."""
+    """Submits and collects jobs of one tenant on one target, trusting only the tenant's trust file.
 
-    def __init__(self, target: Target, tenant: str | None = None, *, show_progress: bool | None = None) -> None:
+    `trust` defaults to the tenant's file found the CLI's way (`$CCC_TRUST_FILE`, then the per-user
+    default; `ccc.trust.location`), and there is no fallback: without one, NoTrustFile says how to
+    make one. `inputs` is where uploads are recorded (default: the per-user state dir).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        tenant: str | None = None,
+        *,
+        trust: TrustFile | None = None,
+        inputs: InputRecord | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
         self.target = target
-        self.tenant = target.tenant(tenant)
+        self.trust = trust if trust is not None else load_tenant_trust()
+        if tenant is not None and tenant != self.trust.tenant:
+            raise TargetError(f"the trust file is tenant {self.trust.tenant}'s, not {tenant}'s: use that tenant's "
+                              "trust file (`ccc trust init --tenant ...`)")
+        self.tenant = target.tenant(self.trust.tenant)
+        self.inputs = inputs if inputs is not None else InputRecord()
         self.show_progress = show_progress
         self._s3: Any = None
         self._provider: Any = None
@@ -139,7 +170,8 @@ class CccClient:
     @property
     def provider(self) -> Any:
         if self._provider is None:
-            self._provider = key_provider(self.target.key_arn, self.target.botocore_session(self.tenant))
+            # Only the pinned key: an operator pointing the stack at its own key gets nothing.
+            self._provider = key_provider(self.trust.data_key_arn, self.target.botocore_session(self.tenant))
         return self._provider
 
     # ----- submit -------------------------------------------------------------------------
@@ -176,11 +208,25 @@ class CccClient:
                 limit = self.target.limits.max_ciphertext_bytes
                 raise ClientError(f"{image.path}: ciphertext is {size} bytes, over the limit of {limit}")
             sealed.seek(0)
-            self.upload(ticket, sealed, size, label=f"upload {image.path.name}")
-        return SubmittedJob(job=ticket.job, image=str(image.path), started=started, ciphertext_bytes=size)
+            digest = self.upload(ticket, sealed, size, label=f"upload {image.path.name}")
+        return SubmittedJob(job=ticket.job, image=str(image.path), started=started, ciphertext_bytes=size,
+                            input_sha256=digest)
 
-    def upload(self, ticket: JobTicket, body: Any, size: int, *, label: str = "upload") -> None:
-        """Put a ciphertext for the job: presigned PUT (API), or S3 upload (multipart for large bodies)."""
+    def upload(self, ticket: JobTicket, body: Any, size: int, *, label: str = "upload") -> str:
+        """Put a ciphertext for the job: presigned PUT (API), or S3 upload (multipart for large bodies).
+
+        The body's SHA-256 is recorded (InputRecord) before the first byte leaves: the job's result
+        must later prove it was computed from exactly these bytes. Returns that digest."""
+        if not (hasattr(body, "seekable") and body.seekable()):
+            raise ClientError("the ciphertext to upload must be a seekable file (its digest is recorded first)")
+        digest, measured = sha256_of_stream(body)
+        if measured != size:
+            raise ClientError(f"the ciphertext is {measured} bytes, not the {size} announced")
+        self.inputs.remember(ticket.job, digest, size)
+        self._put(ticket, body, size, label)
+        return digest
+
+    def _put(self, ticket: JobTicket, body: Any, size: int, label: str) -> None:
         if ticket.upload is not None and self.api is not None:
             progress = Progress(label, size, enabled=self.show_progress)
             self.api.put(ticket.upload, _CountingReader(body, progress), size)
@@ -239,6 +285,7 @@ class CccClient:
     def fetch(self, job: JobRef, *, image: str | None = None, started: float | None = None) -> JobReport:
         """The job's state right now: done (verified or not), failed, or pending."""
         report = JobReport(image=image, job_id=job.job_id, status="pending", tenant=job.tenant)
+        report.input_sha256 = self.inputs.recall(job)
         try:
             if self.api is not None:
                 self._fetch_from_api(job, report)
@@ -247,7 +294,7 @@ class CccClient:
         except JobFailed as exc:
             report.status, report.error = "failed", exc.reason
         except VerificationError as exc:
-            report.verified, report.error = False, str(exc)
+            report.verified, report.error = False, f"{exc.reason}: {exc}"
         if started is not None and report.status != "pending":
             report.elapsed_ms = int((time.monotonic() - started) * 1000)
         return report
@@ -317,10 +364,49 @@ class CccClient:
             return f"job failed (the failure record is unusable: {exc})"
 
     def _verify_and_decrypt(self, job: JobRef, ciphertext: bytes, document: bytes, report: JobReport) -> None:
-        verified = verify_result_attestation(
-            document, ciphertext, root_der=self.target.attestation_root_der, expected_pcrs=self.target.expected_pcrs
-        )
-        report.pcr0 = verified.pcrs[0].hex()
-        payload = decrypt_result(ciphertext, job, provider=self.provider)
-        report.cats = payload.cats
-        report.verified = True
+        """Verify against the trust file only, then decrypt with the pinned key.
+
+        The release is chosen by the document's PCR0 among the pinned ones (verification then checks
+        every PCR that release pins); a PCR0 no pinned release has is refused by name. A job this
+        client has no upload record for is refused: nothing proves the result is of the tenant's input.
+        """
+        expected_input = report.input_sha256
+        if expected_input is None:
+            raise VerificationError(
+                f"this client has no record of uploading job {job.job_id} (records in {self.inputs.root}): "
+                "nothing proves the result was computed from your input", "input_unknown")
+        candidates = self._releases_for(document)
+        last: VerificationError | None = None
+        for release in candidates:
+            try:
+                verified = verify_result_attestation(
+                    document, ciphertext, root_der=self.trust.attestation_root.der,
+                    expected_pcrs=release.expected_pcrs(), expected_input_sha256=expected_input,
+                )
+            except VerificationError as exc:
+                last = exc
+                continue
+            report.release = release.id
+            report.pcr0 = verified.pcrs[0].hex()
+            payload = decrypt_result(ciphertext, job, provider=self.provider)
+            check_result_document(verified, payload)
+            report.cats = payload.cats
+            report.verified = True
+            return
+        assert last is not None
+        raise last
+
+    def _releases_for(self, document: bytes) -> list[PinnedRelease]:
+        """The pinned releases whose PCR0 the (not yet verified) document claims; all of them if none
+        does, so the verifier names the mismatch in its own words."""
+        try:
+            claimed = parse_document(document).pcrs.get(0)
+        except AttestationError:
+            return list(self.trust.releases)
+        matching = self.trust.releases_with_pcr0(claimed) if claimed is not None else []
+        if matching:
+            return matching
+        shown = claimed.hex()[:16] + "…" if claimed else "none"
+        pinned = ", ".join(release.id for release in self.trust.releases)
+        raise VerificationError(f"the result was attested by an enclave with PCR0 {shown}, not a release this "
+                                f"trust file pins ({pinned})", "pcr_mismatch")

@@ -30,13 +30,22 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX
+from ccc_common.domain.iam_policies import parent_statements
 from cdk import contract
+from cdk.iam_grants import attach, policy_resources
 from cdk.identities import s3_via_service
 from cdk.measurements import Measurements
-from cdk.orchestration import fleet_group_arn
 from cdk.stage_config import NetworkMode, StageConfig
 from cdk.user_data import HostSettings, render
+
+# What the CloudWatch agent needs to forward traces (the AWSXrayWriteOnlyAccess actions).
+XRAY_WRITE_ACTIONS = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+)
 
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
@@ -48,6 +57,7 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SsmMessages": ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES,
     "Ec2Messages": ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES,
     "AutoScaling": ec2.InterfaceVpcEndpointAwsService.AUTOSCALING,
+    "XRay": ec2.InterfaceVpcEndpointAwsService.XRAY,  # the CloudWatch agent's OTLP traces
 }
 
 
@@ -56,10 +66,6 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 # default, `emf/logs/default` (it has no setting for another group), created by the agent on first use.
 EMF_TARGET = "tcp://127.0.0.1:25888"
 EMF_LOG_GROUP = "emf/logs/default"
-
-
-# What the parent's job leases do on the jobs table (ccc_common.aws.job_leases.DynamoJobLeases).
-PARENT_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 
 
 # Install (packages, release download, wheel install) must fit in the launch hook's heartbeat.
@@ -122,7 +128,7 @@ class Fleet(Construct):
         artifacts: s3.IBucket,
         access_logs: s3.IBucket,
         storage_key: kms.IKey,
-        data_key: kms.IKey,
+        data_key_arn: str,  # the operator-run key, or a note that keys are tenant-owned
     ) -> None:
         super().__init__(scope, construct_id)
         public = config.network is NetworkMode.PUBLIC
@@ -172,7 +178,7 @@ class Fleet(Construct):
         if not public:
             self._add_interface_endpoints(subnets)
         self._build_hosts(
-            config, role, measurements, work_queue, inbox, results, jobs_table, artifacts, data_key, subnets
+            config, role, measurements, work_queue, inbox, results, jobs_table, artifacts, data_key_arn, subnets
         )
         self._grant_parent(config, role, work_queue, inbox, results, jobs_table, artifacts, storage_key)
 
@@ -209,7 +215,7 @@ class Fleet(Construct):
         results: s3.IBucket,
         jobs_table: dynamodb.ITable,
         artifacts: s3.IBucket,
-        data_key: kms.IKey,
+        data_key_arn: str,
         subnets: ec2.SubnetSelection,
     ) -> None:
         names = config.names
@@ -227,7 +233,7 @@ class Fleet(Construct):
             contract.RESULTS_BUCKET: results.bucket_name,
             contract.FLEET_GROUP: names.fleet_group,
             contract.LIFECYCLE_HOOK: names.lifecycle_hook,
-            contract.DATA_KEY_ARN: data_key.key_arn,
+            contract.DATA_KEY_ARN: data_key_arn,
             contract.ENCLAVE_CID: str(contract.ENCLAVE_CID_VALUE),
             contract.ENCLAVE_PORT: str(contract.ENCLAVE_PORT_VALUE),
             contract.KMS_PROXY_PORT: str(contract.KMS_PROXY_PORT_VALUE),
@@ -349,46 +355,16 @@ class Fleet(Construct):
         """What the host may do. Deliberately absent: any right on the data key (the key policy,
         with its attestation conditions, is the only grant) and any right on other tenants' data
         beyond reading the inbox and writing results."""
-        names = config.names
-        work_queue.grant(
-            role,
-            "sqs:ReceiveMessage",
-            "sqs:DeleteMessage",
-            "sqs:ChangeMessageVisibility",
-            "sqs:GetQueueAttributes",
-            "sqs:GetQueueUrl",
+        # Queue, inbox, results, release, job leases, drain hook, metrics: the shared builder's statements
+        # (ccc_common.domain.iam_policies.parent_statements), which the local stack enforces as well.
+        shared = policy_resources(
+            config, inbox_bucket_arn=inbox.bucket_arn, results_bucket_arn=results.bucket_arn,
+            artifacts_bucket_arn=artifacts.bucket_arn, work_queue_arn=work_queue.queue_arn,
+            jobs_table_arn=jobs_table.table_arn,
         )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}*")])
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*")])
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[artifacts.arn_for_objects(f"{contract.RELEASE_PREFIX}*")]
-            )
-        )
-        # Job leases (ccc_common.aws.job_leases): a conditional UpdateItem claims and releases, a GetItem
-        # reads when a refusing lease ends. Item actions on the table only (table.grant would add its index).
-        role.add_to_policy(
-            iam.PolicyStatement(actions=list(PARENT_TABLE_ACTIONS), resources=[jobs_table.table_arn])
-        )
+        attach(role, parent_statements(shared))
         # Reads from the SSE-KMS inbox and artifacts buckets; writes to the SSE-S3 results bucket need none.
         role.add_to_policy(s3_via_service(storage_key, ["kms:Decrypt"], [inbox, artifacts]))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
-                resources=[fleet_group_arn(names.fleet_group)],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],  # PutMetricData has no resource-level permissions; the namespace is the limit
-                conditions={"StringEquals": {"cloudwatch:namespace": names.metrics_namespace}},
-            )
-        )
         self.log_group.grant_write(role)
         # EMF: the CloudWatch agent creates the stream <instance id> in its EMF log group and puts the
         # parent's metric documents there; CloudWatch extracts the metrics (no PutMetricData involved).
@@ -398,6 +374,9 @@ class Fleet(Construct):
                 resources=emf_log_group_arns(),
             )
         )
+        # Traces: the CloudWatch agent receives the host's OTLP spans (cdk/user_data.py) and sends them
+        # to X-Ray. X-Ray's write actions have no resource-level permissions.
+        role.add_to_policy(iam.PolicyStatement(actions=list(XRAY_WRITE_ACTIONS), resources=["*"]))
         # Session Manager for operators: a shell on the host (never inside the enclave). Inline and
         # minimal instead of AmazonSSMManagedInstanceCore, which also reads every SSM parameter.
         role.add_to_policy(

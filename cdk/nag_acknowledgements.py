@@ -55,9 +55,10 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
     Ack(
         "Identities/ParentInstanceRole/DefaultPolicy/Resource",
         "AwsSolutions-IAM5[Resource::*]",
-        "cloudwatch:PutMetricData (conditioned on cloudwatch:namespace=CCC) and the Session Manager channel "
-        "actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel, ec2messages:*) have no resource-level "
-        "permissions. No KMS action is among them.",
+        "cloudwatch:PutMetricData (conditioned on cloudwatch:namespace=CCC), the X-Ray write actions the "
+        "CloudWatch agent uses to forward the host's OTLP traces (xray:PutTraceSegments, PutTelemetryRecords, "
+        "GetSampling*) and the Session Manager channel actions (ssm:UpdateInstanceInformation, "
+        "ssmmessages:*Channel, ec2messages:*) have no resource-level permissions. No KMS action is among them.",
     ),
     Ack(
         "Identities/ParentInstanceRole/DefaultPolicy/Resource",

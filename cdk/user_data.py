@@ -40,6 +40,17 @@ START_SCRIPT_PATH = "/opt/ccc/bin/ccc-start"
 START_UNIT = "ccc-start.service"
 PACKAGES = ("aws-nitro-enclaves-cli", "python3.11", "python3.11-pip", "amazon-cloudwatch-agent")
 DISTRIBUTION = "confidential-cat-counter"
+# The CloudWatch agent's OTLP receiver for traces (forwarded to X-Ray). Each otlp section of the
+# agent needs its own ports; metrics have none: they leave as EMF (the dashboard's and the alarms'
+# source), and OTLP metrics would only duplicate those series on the CloudWatch bill.
+OTLP_TRACES_HTTP = "127.0.0.1:4318"
+OTLP_TRACES_GRPC = "127.0.0.1:4317"
+# The standard OpenTelemetry environment of the host's processes (ccc_core.telemetry.otel_env).
+OTEL_ENVIRONMENT: Mapping[str, str] = {
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://{OTLP_TRACES_HTTP}/v1/traces",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    "OTEL_METRICS_EXPORTER": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -74,16 +85,30 @@ def _env_line(name: str, value: str) -> str:
     return f"{name}={value}"
 
 
-def _cloudwatch_agent_config(log_group: str) -> str:
-    # metrics_collected.emf: listen on tcp/udp 127.0.0.1:25888 for the parent's EMF documents.
-    return (
-        '{"logs": {"metrics_collected": {"emf": {}}, "logs_collected": {"files": {"collect_list": ['
-        f'{{"file_path": "/var/log/ccc/parent.log", "log_group_name": "{log_group}", '
-        '"log_stream_name": "{instance_id}/parent", "retention_in_days": -1},'
-        f'{{"file_path": "/var/log/ccc-bootstrap.log", "log_group_name": "{log_group}", '
-        '"log_stream_name": "{instance_id}/bootstrap", "retention_in_days": -1}'
-        "]}}}}"
-    )
+def cloudwatch_agent_config(log_group: str) -> dict[str, Any]:
+    """The CloudWatch agent's configuration: the parent's and the bootstrap's log files, the EMF
+    listener (tcp/udp 127.0.0.1:25888) for the parent's metric documents, and the OTLP receiver
+    for traces, which the agent forwards to X-Ray."""
+    files = [
+        {
+            "file_path": "/var/log/ccc/parent.log",
+            "log_group_name": log_group,
+            "log_stream_name": "{instance_id}/parent",
+            "retention_in_days": -1,
+        },
+        {
+            "file_path": "/var/log/ccc-bootstrap.log",
+            "log_group_name": log_group,
+            "log_stream_name": "{instance_id}/bootstrap",
+            "retention_in_days": -1,
+        },
+    ]
+    return {
+        "logs": {"metrics_collected": {"emf": {}}, "logs_collected": {"files": {"collect_list": files}}},
+        "traces": {
+            "traces_collected": {"otlp": {"http_endpoint": OTLP_TRACES_HTTP, "grpc_endpoint": OTLP_TRACES_GRPC}}
+        },
+    }
 
 
 def _fetch_release_lines() -> str:
@@ -147,7 +172,7 @@ echo "ccc start done $(date -u +%FT%TZ)"
 def render(host: HostSettings, units: Mapping[str, str] | None = None) -> str:
     units = dict(read_units() if units is None else units)
     release = f"s3://{host.artifacts_bucket}/{contract.RELEASE_PREFIX}{host.release_id}"
-    env = dict(host.environment)
+    env = {**OTEL_ENVIRONMENT, **host.environment}
     env["CCC_ENCLAVE_CPUS"] = str(host.enclave_cpu_count)
     env["CCC_ENCLAVE_MEMORY_MIB"] = str(host.enclave_memory_mib)
     env["CCC_PARENT_CONFIG"] = PARENT_CONFIG_PATH  # read by `python -m enclave_worker.parent`
@@ -204,9 +229,9 @@ cat > {PARENT_CONFIG_PATH} <<'EOF_CCC'
 EOF_CCC
 chmod 0644 {PARENT_CONFIG_PATH}
 
-# 6. Logs to CloudWatch (metadata only: the agent never logs plaintext).
+# 6. Logs and EMF metrics to CloudWatch, OTLP traces to X-Ray (metadata only: nothing carries plaintext).
 cat > /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json <<'EOF_CCC'
-{_cloudwatch_agent_config(host.log_group)}
+{json.dumps(cloudwatch_agent_config(host.log_group))}
 EOF_CCC
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\
   -c file:/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json

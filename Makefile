@@ -13,12 +13,13 @@ MODEL := models/nanodet-g.onnx
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench synth cost-docs clean help
+.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench chaos synth cost-docs clean help
 
 help:
 	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
 	@echo "make test   - set up, then lint and run every test tier"
 	@echo "make bench  - benchmarks (JSON + human output)"
+	@echo "make chaos  - faults against a local stack (duplicates, kills, slow enclave, 1000 jobs); CHAOS_JOBS=N"
 	@echo "make synth  - synthesise the CDK app offline (cdk.out/)"
 	@echo "make cost-docs - regenerate docs/deploy.md's cost tables (ccc cost idle / simulate)"
 	@echo "make enclave-bundle - the EIF's input: build/enclave/bundle.tar + release.json (deterministic)"
@@ -100,6 +101,13 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/ccc bench count --out bench-results/count.json
+
+# Not part of `make test`: a bounded run (< 10 min) of duplicate deliveries, process kills, a slow
+# enclave and a CHAOS_JOBS-job load with 10 % bad images; exit 1 on any lost, torn,
+# double-visible or unexpected job (ccc.evaluation.chaos).
+CHAOS_JOBS ?= 1000
+chaos: $(STAMP) $(ENCLAVE_STAMP) $(MODEL)
+	$(PY) -m ccc.evaluation.chaos --jobs $(CHAOS_JOBS) --json-out bench-results/chaos.json
 
 synth: $(STAMP)
 	$(PY) app.py

@@ -53,9 +53,14 @@ class Enclave:
         self.crypto, self.counter = FakeCrypto(), counter or FakeCounter()
         processor = JobProcessor(self.crypto, self.counter, FakeAttester())
         self.server = EnclaveServer(
-            listen("tcp://127.0.0.1:0"), processor, model_name="fake-detector", model_sha256=SHA, pcr0_hex=PCR0,
-            settings=ServerSettings(concurrency=concurrency, max_connections=8, frame_timeout_s=5, accept_poll_s=0.05,
-                                    shutdown_grace_s=10),
+            listen("tcp://127.0.0.1:0"),
+            processor,
+            model_name="fake-detector",
+            model_sha256=SHA,
+            pcr0_hex=PCR0,
+            settings=ServerSettings(
+                concurrency=concurrency, max_connections=8, frame_timeout_s=5, accept_poll_s=0.05, shutdown_grace_s=10
+            ),
         )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -74,8 +79,9 @@ class Enclave:
     def job(self, index: int, tenant: str, cats: int) -> Message:
         job_id = f"{index:032x}"
         image = IMAGE_MARKER + b" cat" * cats
-        return self.call(job_request(input_for(job_id, tenant, image), request_id=f"r{index}", job=job_id,
-                                     tenant=tenant))
+        return self.call(
+            job_request(input_for(job_id, tenant, image), request_id=f"r{index}", job=job_id, tenant=tenant)
+        )
 
     def status(self) -> EnclaveStatus:
         reply = self.call(HealthRequest(request_id="h"))
@@ -188,8 +194,9 @@ def _host_view(message: Message) -> Any:
 
 def _replay_transcript(enclave: Enclave, index: int, cats: int) -> list[Any]:
     job_id = f"{index:032x}"
-    request = job_request(input_for(job_id, TENANT_A, IMAGE_MARKER + b" cat" * cats), request_id="replay",
-                          job=job_id, tenant=TENANT_A)
+    request = job_request(
+        input_for(job_id, TENANT_A, IMAGE_MARKER + b" cat" * cats), request_id="replay", job=job_id, tenant=TENANT_A
+    )
     transcript = []
     for _ in range(REPLAYS):
         reply = enclave.call(request)
@@ -227,8 +234,17 @@ def test_nothing_content_derived_leaves_in_replies_or_logs(enclave: Enclave, cap
     status_wire = encode_message(HealthReply(request_id="h", status=enclave.status()))
     assert TENANT_A.encode() not in status_wire  # health is per enclave, never per tenant
     assert set(cbor2.loads(status_wire)["status"]) == {
-        "uptime_s", "jobs_served", "jobs_failed", "in_flight", "concurrency", "model", "pcr0", "cpu_count",
-        "rss_bytes", "metrics"}
+        "uptime_s",
+        "jobs_served",
+        "jobs_failed",
+        "in_flight",
+        "concurrency",
+        "model",
+        "pcr0",
+        "cpu_count",
+        "rss_bytes",
+        "metrics",
+    }
     for record in caplog.records:
         fields = getattr(record, "ccc_fields", {})
         assert "cats" not in fields and not any(k.endswith("cats") for k in fields), fields

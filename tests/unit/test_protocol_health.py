@@ -36,14 +36,28 @@ MS = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 COUNTS = st.integers(min_value=0, max_value=2**40)
 TIMING = st.builds(StageTiming, count=COUNTS, total_ms=MS, max_ms=MS)
 METRICS = st.builds(
-    EnclaveMetrics, cpu_s=MS, memory_total_bytes=COUNTS, memory_available_bytes=COUNTS, busy_refusals=COUNTS,
-    attestations_ok=COUNTS, attestations_failed=COUNTS,
+    EnclaveMetrics,
+    cpu_s=MS,
+    memory_total_bytes=COUNTS,
+    memory_available_bytes=COUNTS,
+    busy_refusals=COUNTS,
+    attestations_ok=COUNTS,
+    attestations_failed=COUNTS,
     stages=st.fixed_dictionaries({name: TIMING for name in PIPELINE_STEPS}),
 )
 STATUS = st.builds(
-    EnclaveStatus, uptime_s=MS, jobs_served=COUNTS, jobs_failed=COUNTS, in_flight=COUNTS,
-    concurrency=st.integers(1, 64), model_name=st.just("nanodet-g"), model_sha256=st.just("ab" * 32),
-    pcr0_hex=st.just("cd" * 48), cpu_count=st.integers(0, 512), rss_bytes=COUNTS, metrics=st.none() | METRICS,
+    EnclaveStatus,
+    uptime_s=MS,
+    jobs_served=COUNTS,
+    jobs_failed=COUNTS,
+    in_flight=COUNTS,
+    concurrency=st.integers(1, 64),
+    model_name=st.just("nanodet-g"),
+    model_sha256=st.just("ab" * 32),
+    pcr0_hex=st.just("cd" * 48),
+    cpu_count=st.integers(0, 512),
+    rss_bytes=COUNTS,
+    metrics=st.none() | METRICS,
 )
 MESSAGES = st.builds(HealthReply, request_id=REQUEST_IDS, status=STATUS)
 
@@ -53,8 +67,15 @@ def _timings() -> dict[str, StageTiming]:
 
 
 def _metrics() -> EnclaveMetrics:
-    return EnclaveMetrics(cpu_s=1.5, memory_total_bytes=4 << 30, memory_available_bytes=3 << 30, busy_refusals=2,
-                            attestations_ok=3, attestations_failed=1, stages=_timings())
+    return EnclaveMetrics(
+        cpu_s=1.5,
+        memory_total_bytes=4 << 30,
+        memory_available_bytes=3 << 30,
+        busy_refusals=2,
+        attestations_ok=3,
+        attestations_failed=1,
+        stages=_timings(),
+    )
 
 
 def _wire(message: Message) -> dict:
@@ -68,8 +89,18 @@ def test_health_replies_round_trip(message: Message) -> None:
 
 
 def test_health_reply_without_metrics_still_decodes_as_before() -> None:
-    status = EnclaveStatus(uptime_s=1.0, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
-                           model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1)
+    status = EnclaveStatus(
+        uptime_s=1.0,
+        jobs_served=0,
+        jobs_failed=0,
+        in_flight=0,
+        concurrency=2,
+        model_name="m",
+        model_sha256="ab" * 32,
+        pcr0_hex="cd" * 48,
+        cpu_count=2,
+        rss_bytes=1,
+    )
     wire = _wire(HealthReply(request_id="h", status=status))
     assert "metrics" not in wire["status"]
     assert decode_message(cbor2.dumps(wire)) == HealthReply(request_id="h", status=status)
@@ -91,8 +122,19 @@ def test_health_reply_without_metrics_still_decodes_as_before() -> None:
     ],
 )
 def test_health_metrics_are_decoded_strictly(mutate) -> None:
-    status = EnclaveStatus(uptime_s=1.0, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
-                           model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1, metrics=_metrics())
+    status = EnclaveStatus(
+        uptime_s=1.0,
+        jobs_served=0,
+        jobs_failed=0,
+        in_flight=0,
+        concurrency=2,
+        model_name="m",
+        model_sha256="ab" * 32,
+        pcr0_hex="cd" * 48,
+        cpu_count=2,
+        rss_bytes=1,
+        metrics=_metrics(),
+    )
     wire = _wire(HealthReply(request_id="h", status=status))
     mutate(wire)
     with pytest.raises(ProtocolError):
@@ -100,8 +142,19 @@ def test_health_metrics_are_decoded_strictly(mutate) -> None:
 
 
 def _reply() -> HealthReply:
-    status = EnclaveStatus(uptime_s=1.0, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
-                           model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=1, metrics=_metrics())
+    status = EnclaveStatus(
+        uptime_s=1.0,
+        jobs_served=0,
+        jobs_failed=0,
+        in_flight=0,
+        concurrency=2,
+        model_name="m",
+        model_sha256="ab" * 32,
+        pcr0_hex="cd" * 48,
+        cpu_count=2,
+        rss_bytes=1,
+        metrics=_metrics(),
+    )
     return HealthReply(request_id="r", status=status)
 
 
@@ -143,11 +196,27 @@ def test_microsecond_timings_cannot_be_put_on_the_wire() -> None:
     wire = _wire(reply)
     wire["metrics"] = {"decrypt_ms": 12.345678, "infer_ms": 401.000001, "encrypt_ms": 0.001, "attest_ms": 31234.5}
     assert decode_message(cbor2.dumps(wire)) == reply
-    status = EnclaveStatus(uptime_s=12.9, jobs_served=0, jobs_failed=0, in_flight=0, concurrency=2, model_name="m",
-                           model_sha256="ab" * 32, pcr0_hex="cd" * 48, cpu_count=2, rss_bytes=BYTES_STEP * 3 + 12345,
-                           metrics=EnclaveMetrics(cpu_s=1.234, memory_total_bytes=(4 << 30) + 1,
-                                                  memory_available_bytes=BYTES_STEP + 1, busy_refusals=0,
-                                                  attestations_ok=0, attestations_failed=0, stages=_timings()))
+    status = EnclaveStatus(
+        uptime_s=12.9,
+        jobs_served=0,
+        jobs_failed=0,
+        in_flight=0,
+        concurrency=2,
+        model_name="m",
+        model_sha256="ab" * 32,
+        pcr0_hex="cd" * 48,
+        cpu_count=2,
+        rss_bytes=BYTES_STEP * 3 + 12345,
+        metrics=EnclaveMetrics(
+            cpu_s=1.234,
+            memory_total_bytes=(4 << 30) + 1,
+            memory_available_bytes=BYTES_STEP + 1,
+            busy_refusals=0,
+            attestations_ok=0,
+            attestations_failed=0,
+            stages=_timings(),
+        ),
+    )
     decoded = decode_message(encode_message(HealthReply(request_id="h", status=status)))
     assert isinstance(decoded, HealthReply) and decoded.status.metrics is not None
     assert (decoded.status.uptime_s, decoded.status.rss_bytes) == (12.0, BYTES_STEP * 3)

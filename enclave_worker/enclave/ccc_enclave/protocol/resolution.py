@@ -21,8 +21,7 @@ import math
 
 # Upper bounds of the parent's latency histogram buckets (ccc_core.telemetry.setup.MS_BUCKETS; a
 # unit test keeps the two equal). A timing is reported as the bound of its bucket.
-TIMING_GRID_MS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000,
-                  30000)
+TIMING_GRID_MS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
 # Beyond the last bucket: whole steps of this many milliseconds.
 TIMING_STEP_BEYOND_GRID_MS = 10_000
 # Cumulative CPU time and uptime: whole seconds (a CPU percentage over 10 s on 2 vCPUs moves by 5 %).

@@ -36,7 +36,8 @@ ERROR = 2
 
 def _broken_image(sample: Path, out: Path) -> Path:
     """Passes any header check (a real image's first bytes) but cannot be decoded: fails in the enclave."""
-    out.write_bytes(sample.read_bytes()[:200])
+    data = sample.read_bytes()
+    out.write_bytes(data[: len(data) // 2])
     return out
 
 

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from PIL import Image
 
 from ccc.client import InputError, TargetError, check_image, check_images
 from ccc.client.crypto import parse_result
@@ -23,11 +24,15 @@ OUTPUTS = encode_stack_outputs(StackOutputs(
 ))
 
 
+def _jpeg(path, size=(8, 6)):
+    Image.new("RGB", size, (200, 120, 40)).save(path, "JPEG")
+    return path
+
+
 def test_good_image_passes_with_its_size(tmp_path):
-    image = tmp_path / "cat.jpg"
-    image.write_bytes(b"\xff\xd8" + b"x" * 100)
-    checked = check_image(image, 1000)
-    assert checked.size == 102 and checked.path == image
+    image = _jpeg(tmp_path / "cat.jpg")
+    checked = check_image(image, 10_000)
+    assert checked.size == image.stat().st_size and checked.path == image
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "empty", "too_big"])
@@ -56,10 +61,9 @@ def test_unreadable_image_is_refused(tmp_path):
 
 
 def test_one_bad_path_stops_the_whole_batch(tmp_path):
-    good = tmp_path / "good.jpg"
-    good.write_bytes(b"x")
+    good = _jpeg(tmp_path / "good.jpg")
     with pytest.raises(InputError, match="nope"):
-        check_images([good, tmp_path / "nope.jpg"], 1000)
+        check_images([good, tmp_path / "nope.jpg"], 10_000)
 
 
 def test_cloudformation_outputs_become_a_target_that_carries_no_trust_anchor():

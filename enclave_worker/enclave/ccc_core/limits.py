@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Image formats the enclave decodes (Pillow format names). The client checks a file's header
+# against the same list before it encrypts anything, so an unsupported file fails on the tenant's
+# machine, not as a failed job. (Multi-picture JPEGs from phones open through the JPEG plugin.)
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+
 
 @dataclass(frozen=True)
 class Limits:

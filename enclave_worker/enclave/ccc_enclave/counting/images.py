@@ -26,13 +26,12 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from ccc_core.limits import LIMITS
+from ccc_core.limits import IMAGE_FORMATS, LIMITS
 from ccc_enclave.errors import EnclaveError
 
 DEFAULT_MAX_PIXELS = LIMITS.max_image_pixels
 DEFAULT_MAX_BYTES = LIMITS.max_image_bytes
-# (Multi-picture JPEGs from phones open through the JPEG plugin, which returns an MPO image.)
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+SUPPORTED_FORMATS: tuple[str, ...] = IMAGE_FORMATS
 
 # Pillow's own guard (warning above the limit, error above twice the limit) is a backstop for the
 # explicit header check below; keep it no looser than the project's limit.

@@ -24,6 +24,13 @@ def main() -> int:
             "until enclave_worker/build_eif.sh writes enclave_worker/measurements.json",
             file=sys.stderr,
         )
+    if stack.inputs.demo_tenants:
+        print(
+            f"WARNING: {stack.stack_name} creates DEMO tenant roles ({', '.join(sorted(stack.inputs.demo_tenants))}) "
+            "that trust the account root, on the operator-run key: the operator can act as these tenants. "
+            "Dev only; real tenants deploy their own key (tenant_app.py) and are listed in context tenants.",
+            file=sys.stderr,
+        )
     app.synth()
     return 0
 

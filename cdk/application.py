@@ -4,9 +4,13 @@ Context keys (all optional, `cdk synth -c key=value` or cdk.json):
   stage                   dev (default) | prod
   measurements            path to a measurements JSON (default enclave_worker/measurements.json)
   pcr0, pcr1, pcr2, pcr8  PCR values directly (override the file)
-  tenants                 comma-separated tenant ids that get a client role (default "demo")
-  tenant_principals       JSON {tenant: [IAM ARNs]} of external client principals
-  key_admins              comma-separated IAM ARNs that administer (never use) the data key
+  tenants                 JSON list of {name, account, key_arn, principals}: tenants with their OWN key
+                          (CccTenant in their account; cdk/tenants.py); the prod way
+  demo_tenants            dev only: comma-separated tenant ids that get a convenience client role in
+                          the service account, trusting its root, on the operator-run key (default "demo")
+  operator_key            true|false: create the operator-run data key (default: dev true, prod false)
+  tenant_principals       JSON {tenant: [IAM ARNs]} of external client principals on the operator-run key
+  key_admins              comma-separated IAM ARNs that administer (never use) the operator-run key
   powertools_layer_version  version of the public Powertools layer (default in cdk/orchestration.py)
   network                 public (dev default: zero idle cost) | endpoints (prod default: no internet route)
   warm_pool               stopped pre-installed instances kept for scale-out (default 1; 0 = none, spot in dev)
@@ -26,6 +30,7 @@ from cdk.measurements import resolve_measurements
 from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, MIXED_INSTANCES, Ack, apply_acknowledgements
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION
 from cdk.stage_config import DEFAULT_STAGE, StageConfigError
+from cdk.tenants import parse_tenants
 
 
 def _csv(value: object) -> tuple[str, ...]:
@@ -49,8 +54,21 @@ def _json_mapping(value: object, key: str) -> dict[str, tuple[str, ...]]:
     return {str(k): tuple(str(a) for a in v) for k, v in value.items()}
 
 
+def _bool(value: object, key: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise StageConfigError(f"context {key} must be true or false, got {value!r}")
+
+
 def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
-    tenants = _csv(context.get("tenants", "demo"))
+    demo_tenants = _csv(context.get("demo_tenants", "demo" if stage == "dev" else ""))
     version = context.get("powertools_layer_version", POWERTOOLS_LAYER_VERSION)
     try:
         layer_version = int(version)
@@ -64,7 +82,9 @@ def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
         network=None if context.get("network") is None else str(context["network"]),
         warm_pool_size=warm_pool,
         measurements=resolve_measurements(stage, context),
-        tenants=tenants,
+        tenants=parse_tenants(context.get("tenants")),
+        demo_tenants=demo_tenants,
+        operator_key=_bool(context.get("operator_key"), "operator_key"),
         external_tenant_principals=_json_mapping(context.get("tenant_principals"), "tenant_principals"),
         key_admins=_csv(context.get("key_admins")),
         powertools_layer_version=layer_version,
@@ -87,7 +107,7 @@ def build_app(
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     stack.applied_acknowledgements = apply_acknowledgements(
         stack,
-        tenants=stack.inputs.tenants,
+        tenants=stack.inputs.demo_tenants,
         stage=stage,
         fleet_group=stack.config.names.fleet_group,
         table=acknowledgements,
@@ -110,6 +130,8 @@ _CONTEXT_KEYS = (
     "pcr2",
     "pcr8",
     "tenants",
+    "demo_tenants",
+    "operator_key",
     "tenant_principals",
     "key_admins",
     "powertools_layer_version",

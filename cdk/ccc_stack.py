@@ -22,12 +22,18 @@ from cdk.measurements import Measurements
 from cdk.monitoring import Observability
 from cdk.nag_acknowledgements import Ack
 from cdk.orchestration import POWERTOOLS_LAYER_VERSION, Orchestration
-from cdk.stage_config import TAG_MEASUREMENTS, StageConfig, stage_config
+from cdk.stage_config import TAG_MEASUREMENTS, StageConfig, StageConfigError, stage_config
 from cdk.storage import Storage
+from cdk.tenants import TenantConfig
 from cdk.work_queue import WorkQueue
 
 PLACEHOLDER_TAG_VALUE = "PLACEHOLDER-no-enclave-can-decrypt"
 PLACEHOLDER_WARNING_ID = "ccc:placeholder-measurements"
+DEMO_ROLES_WARNING_ID = "ccc:demo-roles"
+OPERATOR_KEY_WARNING_ID = "ccc:operator-key"
+# The DataKeyArn output when the stage has no operator-run key: each tenant's key is in its own
+# CccTenant stack (output TenantDataKeyArn), pinned in its trust file; the service names none.
+TENANT_OWNED_KEYS_OUTPUT = "tenant-owned"
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,9 @@ class StackInputs:
     """What varies per deployment beyond the stage (all from CDK context, see cdk/application.py)."""
 
     measurements: Measurements
-    tenants: Sequence[str] = ("demo",)
+    tenants: Sequence[TenantConfig] = ()  # tenants with their own key (cdk/tenants.py)
+    demo_tenants: Sequence[str] = ()  # dev only: convenience roles trusting the account root
+    operator_key: bool | None = None  # the operator-run data key; None = the stage's default (dev only)
     external_tenant_principals: Mapping[str, Sequence[str]] = field(default_factory=dict)
     key_admins: Sequence[str] = ()
     powertools_layer_version: int = POWERTOOLS_LAYER_VERSION
@@ -59,19 +67,22 @@ class CccStack(Stack):
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
         self._flag_measurements(inputs.measurements)
+        self.operator_key = self._check_tenancy(stage, inputs)
 
-        self.identities = Identities(self, "Identities", config=config, tenants=inputs.tenants)
+        self.identities = Identities(self, "Identities", config=config, tenants=inputs.demo_tenants)
         tenant_principals_json = json.dumps({t: list(p) for t, p in sorted(inputs.external_tenant_principals.items())})
         self.keys = Keys(
             self,
             "Keys",
             config=config,
+            operator_key=self.operator_key,
             parent_role_arns=[self.identities.parent_role.role_arn],
             tenant_role_arns=self.identities.tenant_role_arns(),
             external_tenant_principals=inputs.external_tenant_principals,
             admin_principals=inputs.key_admins,
             pcrs=inputs.measurements.pcrs,
         )
+        self.identities.grant_parent_tenant_keys([tenant.key_arn for tenant in inputs.tenants])
         self.storage = Storage(self, "Storage", config=config, storage_key=self.keys.storage_key)
         self.work_queue = WorkQueue(self, "WorkQueue", config=config)
         self.orchestration = Orchestration(
@@ -105,7 +116,7 @@ class CccStack(Stack):
             artifacts=self.storage.artifacts,
             access_logs=self.storage.access_logs,
             storage_key=self.keys.storage_key,
-            data_key=self.keys.data_key,
+            data_key_arn=self._data_key_output(),
         )
         self.identities.grant_tenants(
             api=self.orchestration.api,
@@ -122,6 +133,7 @@ class CccStack(Stack):
             fleet_group_name=config.names.fleet_group,
             functions=self.orchestration.functions,
             storage_key=self.keys.storage_key,
+            watched_key_arns=self.keys.key_arns(),
         )
         self._outputs()
 
@@ -130,7 +142,50 @@ class CccStack(Stack):
         merged: dict[str, list[str]] = {t: list(p) for t, p in json.loads(external_json).items()}
         for tenant, arns in self.identities.tenant_role_arns().items():
             merged.setdefault(tenant, []).extend(arns)
+        for config in self.inputs.tenants:
+            merged.setdefault(config.name, []).extend(config.principals)
         return self.to_json_string({t: merged[t] for t in sorted(merged)})
+
+    def _check_tenancy(self, stage: str, inputs: StackInputs) -> bool:
+        """Whether the stage gets the operator-run key; refuse the combinations that lie about trust.
+
+        Demo roles trust the account root (anyone there with sts:AssumeRole becomes the tenant), so
+        they exist only in dev, only on the operator-run key, and every synth says so.
+        """
+        operator_key = inputs.operator_key if inputs.operator_key is not None else stage == "dev"
+        if inputs.demo_tenants and stage == "prod":
+            raise StageConfigError(
+                "demo_tenants are convenience roles that trust the account root: never in prod "
+                "(tenants deploy CccTenant and are listed in context tenants)"
+            )
+        if inputs.demo_tenants and not operator_key:
+            raise StageConfigError("demo_tenants use the operator-run key: set operator_key=true or drop them")
+        if inputs.external_tenant_principals and not operator_key:
+            raise StageConfigError(
+                "tenant_principals are principals on the operator-run key; with tenant-owned keys list them in tenants"
+            )
+        own = {t.name for t in inputs.tenants}
+        clash = sorted(own & (set(inputs.demo_tenants) | set(inputs.external_tenant_principals)))
+        if clash:
+            raise StageConfigError(
+                f"tenant(s) {', '.join(clash)} have their own key and cannot also be on the operator's"
+            )
+        if inputs.demo_tenants:
+            Annotations.of(self).add_warning_v2(
+                DEMO_ROLES_WARNING_ID,
+                f"DEMO tenant roles {', '.join(sorted(inputs.demo_tenants))} trust this account's root and use the "
+                "operator-run key: the operator can act as these tenants and read their results. Dev only.",
+            )
+        if operator_key and stage == "prod":
+            Annotations.of(self).add_warning_v2(
+                OPERATOR_KEY_WARNING_ID,
+                "operator-run data key in prod: whoever administers this account can rewrite its policy "
+                "(docs/kms.md, 'What the operator-run key costs'). Tenant-owned keys (CccTenant) avoid that.",
+            )
+        return operator_key
+
+    def _data_key_output(self) -> str:
+        return self.keys.data_key.key_arn if self.keys.data_key is not None else TENANT_OWNED_KEYS_OUTPUT
 
     def _flag_measurements(self, measurements: Measurements) -> None:
         if measurements.placeholder:
@@ -159,7 +214,7 @@ class CccStack(Stack):
             inbox_bucket=storage.inbox.bucket_name,
             results_bucket=storage.results.bucket_name,
             artifacts_bucket=storage.artifacts.bucket_name,
-            data_key_arn=self.keys.data_key.key_arn,
+            data_key_arn=self._data_key_output(),
             tenant_roles=self.identities.tenant_roles_json(),
             release_prefix=release,
             host_log_group=self.fleet.log_group.log_group_name,

@@ -1,4 +1,8 @@
-"""IAM roles that the data key policy names: the parent instance role and one role per tenant.
+"""IAM roles that the data key policy names: the parent instance role and (dev) demo tenant roles.
+
+Demo tenant roles trust the account root: anyone in the operator account with sts:AssumeRole can
+act as that tenant. They are a dev convenience on the operator-run key, tagged `ccc:demo-role`, and
+refused in prod (cdk/ccc_stack.py); real tenants use principals in their own accounts.
 
 Why they exist before everything else: the key policy (built first, by the shared builder) must
 name them, while their permissions refer to buckets, queues and the API created later. A role's
@@ -10,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ccc_common.domain.key_policy import ENCLAVE_ACTIONS
 from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
 from cdk.stage_config import StageConfig
 
@@ -36,6 +41,10 @@ def s3_via_service(key: kms.IKey, actions: list[str], buckets: list[s3.IBucket])
             "StringLike": {"kms:EncryptionContext:aws:s3:arn": scopes},
         },
     )
+
+
+TAG_DEMO_ROLE = "ccc:demo-role"
+DEMO_ROLE_TAG_VALUE = "trusts-account-root"
 
 
 class Identities(Construct):
@@ -58,7 +67,20 @@ class Identities(Construct):
                 f"TenantRole-{tenant}",
                 # Who in the account may act for the tenant is decided by IAM (sts:AssumeRole).
                 assumed_by=iam.AccountRootPrincipal(),
-                description=f"CCC {config.stage} client of tenant {tenant}: submit jobs, read own results",
+                description=f"CCC {config.stage} DEMO client of tenant {tenant} (trusts the account root)",
+            )
+            Tags.of(self.tenant_roles[tenant]).add(TAG_DEMO_ROLE, DEMO_ROLE_TAG_VALUE)
+
+    def grant_parent_tenant_keys(self, key_arns: Iterable[str]) -> None:
+        """The identity half of cross-account key use: exactly these keys, exactly the enclave's actions.
+
+        A key in another account is usable only if its key policy AND the caller's IAM policy allow
+        the call; the tenant's key policy adds the attestation conditions, this adds nothing else.
+        """
+        arns = sorted(set(key_arns))
+        if arns:
+            self.parent_role.add_to_policy(
+                iam.PolicyStatement(sid="TenantOwnedDataKeys", actions=list(ENCLAVE_ACTIONS), resources=arns)
             )
 
     def grant_tenants(

@@ -1,4 +1,10 @@
-"""KMS keys: the attested *data key* (policy from the shared builder) and the *storage key*.
+"""KMS keys: the operator-run *data key* (demo; policy from the shared builder) and the *storage key*.
+
+The operator-run data key is optional (context operator_key; dev default on, prod default off): on
+it the operator's account root holds PutKeyPolicy, so the operator can re-point it at any enclave.
+Tenants who do not accept that deploy their own key (cdk/tenant_stack.py) and the service only
+refers to it (cdk/tenants.py). It is tagged `ccc:data-key=operator-demo` so `ccc key-policy lint`
+lints it and not the storage key.
 
 Why two keys: the data key encrypts job inputs and results (AWS Encryption SDK) and its policy
 releases key material to the parent role only with an enclave attestation. S3, SNS and the like
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -29,6 +35,9 @@ from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
 from cdk.stage_config import StageConfig
 
 SENTINEL_ACCOUNT = "000000000000"
+DATA_KEY_TAG = "ccc:data-key"  # the tag `ccc key-policy lint` selects data keys by
+OPERATOR_KEY_TAG_VALUE = "operator-demo"
+NOT_A_DATA_KEY = "none"  # the storage key: never linted with the data-key rules
 _SENTINEL_PARTITION = "aws"
 
 
@@ -97,6 +106,7 @@ class Keys(Construct):
         construct_id: str,
         *,
         config: StageConfig,
+        operator_key: bool,
         parent_role_arns: Sequence[str],
         tenant_role_arns: Mapping[str, Sequence[str]],
         external_tenant_principals: Mapping[str, Sequence[str]],
@@ -104,6 +114,44 @@ class Keys(Construct):
         pcrs: Mapping[int, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self.policy_document: dict[str, Any] | None = None
+        self.data_key: kms.Key | None = None
+        self.data_key_alias: kms.Alias | None = None
+        if operator_key:
+            self._operator_key(
+                config, parent_role_arns, tenant_role_arns, external_tenant_principals, admin_principals, pcrs
+            )
+        self.storage_key = kms.Key(
+            self,
+            "StorageKey",
+            description=f"CCC {config.stage}: SSE of the inbox and artifacts buckets and the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=config.removal_policy,
+            pending_window=Duration.days(30 if config.stage == "prod" else 7),
+        )
+        Tags.of(self.storage_key).add(DATA_KEY_TAG, NOT_A_DATA_KEY)
+        # CloudWatch alarms and the key-change EventBridge rule publish to the SSE-KMS topic.
+        self.storage_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToEncryptedTopic",
+                principals=[
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+
+    def _operator_key(
+        self,
+        config: StageConfig,
+        parent_role_arns: Sequence[str],
+        tenant_role_arns: Mapping[str, Sequence[str]],
+        external_tenant_principals: Mapping[str, Sequence[str]],
+        admin_principals: Sequence[str],
+        pcrs: Mapping[int, str],
+    ) -> None:
         self.policy_document = data_key_policy(
             parent_role_arns=parent_role_arns,
             tenant_role_arns=tenant_role_arns,
@@ -125,23 +173,12 @@ class Keys(Construct):
         cfn_key = self.data_key.node.default_child
         assert isinstance(cfn_key, kms.CfnKey)
         cfn_key.add_property_override("KeyPolicy", self.policy_document)
+        Tags.of(self.data_key).add(DATA_KEY_TAG, OPERATOR_KEY_TAG_VALUE)
         self.data_key_alias = kms.Alias(
             self, "DataKeyAlias", alias_name=config.names.key_alias, target_key=self.data_key
         )
-        self.storage_key = kms.Key(
-            self,
-            "StorageKey",
-            description=f"CCC {config.stage}: SSE of the inbox and artifacts buckets and the alarm topic",
-            enable_key_rotation=True,
-            removal_policy=config.removal_policy,
-            pending_window=Duration.days(30 if config.stage == "prod" else 7),
-        )
-        # CloudWatch alarms publish to the SSE-KMS topic; the service needs the key for that.
-        self.storage_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublishToEncryptedTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-            )
-        )
+
+    def key_arns(self) -> list[str]:
+        """The keys this stack owns, for the key-change alarm."""
+        keys = [self.data_key, self.storage_key] if self.data_key is not None else [self.storage_key]
+        return [key.key_arn for key in keys]

@@ -19,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from ccc_core.telemetry import metric_registry as m
+from cdk.key_change_alarm import KeyChangeAlarm
 from cdk.stage_config import StageConfig
 
 # The custom metrics the dashboard and alarms read (CloudWatch names of ccc_core.telemetry.metric_registry).
@@ -40,6 +41,7 @@ class Observability(Construct):
         fleet_group_name: str,
         functions: dict[str, lambda_.Function],
         storage_key: kms.IKey,
+        watched_key_arns: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         namespace = config.names.metrics_namespace
@@ -139,6 +141,15 @@ class Observability(Construct):
         if self.topic is not None:
             for alarm in self.alarms:
                 alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        # PutKeyPolicy, CreateGrant, ScheduleKeyDeletion, DisableKey, ... on this stack's own keys.
+        self.key_change = KeyChangeAlarm(
+            self,
+            "KeyChange",
+            key_arns=watched_key_arns,
+            description=f"the CCC {config.stage} keys",
+            topic=self.topic,
+        )
+        self.alarms.append(self.key_change.alarm)
 
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.names.prefix}-overview")
         dashboard.add_widgets(

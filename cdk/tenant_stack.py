@@ -186,6 +186,7 @@ class CccTenant(Stack):
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
         )
+        Tags.of(self.notification_key).add(DATA_KEY_TAG, "none")
         self.notification_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="EventBridgeAndCloudWatchPublishToTheEncryptedTopic",

@@ -16,6 +16,21 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "infra"
 MEASUREMENTS_FIXTURE = FIXTURES / "measurements.json"
 PLACEHOLDER = REPO_ROOT / "enclave_worker" / "measurements.placeholder.json"
+# prod serves tenants with their own keys (CccTenant in their accounts; cdk/tenants.py), no demo roles.
+PROD_TENANTS: list[dict[str, Any]] = [
+    {
+        "name": "acme",
+        "account": "111111111111",
+        "key_arn": "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "principals": ["arn:aws:iam::111111111111:role/acme-client"],
+    },
+    {
+        "name": "globex",
+        "account": "333333333333",
+        "key_arn": "arn:aws:kms:us-east-1:333333333333:key/abcd1234-12ab-34cd-56ef-1234567890ab",
+        "principals": ["arn:aws:iam::333333333333:role/globex-client", "arn:aws:iam::333333333333:user/ops"],
+    },
+]
 
 
 @dataclass
@@ -64,7 +79,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesise(
         "prod",
-        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": "demo,acme"},
+        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": json.dumps(PROD_TENANTS)},
         tmp_path_factory.mktemp("cdk-prod"),
     )
 
@@ -87,7 +102,7 @@ def dev_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def prod_public(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesise(
         "prod",
-        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": "demo,acme", "network": "public"},
+        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": json.dumps(PROD_TENANTS), "network": "public"},
         tmp_path_factory.mktemp("cdk-prod-public"),
     )
 

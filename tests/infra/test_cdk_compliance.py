@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -27,7 +28,8 @@ def _unacknowledged_findings(synth: Any, outdir: Path) -> set[tuple[str, str]]:
     from cdk.application import build_app
 
     context = {"stage": synth.stage, "measurements": str(synth.stack.inputs.measurements.source)}
-    context["tenants"] = ",".join(synth.stack.inputs.tenants)
+    context["demo_tenants"] = ",".join(synth.stack.inputs.demo_tenants)
+    context["tenants"] = json.dumps([dataclasses.asdict(t) for t in synth.stack.inputs.tenants])
     context["network"] = synth.stack.config.network.value
     context["warm_pool"] = synth.stack.config.warm_pool_size
     app, stack = build_app(context, outdir=str(outdir), acknowledgements=())
@@ -78,7 +80,10 @@ def test_every_table_entry_applies_in_some_stage(dev: Any, prod: Any, dev_withou
             (c.path, c.finding)
             for s in synths
             for c in expand(
-                [entry], tenants=s.stack.inputs.tenants, stage=s.stage, fleet_group=s.stack.config.names.fleet_group
+                [entry],
+                tenants=s.stack.inputs.demo_tenants,
+                stage=s.stage,
+                fleet_group=s.stack.config.names.fleet_group,
             )
         }
         assert concrete & applied, f"acknowledgement never applies: {entry.path} {entry.finding}"

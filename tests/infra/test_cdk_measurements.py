@@ -86,13 +86,13 @@ def test_dev_placeholder_is_loudly_flagged(dev: Any) -> None:
     metadata = json.loads((dev.outdir / f"{dev.stack.stack_name}.metadata.json").read_text())
     warnings = [e["data"] for entries in metadata.values() for e in entries if e["type"] == "aws:cdk:warning"]
     assert any("PLACEHOLDER enclave measurements" in w and PLACEHOLDER_WARNING_ID in w for w in warnings), warnings
-    key = dev.resources[dev.logical_id(dev.stack.keys.data_key)]
+    key = dev.resources[dev.logical_id(dev.stack.keys.storage_key)]
     tags = {t["Key"]: t["Value"] for t in key["Properties"]["Tags"]}
     assert tags[TAG_MEASUREMENTS] == PLACEHOLDER_TAG_VALUE
 
 
 def test_prod_pins_the_measured_pcrs_and_is_not_flagged(prod: Any, fixture_measurements: dict[str, Any]) -> None:
-    key = prod.resources[prod.logical_id(prod.stack.keys.data_key)]
+    key = prod.resources[prod.logical_id(prod.stack.keys.storage_key)]
     tags = {t["Key"]: t["Value"] for t in key["Properties"]["Tags"]}
     pcr0 = fixture_measurements["pcrs"]["PCR0"]
     assert tags[TAG_MEASUREMENTS] == pcr0[:16]

@@ -135,7 +135,17 @@ def test_hosts_have_no_internet_path_in_endpoints_mode(endpoints_mode: Any) -> N
         name = json.dumps(endpoint["Properties"]["ServiceName"])
         services.add(name.rsplit(".", 1)[-1].strip('"]}'))
     for needed in (
-        "s3", "dynamodb", "sqs", "kms", "sts", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "autoscaling"
+        "s3",
+        "dynamodb",
+        "sqs",
+        "kms",
+        "sts",
+        "logs",
+        "monitoring",
+        "ssm",
+        "ssmmessages",
+        "ec2messages",
+        "autoscaling",
     ):
         assert any(s.endswith(needed) for s in services), f"no VPC endpoint for {needed}: {services}"
 
@@ -198,16 +208,19 @@ def _expected_pcrs(synth: Any) -> dict[int, str]:
     return dict(synth.stack.inputs.measurements.pcrs)
 
 
-def test_deployed_key_policy_is_exactly_the_shared_builders(synth: Any) -> None:
+def test_deployed_key_policy_is_exactly_the_shared_builders(dev: Any) -> None:
+    synth = dev  # the operator-run key exists in dev only (prod: tenant-owned keys)
     built = synth.stack.resolve(synth.stack.keys.policy_document)
     assert normalise(_data_key(synth)["KeyPolicy"]) == normalise(built)
 
 
-def test_deployed_key_policy_passes_the_shared_linter(synth: Any) -> None:
+def test_deployed_key_policy_passes_the_shared_linter(dev: Any) -> None:
+    synth = dev  # the operator-run key exists in dev only (prod: tenant-owned keys)
     assert lint_key_policy(_data_key(synth)["KeyPolicy"], expected_pcrs=_expected_pcrs(synth)) == []
 
 
-def test_parent_role_gets_key_material_only_with_attestation(synth: Any) -> None:
+def test_parent_role_gets_key_material_only_with_attestation(dev: Any) -> None:
+    synth = dev  # the operator-run key exists in dev only (prod: tenant-owned keys)
     parent = {"Fn::GetAtt": [synth.logical_id(synth.stack.identities.parent_role), "Arn"]}
     pcrs = _expected_pcrs(synth)
     statements = as_list(_data_key(synth)["KeyPolicy"]["Statement"])
@@ -226,7 +239,8 @@ def test_parent_role_gets_key_material_only_with_attestation(synth: Any) -> None
     assert all(as_list(s["Action"]) == ["kms:DescribeKey"] for s in others)
 
 
-def test_no_principal_decrypts_with_the_data_key_unconditionally(synth: Any) -> None:
+def test_no_principal_decrypts_with_the_data_key_unconditionally(dev: Any) -> None:
+    synth = dev  # the operator-run key exists in dev only (prod: tenant-owned keys)
     for statement in as_list(_data_key(synth)["KeyPolicy"]["Statement"]):
         if grants(statement, "kms:Decrypt"):
             assert statement.get("Condition"), statement["Sid"]
@@ -237,10 +251,11 @@ def test_keys_rotate_and_the_alias_comes_from_naming(synth: Any) -> None:
     for key in synth.of_type("AWS::KMS::Key").values():
         assert key["Properties"]["EnableKeyRotation"] is True
     aliases = [a["Properties"]["AliasName"] for a in synth.of_type("AWS::KMS::Alias").values()]
-    assert aliases == [synth.stack.config.names.key_alias]
+    assert aliases == ([synth.stack.config.names.key_alias] if synth.stack.keys.data_key is not None else [])
 
 
-def test_tenant_roles_are_the_tenant_principals_of_the_key_policy(synth: Any) -> None:
+def test_tenant_roles_are_the_tenant_principals_of_the_key_policy(dev: Any) -> None:
+    synth = dev  # the operator-run key exists in dev only (prod: tenant-owned keys)
     statements = as_list(_data_key(synth)["KeyPolicy"]["Statement"])
     for tenant, role in synth.stack.identities.tenant_roles.items():
         arn = {"Fn::GetAtt": [synth.logical_id(role), "Arn"]}
@@ -291,6 +306,22 @@ def _bucket_ids(synth: Any, *names: str) -> set[str]:
     return {synth.logical_id(getattr(synth.stack.storage, n)) for n in names}
 
 
+def _expected_tenant_key_statements(synth: Any) -> list[dict[str, Any]]:
+    """Cross-account use needs the caller's IAM policy too: exactly the tenants' key ARNs, exactly
+    the enclave's two actions (the tenant's key policy adds the attestation conditions)."""
+    arns = sorted(t.key_arn for t in synth.stack.inputs.tenants)
+    if not arns:
+        return []
+    return [
+        {
+            "Sid": "TenantOwnedDataKeys",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": arns if len(arns) > 1 else arns[0],
+        }
+    ]
+
+
 def test_parent_role_has_no_iam_right_on_the_data_key_and_storage_key_only_via_s3(synth: Any) -> None:
     """The data key's attested key-policy statement is the ONLY way the parent role reaches key
     material: its IAM policies name no KMS action on the data key (nor on `*`), and the data key
@@ -301,7 +332,10 @@ def test_parent_role_has_no_iam_right_on_the_data_key_and_storage_key_only_via_s
     statements = role_statements(synth.resources, role_id)
     assert statements
     assert managed_policy_arns(synth.resources, role_id) == []
-    data_key = synth.logical_id(synth.stack.keys.data_key)
+    tenant_keys = [s for s in statements if s.get("Sid") == "TenantOwnedDataKeys"]
+    statements = [s for s in statements if s not in tenant_keys]
+    assert tenant_keys == _expected_tenant_key_statements(synth)
+    data_key = synth.logical_id(synth.stack.keys.data_key) if synth.stack.keys.data_key is not None else "<no operator key>"
     for statement in kms_statements(statements):
         assert data_key not in json.dumps(statement["Resource"]), statement
         assert as_list(statement["Resource"]) == [_storage_key_arn(synth)], statement
@@ -310,6 +344,8 @@ def test_parent_role_has_no_iam_right_on_the_data_key_and_storage_key_only_via_s
     for statement in statements:
         assert "*" not in as_list(statement["Action"]) and "kms:*" not in as_list(statement["Action"])
     root = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}
+    if synth.stack.keys.data_key is None:
+        return
     for statement in as_list(_data_key(synth)["KeyPolicy"]["Statement"]):
         if root in as_list(statement["Principal"]["AWS"]):
             for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant"):
@@ -429,13 +465,15 @@ def test_no_lambda_can_use_the_data_key_and_storage_key_use_is_minimal(synth: An
         "jobs_api": {"kms:GenerateDataKey": _bucket_ids(synth, "inbox")},
         "dead_letters": {"kms:GenerateDataKey": _bucket_ids(synth, "artifacts")},
     }
-    data_key = synth.logical_id(synth.stack.keys.data_key)
+    data_key = synth.logical_id(synth.stack.keys.data_key) if synth.stack.keys.data_key is not None else "<no operator key>"
+    tenant_keys = [t.key_arn for t in synth.stack.inputs.tenants]
     for name, function in synth.stack.orchestration.functions.items():
         resource = synth.resources[synth.logical_id(function)]
         role_id = function_role_id(resource)
         statements = role_statements(synth.resources, role_id)
         assert managed_policy_arns(synth.resources, role_id) == [], name
         assert data_key not in json.dumps(statements), f"{name} refers to the data key"
+        assert not any(arn in json.dumps(statements) for arn in tenant_keys), f"{name} refers to a tenant key"
         for action in ("kms:ReEncryptFrom", "kms:CreateGrant", "kms:Encrypt", "kms:GenerateDataKeyPair"):
             assert not any(grants(s, action) for s in statements), f"{name} can {action}"
         assert _storage_key_grants(synth, statements) == expected[name], name
@@ -813,7 +851,7 @@ def test_prod_retains_data_and_dev_cleans_up(synth: Any, cfn_type: str) -> None:
 def test_alarms_notify_an_encrypted_topic_only_in_prod(synth: Any) -> None:
     topics = synth.of_type("AWS::SNS::Topic")
     alarms = synth.of_type("AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 3
+    assert len(alarms) == 4  # dead letters, attestation failures, oldest message, key changes
     if synth.stage == "prod":
         ((topic_id, topic),) = topics.items()
         assert topic["Properties"]["KmsMasterKeyId"] == _storage_key_arn(synth)
@@ -880,7 +918,10 @@ def test_each_lambda_environment_satisfies_the_handlers_model(synth: Any) -> Non
         contract.RESULTS_BUCKET: "ccc-dev-results-123456789012-eu-west-1",
         contract.ARCHIVE_BUCKET: "ccc-dev-artifacts-123456789012-eu-west-1",
         contract.TENANT_PRINCIPALS: json.dumps(
-            {t: ["arn:aws:iam::123456789012:role/x-" + t] for t in synth.stack.inputs.tenants}
+            {
+                t: ["arn:aws:iam::123456789012:role/x-" + t]
+                for t in [*synth.stack.inputs.demo_tenants, *(c.name for c in synth.stack.inputs.tenants)]
+            }
         ),
     }
     for name, function in synth.stack.orchestration.functions.items():

@@ -138,3 +138,13 @@ def test_a_key_tagged_as_a_tenant_key_gets_the_tenant_rules(tmp_path: Path, caps
     assert main(["key-policy", "lint", str(template), "--json"]) == 1
     rules = {f["rule"] for f in json.loads(capsys.readouterr().out)["TenantKey"]}
     assert "operator_principal" in rules
+
+
+def test_a_template_whose_keys_are_all_tagged_none_has_nothing_to_lint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service stack with tenant-owned keys holds only its storage key (tagged ccc:data-key=none)."""
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"Resources": {"StorageKey": _key(STORAGE_KEY_POLICY, "none")}}))
+    assert main(["key-policy", "lint", str(template)]) == 0
+    assert "no data key" in capsys.readouterr().out

@@ -10,7 +10,8 @@ Which keys: a bare policy document is linted as is. In a template, `--key ID` (r
 the keys; without it, the keys tagged `ccc:data-key` (`tenant:<name>` for a tenant-owned key,
 whose stricter rules then apply, `operator-demo` for the operator-run demo key); a template with a
 single untagged key lints that one. Other keys (e.g. the S3-only storage key) are not data keys:
-the data-key rules would flag their ordinary IAM delegation.
+the data-key rules would flag their ordinary IAM delegation; tagged `ccc:data-key=none`, they are
+skipped, and a template whose keys are all so tagged has nothing to lint (exit 0).
 
 Exit status: 0 clean, 1 findings, 2 unreadable input or no key to lint (one line on stderr, never
 a traceback: too large, not JSON, nested too deeply, no key policy, an unknown --key).
@@ -53,6 +54,7 @@ def register(subparsers: Any) -> None:
 
 DATA_KEY_TAG = "ccc:data-key"  # value: "tenant:<name>" or "operator-demo" (cdk/keys.py, cdk/tenant_stack.py)
 TENANT_KEY_TAG_PREFIX = "tenant:"
+NOT_A_DATA_KEY = "none"  # e.g. the S3/SNS storage key: tagged so, it is never linted as a data key
 
 
 class KeySelectionError(CccError, ValueError):
@@ -73,8 +75,10 @@ def _data_key_tag(properties: Any) -> str | None:
     return None
 
 
-def policies_in(document: Any, keys: list[str] | None = None) -> dict[str, KeyToLint]:
-    """The key policies to lint in `document`: itself if it is a policy, else the chosen keys'."""
+def policies_in(document: Any, keys: list[str] | None = None) -> dict[str, KeyToLint] | None:
+    """The key policies to lint in `document`: itself if it is a policy, else the chosen keys'.
+
+    None: no policy and no key at all; empty: keys, but every one tagged as not a data key."""
     if isinstance(document, dict) and "Statement" in document:
         return {"policy": KeyToLint(document, None)}
     resources = document.get("Resources", {}) if isinstance(document, dict) else {}
@@ -83,17 +87,19 @@ def policies_in(document: Any, keys: list[str] | None = None) -> dict[str, KeyTo
         if isinstance(resource, dict) and resource.get("Type") == "AWS::KMS::Key":
             all_keys[name] = resource.get("Properties")  # null or a string: no policy (the linter says so)
     if not all_keys:
-        return {}
+        return None
     if keys:
         unknown = sorted(set(keys) - set(all_keys))
         if unknown:
             raise KeySelectionError(f"no AWS::KMS::Key {', '.join(unknown)} (keys: {', '.join(sorted(all_keys))})")
         chosen = {name: all_keys[name] for name in keys}
     else:
-        chosen = {name: props for name, props in all_keys.items() if _data_key_tag(props) is not None}
-        if not chosen and len(all_keys) == 1:
+        tags = {name: _data_key_tag(props) for name, props in all_keys.items()}
+        chosen = {name: all_keys[name] for name, tag in tags.items() if tag not in (None, NOT_A_DATA_KEY)}
+        untagged = [name for name, tag in tags.items() if tag is None]
+        if not chosen and len(untagged) == 1 and len(all_keys) == 1:
             chosen = all_keys
-        if not chosen:
+        elif not chosen and untagged:
             raise KeySelectionError(
                 f"{len(all_keys)} KMS keys and none tagged {DATA_KEY_TAG}: name the data key(s) with --key "
                 f"({', '.join(sorted(all_keys))})"
@@ -134,19 +140,23 @@ def _lint(args: argparse.Namespace) -> int:
     try:
         return _report(args, policies_in(document, args.key))
     except KeySelectionError as exc:
-        print(f"cannot lint {args.file}: {exc}", file=sys.stderr)
+        print(f"ccc key-policy lint: cannot lint {args.file}: {exc}", file=sys.stderr)
         return 2
     except RecursionError:  # a policy nested too deeply for the linter's walk
         print(f"ccc key-policy lint: cannot lint {args.file}: a key policy is nested too deeply", file=sys.stderr)
         return 2
 
 
-def _report(args: argparse.Namespace, policies: dict[str, KeyToLint]) -> int:
+def _report(args: argparse.Namespace, policies: dict[str, KeyToLint] | None) -> int:
     from ccc_common.domain.key_policy import lint_key_policy
 
-    if not policies:
+    if policies is None:
         print(f"ccc key-policy lint: {args.file} holds no key policy and no AWS::KMS::Key resource", file=sys.stderr)
         return 2
+    if not policies:
+        message = f"{args.file}: no data key (every KMS key is tagged {DATA_KEY_TAG}={NOT_A_DATA_KEY})"
+        print(json.dumps({}) if args.json else message)
+        return 0
     expected = dict(args.pcr) or None
     report = {
         name: lint_key_policy(key.policy, expected_pcrs=expected, tenant_key=key.tenant_key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccc_common.contracts.jobs_table import TENANT_INDEX, TTL_ATTRIBUTE
+from ccc_common.contracts.jobs_table import LEASE_UNTIL, TENANT_INDEX, TTL_ATTRIBUTE
 from ccc_common.contracts.lambda_env import JobsTableEnv
 from ccc_common.domain.job_store import (
     JobAlreadyExists,
@@ -87,6 +87,7 @@ def item_to_job(item: dict[str, Any], ttl_attribute: str = TTL_ATTRIBUTE) -> Job
             error=text("error"),
             last_error=text("last_error"),
             ttl=number(ttl_attribute, 0),
+            lease_until_ms=number(LEASE_UNTIL, 0) or None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise JobStoreError(f"stored job item is malformed: {exc}") from exc

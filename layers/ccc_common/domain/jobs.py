@@ -31,6 +31,10 @@ MAX_ERROR_CHARS = 1024
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+# Shown, never stored: a queued job a worker is running under its lease (Job.shown_status).
+RUNNING = "running"
+
+
 class JobStatus(StrEnum):
     SUBMITTED = "submitted"
     QUEUED = "queued"
@@ -138,18 +142,33 @@ class Job(_JobIdentity):
     # ccc_common.domain.job_leases); the dead-letter handler puts it into the failure reason.
     last_error: str | None = Field(default=None, max_length=MAX_ERROR_CODE_CHARS)
     ttl: int = Field(ge=0, description="epoch seconds; DynamoDB TTL deletes the item after it")
+    # Until when a worker's lease on the job runs (epoch ms; ccc_common.domain.job_leases), read-only
+    # here: a queued job under an unexpired lease is shown as `running`.
+    lease_until_ms: int | None = Field(default=None, ge=0)
 
     @field_validator("created_at", "updated_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return _aware(value)
 
-    def public_view(self) -> dict[str, Any]:
+    def shown_status(self, now: datetime | None = None) -> str:
+        """The status a tenant sees: the stored one, except `running` for a queued job a worker
+        holds an unexpired lease on (what a tenant waiting for a fleet to wake wants to know)."""
+        if (
+            self.status is JobStatus.QUEUED
+            and now is not None
+            and self.lease_until_ms is not None
+            and self.lease_until_ms > int(_aware(now).timestamp() * 1000)
+        ):
+            return RUNNING
+        return self.status.value
+
+    def public_view(self, now: datetime | None = None) -> dict[str, Any]:
         """What the jobs API shows the owning tenant (metadata only)."""
         return {
             "job_id": self.job_id,
             "tenant": self.tenant,
-            "status": self.status.value,
+            "status": self.shown_status(now),
             "created_at": format_timestamp(self.created_at),
             "updated_at": format_timestamp(self.updated_at),
             "attempts": self.attempts,

@@ -170,7 +170,7 @@ class JobsService:
         if job is None or job.tenant != tenant:  # another tenant's job does not exist for this caller
             raise ApiError(404, "not-found", "no such job")
         job = self._expire_if_never_uploaded(job)
-        view = job.public_view()
+        view = job.public_view(self._clock())
         view["encryption_context"] = job.ref.input_context()
         view["result"] = None
         view["attestation"] = None
@@ -187,7 +187,8 @@ class JobsService:
             page = self._store.list_for_tenant(tenant, limit=limit, cursor=cursor)
         except InvalidCursor as exc:
             raise ApiError(400, "bad-request", "invalid cursor") from exc
-        return {"jobs": [_listing(self._expire_if_never_uploaded(job)) for job in page.jobs],
+        now = self._clock()
+        return {"jobs": [self._expire_if_never_uploaded(job).public_view(now) for job in page.jobs],
                 "next_cursor": page.next_cursor}
 
     def _expire_if_never_uploaded(self, job: Job) -> Job:
@@ -213,10 +214,6 @@ class JobsService:
             "key": key,
             "expires_in": self._expiry,
         }
-
-
-def _listing(job: Job) -> dict[str, Any]:
-    return job.public_view()
 
 
 def _parse_limit(query: Mapping[str, str]) -> int:

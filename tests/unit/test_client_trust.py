@@ -61,7 +61,8 @@ class FakeApi:
     """The jobs API as the stack would answer (whatever the operator makes it answer)."""
 
     def __init__(self, state: JobState, blobs: dict[str, bytes]) -> None:
-        self.state, self.blobs, self.puts = state, blobs, []
+        self.state, self.blobs = state, blobs
+        self.puts: list[bytes] = []
 
     def get_job(self, job: JobRef) -> JobState:
         return self.state
@@ -121,7 +122,7 @@ def test_a_genuine_enclave_of_an_unpinned_release_is_not_verified(ca, tmp_path, 
     fake["api"] = _done(_attest(ca, ROGUE))
     report = client.fetch(JOB)
     assert report.status == "done" and not report.verified and not report.ok and report.cats is None
-    assert report.error.startswith("pcr_mismatch") and "release-1" in report.error
+    assert (report.error or "").startswith("pcr_mismatch") and "release-1" in (report.error or "")
 
 
 def test_any_pinned_release_verifies_so_releases_roll_without_downtime(ca, tmp_path, fake) -> None:
@@ -139,13 +140,13 @@ def test_a_result_of_an_input_someone_else_made_is_refused(ca, tmp_path, fake) -
     client.inputs.remember(JOB, INPUT_SHA256, len(INPUT))
     fake["api"] = _done(_attest(ca, source=b"the operator's ciphertext under the tenant's context"))
     report = client.fetch(JOB)
-    assert not report.verified and report.error.startswith("input_mismatch")
+    assert not report.verified and (report.error or "").startswith("input_mismatch")
 
 
 def test_a_job_this_client_never_uploaded_is_not_verified(ca, tmp_path, fake) -> None:
     fake["api"] = _done(_attest(ca))
     report = _client(ca, tmp_path).fetch(JOB)
-    assert not report.verified and report.error.startswith("input_unknown")
+    assert not report.verified and (report.error or "").startswith("input_unknown")
 
 
 def test_another_root_never_verifies(ca, tmp_path, fake, tmp_path_factory) -> None:
@@ -154,7 +155,7 @@ def test_another_root_never_verifies(ca, tmp_path, fake, tmp_path_factory) -> No
     client.inputs.remember(JOB, INPUT_SHA256, len(INPUT))
     fake["api"] = _done(_attest(other))
     report = client.fetch(JOB)
-    assert not report.verified and report.error.startswith("attestation_invalid")
+    assert not report.verified and (report.error or "").startswith("attestation_invalid")
 
 
 def test_the_trust_file_names_the_tenant(ca, tmp_path) -> None:

@@ -32,8 +32,9 @@ ANOTHER_PCR0 = "5e" * 48
 
 
 def _ccc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ccc", *args], capture_output=True, text=True, timeout=240,
-                          check=False, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ccc", *args], capture_output=True, text=True, timeout=240, check=False, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,28 +64,46 @@ def test_init_pins_the_stack_root_the_tenant_key_and_what_the_key_releases_to(st
 
 
 def test_results_verify_with_the_right_trust_file_and_report_the_uploaded_digest(stack, samples, trust_files):
-    piped = _ccc("submit", "--wait", "--json", "--state-dir", str(stack.state_dir), "--trust",
-                 str(trust_files["right"]), str(samples[1]))
+    piped = _ccc(
+        "submit",
+        "--wait",
+        "--json",
+        "--state-dir",
+        str(stack.state_dir),
+        "--trust",
+        str(trust_files["right"]),
+        str(samples[1]),
+    )
     assert piped.returncode == 0, piped.stdout + piped.stderr
     report = json.loads(piped.stdout)
     assert report["verified"] is True and report["status"] == "done"
     assert report["input_sha256"] == InputRecord().recall(JobRef("tenant-a", report["job_id"]))
-    again = _ccc("result", report["job_id"], "--json", "--state-dir", str(stack.state_dir), "--trust",
-                 str(trust_files["right"]))
+    again = _ccc(
+        "result", report["job_id"], "--json", "--state-dir", str(stack.state_dir), "--trust", str(trust_files["right"])
+    )
     assert again.returncode == 0 and json.loads(again.stdout)["input_sha256"] == report["input_sha256"]
 
 
 def test_a_trust_file_pinning_another_pcr0_makes_every_result_unverified(stack, samples, trust_files):
-    piped = _ccc("submit", "--wait", "--json", "--state-dir", str(stack.state_dir), "--trust",
-                 str(trust_files["wrong"]), *map(str, samples[:2]))
+    piped = _ccc(
+        "submit",
+        "--wait",
+        "--json",
+        "--state-dir",
+        str(stack.state_dir),
+        "--trust",
+        str(trust_files["wrong"]),
+        *map(str, samples[:2]),
+    )
     assert piped.returncode == 1, piped.stdout + piped.stderr
     reports = [json.loads(line) for line in piped.stdout.splitlines()]
     assert len(reports) == 2
     for report in reports:
         assert report["status"] == "done" and report["verified"] is False and report["cats"] is None
         assert report["error"].startswith("pcr_mismatch") and ANOTHER_PCR0[:12] in report["error"]
-    fetched = _ccc("result", reports[0]["job_id"], "--state-dir", str(stack.state_dir), "--trust",
-                   str(trust_files["wrong"]))
+    fetched = _ccc(
+        "result", reports[0]["job_id"], "--state-dir", str(stack.state_dir), "--trust", str(trust_files["wrong"])
+    )
     assert fetched.returncode == 1 and "NOT VERIFIED: pcr_mismatch" in fetched.stdout
 
 
@@ -97,8 +116,9 @@ def test_submit_without_a_trust_file_says_how_to_make_one(stack, samples, tmp_pa
 
 
 def test_audit_finds_no_drift_for_the_right_file_and_drift_for_the_wrong_one(stack, trust_files):
-    right = _ccc("trust", "audit", "--json", "--trust", str(trust_files["right"]), "--local-stack",
-                 str(stack.state_dir))
+    right = _ccc(
+        "trust", "audit", "--json", "--trust", str(trust_files["right"]), "--local-stack", str(stack.state_dir)
+    )
     assert right.returncode == 0, right.stdout + right.stderr
     assert json.loads(right.stdout)["drift"] is False
     wrong = _ccc("trust", "audit", "--trust", str(trust_files["wrong"]), "--local-stack", str(stack.state_dir))
@@ -106,16 +126,17 @@ def test_audit_finds_no_drift_for_the_right_file_and_drift_for_the_wrong_one(sta
     assert "does not pin" in wrong.stdout and "can decrypt your inputs" in wrong.stdout
 
 
-def test_an_input_made_by_another_principal_with_the_tenants_context_is_refused(stack, samples, tmp_path,
-                                                                              trust_files):
+def test_an_input_made_by_another_principal_with_the_tenants_context_is_refused(stack, samples, tmp_path, trust_files):
     """Someone who can act as the tenant's role (the issue's operator) puts its own ciphertext, under
     the tenant's context, into a job the tenant's client created: the enclave genuinely counts it,
     and the tenant's client refuses the result because it is not the input it uploaded."""
     trust = load_trust(trust_files["right"])
-    tenant = CccClient(local_target(stack.state_dir), trust=trust, inputs=InputRecord(tmp_path / "tenant"),
-                       show_progress=False)
-    other = CccClient(local_target(stack.state_dir), trust=trust, inputs=InputRecord(tmp_path / "other"),
-                      show_progress=False)
+    tenant = CccClient(
+        local_target(stack.state_dir), trust=trust, inputs=InputRecord(tmp_path / "tenant"), show_progress=False
+    )
+    other = CccClient(
+        local_target(stack.state_dir), trust=trust, inputs=InputRecord(tmp_path / "other"), show_progress=False
+    )
     ticket = tenant.create_job()
     mine = io.BytesIO()
     encrypt_stream(io.BytesIO(samples[0].read_bytes()), mine, provider=tenant.provider, context=ticket.context)

@@ -38,8 +38,15 @@ INPUT = b"the ESDK input message the tenant uploaded"
 INPUT_SHA256 = hashlib.sha256(INPUT).hexdigest()
 RESULT = b"an ESDK result message"
 JOB = JobRef("tenant-a", "c" * 32)
-TARGET = Target(description="t", stage="local", region="eu-west-1", inbox_bucket="in", results_bucket="out",
-                session_factory=lambda tenant: None, api_url="https://api.invalid")
+TARGET = Target(
+    description="t",
+    stage="local",
+    region="eu-west-1",
+    inbox_bucket="in",
+    results_bucket="out",
+    session_factory=lambda tenant: None,
+    api_url="https://api.invalid",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,13 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalNitroCA:
 
 def _trust(ca: LocalNitroCA, pcrs: dict[int, bytes] = PCRS, tenant: str = "tenant-a") -> TrustFile:
     release = pinned_release("release-1", {i: v.hex() for i, v in pcrs.items()}, source="pcrs")
-    return TrustFile(format="ccc.trust/v1", tenant=tenant, data_key_arn=KEY,
-                     attestation_root=root_from_der(ca.root_der, kind="local"), releases=[release])
+    return TrustFile(
+        format="ccc.trust/v1",
+        tenant=tenant,
+        data_key_arn=KEY,
+        attestation_root=root_from_der(ca.root_der, kind="local"),
+        releases=[release],
+    )
 
 
 def _attest(ca: LocalNitroCA, pcrs: dict[int, bytes] = PCRS, source: bytes = INPUT) -> bytes:
@@ -78,22 +90,30 @@ class FakeApi:
 
 
 def _done(document: bytes) -> FakeApi:
-    return FakeApi(JobState(job=JOB, status="done", error=None, result_url="r", attestation_url="a"),
-                   {"r": RESULT, "a": document})
+    return FakeApi(
+        JobState(job=JOB, status="done", error=None, result_url="r", attestation_url="a"), {"r": RESULT, "a": document}
+    )
 
 
 def _sealed_document(job: JobRef, *, provider: Any) -> ResultDocument:
-    return ResultDocument(job_id=job.job_id, tenant=job.tenant, input_sha256=INPUT_SHA256,
-                          cats=0, detections=(), detections_truncated=False,
-                          model=ModelInfo(name="m", sha256="ab" * 32))
+    return ResultDocument(
+        job_id=job.job_id,
+        tenant=job.tenant,
+        input_sha256=INPUT_SHA256,
+        cats=0,
+        detections=(),
+        detections_truncated=False,
+        model=ModelInfo(name="m", sha256="ab" * 32),
+    )
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     holder: dict[str, Any] = {}
     monkeypatch.setattr(CccClient, "api", property(lambda self: holder["api"]))
-    monkeypatch.setattr(job_runner, "decrypt_result",
-                        lambda ciphertext, job, provider: _sealed_document(job, provider=provider))
+    monkeypatch.setattr(
+        job_runner, "decrypt_result", lambda ciphertext, job, provider: _sealed_document(job, provider=provider)
+    )
     monkeypatch.setattr(job_runner, "key_provider", lambda arn, session: ("provider for", arn))
     return holder
 
@@ -126,8 +146,7 @@ def test_a_genuine_enclave_of_an_unpinned_release_is_not_verified(ca, tmp_path, 
 
 
 def test_any_pinned_release_verifies_so_releases_roll_without_downtime(ca, tmp_path, fake) -> None:
-    trust = with_release(_trust(ca), pinned_release("release-2", {i: v.hex() for i, v in ROGUE.items()},
-                                                     source="pcrs"))
+    trust = with_release(_trust(ca), pinned_release("release-2", {i: v.hex() for i, v in ROGUE.items()}, source="pcrs"))
     client = _client(ca, tmp_path, trust)
     client.inputs.remember(JOB, INPUT_SHA256, len(INPUT))
     fake["api"] = _done(_attest(ca, ROGUE))
@@ -169,8 +188,9 @@ def test_the_upload_is_recorded_before_it_is_sent(ca, tmp_path, fake) -> None:
     fake["api"] = _done(b"")
     seen: list[str | None] = []
     fake["api"].put = lambda upload, body, size: seen.append(client.inputs.recall(JOB))
-    digest = client.upload(JobTicket(JOB, PresignedUpload("https://put.invalid", {}, 1 << 20)), io.BytesIO(INPUT),
-                           len(INPUT))
+    digest = client.upload(
+        JobTicket(JOB, PresignedUpload("https://put.invalid", {}, 1 << 20)), io.BytesIO(INPUT), len(INPUT)
+    )
     assert seen == [digest] and InputRecord(tmp_path / "state").recall(JOB) == digest
 
 

@@ -29,9 +29,15 @@ OPERATOR_KEY = "arn:aws:kms:eu-west-1:222222222222:key/operator"
 
 def _trust_file(tmp_path: Path) -> Path:
     path = tmp_path / "trust.json"
-    trust = Proposal(tenant="acme", data_key_arn=TENANT_KEY, key_source="test", root=aws_nitro_root(),
-                     root_source="test", releases=(pinned_release("first", {0: PCR0, 1: PCR1}, source="pcrs"),),
-                     release_source="test").trust_file()
+    trust = Proposal(
+        tenant="acme",
+        data_key_arn=TENANT_KEY,
+        key_source="test",
+        root=aws_nitro_root(),
+        root_source="test",
+        releases=(pinned_release("first", {0: PCR0, 1: PCR1}, source="pcrs"),),
+        release_source="test",
+    ).trust_file()
     write_trust(path, trust)
     return path
 
@@ -103,8 +109,15 @@ def test_init_never_overwrites_and_writes_only_what_was_confirmed(tmp_path, caps
     assert "exists" in _err(capsys) and existing.read_bytes() == before
 
     offered = load_trust(existing)
-    proposal = Proposal(tenant="acme", data_key_arn=TENANT_KEY, key_source="k", root=aws_nitro_root(),
-                        root_source="r", releases=tuple(offered.releases), release_source="s")
+    proposal = Proposal(
+        tenant="acme",
+        data_key_arn=TENANT_KEY,
+        key_source="k",
+        root=aws_nitro_root(),
+        root_source="r",
+        releases=tuple(offered.releases),
+        release_source="s",
+    )
     monkeypatch.setattr(proposal_module, "propose_from_local_stack", lambda *a, **k: proposal)
     fresh = tmp_path / "fresh.json"
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
@@ -116,8 +129,22 @@ def test_init_never_overwrites_and_writes_only_what_was_confirmed(tmp_path, caps
 
 
 def test_init_without_a_local_stack_says_so(tmp_path, capsys) -> None:
-    assert main(["trust", "init", "--out", str(tmp_path / "t.json"), "--local-stack", str(tmp_path / "none"),
-                 "--tenant", "tenant-a", "--yes"]) == 2
+    assert (
+        main(
+            [
+                "trust",
+                "init",
+                "--out",
+                str(tmp_path / "t.json"),
+                "--local-stack",
+                str(tmp_path / "none"),
+                "--tenant",
+                "tenant-a",
+                "--yes",
+            ]
+        )
+        == 2
+    )
     assert "ccc local up" in _err(capsys)
 
 
@@ -145,39 +172,64 @@ class _Kms:
 
 
 def _outputs(**pcrs: str) -> dict[str, str]:
-    return encode_stack_outputs(StackOutputs(
-        stage="prod", api_url="https://api.example/prod/", inbox_bucket="in", results_bucket="out",
-        artifacts_bucket="art", data_key_arn=OPERATOR_KEY, tenant_roles="{}",
-        release_prefix="s3://art/release/abc/", host_log_group="hosts", dashboard="dash",
-        pcrs={int(k[3:]): v for k, v in pcrs.items()},
-    ))
+    return encode_stack_outputs(
+        StackOutputs(
+            stage="prod",
+            api_url="https://api.example/prod/",
+            inbox_bucket="in",
+            results_bucket="out",
+            artifacts_bucket="art",
+            data_key_arn=OPERATOR_KEY,
+            tenant_roles="{}",
+            release_prefix="s3://art/release/abc/",
+            host_log_group="hosts",
+            dashboard="dash",
+            pcrs={int(k[3:]): v for k, v in pcrs.items()},
+        )
+    )
 
 
 def _tenant_policy() -> dict[str, Any]:
-    return build_tenant_key_policy(TenantKeySpec(
-        tenant="acme", partition="aws", key_account_id="111111111111",
-        key_admin_principals=("arn:aws:iam::111111111111:role/acme-key-admin",),
-        tenant_principals=("arn:aws:iam::111111111111:role/acme-client",),
-        parent_role_arns=("arn:aws:iam::222222222222:role/ccc-parent",),
-        releases=(ApprovedRelease("2026-12-01.a", {0: PCR0, 1: PCR1, 2: PCR2}), ApprovedRelease("2026-12-04.b",
-                                                                                                  {0: OTHER})),
-    ))
+    return build_tenant_key_policy(
+        TenantKeySpec(
+            tenant="acme",
+            partition="aws",
+            key_account_id="111111111111",
+            key_admin_principals=("arn:aws:iam::111111111111:role/acme-key-admin",),
+            tenant_principals=("arn:aws:iam::111111111111:role/acme-client",),
+            parent_role_arns=("arn:aws:iam::222222222222:role/ccc-parent",),
+            releases=(
+                ApprovedRelease("2026-12-01.a", {0: PCR0, 1: PCR1, 2: PCR2}),
+                ApprovedRelease("2026-12-04.b", {0: OTHER}),
+            ),
+        )
+    )
 
 
 def test_init_from_a_stack_pins_what_the_tenant_key_releases_to_and_the_aws_root() -> None:
     kms = _Kms(_tenant_policy())
-    proposal = propose_from_cloudformation("CccProd", "acme", region="eu-west-1", key_arn=TENANT_KEY,
-                                           cloudformation=_Cfn(_outputs(PCR0=OTHER)), kms=kms, s3=object())
+    proposal = propose_from_cloudformation(
+        "CccProd",
+        "acme",
+        region="eu-west-1",
+        key_arn=TENANT_KEY,
+        cloudformation=_Cfn(_outputs(PCR0=OTHER)),
+        kms=kms,
+        s3=object(),
+    )
     assert kms.asked == [TENANT_KEY] and proposal.data_key_arn == TENANT_KEY and not proposal.warnings
     assert [(r.id, r.source, r.pcrs["PCR0"]) for r in proposal.releases] == [
-        ("2026-12-01.a", "key-policy", PCR0), ("2026-12-04.b", "key-policy", OTHER)]
+        ("2026-12-01.a", "key-policy", PCR0),
+        ("2026-12-04.b", "key-policy", OTHER),
+    ]
     trust = proposal.trust_file()
     assert trust.attestation_root.kind == "aws-nitro" and trust.tenant == "acme"
 
 
 def test_init_from_a_stack_without_a_readable_policy_falls_back_to_outputs_with_warnings() -> None:
-    proposal = propose_from_cloudformation("CccProd", "acme", region="eu-west-1",
-                                           cloudformation=_Cfn(_outputs(PCR0=PCR0)), kms=_Kms(None), s3=object())
+    proposal = propose_from_cloudformation(
+        "CccProd", "acme", region="eu-west-1", cloudformation=_Cfn(_outputs(PCR0=PCR0)), kms=_Kms(None), s3=object()
+    )
     assert proposal.data_key_arn == OPERATOR_KEY
     assert [r.source for r in proposal.releases] == ["stack-outputs"]
     assert any("operator's key" in w for w in proposal.warnings)
@@ -191,5 +243,6 @@ def test_init_refuses_a_placeholder_measurement_from_the_stack() -> None:
             return {"Body": io.BytesIO(json.dumps({"pcrs": {"PCR0": PCR0}, "placeholder": True}).encode())}
 
     with pytest.raises(ProposalError, match="placeholder"):
-        propose_from_cloudformation("CccProd", "acme", region="eu-west-1", cloudformation=_Cfn(_outputs()),
-                                    kms=_Kms(None), s3=_S3())
+        propose_from_cloudformation(
+            "CccProd", "acme", region="eu-west-1", cloudformation=_Cfn(_outputs()), kms=_Kms(None), s3=_S3()
+        )

@@ -52,11 +52,16 @@ def local_root_der(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 def _document(kind: str = "aws-nitro", root: Any = None) -> dict[str, Any]:
     pinned_root = root if root is not None else aws_nitro_root()
-    release = pinned_release("ccc-enclave-0.2.0-666666666666", {0: PCR0, 1: PCR1, 2: PCR2},
-                             source="release-manifest", now=WHEN)
-    return {"format": "ccc.trust/v1", "tenant": "tenant-a", "data_key_arn": KEY,
-            "attestation_root": pinned_root.model_dump(mode="json"),
-            "releases": [release.model_dump(mode="json")]}
+    release = pinned_release(
+        "ccc-enclave-0.2.0-666666666666", {0: PCR0, 1: PCR1, 2: PCR2}, source="release-manifest", now=WHEN
+    )
+    return {
+        "format": "ccc.trust/v1",
+        "tenant": "tenant-a",
+        "data_key_arn": KEY,
+        "attestation_root": pinned_root.model_dump(mode="json"),
+        "releases": [release.model_dump(mode="json")],
+    }
 
 
 def _text(document: dict[str, Any]) -> str:
@@ -195,8 +200,12 @@ def _releases(draw: st.DrawFn) -> list[dict[str, Any]]:
     releases = []
     for index, pcr0 in enumerate(image_pcrs):
         extra = draw(st.dictionaries(st.sampled_from([1, 2, 3, 4, 8]), _pcr, max_size=4))
-        release = pinned_release(f"r{index}-{draw(st.text(alphabet=_HEX, max_size=8))}", {0: pcr0, **extra},
-                                 source=draw(st.sampled_from(["release-manifest", "pcrs", "key-policy"])), now=WHEN)
+        release = pinned_release(
+            f"r{index}-{draw(st.text(alphabet=_HEX, max_size=8))}",
+            {0: pcr0, **extra},
+            source=draw(st.sampled_from(["release-manifest", "pcrs", "key-policy"])),
+            now=WHEN,
+        )
         releases.append(release.model_dump(mode="json"))
     return releases
 

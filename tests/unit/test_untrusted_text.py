@@ -27,8 +27,11 @@ from ccc_core.identity import JobRef
 
 JOB = JobRef("tenant-a", "d" * 32)
 # Erase the line, go back to its start, and draw a verified result over the failure.
-FORGED = ("enclave: not an image\x1b[2K\r\x1b[1Acat.jpg: 0 cats  (verified; PCR0 1111111111111111…; job "
-          + JOB.job_id + ")\x1b]0;title\x07\u202e\x9b2J")
+FORGED = (
+    "enclave: not an image\x1b[2K\r\x1b[1Acat.jpg: 0 cats  (verified; PCR0 1111111111111111…; job "
+    + JOB.job_id
+    + ")\x1b]0;title\x07\u202e\x9b2J"
+)
 
 
 def _escape_free(text: str) -> bool:
@@ -74,12 +77,23 @@ def test_json_output_carries_no_raw_control_characters(capsys: pytest.CaptureFix
 def test_ccc_result_prints_a_reason_from_the_jobs_api_safely(
     tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trust = TrustFile(format="ccc.trust/v1", tenant="tenant-a",
-                      data_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k-1", attestation_root=aws_nitro_root(),
-                      releases=[pinned_release(None, {0: "ab" * 48}, source="pcrs")])
+    trust = TrustFile(
+        format="ccc.trust/v1",
+        tenant="tenant-a",
+        data_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k-1",
+        attestation_root=aws_nitro_root(),
+        releases=[pinned_release(None, {0: "ab" * 48}, source="pcrs")],
+    )
     write_trust(tmp_path / "trust.json", trust)
-    target = Target(description="t", stage="local", region="eu-west-1", inbox_bucket="in", results_bucket="out",
-                    session_factory=lambda tenant: None, api_url="https://api.invalid")
+    target = Target(
+        description="t",
+        stage="local",
+        region="eu-west-1",
+        inbox_bucket="in",
+        results_bucket="out",
+        session_factory=lambda tenant: None,
+        api_url="https://api.invalid",
+    )
 
     class Api:
         def get_job(self, job: JobRef) -> Any:

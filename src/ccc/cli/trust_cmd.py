@@ -58,15 +58,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     audit = commands.add_parser("audit", help="compare what your key releases to with the pinned releases")
     _trust_option(audit)
-    audit.add_argument("--local-stack", type=Path, metavar="DIR",
-                       help="reach KMS through this local stack, as the trust file's tenant")
+    audit.add_argument(
+        "--local-stack", type=Path, metavar="DIR", help="reach KMS through this local stack, as the trust file's tenant"
+    )
     audit.add_argument("--json", action="store_true", help="the findings as JSON")
     audit.set_defaults(func=run_audit)
 
 
 def _trust_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trust", type=Path, metavar="FILE",
-                        help="the trust file (default: $CCC_TRUST_FILE, else ~/.config/ccc/trust.json)")
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        metavar="FILE",
+        help="the trust file (default: $CCC_TRUST_FILE, else ~/.config/ccc/trust.json)",
+    )
 
 
 def _fail(command: str, message: object, status: int = EXIT_USAGE) -> int:
@@ -233,10 +238,17 @@ def run_audit(args: argparse.Namespace) -> int:
     except (TrustError, LocalStackError) as exc:
         return _fail("audit", exc)
     if args.json:
-        print(json.dumps({"key_arn": report.key_arn, "drift": report.drift,
-                          "matched": [{"pinned": p, "key": k} for p, k in report.matched],
-                          "findings": [{"severity": f.severity, "message": f.message} for f in report.findings]}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "key_arn": report.key_arn,
+                    "drift": report.drift,
+                    "matched": [{"pinned": p, "key": k} for p, k in report.matched],
+                    "findings": [{"severity": f.severity, "message": f.message} for f in report.findings],
+                }
+            ),
+            flush=True,
+        )
     else:
         for pinned, key in report.matched:
             _say(f"ok: pinned {pinned} is what the key releases to ({key})")

@@ -77,8 +77,13 @@ class InputRecord:
         return self.root / "inputs" / job.tenant / f"{job.job_id}.json"
 
     def remember(self, job: JobRef, input_sha256: str, ciphertext_bytes: int) -> None:
-        record = UploadRecord(format=RECORD_FORMAT, tenant=job.tenant, job_id=job.job_id,
-                              input_sha256=input_sha256, ciphertext_bytes=ciphertext_bytes)
+        record = UploadRecord(
+            format=RECORD_FORMAT,
+            tenant=job.tenant,
+            job_id=job.job_id,
+            input_sha256=input_sha256,
+            ciphertext_bytes=ciphertext_bytes,
+        )
         path = self._path(job)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

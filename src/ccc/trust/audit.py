@@ -66,9 +66,14 @@ def audit_releases(trust: TrustFile, key_releases: Iterable[KeyRelease]) -> Audi
         partners = [release_id for release_id, values in pinned.items() if _corresponds(pcrs, values)]
         if not partners:
             shown = pcrs.get(0, "(no PCR0!)")[:16]
-            findings.append(AuditFinding("drift", f"the key releases to {key.release_id} (PCR0 {shown}…), "
-                                                  "which this trust file does not pin: that enclave can decrypt "
-                                                  "your inputs"))
+            findings.append(
+                AuditFinding(
+                    "drift",
+                    f"the key releases to {key.release_id} (PCR0 {shown}…), "
+                    "which this trust file does not pin: that enclave can decrypt "
+                    "your inputs",
+                )
+            )
             continue
         for release_id in partners:
             matched.append((release_id, key.release_id))
@@ -76,10 +81,20 @@ def audit_releases(trust: TrustFile, key_releases: Iterable[KeyRelease]) -> Audi
             fewer = sorted(set(pinned[release_id]) - set(pcrs))
             if fewer:
                 names = ", ".join(f"PCR{index}" for index in fewer)
-                findings.append(AuditFinding("note", f"the key's statement for {release_id} does not pin {names}: "
-                                                     "it releases to any build with that PCR0"))
+                findings.append(
+                    AuditFinding(
+                        "note",
+                        f"the key's statement for {release_id} does not pin {names}: "
+                        "it releases to any build with that PCR0",
+                    )
+                )
     for release_id in pinned:
         if release_id not in seen_pinned:
-            findings.append(AuditFinding("drift", f"pinned release {release_id} is not one the key releases to: "
-                                                  "no enclave of that release can process your jobs"))
+            findings.append(
+                AuditFinding(
+                    "drift",
+                    f"pinned release {release_id} is not one the key releases to: "
+                    "no enclave of that release can process your jobs",
+                )
+            )
     return AuditReport(key_arn=trust.data_key_arn, findings=tuple(findings), matched=tuple(matched))

@@ -56,17 +56,26 @@ class Proposal:
 
     def trust_file(self) -> TrustFile:
         try:
-            return TrustFile(format="ccc.trust/v1", tenant=self.tenant, data_key_arn=self.data_key_arn,
-                             attestation_root=self.root, releases=list(self.releases))
+            return TrustFile(
+                format="ccc.trust/v1",
+                tenant=self.tenant,
+                data_key_arn=self.data_key_arn,
+                attestation_root=self.root,
+                releases=list(self.releases),
+            )
         except ValueError as exc:
             raise TrustFileError(f"the proposed values do not make a valid trust file: {exc}") from None
 
     def lines(self) -> list[str]:
         """What `ccc trust init` shows before asking."""
-        out = [f"tenant:       {self.tenant}",
-               f"data key:     {self.data_key_arn}", f"              ({self.key_source})",
-               f"root:         {self.root.kind}, SHA-256 {self.root.sha256}", f"              ({self.root_source})",
-               f"releases:     ({self.release_source})"]
+        out = [
+            f"tenant:       {self.tenant}",
+            f"data key:     {self.data_key_arn}",
+            f"              ({self.key_source})",
+            f"root:         {self.root.kind}, SHA-256 {self.root.sha256}",
+            f"              ({self.root_source})",
+            f"releases:     ({self.release_source})",
+        ]
         for release in self.releases:
             pcrs = ", ".join(f"{name} {value[:16]}…" for name, value in sorted(release.pcrs.items()))
             out.append(f"  {release.id}: {pcrs}")
@@ -82,8 +91,10 @@ def _tenant(name: str) -> str:
 
 
 def _releases_from_key(kms: Any, key_arn: str, now: datetime | None) -> tuple[PinnedRelease, ...]:
-    return tuple(pinned_release(release.release_id, release.pcrs, source="key-policy", now=now)
-                 for release in key_releases(kms, key_arn))
+    return tuple(
+        pinned_release(release.release_id, release.pcrs, source="key-policy", now=now)
+        for release in key_releases(kms, key_arn)
+    )
 
 
 def _releases_from_pcrs(pcrs: dict[int, str], source: Any, now: datetime | None) -> tuple[PinnedRelease, ...]:
@@ -118,10 +129,16 @@ def propose_from_local_stack(
         warnings.append(f"{exc}; the releases shown are the operator's claim, check them")
     if not releases:
         raise ProposalError(f"the policy of {chosen_key} releases to no enclave: nothing to pin")
-    return Proposal(tenant=tenant, data_key_arn=chosen_key, key_source=key_source,
-                    root=root_from_der(root_der, kind="local"),
-                    root_source=f"the local stack's CA, {info.attestation_root_pem}, captured now",
-                    releases=releases, release_source=release_source, warnings=tuple(warnings))
+    return Proposal(
+        tenant=tenant,
+        data_key_arn=chosen_key,
+        key_source=key_source,
+        root=root_from_der(root_der, kind="local"),
+        root_source=f"the local stack's CA, {info.attestation_root_pem}, captured now",
+        releases=releases,
+        release_source=release_source,
+        warnings=tuple(warnings),
+    )
 
 
 def _local_key(info: StackInfo, tenant: str, key_arn: str | None) -> tuple[str, str, list[str]]:
@@ -130,8 +147,11 @@ def _local_key(info: StackInfo, tenant: str, key_arn: str | None) -> tuple[str, 
     per_tenant: Any = getattr(info, "tenant_key_arns", None) or {}
     if isinstance(per_tenant, dict) and isinstance(per_tenant.get(tenant), str):
         return per_tenant[tenant], f"the local stack's key for {tenant} (tenant_key_arns)", []
-    return info.key_arn, "the local stack's shared data key", [
-        "this stack has no per-tenant key for this tenant: the shared key is the operator's (demo only)"]
+    return (
+        info.key_arn,
+        "the local stack's shared data key",
+        ["this stack has no per-tenant key for this tenant: the shared key is the operator's (demo only)"],
+    )
 
 
 def propose_from_cloudformation(
@@ -158,8 +178,10 @@ def propose_from_cloudformation(
         chosen_key, key_source = key_arn, "given with --key-arn (your own key)"
     else:
         chosen_key, key_source = stack.data_key_arn, f"stack output DataKeyArn of {stack_name}"
-        warnings.append("DataKeyArn is the operator's key: the operator can change its policy. Deploy the CccTenant "
-                        "stack in your own account and pass its key with --key-arn")
+        warnings.append(
+            "DataKeyArn is the operator's key: the operator can change its policy. Deploy the CccTenant "
+            "stack in your own account and pass its key with --key-arn"
+        )
     try:
         releases = _releases_from_key(kms or session.client("kms"), chosen_key, now)
         release_source = "read from the key's own policy with your credentials"
@@ -170,9 +192,16 @@ def propose_from_cloudformation(
         warnings.append(f"{exc}; the releases shown are the operator's claim, check them against a release.json")
     if not releases:
         raise ProposalError(f"the policy of {chosen_key} releases to no enclave: nothing to pin")
-    return Proposal(tenant=tenant, data_key_arn=chosen_key, key_source=key_source, root=aws_nitro_root(),
-                    root_source="AWS Nitro Enclaves Root-G1, shipped with ccc and fingerprint-checked",
-                    releases=releases, release_source=release_source, warnings=tuple(warnings))
+    return Proposal(
+        tenant=tenant,
+        data_key_arn=chosen_key,
+        key_source=key_source,
+        root=aws_nitro_root(),
+        root_source="AWS Nitro Enclaves Root-G1, shipped with ccc and fingerprint-checked",
+        releases=releases,
+        release_source=release_source,
+        warnings=tuple(warnings),
+    )
 
 
 def measurements_to_pcrs(document: object) -> dict[int, str]:

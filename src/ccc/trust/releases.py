@@ -42,13 +42,15 @@ def pinned_release(
     if 0 not in pcrs:
         raise TrustFileError("a release must pin PCR0 (the enclave image)")
     try:
-        return PinnedRelease(
-            id=release_id or release_id_for_pcrs(str(pcrs[0])),
-            pcrs={f"PCR{index}": value for index, value in sorted(pcrs.items())},  # type: ignore[misc]
-            source=source,
-            date=now_timestamp(now),
-            manifest_sha256=manifest_sha256,
-            git_commit=git_commit,
+        return PinnedRelease.model_validate(
+            {  # the names PCR<n> are checked like a parsed file's
+                "id": release_id or release_id_for_pcrs(str(pcrs[0])),
+                "pcrs": {f"PCR{index}": value for index, value in sorted(pcrs.items())},
+                "source": source,
+                "date": now_timestamp(now),
+                "manifest_sha256": manifest_sha256,
+                "git_commit": git_commit,
+            }
         )
     except ValidationError as exc:
         raise TrustFileError(f"release: {validation_summary(exc)}") from None

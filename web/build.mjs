@@ -1,0 +1,39 @@
+// Bundles the page (src/app.ts -> dist/app.js) and, with --tests, each test/*.test.ts into
+// dist-test/ for `node --test`. No CDN at run time: everything the page runs is in dist/.
+import { build } from "esbuild";
+import { readdirSync } from "node:fs";
+
+const tests = process.argv.includes("--tests");
+if (tests) {
+  await build({
+    entryPoints: readdirSync("test").filter((f) => f.endsWith(".test.ts")).map((f) => `test/${f}`),
+    outdir: "dist-test",
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    sourcemap: "inline",
+    logLevel: "warning",
+  });
+} else {
+  await build({
+    entryPoints: ["src/app.ts", "src/sw.ts"].filter((f) => {
+      try {
+        readdirSync("src").includes(f.slice(4));
+        return readdirSync("src").includes(f.slice(4));
+      } catch {
+        return false;
+      }
+    }),
+    outdir: "dist",
+    bundle: true,
+    platform: "browser",
+    format: "esm",
+    target: "es2022",
+    minify: true,
+    sourcemap: true,
+    logLevel: "warning",
+    define: { global: "globalThis" },
+  });
+}

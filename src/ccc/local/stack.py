@@ -55,6 +55,7 @@ from ccc.local.state import (
     signal_process,
     write_pid_file,
 )
+from ccc.telemetry.runs import archive_current_run
 from ccc_common.domain.naming import resource_names
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account: ARNs moto returns carry it
@@ -211,8 +212,9 @@ class Supervisor:
         write_pid_file(self.paths.pid_file, self.paths.root)
         self._owns_pid_file = True
         # A fresh stack gets fresh state: a new CA (documents of an old stack must not verify),
-        # fresh logs, telemetry and sockets.
-        for directory in (self.paths.ca, self.paths.run, self.paths.logs, self.paths.root / "telemetry"):
+        # fresh logs, telemetry and sockets. The old telemetry is kept as a run (`ccc report --run`).
+        archive_current_run(self.paths.root)
+        for directory in (self.paths.ca, self.paths.run, self.paths.logs):
             shutil.rmtree(directory, ignore_errors=True)
         self.paths.prepare()
         # Every child (enclaves, parents, Lambdas) inherits this: spans and metrics as JSON Lines

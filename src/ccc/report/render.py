@@ -1,20 +1,34 @@
-"""Load a local run's telemetry (JSON Lines) and render queue/fleet/latency/stage charts as HTML."""
+"""Load a local run's telemetry (JSON Lines) and render it as one self-contained HTML page.
+
+Sections, in the order a person asks: how did the run go (summary, failures), where does a job's
+time go (the median job's waterfall, explaining client vs parent latency), how are latencies
+distributed, what did the stack do over time (queue, DLQ, fleet, enclave health: one quantity per
+chart, wall-clock axes), and every job in a table. Inline SVG only: no script, no external URL.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from ccc.report.svg import bar_chart, line_chart
+from ccc.report.jobs import JobView, build_jobs, group_by_trace, median_breakdown, median_job, percentile
+from ccc.report.svg import Bar, bar_chart, clock, format_value, histogram_chart, time_chart, waterfall
 from ccc_core.telemetry import metric_registry as registry
 from ccc_core.telemetry import names
 
 MAX_LINE = 1_000_000
+NUMBER = re.compile(r"^[\d,.]+$")
+MAX_TABLE_ROWS = 500
+# Parent gauges come from every parent of the fleet into one file without an instance id: one
+# point per bucket (the highest reading) keeps two enclaves' readings from drawing a zigzag.
+PARENT_GAUGE_BUCKET_NS = 2 * 10**9
 
 
 @dataclass
@@ -51,47 +65,10 @@ def load_telemetry(directory: Path) -> ReportData:
     return data
 
 
-def _series(data: ReportData, metric_names: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
-    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    times = [m["time_ns"] for m in data.metrics if isinstance(m.get("time_ns"), int)]
-    t0 = min(times) if times else 0
-    for metric in data.metrics:
-        if metric.get("name") in metric_names and isinstance(metric.get("value"), int | float):
-            series[metric["name"]].append(((metric["time_ns"] - t0) / 1e9, float(metric["value"])))
-    return dict(series)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _histogram(values: list[float], bins: int = 10) -> list[tuple[str, float]]:
-    if not values:
-        return []
-    lo, hi = min(values), max(values)
-    width = (hi - lo) / bins or 1.0
-    counts = [0] * bins
-    for value in values:
-        counts[min(bins - 1, int((value - lo) / width))] += 1
-    return [(f"{lo + i * width:.0f}-{lo + (i + 1) * width:.0f} ms", float(c)) for i, c in enumerate(counts)]
-
-
+# ----- derived facts --------------------------------------------------------------------------
 def end_to_end_ms(data: ReportData) -> list[float]:
-    """Per job: the client's submit start to its result span's end (what a user waits)."""
-    starts: dict[str, int] = {}
-    ends: dict[str, int] = {}
-    for span in data.spans:
-        job = (span.get("attributes") or {}).get(names.ATTR_JOB_ID)
-        start, end = span.get("start_ns"), span.get("end_ns")
-        if not isinstance(job, str) or not isinstance(start, int) or not isinstance(end, int):
-            continue
-        if span.get("name") == names.SPAN_CLIENT_SUBMIT:
-            starts[job] = min(start, starts.get(job, start))
-        elif span.get("name") == names.SPAN_CLIENT_RESULT:
-            ends[job] = max(end, ends.get(job, end))
-    return [(ends[j] - starts[j]) / 1e6 for j in starts if j in ends and ends[j] >= starts[j]]
+    """Per job: from the job's start (root span, or submit minus job creation) to its result span's end."""
+    return [job.end_to_end_ms for job in build_jobs(data.spans) if job.end_to_end_ms is not None]
 
 
 def trace_summary(data: ReportData) -> dict[str, int]:
@@ -114,7 +91,24 @@ def trace_summary(data: ReportData) -> dict[str, int]:
     }
 
 
-def _latest_by_attributes(data: ReportData, metric: str) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
+def gauge_series(data: ReportData, metric: str, *, bucket_ns: int = 0, scale: float = 1.0) -> list[tuple[int, float]]:
+    """(epoch ns, value) readings of one gauge; with bucket_ns, the highest reading per bucket."""
+    points = [
+        (int(m["time_ns"]), float(m["value"]) * scale)
+        for m in data.metrics
+        if m.get("name") == metric and isinstance(m.get("time_ns"), int) and isinstance(m.get("value"), int | float)
+    ]
+    if not bucket_ns:
+        return sorted(points)
+    buckets: dict[int, float] = {}
+    for t, v in points:
+        key = t // bucket_ns * bucket_ns
+        buckets[key] = max(v, buckets.get(key, v))
+    return sorted(buckets.items())
+
+
+def _latest_total(data: ReportData, metric: str) -> int | None:
+    """Sum over attribute sets of the latest cumulative value (one process per attribute set)."""
     latest: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for record in data.metrics:
         if record.get("name") != metric or not isinstance(record.get("value"), int | float):
@@ -122,55 +116,338 @@ def _latest_by_attributes(data: ReportData, metric: str) -> dict[tuple[tuple[str
         key = tuple(sorted((record.get("attributes") or {}).items()))
         if key not in latest or record.get("time_ns", 0) >= latest[key].get("time_ns", 0):
             latest[key] = record
-    return latest
+    return int(sum(float(r["value"]) for r in latest.values())) if latest else None
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+def time_window(data: ReportData) -> tuple[int, int] | None:
+    times = [int(m["time_ns"]) for m in data.metrics if isinstance(m.get("time_ns"), int)]
+    for span in data.spans:
+        times += [int(span[k]) for k in ("start_ns", "end_ns") if isinstance(span.get(k), int)]
+    return (min(times), max(times)) if times else None
 
 
-def render_html(data: ReportData, title: str = "CCC local run") -> str:
-    job_ms = [float(s["duration_ms"]) for s in data.spans if s.get("name") == names.SPAN_PARENT_JOB]
-    e2e_ms = end_to_end_ms(data)
-    stage_bars = []
-    for stage in (names.SPAN_PARENT_JOB, *names.ENCLAVE_STEP_SPANS):
-        durations = [float(s["duration_ms"]) for s in data.spans if s.get("name") == stage]
-        if durations:
-            stage_bars.append((stage.removeprefix("ccc."), statistics.median(durations)))
-    services = sorted({str(r.get("service.name")) for r in data.spans + data.metrics})
-    summary: list[tuple[str, float]] = [
-        ("spans", len(data.spans)), ("metric points", len(data.metrics)), ("jobs", len(job_ms))
+def cumulative_outcomes(
+    jobs: Sequence[JobView], spans: Sequence[dict[str, Any]], window: tuple[int, int] | None = None
+) -> dict[str, list[tuple[int, float]]]:
+    """Jobs finished so far (done / failed) over time, from the end of each job's final parent span.
+
+    Both lines run across the whole window (a flat zero "failed" line says that nothing failed)."""
+    ends: dict[str, int] = {}
+    for trace_id, trace in group_by_trace(spans).items():
+        parents = [s for s in trace if s.get("name") == names.SPAN_PARENT_JOB]
+        if parents:
+            ends[trace_id] = max(int(s["end_ns"]) for s in parents)
+    if not ends:
+        return {}
+    first, last = window if window else (min(ends.values()), max(ends.values()))
+    series: dict[str, list[tuple[int, float]]] = {}
+    for status in ("done", "failed"):
+        times = sorted(ends[j.trace_id] for j in jobs if j.status == status and j.trace_id in ends)
+        series[status] = [(first, 0.0), *((t, float(i + 1)) for i, t in enumerate(times)), (last, float(len(times)))]
+    return series
+
+
+# ----- HTML pieces ----------------------------------------------------------------------------
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, row_classes: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = []
+    for index, row in enumerate(rows):
+        cls = row_classes[index] if index < len(row_classes) and row_classes[index] else ""
+        attr = f" class='{cls}'" if cls else ""
+        cells = "".join(
+            f"<td class='num'>{escape(c)}</td>" if NUMBER.match(c) else f"<td>{escape(c)}</td>" for c in row
+        )
+        body.append(f"<tr{attr}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _ms_text(value: float | None) -> str:
+    """Milliseconds as a person reads them: one decimal below 100 ms, whole milliseconds above."""
+    if value is None:
+        return ""
+    return f"{value:.1f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def _summary(data: ReportData, jobs: Sequence[JobView]) -> str:
+    statuses = Counter(job.status for job in jobs)
+    parent_ms = [j.parent_ms for j in jobs if j.parent_ms is not None and j.status == "done"]
+    e2e_ms = [j.end_to_end_ms for j in jobs if j.end_to_end_ms is not None and j.status == "done"]
+    rows: list[tuple[str, str]] = [
+        ("jobs", str(len(jobs))),
+        ("done", str(statuses.get("done", 0))),
+        ("failed", str(statuses.get("failed", 0))),
+        ("unfinished in this run", str(len(jobs) - statuses.get("done", 0) - statuses.get("failed", 0))),
+        ("jobs retried by the parent", str(sum(1 for j in jobs if j.attempts > 1))),
     ]
-    if job_ms:
-        summary.append(("job p50 ms", round(_percentile(job_ms, 0.5), 1)))
-        summary.append(("job p95 ms", round(_percentile(job_ms, 0.95), 1)))
+    if parent_ms:
+        rows.append(
+            (
+                "parent job latency p50 / p95 (ms, done jobs)",
+                f"{_ms_text(percentile(parent_ms, 0.5))} / {_ms_text(percentile(parent_ms, 0.95))}",
+            )
+        )
     if e2e_ms:
-        summary.append(("end-to-end p50 ms (client)", round(_percentile(e2e_ms, 0.5), 1)))
-        summary.append(("end-to-end p95 ms (client)", round(_percentile(e2e_ms, 0.95), 1)))
-    summary.extend((k, float(v)) for k, v in trace_summary(data).items())
-    for metric, label in ((registry.METRIC_ATTESTATIONS, "attestations ok"),
-                          (registry.METRIC_ATTESTATION_FAILURES, "attestation failures")):
-        latest = _latest_by_attributes(data, metric)
-        if latest:
-            summary.append((label, sum(float(r["value"]) for r in latest.values())))
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_number(v))}</td></tr>" for k, v in summary)
+        rows.append(
+            (
+                "client end-to-end p50 / p95 (ms, done jobs)",
+                f"{_ms_text(percentile(e2e_ms, 0.5))} / {_ms_text(percentile(e2e_ms, 0.95))}",
+            )
+        )
+    dlq = gauge_series(data, registry.METRIC_DLQ_VISIBLE)
+    if dlq:
+        rows.append(
+            (
+                "dead-letter queue: highest / last depth",
+                f"{format_value(max(v for _, v in dlq))} / {format_value(dlq[-1][1])}",
+            )
+        )
+    for key, value in trace_summary(data).items():
+        rows.append((key, str(value)))
+    for metric, label in (
+        (registry.METRIC_ATTESTATIONS, "attestations ok"),
+        (registry.METRIC_ATTESTATION_FAILURES, "attestation failures"),
+    ):
+        total = _latest_total(data, metric)
+        if total is not None:
+            rows.append((label, str(total)))
+    rows.append(("spans / metric points", f"{len(data.spans)} / {len(data.metrics)}"))
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f"<h2>Summary</h2><table class='summary'>{body}</table>"
+
+
+def _gap_text(jobs: Sequence[JobView], breakdown: Sequence[tuple[str, float, int]]) -> str:
+    parent = [j.parent_ms for j in jobs if j.parent_ms is not None and j.status == "done"]
+    e2e = [j.end_to_end_ms for j in jobs if j.end_to_end_ms is not None and j.status == "done"]
+    if not parent or not e2e:
+        return (
+            "<p>Client and parent latencies cannot be compared: this run has no client spans "
+            "(jobs submitted with <code>ccc submit</code> record them) or no finished job.</p>"
+        )
+    client_p50, parent_p50 = statistics.median(e2e), statistics.median(parent)
+    outside = [(label, ms) for label, ms, _ in breakdown if not label.startswith(("parent", "enclave"))]
+    parts = ", ".join(f"{escape(label)} {_ms_text(ms)} ms" for label, ms in outside)
+    return (
+        f"<p>The client waits <b>{_ms_text(client_p50)} ms</b> (median, done jobs) for what the parent "
+        f"does in <b>{_ms_text(parent_p50)} ms</b>: the other <b>{_ms_text(client_p50 - parent_p50)} ms</b> "
+        f"are outside the parent — {parts} (medians per step, so they need not add up exactly).</p>"
+    )
+
+
+def _failures(data: ReportData, jobs: Sequence[JobView], window: tuple[int, int] | None) -> str:
+    failed = [j for j in jobs if j.failed]
+    retries: Counter[str] = Counter()
+    for span in data.spans:
+        attributes = span.get("attributes") or {}
+        if span.get("name") == names.SPAN_PARENT_JOB and attributes.get("ccc.outcome") == "retry":
+            retries[str(attributes.get("ccc.code") or "unknown")] += 1
+    codes = Counter(j.code or "unknown" for j in failed)
+    out = ["<h2>Failures</h2>"]
+    if codes or retries:
+        rows = [
+            (code, str(codes.get(code, 0)), str(retries.get(code, 0))) for code in sorted(set(codes) | set(retries))
+        ]
+        out.append(_table(("code", "jobs failed", "attempts retried"), rows))
+    else:
+        out.append("<p>No job failed and no attempt was retried.</p>")
+    if failed:
+        out.append(
+            "<p>Failed jobs: "
+            + ", ".join(f"<code>{escape(j.job_id)}</code> ({escape(j.code or 'unknown')})" for j in failed[:20])
+            + (" …" if len(failed) > 20 else "")
+            + "</p>"
+        )
+    out.append(
+        time_chart(
+            "Jobs finished (cumulative, from the parent's spans)",
+            cumulative_outcomes(jobs, data.spans, window),
+            "jobs",
+            window=window,
+            integer=True,
+        )
+    )
+    out.append(
+        time_chart(
+            "Dead-letter queue depth",
+            {"messages in DLQ": gauge_series(data, registry.METRIC_DLQ_VISIBLE)},
+            "messages",
+            window=window,
+            integer=True,
+        )
+    )
+    if failed:
+        first = failed[0]
+        out.append(
+            waterfall(f"Waterfall of a failed job ({first.job_id[:12]}…, {first.code or 'unknown'})", first.segments)
+        )
+    return "".join(out)
+
+
+def _time_section(data: ReportData, window: tuple[int, int] | None) -> str:
+    parent = PARENT_GAUGE_BUCKET_NS
+    return "".join(
+        [
+            "<h2>The stack over time</h2>",
+            time_chart(
+                "Work queue depth",
+                {
+                    "visible": gauge_series(data, registry.METRIC_QUEUE_VISIBLE),
+                    "in flight": gauge_series(data, registry.METRIC_QUEUE_IN_FLIGHT),
+                },
+                "messages",
+                window=window,
+                integer=True,
+            ),
+            time_chart(
+                "Fleet size",
+                {
+                    "desired": gauge_series(data, registry.METRIC_FLEET_DESIRED),
+                    "running": gauge_series(data, registry.METRIC_FLEET_RUNNING),
+                },
+                "instances",
+                window=window,
+                integer=True,
+            ),
+            time_chart(
+                "Enclave CPU (highest enclave per 2 s)",
+                {"CPU": gauge_series(data, registry.METRIC_ENCLAVE_CPU, bucket_ns=parent)},
+                "%",
+                window=window,
+                top=100.0,
+            ),
+            time_chart(
+                "Enclave jobs in flight (highest enclave per 2 s)",
+                {"in flight": gauge_series(data, registry.METRIC_ENCLAVE_IN_FLIGHT, bucket_ns=parent)},
+                "jobs",
+                window=window,
+                integer=True,
+            ),
+            time_chart(
+                "Enclave memory (highest enclave per 2 s)",
+                {"memory": gauge_series(data, registry.METRIC_ENCLAVE_MEMORY, bucket_ns=parent, scale=1 / 2**20)},
+                "MiB",
+                window=window,
+                integer=True,
+            ),
+        ]
+    )
+
+
+def _latency_section(jobs: Sequence[JobView]) -> str:
+    done = [j for j in jobs if j.status == "done"]
+    parent = [j.parent_ms for j in done if j.parent_ms is not None]
+    e2e = [j.end_to_end_ms for j in done if j.end_to_end_ms is not None]
+
+    def markers(values: list[float]) -> dict[str, float]:
+        return {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95)} if values else {}
+
+    stages: dict[str, list[float]] = defaultdict(list)
+    for job in done:
+        for stage, ms in job.stages_ms.items():
+            stages[stage].append(ms)
+    bars = [Bar("parent job (inbox GET to result PUT)", statistics.median(parent))] if parent else []
+    bars += [Bar(f"enclave: {stage}", statistics.median(values), "#2ca02c") for stage, values in stages.items()]
+    return "".join(
+        [
+            "<h2>Latency (done jobs)</h2>",
+            histogram_chart("Parent job latency (inbox GET to result PUT)", parent, "ms", markers=markers(parent)),
+            histogram_chart(
+                "Client end-to-end latency (job created to verified result)", e2e, "ms", markers=markers(e2e)
+            ),
+            bar_chart("Median time per stage", bars, "ms"),
+        ]
+    )
+
+
+def _jobs_table(jobs: Sequence[JobView]) -> str:
+    headers = (
+        "job id",
+        "status",
+        "attempts",
+        "end-to-end ms",
+        "parent ms",
+        "S3 + queue ms",
+        "decrypt ms",
+        "infer ms",
+        "encrypt ms",
+        "attest ms",
+        "trace id",
+    )
+    rows, classes = [], []
+    for job in jobs[:MAX_TABLE_ROWS]:
+        queue = sum(s.duration_ms for s in job.segments if s.component == "queue") if job.segments else None
+        rows.append(
+            (
+                job.job_id,
+                job.status_text,
+                str(job.attempts),
+                _ms_text(job.end_to_end_ms),
+                _ms_text(job.parent_ms),
+                _ms_text(queue),
+                *(_ms_text(job.stages_ms.get(stage)) for stage in ("decrypt", "infer", "encrypt", "attest")),
+                job.trace_id,
+            )
+        )
+        classes.append("failed" if job.failed else "")
+    note = f"<p>First {MAX_TABLE_ROWS} of {len(jobs)} jobs.</p>" if len(jobs) > MAX_TABLE_ROWS else ""
+    return f"<h2>Jobs</h2>{note}<div class='jobs'>{_table(headers, rows, row_classes=classes)}</div>"
+
+
+def _waterfall_section(jobs: Sequence[JobView]) -> str:
+    chosen = median_job(jobs)
+    breakdown = median_breakdown(jobs)
+    out = ["<h2>Where a job's time goes</h2>", _gap_text(jobs, breakdown)]
+    if chosen is None:
+        out.append(waterfall("Waterfall of the median job", []))
+        return "".join(out)
+    latency = (
+        f"{_ms_text(chosen.end_to_end_ms)} ms end to end"
+        if chosen.end_to_end_ms is not None
+        else f"{_ms_text(chosen.parent_ms)} ms in the parent; no client spans"
+    )
+    title = f"Waterfall of the median job ({chosen.job_id[:12]}…, {latency})"
+    out.append(
+        waterfall(
+            title,
+            chosen.segments,
+            note="Grey: waiting in S3 events and the SQS queue; blue: the client; orange: the parent "
+            "agent; green: the enclave (its stage times are on the protocol's coarse grid).",
+        )
+    )
+    if breakdown:
+        out.append(_table(("step", "median ms", "jobs"), [(label, _ms_text(ms), str(n)) for label, ms, n in breakdown]))
+    return "".join(out)
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1320px;margin:1.5em auto;color:#222}"
+    "h2{border-bottom:1px solid #ddd;padding-bottom:2px;margin-top:1.6em}h3{margin:1.2em 0 .2em;font-size:1em}"
+    "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+    "td{font-variant-numeric:tabular-nums}.summary th{font-weight:normal;background:#f6f6f6}"
+    "tr.failed td{background:#fde8e8}.empty{color:#888}.note{color:#555;font-size:12px;margin-top:0}"
+    ".jobs td{font-family:monospace;font-size:12px}.jobs th{white-space:nowrap}.num{text-align:right}"
+)
+
+
+def render_html(data: ReportData, title: str = "CCC local run", run_id: str | None = None) -> str:
+    jobs = build_jobs(data.spans)
+    window = time_window(data)
+    services = sorted({str(r.get("service.name")) for r in data.spans + data.metrics})
+    when = f"{clock(window[0])}–{clock(window[1])} UTC" if window else "no records"
+    run = f"run {escape(run_id)}, " if run_id else ""
     body = [
         f"<h1>{escape(title)}</h1>",
-        f"<p>Services: {escape(', '.join(services) or 'none')}. Metadata only: no images or results are recorded.</p>",
-        f"<table>{rows}</table>",
-        line_chart("Queue depth", _series(data, (registry.METRIC_QUEUE_VISIBLE, registry.METRIC_QUEUE_IN_FLIGHT)),
-                   "seconds since first sample", "messages"),
-        line_chart("Fleet size", _series(data, (registry.METRIC_FLEET_DESIRED, registry.METRIC_FLEET_RUNNING)),
-                   "seconds since first sample", "instances"),
-        bar_chart("Job latency histogram (parent agent, per job)", _histogram(job_ms), "jobs"),
-        bar_chart("Per-stage timing (median)", stage_bars, "ms"),
-        bar_chart("End-to-end latency histogram (client: submit to verified result)", _histogram(e2e_ms), "jobs"),
-        line_chart("Enclave health", _series(data, (registry.METRIC_ENCLAVE_CPU, registry.METRIC_ENCLAVE_IN_FLIGHT)),
-                   "seconds since first sample", "CPU % / jobs in flight"),
+        f"<p>{run}{escape(when)}. Services: {escape(', '.join(services) or 'none')}. "
+        "Metadata only: no images, counts or results are recorded.</p>",
+        _summary(data, jobs),
+        _waterfall_section(jobs),
+        _failures(data, jobs, window),
+        _latency_section(jobs),
+        _time_section(data, window),
+        _jobs_table(jobs),
     ]
     if data.skipped_lines:
         body.append(f"<p>{data.skipped_lines} malformed telemetry lines were skipped.</p>")
-    style = ("body{font-family:sans-serif;max-width:720px;margin:2em auto}table{border-collapse:collapse}"
-             "th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}.empty{color:#888}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )

@@ -138,6 +138,17 @@ def test_a_corrupted_stack_json_is_one_line_in_words_not_python_internals(tmp_pa
         assert "ccc local" in message, message  # says what to do
 
 
+def test_tenant_key_arns_round_trip_and_must_be_strings(tmp_path) -> None:
+    """Interface C: stack.json carries each tenant's own key ARN; anything else is a clear error."""
+    arns = {"tenant-a": "arn:aws:kms:us-east-1:123456789013:key/a"}
+    document = {**_info(tmp_path).to_json(), "tenant_key_arns": arns}
+    write_json_atomic(StatePaths(tmp_path).stack_file, document)
+    assert read_stack_info(tmp_path).tenant_key_arns == arns
+    write_json_atomic(StatePaths(tmp_path).stack_file, {**document, "tenant_key_arns": {"tenant-a": 7}})
+    with pytest.raises(StackStateError, match="tenant_key_arns"):
+        read_stack_info(tmp_path)
+
+
 @pytest.mark.parametrize("raw", [b"\xff\xfe", b"{not json", b"[" * 100_000])
 def test_unreadable_stack_json_bytes_are_one_line(tmp_path, raw: bytes) -> None:
     StatePaths(tmp_path).stack_file.write_bytes(raw)

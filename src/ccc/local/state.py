@@ -124,6 +124,8 @@ class StackInfo:
         }
         values["expected_pcrs"] = {str(k): _typed(data, "expected_pcrs", v, str) for k, v in
                                    _mapping(data, "expected_pcrs").items()}
+        values["tenant_key_arns"] = {str(k): _typed(data, "tenant_key_arns", v, str) for k, v in
+                                     _mapping(data, "tenant_key_arns").items()}
         for name in ("pids", "pid_start_ticks"):
             values[name] = {str(k): _typed(data, name, v, int) for k, v in _mapping(data, name).items()}
         for name, f in known.items():
@@ -132,7 +134,7 @@ class StackInfo:
         return cls(**values)
 
 
-_NESTED = frozenset({"identities", "expected_pcrs", "pids", "pid_start_ticks"})
+_NESTED = frozenset({"identities", "expected_pcrs", "pids", "pid_start_ticks", "tenant_key_arns"})
 _SCALARS: Mapping[str, tuple[type, ...]] = {
     "str": (str,), "int": (int,), "float": (int, float), "int | None": (int, type(None)),
 }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from ccc_common.contracts import jobs_table, stack_outputs
 from ccc_common.contracts import lambda_env as function_env
-from ccc_common.domain import dead_letters
+from ccc_common.domain import dead_letters, iam_policies
 
 # --- Lambda environment variables (names owned by ccc_common.contracts.lambda_env) --------------------------------
 STAGE = function_env.STAGE  # dev | prod: the code calls ccc_common.domain.settings.stage_settings(stage) itself
@@ -84,7 +84,7 @@ TENANT_INDEX_SORT_KEY = jobs_table.TENANT_INDEX_SORT_KEY  # string, ISO-8601 UTC
 TABLE_TTL_ATTRIBUTE = jobs_table.TTL_ATTRIBUTE  # number, epoch seconds
 
 # --- artifacts bucket layout (what the EIF build publishes and instances fetch) ------------------
-RELEASE_PREFIX = "release/"
+RELEASE_PREFIX = iam_policies.RELEASE_PREFIX  # the parent role reads exactly this prefix
 DEAD_LETTER_ARCHIVE_PREFIX = dead_letters.ARCHIVE_PREFIX  # in the artifacts bucket
 EIF_NAME = "ccc-enclave.eif"
 AGENT_BUNDLE_NAME = "ccc-agent.tar.gz"  # a wheelhouse: pip install --no-index --find-links

@@ -21,8 +21,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ccc_common.domain.iam_policies import tenant_statements
 from ccc_common.domain.key_policy import ENCLAVE_ACTIONS
-from ccc_core.identity import INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
+from ccc_core.identity import validate_tenant
+from cdk.iam_grants import attach, policy_resources
 from cdk.stage_config import StageConfig
 
 
@@ -53,6 +55,7 @@ class Identities(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, tenants: Iterable[str]) -> None:
         super().__init__(scope, construct_id)
         self._stage = config.stage
+        self._config = config
         self.parent_role = iam.Role(
             self,
             "ParentInstanceRole",
@@ -90,29 +93,13 @@ class Identities(Construct):
 
         The data key (encrypt inputs, decrypt results) is granted by the key policy, not here.
         """
+        shared = policy_resources(
+            self._config, inbox_bucket_arn=inbox.bucket_arn, results_bucket_arn=results.bucket_arn,
+            rest_api_id=api.rest_api_id,
+        )
         for tenant, role in self.tenant_roles.items():
-            stage = self._stage  # a literal, so the policy (and its review) shows the stage by name
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["execute-api:Invoke"],
-                    resources=[
-                        api.arn_for_execute_api("POST", "/jobs", stage),
-                        api.arn_for_execute_api("GET", "/jobs", stage),
-                        api.arn_for_execute_api("GET", "/jobs/*", stage),
-                    ],
-                )
-            )
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}{tenant}/*")]
-                )
-            )
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:GetObject", "s3:GetObjectVersion"],
-                    resources=[results.arn_for_objects(f"{RESULTS_PREFIX}{tenant}/*")],
-                )
-            )
+            # The shared builder's statements: the local stack enforces the very same documents.
+            attach(role, tenant_statements(tenant, shared))
             # Uploads into the SSE-KMS inbox; downloads from the SSE-S3 results bucket need no KMS right.
             role.add_to_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [inbox]))
 

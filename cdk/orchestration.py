@@ -34,9 +34,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ccc_core.identity import FAILURE_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX
+from ccc_common.domain.iam_policies import lambda_statements
 from cdk import contract
 from cdk.bundling import copy_tree_bundling, copy_trees_bundling
+from cdk.iam_grants import attach, policy_resources
 from cdk.identities import s3_via_service
 from cdk.stage_config import StageConfig
 
@@ -198,21 +199,21 @@ class Orchestration(Construct):
             self.roles[function] = role
 
         scaler = self.functions["scaler"]
-        job_events = self.functions["job_events"]
         jobs_api = self.functions["jobs_api"]
         dead_letters = self.functions["dead_letters"]
 
+        # Each function's data-plane grants are the shared builder's (ccc_common.domain.iam_policies.
+        # lambda_statements), which the local stack enforces on its Lambdas as well.
+        shared = policy_resources(
+            config, inbox_bucket_arn=inbox.bucket_arn, results_bucket_arn=results.bucket_arn,
+            artifacts_bucket_arn=artifacts.bucket_arn, work_queue_arn=work_queue.queue_arn,
+            dead_letter_queue_arn=dead_letter_queue.queue_arn, jobs_table_arn=self.table.table_arn,
+            scaler_function_arn=scaler.function_arn,
+        )
+        for function in contract.FUNCTIONS:
+            attach(self.roles[function], lambda_statements(function, shared))
+
         # scaler: read the backlog, set the fleet's desired capacity (min 0, max from settings).
-        work_queue.grant(scaler, "sqs:GetQueueAttributes")
-        scaler.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["autoscaling:SetDesiredCapacity"], resources=[fleet_group_arn(names.fleet_group)]
-            )
-        )
-        scaler.add_to_role_policy(
-            # Describe* calls have no resource-level permissions in Auto Scaling.
-            iam.PolicyStatement(actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"])
-        )
         events.Rule(
             self,
             "ScalerSchedule",
@@ -223,48 +224,19 @@ class Orchestration(Construct):
 
         # job_events: job status transitions, and an asynchronous wake-up of the scaler. It reads the
         # parent's failure records (metadata; the results bucket is SSE-S3, so no KMS right) for the reason.
-        self._table_access(job_events, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
-        job_events.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaler.function_arn])
-        )
-        job_events.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*{FAILURE_SUFFIX}")]
-            )
-        )
 
         # jobs_api: create and list jobs, presign the inbox upload and the result download. A presigned
         # request is authorised as the signer: the SSE-KMS inbox needs GenerateDataKey on the storage key
         # (via S3 only); the SSE-S3 results bucket needs no KMS right for the download.
         # UpdateItem: a job read after its upload window closed without an upload becomes failed
         # (ccc_common.domain.jobs_api, expiry on read).
-        self._table_access(jobs_api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
-        jobs_api.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:Query"],
-                resources=[f"{self.table.table_arn}/index/{contract.TENANT_INDEX_NAME}"],
-            )
-        )
-        jobs_api.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[inbox.arn_for_objects(f"{INBOX_PREFIX}*")])
-        )
-        jobs_api.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[results.arn_for_objects(f"{RESULTS_PREFIX}*")])
-        )
         jobs_api.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [inbox]))
 
         # dead_letters: drain the DLQ into `failed` job records.
         dead_letters.add_event_source(
             sources.SqsEventSource(dead_letter_queue, batch_size=10, report_batch_item_failures=True)
         )
-        self._table_access(dead_letters, ["dynamodb:GetItem", "dynamodb:UpdateItem"])
         # dead_letters archives each DLQ message (S3 event metadata, no image data) before failing its job.
-        dead_letters.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"],
-                resources=[artifacts.arn_for_objects(f"{contract.DEAD_LETTER_ARCHIVE_PREFIX}*")],
-            )
-        )
         dead_letters.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [artifacts]))
 
         self.api = self._jobs_api(config, jobs_api)

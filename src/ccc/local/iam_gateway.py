@@ -106,13 +106,14 @@ class Principal:
     policy: IdentityPolicy | None  # None: the documents were not understood -> every request denied
 
 
-@dataclass
-class Denial(Exception):
+class Denial(LocalStackError):
     """A request refused before it reaches moto: ``code`` and HTTP status in the service's style."""
 
-    code: str
-    message: str
-    status: int = 403
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True)

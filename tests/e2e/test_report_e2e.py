@@ -126,6 +126,10 @@ def test_each_job_is_one_trace_from_client_through_enclave_stages_and_job_events
         assert all(named[stage][0]["parent_span_id"] == enclave["span_id"] for stage in names.ENCLAVE_STEP_SPANS)
         assert {parent["service.name"], enclave["service.name"]} == {"parent", "enclave"}
         assert parent["attributes"]["ccc.outcome"] == "done"
+        submit, result = named[names.SPAN_CLIENT_SUBMIT][0], named[names.SPAN_CLIENT_RESULT][0]
+        for step, under in ((names.SPAN_CLIENT_ENCRYPT, submit), (names.SPAN_CLIENT_UPLOAD, submit),
+                            (names.SPAN_CLIENT_FETCH, result), (names.SPAN_CLIENT_VERIFY, result)):
+            assert [s["parent_span_id"] for s in named[step]] == [under["span_id"]], (job, step)
     assert len({s["trace_id"] for s in spans if s["name"] == names.SPAN_PARENT_JOB}) == len(jobs) + 1  # + the failure
 
 
@@ -174,6 +178,8 @@ def test_report_renders_every_chart_with_data(finished_run, tmp_path):
     complete = re.search(r"<th>traces client -&gt; parent -&gt; enclave stages</th><td>(\d+)</td>", html)
     assert complete is not None and complete.group(1) == str(len(jobs))
     assert "The client waits <b>" in html  # the client/parent gap is explained
+    for step in ("client: encrypt", "client: upload", "SQS queue wait", "enclave: infer", "client: verify + decrypt"):
+        assert f">{step}</text>" in html, step
     assert "<script" not in html and "http://" not in html
 
 

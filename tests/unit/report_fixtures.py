@@ -55,6 +55,7 @@ def job_trace(
     retried: bool = True,
     client_status: str = "done",
     verified: bool | None = True,
+    client_steps: bool = False,
 ) -> list[dict[str, Any]]:
     """One job's spans; shift_ms moves the whole job later, outcome/code set the final parent attempt."""
     s = shift_ms
@@ -108,6 +109,14 @@ def job_trace(
     if verified is not None:
         result_attrs["ccc.verified"] = verified
     spans.append(span(names.SPAN_CLIENT_RESULT, trace, s + 100, s + 1500, service="client", **jid, **result_attrs))
+    if client_steps:  # the client's child spans: encrypt 20-60, upload 60-100, fetch 1380-1420, verify 1420-1490
+        for name, start, end in (
+            (names.SPAN_CLIENT_ENCRYPT, 20, 60),
+            (names.SPAN_CLIENT_UPLOAD, 60, 100),
+            (names.SPAN_CLIENT_FETCH, 1380, 1420),
+            (names.SPAN_CLIENT_VERIFY, 1420, 1490),
+        ):
+            spans.append(span(name, trace, s + start, s + end, service="client"))
     return spans
 
 

@@ -42,6 +42,18 @@ def test_the_waterfall_accounts_for_the_client_parent_gap() -> None:
     assert sum(s.duration_ms for s in job.segments) == pytest.approx(job.end_to_end_ms)
 
 
+def test_the_clients_own_steps_split_encrypt_upload_and_fetch_verify() -> None:
+    (job,) = build_jobs(job_trace(JOB_A, "t-a", client_steps=True))
+    rows = {s.label: (round(s.start_ms, 3), round(s.duration_ms, 3)) for s in job.segments}
+    assert "client: encrypt + upload" not in rows and "client: notice, fetch + verify" not in rows
+    assert rows["client: encrypt"] == (20, 40)
+    assert rows["client: upload"] == (60, 40)
+    assert rows["client: notice (polling)"] == (1300, 80)
+    assert rows["client: fetch result"] == (1380, 40)
+    assert rows["client: verify + decrypt"] == (1420, 80)
+    assert sum(s.duration_ms for s in job.segments) == pytest.approx(job.end_to_end_ms)
+
+
 def test_a_failed_job_carries_its_failure_code() -> None:
     spans = job_trace(
         JOB_B, "t-b", outcome="failed", code="bad_image", retried=False, client_status="failed", verified=None

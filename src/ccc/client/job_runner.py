@@ -14,6 +14,7 @@ where to send and fetch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -42,7 +43,16 @@ from ccc_core.attestation.document import parse_document
 from ccc_core.attestation.errors import AttestationError
 from ccc_core.identity import JobRef
 from ccc_core.redaction import safe_attributes
-from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, SPAN_CLIENT_RESULT, SPAN_CLIENT_SUBMIT
+from ccc_core.telemetry.names import (
+    ATTR_JOB_ID,
+    ATTR_TENANT,
+    SPAN_CLIENT_ENCRYPT,
+    SPAN_CLIENT_FETCH,
+    SPAN_CLIENT_RESULT,
+    SPAN_CLIENT_SUBMIT,
+    SPAN_CLIENT_UPLOAD,
+    SPAN_CLIENT_VERIFY,
+)
 from ccc_core.telemetry.propagation import inject, job_context
 
 # The stack restarting, a dropped connection: worth another poll.
@@ -124,6 +134,15 @@ class _Stored:
     failure: bool
 
 
+def _client_step(name: str) -> Any:
+    """A child span of the client's current span (submit or result): the run report's waterfall splits
+    the user's wait into encrypt / upload and fetch / verify by these. Outside a job span (`ccc result`
+    without --wait) nothing is emitted: a step span of no job's trace would be an orphan."""
+    if not trace.get_current_span().is_recording():
+        return contextlib.nullcontext()
+    return trace.get_tracer("ccc.client").start_as_current_span(name, record_exception=False)
+
+
 class CccClient:
     """Submits and collects jobs of one tenant on one target, trusting only the tenant's trust file.
 
@@ -200,7 +219,7 @@ class CccClient:
 
     def _seal_and_upload(self, image: ImageInput, ticket: JobTicket, started: float) -> SubmittedJob:
         with tempfile.TemporaryFile(prefix="ccc-") as sealed:
-            with open(image.path, "rb") as source:
+            with _client_step(SPAN_CLIENT_ENCRYPT), open(image.path, "rb") as source:
                 progress = Progress(f"encrypt {image.path.name}", image.size, enabled=self.show_progress)
                 size = encrypt_stream(source, sealed, provider=self.provider, context=ticket.context, progress=progress)
                 progress.finish()
@@ -208,7 +227,8 @@ class CccClient:
                 limit = self.target.limits.max_ciphertext_bytes
                 raise ClientError(f"{image.path}: ciphertext is {size} bytes, over the limit of {limit}")
             sealed.seek(0)
-            digest = self.upload(ticket, sealed, size, label=f"upload {image.path.name}")
+            with _client_step(SPAN_CLIENT_UPLOAD):
+                digest = self.upload(ticket, sealed, size, label=f"upload {image.path.name}")
         return SubmittedJob(job=ticket.job, image=str(image.path), started=started, ciphertext_bytes=size,
                             input_sha256=digest)
 
@@ -313,9 +333,11 @@ class CccClient:
                 raise VerificationError("the job is done but the API offers no result and attestation")
             report.status = "done"
             limits = self.target.limits
-            ciphertext = self.api.get_bytes(state.result_url, limits.max_result_ciphertext_bytes)
-            document = self.api.get_bytes(state.attestation_url, limits.max_attestation_bytes)
-            self._verify_and_decrypt(job, ciphertext, document, report)
+            with _client_step(SPAN_CLIENT_FETCH):
+                ciphertext = self.api.get_bytes(state.result_url, limits.max_result_ciphertext_bytes)
+                document = self.api.get_bytes(state.attestation_url, limits.max_attestation_bytes)
+            with _client_step(SPAN_CLIENT_VERIFY):
+                self._verify_and_decrypt(job, ciphertext, document, report)
         elif state.status == "failed":
             report.status = "failed"
             report.error = state.error or "job failed (no reason recorded)"
@@ -325,14 +347,16 @@ class CccClient:
         if stored.result:
             report.status = "done"
             limits = self.target.limits
-            ciphertext = self._get(job.result_key, limits.max_result_ciphertext_bytes)
-            # The attestation written for exactly these bytes (ccc_common.contracts.result_objects):
-            # another run's document can never be paired with this result.
-            key = attestation_key_for_result(job, ciphertext)
-            if key not in stored.keys:
-                raise VerificationError("the result has no attestation document (its digest names none)")
-            document = self._get(key, limits.max_attestation_bytes)
-            self._verify_and_decrypt(job, ciphertext, document, report)
+            with _client_step(SPAN_CLIENT_FETCH):
+                ciphertext = self._get(job.result_key, limits.max_result_ciphertext_bytes)
+                # The attestation written for exactly these bytes (ccc_common.contracts.result_objects):
+                # another run's document can never be paired with this result.
+                key = attestation_key_for_result(job, ciphertext)
+                if key not in stored.keys:
+                    raise VerificationError("the result has no attestation document (its digest names none)")
+                document = self._get(key, limits.max_attestation_bytes)
+            with _client_step(SPAN_CLIENT_VERIFY):
+                self._verify_and_decrypt(job, ciphertext, document, report)
         elif stored.failure:
             report.status = "failed"
             report.error = self._failure_reason(job)

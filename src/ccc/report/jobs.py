@@ -24,11 +24,6 @@ ATTR_CLIENT_STATUS = "ccc.status"
 ATTR_VERIFIED = "ccc.verified"
 ATTR_CREATE_MS = "ccc.create_ms"
 ATTR_OBJECT_KIND = "ccc.object.kind"
-# Optional client breakdowns (written by clients that measure them): split submit and result spans.
-ATTR_ENCRYPT_MS = "ccc.encrypt_ms"
-ATTR_UPLOAD_MS = "ccc.upload_ms"
-ATTR_FETCH_MS = "ccc.fetch_ms"
-ATTR_VERIFY_MS = "ccc.verify_ms"
 STAGE_LABELS = {
     names.SPAN_ENCLAVE_DECRYPT: "decrypt",
     names.SPAN_ENCLAVE_INFER: "infer",
@@ -206,11 +201,10 @@ def _segments(
     submit = submits[0] if submits else None
     if submit is not None:
         add("client: create job", begin, submit["start_ns"], "client")
-        encrypt_ms = _number(_attrs(submit).get(ATTR_ENCRYPT_MS))
-        if encrypt_ms is not None:
-            split = min(submit["end_ns"], int(submit["start_ns"] + encrypt_ms * 1e6))
-            add("client: encrypt", submit["start_ns"], split, "client")
-            add("client: upload", split, submit["end_ns"], "client")
+        encrypts = [e for e in _named(trace, names.SPAN_CLIENT_ENCRYPT) if submit["start_ns"] <= e["start_ns"]]
+        if encrypts and encrypts[0]["end_ns"] <= submit["end_ns"]:
+            add("client: encrypt", submit["start_ns"], encrypts[0]["end_ns"], "client")
+            add("client: upload", encrypts[0]["end_ns"], submit["end_ns"], "client")
         else:
             add("client: encrypt + upload", submit["start_ns"], submit["end_ns"], "client")
     if final is not None:
@@ -235,7 +229,7 @@ def _segments(
         else:
             add("parent job", final["start_ns"], final["end_ns"], "parent")
         if results:
-            _result_rows(add, final["end_ns"], results[-1])
+            _result_rows(add, trace, final["end_ns"], results[-1])
     return rows
 
 
@@ -249,19 +243,19 @@ def _inbox_event(trace: Sequence[Span], first_parent: Span) -> Span | None:
     return events[0] if events else None
 
 
-def _result_rows(add: Any, parent_end_ns: int, result: Span) -> None:
+def _result_rows(add: Any, trace: Sequence[Span], parent_end_ns: int, result: Span) -> None:
     """After the parent wrote the result: the client notices it (polling), fetches and verifies it."""
     end = int(result["end_ns"])
-    fetch_ms = _number(_attrs(result).get(ATTR_FETCH_MS))
-    verify_ms = _number(_attrs(result).get(ATTR_VERIFY_MS))
-    if fetch_ms is None or verify_ms is None:
+    inside = [s for s in trace if result["start_ns"] <= s["start_ns"] and s["end_ns"] <= end]
+    fetches = [s for s in inside if s.get("name") == names.SPAN_CLIENT_FETCH and s["start_ns"] >= parent_end_ns]
+    verifies = [s for s in inside if s.get("name") == names.SPAN_CLIENT_VERIFY and s["start_ns"] >= parent_end_ns]
+    if not fetches or not verifies:
         add("client: notice, fetch + verify", parent_end_ns, end, "client")
         return
-    verify_start = max(parent_end_ns, int(end - verify_ms * 1e6))
-    fetch_start = max(parent_end_ns, int(verify_start - fetch_ms * 1e6))
-    add("client: notice (poll interval)", parent_end_ns, fetch_start, "client")
-    add("client: fetch result", fetch_start, verify_start, "client")
-    add("client: verify", verify_start, end, "client")
+    fetch, verify = min(fetches, key=lambda s: s["start_ns"]), max(verifies, key=lambda s: s["start_ns"])
+    add("client: notice (polling)", parent_end_ns, fetch["start_ns"], "client")
+    add("client: fetch result", fetch["start_ns"], verify["start_ns"], "client")
+    add("client: verify + decrypt", verify["start_ns"], end, "client")
 
 
 def median_job(jobs: Sequence[JobView]) -> JobView | None:

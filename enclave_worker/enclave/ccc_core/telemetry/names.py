@@ -12,6 +12,11 @@ from __future__ import annotations
 SPAN_JOB_ROOT = "ccc.job"
 SPAN_CLIENT_SUBMIT = "ccc.client.submit"
 SPAN_CLIENT_RESULT = "ccc.client.result"
+# Children of submit / result: where the client's own time goes (the report's waterfall).
+SPAN_CLIENT_ENCRYPT = "ccc.client.encrypt"
+SPAN_CLIENT_UPLOAD = "ccc.client.upload"
+SPAN_CLIENT_FETCH = "ccc.client.fetch"
+SPAN_CLIENT_VERIFY = "ccc.client.verify"
 SPAN_PARENT_JOB = "ccc.parent.job"
 SPAN_ENCLAVE_JOB = "ccc.enclave.job"
 SPAN_ENCLAVE_DECRYPT = "ccc.enclave.decrypt"

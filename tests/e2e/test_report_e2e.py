@@ -177,7 +177,7 @@ def test_report_renders_every_chart_with_data(finished_run, tmp_path):
     assert "tenant-a" not in html  # nothing in the report is per tenant
     complete = re.search(r"<th>traces client -&gt; parent -&gt; enclave stages</th><td>(\d+)</td>", html)
     assert complete is not None and complete.group(1) == str(len(jobs))
-    assert "The client waits <b>" in html  # the client/parent gap is explained
+    assert "In the median job below, the client waited <b>" in html  # the client/parent gap is explained
     for step in ("client: encrypt", "client: upload", "SQS queue wait", "enclave: infer", "client: verify + decrypt"):
         assert f">{step}</text>" in html, step
     assert "<script" not in html and "http://" not in html

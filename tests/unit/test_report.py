@@ -107,7 +107,11 @@ def test_the_gap_between_client_and_parent_latency_is_explained() -> None:
     html = render_html(_run_data())
     section = html[html.index("<h2>Where a job") : html.index("<h2>Failures")]
     assert "<b>1,500 ms</b>" in section and "<b>300 ms</b>" in section and "<b>1,200 ms</b>" in section
-    assert "SQS queue wait" in section and "client: encrypt + upload" in section
+    # The median job's own steps outside the parent add up to the gap: 20 + 80 + 30 + 270 + 600 + 200 = 1,200.
+    assert (
+        "were: client: create job 20.0 ms, client: encrypt + upload 80.0 ms, Lambda job_events (inbox) 30.0 ms, "
+        "SQS queue wait 270 ms, earlier attempts (1) 600 ms, client: notice, fetch + verify 200 ms."
+    ) in section
     assert "Waterfall of the median job" in section
 
 

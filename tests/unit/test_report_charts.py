@@ -79,6 +79,13 @@ def test_histogram_counts_per_bin_and_names_outliers_it_leaves_out() -> None:
     assert "p50 110 ms" in svg
 
 
+def test_a_histogram_of_equal_values_has_a_readable_axis() -> None:
+    svg = histogram_chart("Parent latency", [300.0, 300.0], "ms")
+    ticks = re.findall(r"text-anchor='middle' [^>]*>([\d,.]+)</text>", svg)
+    assert len(set(ticks)) == len(ticks) > 2  # distinct edges around 300, not "300 300 300"
+    assert re.findall(r"<title>(\d+)</title>", svg) == ["2"]
+
+
 def test_waterfall_rows_sit_at_their_start_with_their_duration() -> None:
     svg = waterfall(
         "w", [Segment("client: encrypt + upload", 0, 80, "client"), Segment("SQS queue wait", 80, 900, "queue")]

@@ -9,7 +9,6 @@ Nothing here reads content: ids, outcomes, codes and durations only.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -265,7 +264,7 @@ def median_job(jobs: Sequence[JobView]) -> JobView | None:
     )
     if not timed:
         timed = sorted((j for j in jobs if j.parent_ms is not None), key=lambda j: j.parent_ms or 0.0)
-    return timed[(len(timed) - 1) // 2] if timed else None
+    return timed[_p50_index(len(timed))] if timed else None
 
 
 def median_breakdown(jobs: Sequence[JobView]) -> list[tuple[str, float, int]]:
@@ -276,11 +275,18 @@ def median_breakdown(jobs: Sequence[JobView]) -> list[tuple[str, float, int]]:
             continue
         for segment in job.segments:
             durations[segment.label].append(segment.duration_ms)
-    return [(label, statistics.median(values), len(values)) for label, values in durations.items()]
+    return [(label, percentile(values, 0.5), len(values)) for label, values in durations.items()]
+
+
+def _rank(count: int, q: float) -> int:
+    return min(count - 1, max(0, round(q * (count - 1))))
+
+
+def _p50_index(count: int) -> int:
+    return _rank(count, 0.5)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 1]) of a non-empty sequence."""
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+    """Nearest-rank percentile (q in [0, 1]) of a non-empty sequence: one definition for the whole report,
+    so "the median job" is the job whose latency is the p50 the summary prints."""
+    return sorted(values)[_rank(len(values), q)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -215,21 +214,23 @@ def _summary(data: ReportData, jobs: Sequence[JobView]) -> str:
     return f"<h2>Summary</h2><table class='summary'>{body}</table>"
 
 
-def _gap_text(jobs: Sequence[JobView], breakdown: Sequence[tuple[str, float, int]]) -> str:
+def _gap_text(jobs: Sequence[JobView], chosen: JobView | None) -> str:
+    """Why the client's latency exceeds the parent's, in the median job's own numbers (they add up)."""
     parent = [j.parent_ms for j in jobs if j.parent_ms is not None and j.status == "done"]
     e2e = [j.end_to_end_ms for j in jobs if j.end_to_end_ms is not None and j.status == "done"]
-    if not parent or not e2e:
+    if not parent or not e2e or chosen is None or chosen.end_to_end_ms is None or chosen.parent_ms is None:
         return (
             "<p>Client and parent latencies cannot be compared: this run has no client spans "
             "(jobs submitted with <code>ccc submit</code> record them) or no finished job.</p>"
         )
-    client_p50, parent_p50 = statistics.median(e2e), statistics.median(parent)
-    outside = [(label, ms) for label, ms, _ in breakdown if not label.startswith(("parent", "enclave"))]
-    parts = ", ".join(f"{escape(label)} {_ms_text(ms)} ms" for label, ms in outside)
+    outside = [s for s in chosen.segments if s.component != "parent" and s.component != "enclave"]
+    parts = ", ".join(f"{escape(s.label)} {_ms_text(s.duration_ms)} ms" for s in outside if s.duration_ms >= 0.5)
     return (
-        f"<p>The client waits <b>{_ms_text(client_p50)} ms</b> (median, done jobs) for what the parent "
-        f"does in <b>{_ms_text(parent_p50)} ms</b>: the other <b>{_ms_text(client_p50 - parent_p50)} ms</b> "
-        f"are outside the parent — {parts} (medians per step, so they need not add up exactly).</p>"
+        f"<p>Over the done jobs the client's p50 is <b>{_ms_text(percentile(e2e, 0.5))} ms</b> and the "
+        f"parent's <b>{_ms_text(percentile(parent, 0.5))} ms</b>. In the median job below, the client waited "
+        f"<b>{_ms_text(chosen.end_to_end_ms)} ms</b> and the parent's final attempt took "
+        f"<b>{_ms_text(chosen.parent_ms)} ms</b>; the other "
+        f"<b>{_ms_text(chosen.end_to_end_ms - chosen.parent_ms)} ms</b> were: {parts}.</p>"
     )
 
 
@@ -344,8 +345,8 @@ def _latency_section(jobs: Sequence[JobView]) -> str:
     for job in done:
         for stage, ms in job.stages_ms.items():
             stages[stage].append(ms)
-    bars = [Bar("parent job (inbox GET to result PUT)", statistics.median(parent))] if parent else []
-    bars += [Bar(f"enclave: {stage}", statistics.median(values), "#2ca02c") for stage, values in stages.items()]
+    bars = [Bar("parent job (inbox GET to result PUT)", percentile(parent, 0.5))] if parent else []
+    bars += [Bar(f"enclave: {stage}", percentile(values, 0.5), "#2ca02c") for stage, values in stages.items()]
     return "".join(
         [
             "<h2>Latency (done jobs)</h2>",
@@ -395,7 +396,7 @@ def _jobs_table(jobs: Sequence[JobView]) -> str:
 def _waterfall_section(jobs: Sequence[JobView]) -> str:
     chosen = median_job(jobs)
     breakdown = median_breakdown(jobs)
-    out = ["<h2>Where a job's time goes</h2>", _gap_text(jobs, breakdown)]
+    out = ["<h2>Where a job's time goes</h2>", _gap_text(jobs, chosen)]
     if chosen is None:
         out.append(waterfall("Waterfall of the median job", []))
         return "".join(out)

@@ -173,7 +173,8 @@ def time_chart(
             parts.append(f"<circle cx='{coords[0][0]:.1f}' cy='{coords[0][1]:.1f}' r='3' fill='{colour}'/>")
         else:
             text = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-            parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.8' points='{text}'/>")
+            dash = " stroke-dasharray='7 4'" if index else ""  # a line on top of another stays visible
+            parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.8'{dash} points='{text}'/>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -186,7 +187,13 @@ def histogram_range(values: Sequence[float]) -> tuple[float, float]:
     lo, hi = ordered[0], ordered[-1]
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     cut = 2 * p95
-    return (lo, cut) if hi > cut > lo else (lo, hi)
+    if hi > cut > lo:
+        hi = cut
+    least = max(1.0, 0.1 * abs(hi))  # equal values get a window around them, not one bin as wide as the chart
+    if hi - lo < least:
+        pad = (least - (hi - lo)) / 2
+        lo, hi = max(0.0, lo - pad), hi + pad
+    return lo, hi
 
 
 def histogram_chart(

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from ccc.errors import CccError
 
 
 def _positive_int(text: str) -> int:
@@ -42,6 +45,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     count.add_argument("--no-int8", action="store_true", help=argparse.SUPPRESS)  # the default now (old scripts)
     count.set_defaults(func=run_count)
 
+    coldstart = benches.add_parser("coldstart", help="enclave start to first job ready, step by step")
+    coldstart.add_argument("--out", type=Path, default=Path("bench-results/coldstart.json"), help="JSON report path")
+    coldstart.add_argument("--model-dir", type=Path, help="directory with the model card (default: models/)")
+    coldstart.add_argument("--runs", type=_positive_int, default=3, help="launches per measurement (median)")
+    coldstart.set_defaults(func=run_coldstart)
+
+    pipeline = benches.add_parser("pipeline", help="local pipeline vs bare counter on the same images")
+    pipeline.add_argument("--out", type=Path, default=Path("bench-results/pipeline.json"), help="JSON report path")
+    pipeline.add_argument("--jobs", type=_positive_int, default=64, help="jobs (images) to run")
+    pipeline.add_argument("--workers", type=_positive_int, default=1, help="enclave workers in the local stack")
+    pipeline.set_defaults(func=run_pipeline)
+
     accuracy = benches.add_parser("accuracy", help="exact-count accuracy on the generated sample set")
     accuracy.add_argument("--out", type=Path, default=Path("bench-results/accuracy.json"), help="JSON report path")
     accuracy.add_argument("--spec", type=Path, help="detector spec JSON (default: the model card in models/)")
@@ -64,6 +79,14 @@ def _write(path: Path, report: dict[str, Any]) -> None:
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
+def _write_text(json_path: Path, text: str) -> None:
+    """Print the human report and keep it next to the JSON (`<name>.txt`); then `_write` the JSON."""
+    print(text)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    print(f"wrote {json_path} and {json_path.with_suffix('.txt')}")
+
+
 def run_count(args: argparse.Namespace) -> int:
     from ccc.evaluation.bench import render_text, run_bench
     from ccc.evaluation.samples import sample_set
@@ -80,9 +103,35 @@ def run_count(args: argparse.Namespace) -> int:
     except (SpecError, ModelError) as exc:
         print(f"ccc bench count: {exc}", file=sys.stderr)
         return 2
+    _write_text(args.out, render_text(report))
     _write(args.out, report)
-    print(render_text(report))
-    print(f"wrote {args.out}")
+    return 0
+
+
+def run_coldstart(args: argparse.Namespace) -> int:
+    from ccc.evaluation.cold_start import render_text, run_cold_start
+    from ccc_enclave.counting import default_model_dir
+
+    try:
+        report = run_cold_start(args.model_dir or default_model_dir(), runs=args.runs)
+    except (CccError, OSError, subprocess.SubprocessError) as exc:
+        print(f"ccc bench coldstart: {exc}", file=sys.stderr)
+        return 1
+    _write_text(args.out, render_text(report))
+    _write(args.out, report)
+    return 0
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from ccc.evaluation.bench_pipeline import render_text, run_pipeline_bench
+
+    try:
+        report = run_pipeline_bench(args.jobs, workers=args.workers)
+    except (CccError, OSError, subprocess.SubprocessError) as exc:
+        print(f"ccc bench pipeline: {exc}", file=sys.stderr)
+        return 1
+    _write_text(args.out, render_text(report))
+    _write(args.out, report)
     return 0
 
 

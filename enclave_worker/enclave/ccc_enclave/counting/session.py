@@ -51,10 +51,9 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
 
     `tuned`: full graph optimisation, sequential execution (the graph is a chain, parallel
     execution only adds scheduling), memory-pattern planning on, intra-op threads as given (None:
-    one per CPU this process may use, `available_cpus`), and no spin-waiting: between the runs of
-    one image's views this process letterboxes and decodes on the same cores, and on the host the
-    parent agent shares them, so worker threads busy-waiting for the next run steal exactly the CPU
-    the next run waits for (measured in `ccc bench count`, docs/counting.md).
+    one per CPU this process may use, `available_cpus`). Spin-waiting stays on (onnxruntime's
+    default): with all views in one run there is no gap between runs for spinning threads to steal,
+    and turning it off measured 5-10 % slower inference in interleaved runs (docs/counting.md).
     """
 
     options = ort.SessionOptions()
@@ -65,7 +64,6 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
         options.enable_mem_pattern = True
         options.enable_cpu_mem_arena = True
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.intra_op_num_threads = threads
     elif threads is not None:
         options.intra_op_num_threads = threads

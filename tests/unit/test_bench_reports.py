@@ -1,0 +1,69 @@
+"""The bench commands' bookkeeping: stage tables from job waterfalls, /proc usage, test images, text.
+
+Timings are never asserted here (benchmarks measure, tests check behaviour): these check that
+the numbers a report prints come from the right rows and that the report renders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from ccc.evaluation import bench_pipeline, cold_start
+from ccc.report.jobs import JobView
+from ccc.report.svg import Segment
+
+
+def _job(job_id: str, status: str, stages: dict[str, float]) -> JobView:
+    view = JobView(job_id=job_id, trace_id=job_id, status=status)
+    view.stages_ms = dict(stages)
+    view.segments = [Segment("client: encrypt", 0, 10, "client")] + [
+        Segment(f"enclave: {name}", 10, value, "enclave") for name, value in stages.items()
+    ]
+    return view
+
+
+def test_stage_table_uses_done_jobs_and_sums_enclave_work() -> None:
+    stages = {"decrypt": 30.0, "infer": 100.0, "encrypt": 20.0, "attest": 1.0}
+    jobs = [_job("a", "done", stages), _job("b", "done", {**stages, "infer": 200.0}), _job("c", "failed", stages)]
+    table = bench_pipeline.stage_table(jobs)
+    assert table["client: encrypt"] == {"median_ms": 10.0, "p95_ms": 10.0, "jobs": 2}
+    assert table["enclave: infer"]["median_ms"] == 150.0
+    assert table["enclave work (decrypt+infer+encrypt+attest)"]["median_ms"] == 201.0
+    assert list(table)[0] == "client: encrypt"  # pipeline order, as the waterfall has it
+
+
+def test_proc_usage_reads_this_process() -> None:
+    usage = bench_pipeline._proc_usage(os.getpid())
+    assert usage is not None and usage["cpu_s"] >= 0 and usage["peak_rss_mib"] > 10
+    assert bench_pipeline._proc_usage(2**22 + 12345) is None  # no such pid: skipped, not an error
+
+
+def test_test_images_are_jpegs_with_their_cat_count_in_the_name(tmp_path: Path) -> None:
+    paths = bench_pipeline.write_images(tmp_path, 8)
+    assert [p.name.split("-")[1] for p in paths] == [f"{i % 7}cats.jpg" for i in range(8)]
+    with Image.open(paths[3]) as image:
+        assert image.format == "JPEG"
+    again = bench_pipeline.write_images(tmp_path / "again", 8)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+
+
+def test_reports_render() -> None:
+    stats = {"median_ms": 1.0, "p95_ms": 2.0, "jobs": 3}
+    pipeline = {
+        "jobs": 3, "cpus": 2, "pipeline_vs_bare": 0.5, "enclave_vs_bare_inference": 1.2,
+        "enclave_infer_vs_bare_inference": 1.1,
+        "bare": {"images_per_s": 10.0, "count_bytes": stats},
+        "pipeline": {"workers": 1, "jobs_per_s": 5.0, "jobs": 3, "elapsed_s": 0.6, "submit_s": 0.2,
+                     "stages": {"enclave: infer": stats}, "processes": {"moto": {"cpu_s": 1.0, "peak_rss_mib": 90.0}}},
+    }  # fmt: skip
+    text = bench_pipeline.render_text(pipeline)
+    assert "pipeline / bare = 0.5" in text and "enclave: infer" in text and "moto" in text
+    steps = {"interpreter_and_imports": 200.0, "model": 90.0}
+    cold = {"runs": 1, "interpreter_ms": 30.0, "budget_ms": 2000.0, "server_ready_ms": 600.0,
+            "server_ready_ms_all": [600.0], "within_budget": True,
+            "reference": {"total_ms": 400.0, "steps_ms": steps, "model_ms": {"create": 40.0}},
+            "optimised": {"total_ms": 420.0, "steps_ms": steps, "model_ms": {"create": 40.0}}}  # fmt: skip
+    assert "within" in cold_start.render_text(cold) and "model: create" in cold_start.render_text(cold)

@@ -116,7 +116,7 @@ synth: $(STAMP)
 # (tests/infra/test_cdk_cost.py fails when the guide and the templates disagree).
 COST_DIR := build/cost
 COST_DEV := {"stage": "dev", "measurements": "enclave_worker/measurements.placeholder.json"
-COST_PROD := {"stage": "prod", "measurements": "tests/fixtures/infra/measurements.json", "tenants": "demo,acme"
+COST_PROD := {"stage": "prod", "measurements": "tests/fixtures/infra/measurements.json", "tenants": [{"name": "acme", "account": "111111111111", "key_arn": "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab", "principals": ["arn:aws:iam::111111111111:role/acme-client"]}]
 cost-docs: $(STAMP)
 	rm -rf $(COST_DIR)
 	CDK_OUTDIR=$(COST_DIR)/dev-public CDK_CONTEXT_JSON='$(COST_DEV), "network": "public"}' $(PY) app.py 2>/dev/null

@@ -101,6 +101,8 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/ccc bench count --out bench-results/count.json
+	$(VENV)/bin/ccc bench coldstart --out bench-results/coldstart.json
+	$(VENV)/bin/ccc bench pipeline --out bench-results/pipeline.json
 
 # Not part of `make test`: a bounded run (< 10 min) of duplicate deliveries, process kills, a slow
 # enclave and a CHAOS_JOBS-job load with 10 % bad images; exit 1 on any lost, torn,

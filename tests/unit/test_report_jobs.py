@@ -98,6 +98,13 @@ def test_median_job_and_breakdown_use_done_jobs() -> None:
     assert breakdown["enclave: infer"] == (pytest.approx(150), 2)
     assert breakdown["earlier attempts (1)"][1] == 1  # only job A was retried; the failed job is left out
     assert median_job([]) is None
+    # Without client spans: the done job at the parent's p50, never a failed one (A 300, C 400 failed, B 500 ms).
+    parent_only = [dict(s) for s in spans if s["service.name"] in ("parent", "enclave")]
+    for record in parent_only:
+        if record["name"] == "ccc.parent.job" and record["span_id"] in (f"p2-{JOB_B}", f"p2-{JOB_C}"):
+            record["end_ns"] += (200 if record["span_id"] == f"p2-{JOB_B}" else 100) * 10**6
+    chosen = median_job(build_jobs(parent_only))
+    assert chosen is not None and chosen.job_id == JOB_A
 
 
 def test_percentile_is_nearest_rank() -> None:

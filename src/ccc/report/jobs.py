@@ -263,7 +263,9 @@ def median_job(jobs: Sequence[JobView]) -> JobView | None:
         (j for j in jobs if j.status == "done" and j.end_to_end_ms is not None), key=lambda j: j.end_to_end_ms or 0.0
     )
     if not timed:
-        timed = sorted((j for j in jobs if j.parent_ms is not None), key=lambda j: j.parent_ms or 0.0)
+        timed = sorted(
+            (j for j in jobs if j.status == "done" and j.parent_ms is not None), key=lambda j: j.parent_ms or 0.0
+        )
     return timed[_p50_index(len(timed))] if timed else None
 
 

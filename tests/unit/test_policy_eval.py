@@ -439,3 +439,73 @@ def test_for_all_values_is_subset_and_for_any_value_is_intersection(context: dic
     request = _req(TENANT_A, "kms:Decrypt", encryption_context=context)
     assert _allowed(_keys_policy("ForAllValues:StringEquals"), request) is set(context).issubset(ALLOWED_KEYS)
     assert _allowed(_keys_policy("ForAnyValue:StringEquals"), request) is bool(set(context) & set(ALLOWED_KEYS))
+
+
+# --- the tenant-owned key policy (interface A) as the gateway evaluates it ------------------------
+
+TENANT_KEY_ACCOUNT = "444455556666"
+TENANT_KEY_PRINCIPAL = f"arn:aws:iam::{TENANT_KEY_ACCOUNT}:role/tenant-a"
+
+
+def _tenant_key_policy() -> dict[str, Any]:
+    from ccc_common.domain.key_policy import TenantKeySpec, build_tenant_key_policy, release_from_pcrs
+
+    return build_tenant_key_policy(
+        TenantKeySpec(
+            tenant="tenant-a",
+            partition="aws",
+            key_account_id=TENANT_KEY_ACCOUNT,
+            key_admin_principals=(),
+            tenant_principals=(TENANT_KEY_PRINCIPAL,),
+            parent_role_arns=(PARENT,),
+            releases=(release_from_pcrs(PCRS),),
+        )
+    )
+
+
+TENANT_KEY_POLICY = parse_policy(_tenant_key_policy())
+_CONTEXT_KEY_NAMES = [
+    "ccc:job",
+    "ccc:tenant",
+    "ccc:kind",
+    "aws-crypto-public-key",
+    "CCC:JOB",
+    "Ccc:Tenant",
+    "ccc:kin",
+    "x",
+]
+_CONTEXT_VALUES = ["tenant-a", "tenant-b", "result", "RESULT", "j"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(_CONTEXT_KEY_NAMES), st.sampled_from(_CONTEXT_VALUES), max_size=5))
+def test_the_tenant_key_policy_allows_exactly_its_intent(context: dict[str, str]) -> None:
+    """An independent restatement of interface A, against the evaluator, on random contexts."""
+    inputs = {"ccc:job", "ccc:tenant", "aws-crypto-public-key"}
+    results = inputs | {"ccc:kind"}
+    own = "ccc:job" in context and context.get("ccc:tenant") == "tenant-a"
+    may_input = own and set(context) <= inputs
+    may_read_result = own and set(context) <= results and context.get("ccc:kind") == "result"
+    may_enclave = own and set(context) <= results
+
+    def allowed(principal: str, action: str, attestation: dict[str, str] | None = None) -> bool:
+        request = RequestContext(
+            principal_arn=principal,
+            caller_account=principal.split(":")[4],
+            action=action,
+            resource_arn=KEY,
+            encryption_context=context,
+            attestation=attestation,
+        )
+        return TENANT_KEY_POLICY.evaluate(request).allowed
+
+    assert allowed(TENANT_KEY_PRINCIPAL, "kms:Encrypt") is may_input
+    assert allowed(TENANT_KEY_PRINCIPAL, "kms:GenerateDataKey") is may_input
+    assert allowed(TENANT_KEY_PRINCIPAL, "kms:Decrypt") is may_read_result
+    assert allowed(PARENT, "kms:Decrypt", _attestation()) is may_enclave
+    assert allowed(PARENT, "kms:GenerateDataKey", _attestation()) is may_enclave
+    assert not allowed(PARENT, "kms:Decrypt", _attestation({**PCRS, 0: "ee" * 48}))
+    assert not allowed(PARENT, "kms:Decrypt")
+    for outsider in (ADMIN, TENANT_B):
+        for action in ("kms:Decrypt", "kms:Encrypt", "kms:PutKeyPolicy", "kms:CreateGrant", "kms:DisableKey"):
+            assert not allowed(outsider, action, _attestation())

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccc.local.iam_users import default_identities, new_identity
 from ccc.local.kms.api_error import KmsApiError
@@ -375,3 +377,31 @@ def test_the_shared_operator_key_refuses_a_smuggled_result_context() -> None:
     assert h.error("tenant-b", "Decrypt", CiphertextBlob=blob["CiphertextBlob"], EncryptionContext=as_result) == (
         "InvalidCiphertextException"
     )
+
+
+# One gateway and one key with KMS's default policy (the operator account's root, via IAM: any
+# context is allowed), shared by the examples below so that only the binding is under test.
+_SHARED = Harness()
+_SHARED_KEY = str(_SHARED.call("admin", "CreateKey")["KeyMetadata"]["Arn"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(alphabet="ck:-á\x00", min_size=1, max_size=5), st.text(alphabet="ck:-á", max_size=5), max_size=3
+    ),
+    st.dictionaries(
+        st.text(alphabet="ck:-á\x00", min_size=1, max_size=5), st.text(alphabet="ck:-á", max_size=5), max_size=3
+    ),
+)
+def test_through_the_gateway_a_ciphertext_opens_only_under_its_own_context(
+    first: dict[str, str], second: dict[str, str]
+) -> None:
+    h, key = _SHARED, _SHARED_KEY
+    blob = h.call("admin", "Encrypt", KeyId=key, Plaintext=_b64(b"p"), EncryptionContext=first)["CiphertextBlob"]
+    if first == second:
+        assert h.call("admin", "Decrypt", CiphertextBlob=blob, EncryptionContext=second)["Plaintext"] == _b64(b"p")
+    else:
+        assert h.error("admin", "Decrypt", CiphertextBlob=blob, EncryptionContext=second) == (
+            "InvalidCiphertextException"
+        )

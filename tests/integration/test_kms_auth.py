@@ -25,7 +25,7 @@ SECRET = "s3cr3t-s3cr3t-s3cr3t-s3cr3t"
 def test_default_identities_are_distinct_random_and_round_trip() -> None:
     first, second = default_identities("111122223333"), default_identities("111122223333")
     assert tuple(first) == DEFAULT_NAMES
-    assert len({i.access_key_id for i in first.values()}) == 4
+    assert len({i.access_key_id for i in first.values()}) == len(DEFAULT_NAMES)
     assert {i.secret_access_key for i in first.values()}.isdisjoint(i.secret_access_key for i in second.values())
     assert first["parent"].principal_arn == "arn:aws:iam::111122223333:role/ccc-local-parent-instance"
     # The operator's identities share the operator account; each tenant has an account of its own

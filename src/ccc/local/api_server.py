@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ccc.local.sigv4 import SignatureError, execute_api_profile, header_lists, verify_request
+from ccc_common.domain.cors import origins_from_env, web_client_cors
 
 log = logging.getLogger("ccc.local.api")
 
@@ -98,6 +100,8 @@ class LocalJobsApiServer:
         self.region = region
         self.account = account
         self._profile = execute_api_profile(region)
+        # The browser client's origins (the stack's web server): the CORS rules CDK gives API Gateway.
+        self._cors = web_client_cors(origins_from_env(os.environ)).jobs_api
         server = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -113,6 +117,9 @@ class LocalJobsApiServer:
             do_POST = _serve
             do_PUT = _serve
             do_DELETE = _serve
+
+            def do_OPTIONS(self) -> None:  # CORS preflight: answered unauthenticated, as API Gateway does
+                server.serve_preflight(self)
 
         self._http = ThreadingHTTPServer((host, port), _RequestHandler)
         self._http.daemon_threads = True
@@ -131,6 +138,18 @@ class LocalJobsApiServer:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+    def serve_preflight(self, request: BaseHTTPRequestHandler) -> None:
+        allowed = self._cors.preflight_headers(
+            request.headers.get("Origin"),
+            request.headers.get("Access-Control-Request-Method"),
+            request.headers.get("Access-Control-Request-Headers"),
+        )
+        request.send_response(204 if allowed else 403)
+        for name, value in (allowed or {}).items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
 
     def serve_request(self, request: BaseHTTPRequestHandler) -> None:
         all_headers = header_lists(request.headers.items())
@@ -175,9 +194,10 @@ class LocalJobsApiServer:
             headers["x-amzn-ErrorType"] = error_type  # as API Gateway labels its own errors
         self._send(request, status, json.dumps(body).encode(), headers)
 
-    @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
+    def _send(self, request: BaseHTTPRequestHandler, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
         request.send_response(status)
+        for name, value in self._cors.response_headers(request.headers.get("Origin")).items():
+            request.send_header(name, value)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection"):
                 request.send_header(name, value)

@@ -435,6 +435,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
+    def do_OPTIONS(self) -> None:
+        """An S3 CORS preflight. S3 answers it unauthenticated from the bucket's CORS configuration
+        (which the stack sets with ccc_common.domain.cors, as CDK does), so it is forwarded to moto,
+        which evaluates that configuration; anything else with OPTIONS is refused."""
+        origin, method = self.headers.get("Origin"), self.headers.get("Access-Control-Request-Method")
+        if not origin or not method or "authorization" in {k.lower() for k in self.headers}:
+            self._send(*_error_response("s3", False, "AccessDenied", "not a CORS preflight", 403))
+            return
+        headers = header_lists(self.headers.items())
+        try:
+            status, response_headers, body = self.server.upstream.forward("OPTIONS", self.path, headers, b"", "s3")
+        except OSError as exc:
+            self._send(*_error_response("s3", False, "ServiceUnavailable", f"moto unreachable: {exc}", 503))
+            return
+        self._send(status, response_headers, body)
+
 
 class _GatewayServer(ThreadingHTTPServer):
     daemon_threads = True

@@ -77,12 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the local stack's moto listens on loopback only")
 
+    from moto.moto_server import werkzeug_app
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     from ccc.local.moto_atomic import make_conditional_writes_atomic
 
     make_conditional_writes_atomic()  # job leases and exactly-once results rely on it, as on AWS
+    # moto's server answers every origin with Access-Control-Allow-Origin: * (flask-cors); AWS does not:
+    # S3 answers CORS only from a bucket's CORS configuration (ccc_common.domain.cors sets it).
+    werkzeug_app.DISABLE_GLOBAL_CORS = True  # read when each service's backend app is created
     upstream = enable_access_control(args.account_id)
     app = refuse_management_api(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, True, request_handler=MotoRequestHandler)

@@ -57,6 +57,7 @@ from ccc.local.kms.gateway_core import (
 )
 from ccc.local.kms.key_store import KeyStore, KeyStoreError
 from ccc.local.sigv4 import header_lists
+from ccc_common.domain.cors import KMS_CORS
 
 log = logging.getLogger("ccc.local.kms.gateway")
 
@@ -84,11 +85,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for name, value in KMS_CORS.response_headers(self.headers.get("Origin")).items():
+            self.send_header(name, value)  # AWS KMS answers browsers (the ESDK for JavaScript) too
         self.end_headers()
         self.wfile.write(body)
 
     def _error(self, error: KmsApiError) -> None:
         self._send(error.status, {"__type": error.error_type, "message": error.message})
+
+    def do_OPTIONS(self) -> None:
+        """A browser's CORS preflight, answered unauthenticated as AWS KMS does (ccc_common.domain.cors)."""
+        allowed = KMS_CORS.preflight_headers(
+            self.headers.get("Origin"),
+            self.headers.get("Access-Control-Request-Method"),
+            self.headers.get("Access-Control-Request-Headers"),
+        )
+        self.send_response(200 if allowed else 403)
+        for name, value in (allowed or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self) -> None:
         self._error(KmsApiError("UnknownOperationException", "the KMS JSON protocol uses POST"))

@@ -1,0 +1,196 @@
+/**
+ * The page: choose images, encrypt each in the page under the tenant's pinned key with its job's
+ * context, upload the ciphertext through the presigned URL, wait, download the result and its
+ * attestation, verify them in the page against the trust file, decrypt, and show the count with
+ * the boxes drawn on the user's own image (which never leaves the page in the clear).
+ *
+ * Anything that does not verify is shown as "not verified" with its reason, never as a count.
+ */
+import { decryptResult, encryptInput } from "./app/esdk";
+import { type PageConfig, loadConfig } from "./app/config";
+import { createJob, download, getJob, sleep, upload } from "./app/jobs";
+import { recordedUpload, recordUpload, savedTrustText, saveTrustText } from "./app/storage";
+import { hex, sha256 } from "./verify/bytes";
+import { VerificationError } from "./verify/errors";
+import { checkResultDocument, type Detection, verifyAgainstTrust } from "./verify/provenance";
+import { parseTrust, type Trust } from "./verify/trust";
+
+const MAX_RESULT_BYTES = 1024 * 1024; // ccc_core.limits
+const MAX_ATTESTATION_BYTES = 16 * 1024;
+const WAIT_TIMEOUT_MS = 180_000;
+
+let config: PageConfig | null = null;
+let trust: Trust | null = null;
+
+const $ = <T extends HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
+
+function showTrust(message: string, ok: boolean): void {
+  const status = $("#trust-status");
+  status.textContent = message;
+  status.dataset["state"] = ok ? "ok" : "missing";
+}
+
+async function useTrustText(text: string, save: boolean): Promise<void> {
+  try {
+    trust = await parseTrust(text);
+    if (save) saveTrustText(text);
+    const releases = trust.releases.map((r) => r.id).join(", ");
+    showTrust(`tenant ${trust.tenant} · key ${trust.dataKeyArn.split(":").pop()} · releases ${releases} · root ${trust.rootKind}`, true);
+  } catch (error) {
+    trust = null;
+    showTrust(error instanceof Error ? error.message : String(error), false);
+  }
+}
+
+class JobRow {
+  readonly element: HTMLLIElement;
+  private readonly status: HTMLSpanElement;
+  private readonly verdict: HTMLSpanElement;
+  readonly canvas: HTMLCanvasElement;
+
+  constructor(readonly file: File) {
+    this.element = document.createElement("li");
+    this.element.className = "job";
+    this.element.dataset["file"] = file.name;
+    this.element.dataset["state"] = "working";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = file.name;
+    this.status = document.createElement("span");
+    this.status.className = "status";
+    this.verdict = document.createElement("span");
+    this.verdict.className = "verdict";
+    this.canvas = document.createElement("canvas");
+    this.element.append(name, this.status, this.verdict, this.canvas);
+    $("#jobs").append(this.element);
+  }
+
+  progress(text: string): void {
+    this.status.textContent = text;
+  }
+
+  verified(cats: number, release: string): void {
+    this.element.dataset["state"] = "verified";
+    this.element.dataset["cats"] = String(cats);
+    this.status.textContent = `release ${release}`;
+    this.verdict.textContent = `${cats} ${cats === 1 ? "cat" : "cats"} — verified`;
+  }
+
+  refused(reason: string, message: string): void {
+    this.element.dataset["state"] = "not-verified";
+    this.element.dataset["reason"] = reason;
+    this.status.textContent = message;
+    this.verdict.textContent = `not verified: ${reason}`;
+  }
+}
+
+async function drawBoxes(row: JobRow, detections: Detection[]): Promise<void> {
+  const bitmap = await createImageBitmap(row.file); // the user's own image, in the page only
+  const scale = Math.min(1, 480 / bitmap.width);
+  row.canvas.width = Math.round(bitmap.width * scale);
+  row.canvas.height = Math.round(bitmap.height * scale);
+  const g = row.canvas.getContext("2d")!;
+  g.drawImage(bitmap, 0, 0, row.canvas.width, row.canvas.height);
+  g.lineWidth = 3;
+  g.strokeStyle = "#ff2d55";
+  g.font = "14px sans-serif";
+  g.fillStyle = "#ff2d55";
+  for (const { box, score } of detections) {
+    const [x1, y1, x2, y2] = box.map((v) => v * scale) as [number, number, number, number];
+    g.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    g.fillText(score.toFixed(2), x1 + 4, Math.max(14, y1 - 4));
+  }
+  bitmap.close();
+}
+
+async function processFile(row: JobRow): Promise<void> {
+  if (!config || !trust) throw new VerificationError("import a trust file first (ccc trust init)", "trust_invalid");
+  const pinned = trust;
+  const kms = config.kms_endpoint_url;
+  row.progress("creating the job");
+  const job = await createJob(config, pinned.tenant);
+  row.element.dataset["job"] = job.jobId;
+  row.progress("encrypting in the page");
+  const plaintext = new Uint8Array(await row.file.arrayBuffer());
+  const ciphertext = await encryptInput(plaintext, job.context, pinned.dataKeyArn, config.credentials, kms);
+  plaintext.fill(0); // the clear image is not kept past encryption (the file itself stays the user's)
+  recordUpload(job.jobId, hex(await sha256(ciphertext)));
+  await upload(job, ciphertext, (f) => row.progress(`uploading ciphertext ${Math.round(f * 100)}%`));
+  const started = Date.now();
+  let delay = 250;
+  for (;;) {
+    const view = await getJob(config, job.jobId);
+    row.progress(view.status);
+    if (view.status === "failed") throw new Error(`the job failed: ${view.error ?? "no reason given"}`);
+    if (view.status === "done" && view.resultUrl && view.attestationUrl) {
+      row.progress("verifying in the page");
+      const result = await download(view.resultUrl, MAX_RESULT_BYTES, "the result");
+      const document = await download(view.attestationUrl, MAX_ATTESTATION_BYTES, "the attestation");
+      const verified = await verifyAgainstTrust(document, result, pinned, recordedUpload(job.jobId));
+      let clear: Uint8Array;
+      try {
+        clear = await decryptResult(
+          result,
+          { "ccc:job": job.jobId, "ccc:tenant": pinned.tenant, "ccc:kind": "result" },
+          pinned.dataKeyArn,
+          config.credentials,
+          kms,
+        );
+      } catch (error) {
+        throw new VerificationError(`the result does not decrypt: ${error instanceof Error ? error.message : error}`, "decrypt_failed");
+      }
+      const doc = checkResultDocument(clear, verified, { jobId: job.jobId, tenant: pinned.tenant });
+      row.verified(doc.cats, verified.release);
+      await drawBoxes(row, doc.detections);
+      return;
+    }
+    if (Date.now() - started > WAIT_TIMEOUT_MS) throw new Error("no result within 3 minutes");
+    await sleep(delay);
+    delay = Math.min(1000, delay * 1.5);
+  }
+}
+
+function submit(files: Iterable<File>): void {
+  for (const file of files) {
+    const row = new JobRow(file);
+    processFile(row).catch((error: unknown) => {
+      if (error instanceof VerificationError) row.refused(error.reason, error.message);
+      else row.refused("error", error instanceof Error ? error.message : String(error));
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  const saved = savedTrustText();
+  if (saved) await useTrustText(saved, false);
+  else showTrust("no trust file: import the one `ccc trust init` wrote", false);
+  $<HTMLInputElement>("#trust-file").addEventListener("change", async (event) => {
+    const file = (event.target as HTMLInputElement).files?.[0];
+    if (file) await useTrustText(await file.text(), true);
+  });
+  const drop = $("#drop");
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer?.files.length) submit(event.dataTransfer.files);
+  });
+  $<HTMLInputElement>("#images").addEventListener("change", (event) => {
+    const input = event.target as HTMLInputElement;
+    if (input.files?.length) submit(Array.from(input.files));
+    input.value = "";
+  });
+  try {
+    config = await loadConfig();
+    $("#stack").textContent = `${config.tier} stack · jobs API ${config.api_url} · signed in as ${config.tenant}`;
+    document.body.dataset["ready"] = "true";
+  } catch (error) {
+    $("#stack").textContent = error instanceof Error ? error.message : String(error);
+  }
+}
+
+void main();

@@ -7,12 +7,16 @@ fix was proven once by a test of its own part. This runs them together, against 
 
 1. duplicate-delivery storm: every job's work message is sent again several times, at once and
    while the first copies run, to a stack of two workers;
-2. kills: each restartable process of the stack is SIGKILLed while a job is in flight (its input
-   was just fetched by a worker). moto is not killed: it keeps all state in memory, so its death ends
-   the stack by design (docs/local-stack.md), which a test of the client's message covers instead;
-3. a slow enclave: one enclave is stopped (SIGSTOP) mid-job for longer than most jobs take, then
-   resumed;
-4. a load run of `--jobs` images (default 1,000), `--bad-fraction` (10 %) of them not images at all.
+2. a load run of `--jobs` images (default 1,000), `--bad-fraction` (10 %) of them not images at
+   all, and while it runs, one fault after another on whatever job is in flight (its input was
+   just fetched by a worker):
+   * kills: one process of each kind is SIGKILLed (the supervisor restarts it). moto is not
+     killed: it keeps all state in memory, so its death ends the stack by design
+     (docs/local-stack.md; the client then says the stack stopped);
+   * a slow enclave: one enclave is stopped (SIGSTOP) mid-job for longer than most jobs take,
+     then resumed.
+   A quick run (small `--jobs`) that has drained before a fault submits a few jobs of the
+   fault's own to have something in flight.
 
 Every job is followed as its tenant follows it (the client verifies and decrypts each result with
 the tenant's trust file), and counted by `ccc.evaluation.chaos_tally`: submitted / done / failed /
@@ -64,6 +68,7 @@ class ChaosOptions:
     storm_copies: int = 4
     jobs_per_kill: int = 3
     stall_s: float = 20.0  # how long the slow enclave is stopped
+    fault_spacing_s: float = 35.0  # > the local lease + visibility: a hit job is redelivered before the next fault
     workers: int = 2
     budget_s: float = 560.0  # the whole run, stack start included
     seed: int = 13
@@ -136,31 +141,69 @@ class ChaosRun:
 
         self._scenario("storm", self._good(self.options.storm_jobs), duplicate)
 
-    def kills(self) -> None:
-        for name in killable(self.stack.refresh().pids):
-            self._scenario(f"kill {name}", self._good(self.options.jobs_per_kill), self._kill_mid_job(name))
-
-    def slow_enclave(self) -> None:
-        def stall(jobs: list[TrackedJob]) -> str:
-            if not self._wait_for_pickup(jobs):
-                return "no job was picked up: nothing stalled"
-            pid = self.stack.refresh().pids["enclave-1"]
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                time.sleep(self.options.stall_s)
-            finally:
-                os.kill(pid, signal.SIGCONT)
-            return f"enclave-1 (pid {pid}) stopped for {self.options.stall_s:.0f} s mid-job"
-
-        self._scenario("slow enclave", self._good(max(4, self.options.workers * 2)), stall)
-
-    def load(self) -> None:
+    def load_under_faults(self) -> None:
+        """The load run, and while it runs, one fault after another on whatever is in flight: a
+        SIGKILL of each process kind, then a stalled enclave. Faults are spaced so that the jobs a
+        fault hit have been redelivered before the next one (a job is meant to survive a fault, not
+        three in a row: the queue's third receive sends it to the dead-letter queue by design)."""
         count = self.options.jobs
         bad = round(count * self.options.bad_fraction)
         images = self._good(count - bad)
         images += [(self.rng.choice(self.inputs.bad), True) for _ in range(bad)]
         self.rng.shuffle(images)
-        self._scenario(f"load {count}", images, None)
+        name = f"load {count}"
+        began = time.monotonic()
+        faults: list[Callable[[], str]] = [self._kill(process) for process in killable(self.stack.refresh().pids)]
+        faults.append(self._stall)
+        notes: list[str] = []
+        with ThreadPoolExecutor(1) as background:
+            submitting = background.submit(self._submit, name, images)
+            for index, fault in enumerate(faults):
+                if index:
+                    time.sleep(self.options.fault_spacing_s)
+                notes.append(fault())
+                print(f"  {name}: {notes[-1]} [{time.monotonic() - began:.0f} s]", flush=True)
+            jobs = submitting.result()
+        self._settle(jobs + [job for extra in self.results if extra.name != "storm" for job in extra.jobs])
+        settled = sum(job.status != "pending" for job in jobs)
+        result = ScenarioResult(name=name, jobs=jobs, seconds=round(time.monotonic() - began, 1), note="; ".join(notes))
+        self.results.append(result)
+        print(f"  {name}: {settled}/{len(jobs)} jobs settled in {result.seconds} s", flush=True)
+
+    def _kill(self, process: str) -> Callable[[], str]:
+        def kill() -> str:
+            if not self._mid_job(f"kill {process}"):
+                return f"nothing in flight: {process} not killed"
+            pid = self.stack.refresh().pids.get(process)
+            if pid is None:
+                return f"{process} not running: not killed"
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return f"{process} (pid {pid}) SIGKILLed mid-job"
+
+        return kill
+
+    def _stall(self) -> str:
+        if not self._mid_job("slow enclave"):
+            return "nothing in flight: no enclave stalled"
+        pid = self.stack.refresh().pids["enclave-1"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(self.options.stall_s)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        return f"enclave-1 (pid {pid}) stopped for {self.options.stall_s:.0f} s mid-job"
+
+    def _mid_job(self, scenario: str) -> bool:
+        """Wait until a worker fetches some job's input (it is then mid-job). When the load has
+        drained (a quick run), submit a few jobs of the fault's own to have something in flight."""
+        watch = LogWatch(self.stack.state_dir / "logs" / "moto.log")
+        any_input = [f"GET /{self.stack.info.inbox_bucket}/jobs/{TENANT}/"]
+        if watch.wait_for(any_input, timeout_s=10.0):
+            return True
+        jobs = self._submit(scenario, self._good(self.options.jobs_per_kill))
+        self.results.append(ScenarioResult(name=scenario, jobs=jobs, seconds=0.0, note="its own jobs, in flight"))
+        return watch.wait_for(any_input, timeout_s=60.0) is not None
 
     # ----- machinery ---------------------------------------------------------------------------
     def _good(self, count: int) -> list[tuple[Path, bool]]:
@@ -202,25 +245,6 @@ class ChaosRun:
                                                   account=info.account_id, region=info.region,
                                                   time=datetime.now(UTC))
         self._sqs.send_message(QueueUrl=info.queue_url, MessageBody=encode_work_message(event))
-
-    def _wait_for_pickup(self, jobs: list[TrackedJob], timeout_s: float = 60.0) -> bool:
-        """True once a worker fetched one of `jobs`' inputs (it is then mid-job)."""
-        watch = LogWatch(self.stack.state_dir / "logs" / "moto.log")
-        needles = [f"GET /{self.stack.info.inbox_bucket}/{job.ref.inbox_key}" for job in jobs]
-        return watch.wait_for(needles, timeout_s) is not None
-
-    def _kill_mid_job(self, name: str) -> Callable[[list[TrackedJob]], str]:
-        def kill(jobs: list[TrackedJob]) -> str:
-            if not self._wait_for_pickup(jobs):
-                return f"no job was picked up: {name} not killed"
-            pid = self.stack.refresh().pids.get(name)
-            if pid is None:
-                return f"{name} not running: not killed"
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            return f"{name} (pid {pid}) SIGKILLed mid-job"
-
-        return kill
 
     def _settle(self, jobs: list[TrackedJob]) -> None:
         """Follow `jobs` until each is done or failed for its tenant, or the run's deadline."""
@@ -329,9 +353,7 @@ def run_chaos(options: ChaosOptions) -> tuple[Tally, list[ScenarioResult]]:
                                inputs=InputRecord(root / "client"), show_progress=False)
             run = ChaosRun(stack, client, inputs, replace_budget(options, began))
             run.storm()
-            run.kills()
-            run.slow_enclave()
-            run.load()
+            run.load_under_faults()
             summary = run.finish()
             return summary, run.results
 

@@ -43,11 +43,12 @@ STAGE = "local"
 HEALTH_TIMEOUT_S = 2.0
 # Jobs one enclave runs at once (and parent threads feeding it): 2 cores on a small laptop/CI box.
 ENCLAVE_CONCURRENCY = 2
-# The job lease of a local worker (parent.json lease_s): a killed worker's job runs again within
-# about a minute (visibility 30 s, then the lease's end), not after AWS's default of one full
-# enclave pass (~4 min). A local pass that outlives it may run twice; the first result stands
-# (`make chaos` counts such runs as run-twice).
-LOCAL_JOB_LEASE_S = 45.0
+# The job lease of a local worker (parent.json lease_s): shorter than the local visibility timeout
+# (30 s), so a killed worker's message comes back after its lease ended and the next receive runs
+# the job (a receive that only finds the lease held would spend one of the 3 the DLQ allows), and
+# within half a minute instead of after AWS's default of one full enclave pass (~4 min). A local
+# pass that outlives it may run twice; the first result stands (`make chaos` counts run-twice).
+LOCAL_JOB_LEASE_S = 25.0
 
 
 class ComponentError(LocalStackError, RuntimeError):
@@ -374,7 +375,8 @@ def lambdas_process(
 ) -> Component:
     """The Lambda handlers in one local process, with the environment the CDK stack gives them."""
 
-    admin = next(i for i in identities if i.name == "admin")
+    # The Lambda roles' IAM policies (ccc.local.iam_stack), not the admin's: enforced by the IAM gateway.
+    runner = next(i for i in identities if i.name == "lambdas")
     names = layout.names
     # The Lambda variable names come from ccc_common.contracts.lambda_env, the same constants CDK uses.
     env = {
@@ -382,8 +384,8 @@ def lambdas_process(
         "POWERTOOLS_TRACE_DISABLED": "true",
         lambda_env.POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,
         "AWS_ENDPOINT_URL": layout.endpoint_url,
-        "AWS_ACCESS_KEY_ID": admin.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
+        "AWS_ACCESS_KEY_ID": runner.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": runner.secret_access_key,
         "AWS_DEFAULT_REGION": layout.region,
         "AWS_REGION": layout.region,
         lambda_env.WORK_QUEUE_URL: resources.queue_url,

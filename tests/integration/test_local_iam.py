@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from ccc.local.iam_gateway import IamGateway
 from ccc.local.iam_stack import gateway_config
-from ccc.local.iam_users import LAMBDAS, LocalIdentity, default_identities, new_identity, principal_arn_for
+from ccc.local.iam_users import LAMBDAS, LocalIdentity, default_identities
 from ccc.local.provision import create_buckets, create_jobs_table, create_queues
 from ccc_common.domain.naming import resource_names
 from ccc_common.domain.settings import stage_settings
@@ -64,7 +64,6 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 def stack(moto_server: dict[str, Any]) -> Iterator[SimpleNamespace]:
     names = resource_names("local", ACCOUNT, REGION)
     identities = dict(default_identities(ACCOUNT))
-    identities[LAMBDAS] = new_identity(LAMBDAS, principal_arn_for(LAMBDAS, ACCOUNT))
     config = gateway_config(
         upstream_url=moto_server["endpoint_url"],
         upstream=moto_server["upstream"],

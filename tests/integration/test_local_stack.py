@@ -38,7 +38,7 @@ def stack(tmp_path_factory):
 def test_stack_json_describes_a_reachable_stack(stack):
     info = stack.info
     assert info.endpoint_url.startswith("http://127.0.0.1:") and info.kms_endpoint_url.startswith("http://127.0.0.1:")
-    assert set(info.identities) == {"admin", "parent", "tenant-a", "tenant-b"}
+    assert set(info.identities) == {"admin", "parent", "lambdas", "tenant-a", "tenant-b"}
     assert {"moto", "kms-gateway", "lambdas"} <= set(info.pids)
     assert all(pid_alive(pid) for pid in info.pids.values())
     assert oct(StatePaths(stack.state_dir).stack_file.stat().st_mode & 0o777) == "0o600"

@@ -428,6 +428,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if status == 404 and request.bucket_arn and not authorizer.may_list(principal, request.bucket_arn):
             # S3 hides whether a key exists from callers who may not list the bucket.
+            log.info(
+                "404 -> 403 for %s %s: no s3:ListBucket on %s",
+                principal.identity.name,
+                request.operation,
+                request.bucket_arn,
+            )
             self._send(*_error_response("s3", False, "AccessDenied", "Access Denied", 403))
             return
         log.debug("%s %s %s -> %s", principal.identity.name, service, request.operation, status)

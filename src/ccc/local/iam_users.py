@@ -1,9 +1,10 @@
-"""Local identities: who is calling, for the local attested-KMS gateway.
+"""Local identities: who is calling, for the local IAM gateway, the attested-KMS gateway and the jobs API.
 
-Why: moto accepts any credentials, so locally nothing would tell the parent role from a tenant.
-Each local identity is an IAM principal ARN with its own access key pair; the gateway verifies
-the SigV4 signature with the secret and evaluates the key policy for that principal. Secrets are
-random per stack and live only in the stack's state directory (stack.json, mode 0600).
+Why: moto knows none of the stack's callers, so locally nothing would tell the parent role from a
+tenant. Each local identity is an IAM principal ARN with its own access key pair; the gateways
+verify the SigV4 signature with the secret and evaluate that principal's IAM policies
+(`ccc.local.iam_stack`) or the key policy. Secrets are random per stack and live only in the
+stack's state directory (stack.json, mode 0600).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PARENT = "parent"
 # The local Lambdas process (all four handlers): carries every Lambda role's policy.
 LAMBDAS = "lambdas"
 TENANTS = ("tenant-a", "tenant-b")
-DEFAULT_NAMES = (ADMIN, PARENT, *TENANTS)
+DEFAULT_NAMES = (ADMIN, PARENT, LAMBDAS, *TENANTS)
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")

@@ -388,6 +388,8 @@ def sort_principals(identities: Sequence[Any]) -> PrincipalSet:
             parents.append(arn)
         elif name.startswith("tenant-"):
             tenants[name] = (*tenants.get(name, ()), arn)
+        elif name == "lambdas":
+            continue  # the Lambdas never use a data key (no key policy names them, as on AWS)
         else:
             raise ProvisionError(f"local identity {name!r} has no role in the key policy")
     if not parents:

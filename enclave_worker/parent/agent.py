@@ -509,6 +509,9 @@ class ParentAgent:
             if not self._write_result(ref, reply):
                 return JobOutcome(MessageOutcome.ALREADY_DONE, "duplicate_run")
             return JobOutcome(MessageOutcome.DONE)
+        if reply.error.code != ErrorCode.ENCLAVE_UNAVAILABLE:  # the enclave itself answered
+            self._enclave_spans.emit_failure(trace.get_current_span(), job_id=ref.job_id, tenant=ref.tenant,
+                                             sent_ns=sent_ns, received_ns=time.time_ns(), code=str(reply.error.code))
         if reply.error.retryable:
             return JobOutcome(MessageOutcome.RETRY, reply.error.code)
         return self._record_failure(ref, reply.error)

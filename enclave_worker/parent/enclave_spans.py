@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Status, StatusCode
 
 from ccc_core.redaction import safe_attributes
 from ccc_core.telemetry.names import ATTR_JOB_ID, ATTR_TENANT, ENCLAVE_STEP_SPANS, SPAN_ENCLAVE_JOB
@@ -50,6 +51,23 @@ class EnclaveSpanRelay:
             span.end(end_time=end)
             cursor = end
         job.end(end_time=max(received_ns, cursor))
+
+    def emit_failure(
+        self, parent: trace.Span, *, job_id: str, tenant: str, sent_ns: int, received_ns: int, code: str
+    ) -> None:
+        """The enclave answered with a failure: its job span, ERROR with the failure code (a fixed
+        word the host sees in the reply anyway), and no stages (a failure reply carries no timings)."""
+        if self._provider is None:
+            return
+        tracer = self._provider.get_tracer("ccc.enclave.relay")
+        attributes = safe_attributes(
+            {ATTR_JOB_ID: job_id, ATTR_TENANT: tenant, ATTR_RECONSTRUCTED: True, "ccc.code": code}
+        )
+        job = tracer.start_span(
+            SPAN_ENCLAVE_JOB, context=trace.set_span_in_context(parent), start_time=sent_ns, attributes=attributes
+        )
+        job.set_status(Status(StatusCode.ERROR, code))
+        job.end(end_time=received_ns)
 
     def shutdown(self) -> None:
         if self._provider is not None:

@@ -119,7 +119,7 @@ def test_a_failed_job_is_an_error_on_the_parent_and_client_spans(traced_run) -> 
     trace = _by_trace(receiver)[job_trace_id(failed[0]["job_id"])]
     status = {(span.service, span.name): span.status_code for span in trace}
     assert status[("parent", names.SPAN_PARENT_JOB)] == ERROR
-    assert status[("client", names.SPAN_JOB_ROOT)] == ERROR
+    assert status[("client", names.SPAN_CLIENT_RESULT)] == ERROR
     done_trace = _by_trace(receiver)[job_trace_id(next(j for j in jobs if j["status"] == "done")["job_id"])]
     assert all(span.status_code != ERROR for span in done_trace)
 

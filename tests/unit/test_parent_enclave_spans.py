@@ -47,3 +47,16 @@ def test_without_an_otlp_provider_nothing_is_emitted() -> None:
     parent = TracerProvider().get_tracer("parent").start_span("ccc.parent.job")
     timings = JobMetrics(decrypt_ms=1, infer_ms=1, encrypt_ms=1, attest_ms=1)
     EnclaveSpanRelay(None).emit(parent, job_id="a" * 32, tenant="t", sent_ns=0, received_ns=1, timings=timings)
+
+
+def test_a_failure_reply_is_an_error_span_with_its_code_and_no_stages() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    parent = TracerProvider().get_tracer("parent").start_span("ccc.parent.job")
+    EnclaveSpanRelay(provider).emit_failure(parent, job_id="a" * 32, tenant="t", sent_ns=5 * MS, received_ns=9 * MS,
+                                            code="bad_image")
+    (job,) = memory.get_finished_spans()
+    assert job.name == SPAN_ENCLAVE_JOB and (job.start_time, job.end_time) == (5 * MS, 9 * MS)
+    assert job.status.status_code.name == "ERROR" and job.status.description == "bad_image"
+    assert job.parent is not None and job.parent.span_id == parent.get_span_context().span_id

@@ -139,6 +139,15 @@ def run_result(args: argparse.Namespace) -> int:
         telemetry.shutdown()
 
 
+def _status_board(client: Any) -> Any:
+    """Per-job status lines while --wait polls, on a terminal only (stderr; quiet in pipes)."""
+    from ccc.client.progress import JobStatusBoard
+
+    board = JobStatusBoard()
+    client.on_status = lambda job, status: board.update(job.job_id, status)
+    return board
+
+
 def _run_submit(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError, JobReport, check_images
     from ccc.trust import TrustError
@@ -168,6 +177,9 @@ def _run_submit(args: argparse.Namespace) -> int:
             _print_report(report, args.json) if args.json else _say(f"{job.image}: submitted as job {job.job.job_id}")
     if not args.wait:
         return 0
+    board = _status_board(client)
+    for job in submitted:
+        board.track(job.job.job_id, Path(job.image).name)
     status = 0
     for job in submitted:
         report = client.wait(job.job, timeout=args.timeout, image=job.image, started=job.started)
@@ -191,6 +203,8 @@ def _run_result(args: argparse.Namespace) -> int:
         _say(f"ccc result: {exc}", error=True)
         return 2
     try:
+        if args.wait:
+            _status_board(client).track(job.job_id, "")
         report = client.wait(job, timeout=args.timeout) if args.wait else client.fetch(job)
     except UnknownJob as exc:
         _say(f"ccc result: {exc}", error=True)

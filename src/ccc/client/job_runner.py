@@ -18,7 +18,7 @@ import contextlib
 import json
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from ccc.client.api import JobsApiClient, JobsApiError, PresignedUpload
 from ccc.client.crypto import decrypt_result, encrypt_stream, key_provider
@@ -41,8 +42,9 @@ from ccc_common.contracts.failure_record import MAX_FAILURE_RECORD_BYTES, Docume
 from ccc_common.contracts.result_objects import attestation_key_for_result
 from ccc_core.attestation.document import parse_document
 from ccc_core.attestation.errors import AttestationError
-from ccc_core.identity import JobRef
+from ccc_core.identity import JobRef, new_job_id
 from ccc_core.redaction import safe_attributes
+from ccc_core.telemetry.job_root import job_root_span
 from ccc_core.telemetry.names import (
     ATTR_JOB_ID,
     ATTR_TENANT,
@@ -168,6 +170,8 @@ class CccClient:
         self.tenant = target.tenant(self.trust.tenant)
         self.inputs = inputs if inputs is not None else InputRecord()
         self.show_progress = show_progress
+        # Called with each status the jobs API reports while polling (JobStatusBoard.update).
+        self.on_status: Callable[[JobRef, str], None] | None = None
         self._s3: Any = None
         self._provider: Any = None
         self._api: JobsApiClient | None = None
@@ -199,7 +203,7 @@ class CccClient:
         if self.api is not None:
             job, upload = self.api.create_job(self.tenant)
             return JobTicket(job=job, upload=upload)
-        return JobTicket(job=JobRef(tenant=self.tenant, job_id=uuid.uuid4().hex), upload=None)
+        return JobTicket(job=JobRef(tenant=self.tenant, job_id=new_job_id()), upload=None)
 
     def submit(self, image: ImageInput) -> SubmittedJob:
         """Encrypt and upload one checked image; returns once the ciphertext is in the inbox.
@@ -210,8 +214,12 @@ class CccClient:
         attributes = safe_attributes({ATTR_JOB_ID: ticket.job.job_id, ATTR_TENANT: ticket.job.tenant,
                                       "ccc.image.bytes": image.size,
                                       "ccc.create_ms": round((time.monotonic() - started) * 1000, 3)})
-        with trace.get_tracer("ccc.client").start_as_current_span(
-            SPAN_CLIENT_SUBMIT, context=job_context(ticket.job.job_id), attributes=attributes, record_exception=False
+        # The job's root span (its deterministic ids: every component's top-level span points at it),
+        # emitted here because this client created the job; the submit span is its child.
+        root = job_root_span(trace.get_tracer_provider(), ticket.job.job_id,
+                             safe_attributes({ATTR_JOB_ID: ticket.job.job_id, ATTR_TENANT: ticket.job.tenant}))
+        with root, trace.get_tracer("ccc.client").start_as_current_span(
+            SPAN_CLIENT_SUBMIT, attributes=attributes, record_exception=False
         ) as span:
             submitted = self._seal_and_upload(image, ticket, started)
             span.set_attributes(safe_attributes({"ccc.ciphertext.bytes": submitted.ciphertext_bytes}))
@@ -277,6 +285,9 @@ class CccClient:
         ) as span:
             report = self._wait(job, timeout=timeout, image=image, started=started)
             span.set_attributes(safe_attributes({"ccc.status": report.status, "ccc.verified": report.verified}))
+            if report.status == "failed" or (report.status == "done" and not report.verified):
+                # A failed or unverified job is an error in the trace view too (no message: fixed words).
+                span.set_status(Status(StatusCode.ERROR, "failed" if report.status == "failed" else "not verified"))
         return report
 
     def _wait(self, job: JobRef, *, timeout: float, image: str | None, started: float | None) -> JobReport:
@@ -323,6 +334,8 @@ class CccClient:
         assert self.api is not None
         try:
             state = self.api.get_job(job)
+            if self.on_status is not None:
+                self.on_status(job, state.status)
         except JobsApiError as exc:
             if exc.status in (400, 403, 404):  # the same words with and without --wait
                 message = f"no job {job.job_id} for tenant {job.tenant} (unknown, or not this tenant's)"

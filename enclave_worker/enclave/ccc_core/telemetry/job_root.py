@@ -11,13 +11,14 @@ that creates the job emits it: `job_root_span` starts a root span whose ids come
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.util.types import AttributeValue
 
 from ccc_core.telemetry.names import SPAN_JOB_ROOT
 from ccc_core.telemetry.propagation import job_context, job_span_context
@@ -50,7 +51,7 @@ class JobRootIdGenerator(IdGenerator):
 
 @contextmanager
 def job_root_span(
-    tracer_provider: trace.TracerProvider, job_id: str, attributes: dict[str, str] | None = None
+    tracer_provider: trace.TracerProvider, job_id: str, attributes: Mapping[str, AttributeValue] | None = None
 ) -> Iterator[trace.Span]:
     """The job's root span (name `ccc.job`), current for the block; its children are the job's spans.
 

@@ -10,10 +10,11 @@ ENCLAVE_DIST := enclave_worker/enclave
 ENCLAVE_VENV := .venv-enclave
 ENCLAVE_STAMP := $(ENCLAVE_VENV)/.installed
 MODEL := models/nanodet-g.onnx
+WEB_STAMP := web/dist/.built
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench chaos synth cost-docs clean help
+.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench chaos synth cost-docs clean help web
 
 help:
 	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
@@ -73,7 +74,16 @@ enclave-wheels: $(ENCLAVE_WHEEL_CACHE)/.fetched
 enclave-bundle: $(STAMP) $(MODEL) $(ENCLAVE_WHEEL_CACHE)/.fetched
 	$(PY) -m ccc.release build --out-dir build/enclave --cache-dir $(ENCLAVE_WHEEL_CACHE)
 
-setup: $(STAMP) $(ENCLAVE_STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed $(ENCLAVE_WHEEL_CACHE)/.fetched
+setup: $(STAMP) $(ENCLAVE_STAMP) $(MODEL) $(ESDK_CLI_VENV)/.installed $(ENCLAVE_WHEEL_CACHE)/.fetched $(WEB_STAMP)
+
+# The browser client (web/): Debian's chromium for its browser tests, the npm packages from the
+# lockfile, the esbuild bundle the local stack serves. Nothing downloads a browser build.
+web: $(WEB_STAMP)
+$(WEB_STAMP): web/package-lock.json web/package.json web/build.mjs web/index.html $(shell find web/src -name '*.ts')
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm)
+	cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+	touch $@
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src layers functions enclave_worker cdk tests app.py
@@ -93,7 +103,7 @@ test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
 test: setup lint
-	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/infra
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/infra tests/web
 	$(PY) -m pytest -q tests/e2e
 
 demo: setup

@@ -18,14 +18,7 @@ if (tests) {
   });
 } else {
   await build({
-    entryPoints: ["src/app.ts", "src/sw.ts"].filter((f) => {
-      try {
-        readdirSync("src").includes(f.slice(4));
-        return readdirSync("src").includes(f.slice(4));
-      } catch {
-        return false;
-      }
-    }),
+    entryPoints: ["src/app.ts"],
     outdir: "dist",
     bundle: true,
     platform: "browser",
@@ -35,5 +28,17 @@ if (tests) {
     sourcemap: true,
     logLevel: "warning",
     define: { global: "globalThis" },
+  });
+  // A classic (non-module) worker: served at /sw.js so its scope is the whole page.
+  await build({
+    entryPoints: ["src/sw.ts"],
+    outdir: "dist",
+    bundle: true,
+    platform: "browser",
+    format: "iife",
+    target: "es2022",
+    minify: true,
+    sourcemap: true,
+    logLevel: "warning",
   });
 }

@@ -9,6 +9,7 @@
 import { decryptResult, encryptInput } from "./app/esdk";
 import { type PageConfig, loadConfig } from "./app/config";
 import { createJob, download, getJob, sleep, upload } from "./app/jobs";
+import { enqueue, entries, openEntry, remove } from "./app/outbox";
 import { recordedUpload, recordUpload, savedTrustText, saveTrustText } from "./app/storage";
 import { hex, sha256 } from "./verify/bytes";
 import { VerificationError } from "./verify/errors";
@@ -48,14 +49,17 @@ class JobRow {
   private readonly verdict: HTMLSpanElement;
   readonly canvas: HTMLCanvasElement;
 
-  constructor(readonly file: File) {
+  file: File | null;
+
+  constructor(fileName: string, file: File | null) {
+    this.file = file;
     this.element = document.createElement("li");
     this.element.className = "job";
-    this.element.dataset["file"] = file.name;
+    this.element.dataset["file"] = fileName;
     this.element.dataset["state"] = "working";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = file.name;
+    name.textContent = fileName;
     this.status = document.createElement("span");
     this.status.className = "status";
     this.verdict = document.createElement("span");
@@ -67,6 +71,15 @@ class JobRow {
 
   progress(text: string): void {
     this.status.textContent = text;
+  }
+
+  queued(): void {
+    this.element.dataset["state"] = "queued";
+    this.status.textContent = "offline: queued, encrypted in this browser; sent when the connection returns";
+  }
+
+  working(): void {
+    this.element.dataset["state"] = "working";
   }
 
   verified(cats: number, release: string): void {
@@ -85,7 +98,7 @@ class JobRow {
 }
 
 async function drawBoxes(row: JobRow, detections: Detection[]): Promise<void> {
-  const bitmap = await createImageBitmap(row.file); // the user's own image, in the page only
+  const bitmap = await createImageBitmap(row.file!); // the user's own image, in the page only
   const scale = Math.min(1, 480 / bitmap.width);
   row.canvas.width = Math.round(bitmap.width * scale);
   row.canvas.height = Math.round(bitmap.height * scale);
@@ -103,7 +116,7 @@ async function drawBoxes(row: JobRow, detections: Detection[]): Promise<void> {
   bitmap.close();
 }
 
-async function processFile(row: JobRow): Promise<void> {
+async function processFile(row: JobRow, onUploaded: () => Promise<void> = async () => {}): Promise<void> {
   if (!config || !trust) throw new VerificationError("import a trust file first (ccc trust init)", "trust_invalid");
   const pinned = trust;
   const kms = config.kms_endpoint_url;
@@ -111,11 +124,12 @@ async function processFile(row: JobRow): Promise<void> {
   const job = await createJob(config, pinned.tenant);
   row.element.dataset["job"] = job.jobId;
   row.progress("encrypting in the page");
-  const plaintext = new Uint8Array(await row.file.arrayBuffer());
+  const plaintext = new Uint8Array(await row.file!.arrayBuffer());
   const ciphertext = await encryptInput(plaintext, job.context, pinned.dataKeyArn, config.credentials, kms);
   plaintext.fill(0); // the clear image is not kept past encryption (the file itself stays the user's)
   recordUpload(job.jobId, hex(await sha256(ciphertext)));
   await upload(job, ciphertext, (f) => row.progress(`uploading ciphertext ${Math.round(f * 100)}%`));
+  await onUploaded();
   const started = Date.now();
   let delay = 250;
   for (;;) {
@@ -150,13 +164,54 @@ async function processFile(row: JobRow): Promise<void> {
   }
 }
 
+function run(row: JobRow, onUploaded?: () => Promise<void>): void {
+  row.working();
+  processFile(row, onUploaded).catch((error: unknown) => {
+    if (error instanceof VerificationError) row.refused(error.reason, error.message);
+    else row.refused("error", error instanceof Error ? error.message : String(error));
+  });
+}
+
+const queuedRows = new Map<string, JobRow>();
+let draining = false;
+
 function submit(files: Iterable<File>): void {
   for (const file of files) {
-    const row = new JobRow(file);
-    processFile(row).catch((error: unknown) => {
-      if (error instanceof VerificationError) row.refused(error.reason, error.message);
-      else row.refused("error", error instanceof Error ? error.message : String(error));
-    });
+    if (navigator.onLine && config) {
+      run(new JobRow(file.name, file));
+      continue;
+    }
+    const row = new JobRow(file.name, file);
+    row.queued();
+    enqueue(file)
+      .then((entry) => queuedRows.set(entry.id, row))
+      .catch((error: unknown) => row.refused("error", `cannot queue: ${error instanceof Error ? error.message : error}`));
+  }
+}
+
+/** Submit what the outbox holds, oldest first; an entry leaves the outbox once its ciphertext is uploaded. */
+async function drainOutbox(): Promise<void> {
+  if (draining || !navigator.onLine) return;
+  draining = true;
+  try {
+    if (!config) config = await loadConfig().catch(() => null);
+    if (!config || !trust) return;
+    for (const entry of await entries()) {
+      const row = queuedRows.get(entry.id) ?? new JobRow(entry.name, null);
+      queuedRows.delete(entry.id);
+      row.file = await openEntry(entry);
+      run(row, () => remove(entry.id));
+    }
+  } finally {
+    draining = false;
+  }
+}
+
+async function showQueued(): Promise<void> {
+  for (const entry of await entries()) {
+    const row = new JobRow(entry.name, null);
+    row.queued();
+    queuedRows.set(entry.id, row);
   }
 }
 
@@ -184,13 +239,18 @@ async function main(): Promise<void> {
     if (input.files?.length) submit(Array.from(input.files));
     input.value = "";
   });
+  if ("serviceWorker" in navigator) await navigator.serviceWorker.register("/sw.js").catch(() => undefined);
+  await showQueued();
+  window.addEventListener("online", () => void drainOutbox());
+  window.addEventListener("offline", () => ($("#network").textContent = "offline: new images are queued"));
   try {
     config = await loadConfig();
     $("#stack").textContent = `${config.tier} stack · jobs API ${config.api_url} · signed in as ${config.tenant}`;
-    document.body.dataset["ready"] = "true";
   } catch (error) {
     $("#stack").textContent = error instanceof Error ? error.message : String(error);
   }
+  document.body.dataset["ready"] = "true";
+  await drainOutbox();
 }
 
 void main();

@@ -128,7 +128,8 @@ class WebServer:
             self._send(request, 503, "text/plain", b"the web client is not built: run `make setup`\n")
             return
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        connect = [] if info is None else [info.api_url, info.endpoint_url, info.kms_endpoint_url]
+        endpoints = [] if info is None else [info.api_url, info.endpoint_url, info.kms_endpoint_url]
+        connect = sorted({_origin_of(url) for url in endpoints if url})
         headers = {"Content-Security-Policy": content_security_policy(connect), "X-Content-Type-Options": "nosniff"}
         self._send(request, 200, kind, file.read_bytes(), extra=headers)
 
@@ -145,6 +146,12 @@ class WebServer:
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(body)
+
+
+def _origin_of(url: str) -> str:
+    """A CSP source for a whole endpoint: a source with a path would match that exact path only."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def apply_bucket_cors(s3: Any, inbox_bucket: str, results_bucket: str, origins: tuple[str, ...]) -> None:

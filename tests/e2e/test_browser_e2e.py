@@ -1,0 +1,225 @@
+"""The browser client in a real headless Chromium (Debian's package) against a real local stack.
+
+What a user relies on, tested as a user acts: drop images on the page -> each is encrypted in the
+page, uploaded, counted by the enclave, verified in the page against the imported trust file, and
+shown as "N cats — verified" with N equal to `ccc count` on the same file; a trust file pinning
+another PCR0 -> every result shown "not verified", never a count; and nothing the page sent or
+received carries the image's bytes in any encoding (`ccc.telemetry.leakscan`).
+
+Playwright's Python API drives the system Chromium (`executable_path`): nothing downloads a browser
+build. Screenshots land in the test's artefact directory (tmp_path) and are kept for a look.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from ccc.local.stack import LocalStack
+from ccc.telemetry.leakscan import LeakScanner
+
+CHROMIUM = os.environ.get("CCC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RESULT_TIMEOUT_MS = 180_000
+ARTEFACTS = Path(os.environ.get("CCC_TEST_ARTEFACTS", "")) if os.environ.get("CCC_TEST_ARTEFACTS") else None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make setup` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+class NetworkLog:
+    """Every request and response body the page exchanged (what a network observer could see)."""
+
+    def __init__(self, page: Page) -> None:
+        self.entries: list[tuple[str, bytes]] = []
+        page.on("request", self._request)
+        page.on("response", self._response)
+
+    def _request(self, request: Any) -> None:
+        body = request.post_data_buffer or b""
+        self.entries.append((f"{request.method} {request.url}", request.url.encode() + b"\n" + body))
+
+    def _response(self, response: Any) -> None:
+        try:
+            body = response.body()
+        except Exception:  # a preflight or a redirect has no body to read
+            body = b""
+        self.entries.append((f"response {response.url}", body))
+
+
+def _open_page(browser: Browser, stack: LocalStack, trust_file: Path) -> tuple[Page, NetworkLog]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    log = NetworkLog(page)
+    page.goto(stack.info.web_url)
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    page.set_input_files("#trust-file", str(trust_file))
+    page.wait_for_selector("#trust-status[data-state=ok]", timeout=10_000)
+    return page, log
+
+
+def _drop(page: Page, images: list[Path]) -> None:
+    """A real drop event on the drop zone carrying the files (as dragging from a file manager)."""
+    files = [
+        {
+            "name": p.name,
+            "type": "image/jpeg" if p.suffix == ".jpg" else "image/png",
+            "data": base64.b64encode(p.read_bytes()).decode(),
+        }
+        for p in images
+    ]
+    page.evaluate(
+        """(files) => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name, { type: f.type }));
+            }
+            const drop = new DragEvent('drop', { dataTransfer: transfer, bubbles: true });
+            document.querySelector('#drop').dispatchEvent(drop);
+        }""",
+        files,
+    )
+
+
+def _wait_all(page: Page, count: int) -> list[dict[str, str]]:
+    page.wait_for_function(
+        f"document.querySelectorAll('.job:not([data-state=working]):not([data-state=queued])').length === {count}",
+        timeout=RESULT_TIMEOUT_MS,
+    )
+    rows: list[dict[str, str]] = page.eval_on_selector_all(
+        ".job",
+        """rows => rows.map(r => ({file: r.dataset.file, state: r.dataset.state, cats: r.dataset.cats || '',
+                                  reason: r.dataset.reason || '', verdict: r.querySelector('.verdict').textContent,
+                                  status: r.querySelector('.status').textContent}))""",
+    )
+    return rows
+
+
+def _screenshot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    if ARTEFACTS is not None:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, ARTEFACTS / name)
+    return path
+
+
+def _ccc_count(images: list[Path]) -> dict[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-m", "ccc", "count", "--json", *map(str, images)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    counts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return {Path(c["image"]).name: int(c["cats"]) for c in counts}
+
+
+def test_dropped_images_are_counted_verified_in_the_page_and_never_leave_it_in_the_clear(
+    stack: LocalStack, browser: Browser, samples: list[Path], tmp_path: Path
+) -> None:
+    images = samples[:3]
+    page, network = _open_page(browser, stack, Path(os.environ["CCC_TRUST_FILE"]))
+    _drop(page, images)
+    rows = _wait_all(page, len(images))
+    shot = _screenshot(page, tmp_path, "browser-verified.png")
+    expected = _ccc_count(images)
+    assert {r["file"]: (r["state"], r["verdict"]) for r in rows} == {
+        name: ("verified", f"{cats} {'cat' if cats == 1 else 'cats'} — verified") for name, cats in expected.items()
+    }, rows
+    assert shot.stat().st_size > 0
+
+    scanner = LeakScanner()
+    for image in images:
+        scanner.add_blob(image.name, image.read_bytes())
+    leaks = [leak for source, data in network.entries for leak in scanner.scan_bytes(source, data)]
+    assert leaks == []
+    uploads = [source for source, _ in network.entries if source.startswith("PUT ")]
+    assert len(uploads) == len(images)  # the images did travel — as ciphertext
+
+
+def test_a_trust_file_pinning_another_release_shows_every_result_not_verified(
+    stack: LocalStack, browser: Browser, samples: list[Path], tmp_path: Path
+) -> None:
+    document = json.loads(Path(os.environ["CCC_TRUST_FILE"]).read_text())
+    for release in document["releases"]:
+        release["pcrs"] = {"PCR0": "ab" * 48}
+        release["id"] = "another-release"
+    other = tmp_path / "trust-other-pcr0.json"
+    other.write_text(json.dumps(document))
+    page, _ = _open_page(browser, stack, other)
+    images = samples[:2]
+    _drop(page, images)
+    rows = _wait_all(page, len(images))
+    _screenshot(page, tmp_path, "browser-not-verified.png")
+    assert [(r["state"], r["reason"]) for r in rows] == [("not-verified", "pcr_mismatch")] * len(images), rows
+    assert all("cat" not in r["verdict"] for r in rows)
+
+
+OUTBOX_CONTENTS = """async () => {
+    const db = await new Promise((ok, no) => { const r = indexedDB.open('ccc-outbox'); r.onsuccess = () => ok(r.result);
+                                                 r.onerror = () => no(r.error); });
+    const all = await new Promise((ok) => { const r = db.transaction('entries').objectStore('entries').getAll();
+                                             r.onsuccess = () => ok(r.result); });
+    return all.map(e => ({name: e.name, sealed: btoa(String.fromCharCode(...e.sealed))}));
+}"""
+
+
+def test_images_chosen_offline_wait_encrypted_survive_a_reload_and_are_verified_once_online(
+    stack: LocalStack, browser: Browser, samples: list[Path], tmp_path: Path
+) -> None:
+    image = samples[3]
+    page, _ = _open_page(browser, stack, Path(os.environ["CCC_TRUST_FILE"]))
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+    page.context.set_offline(True)
+    _drop(page, [image])
+    page.wait_for_selector(".job[data-state=queued]", timeout=10_000)
+    page.wait_for_function(f"({OUTBOX_CONTENTS})().then(e => e.length === 1)", timeout=10_000)
+
+    page.reload()  # offline: the service worker serves the page, the outbox is still there
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert page.eval_on_selector_all(".job", "rows => rows.map(r => r.dataset.state)") == ["queued"]
+    at_rest = page.evaluate(OUTBOX_CONTENTS)
+    assert [entry["name"] for entry in at_rest] == [image.name]
+    scanner = LeakScanner()
+    scanner.add_blob(image.name, image.read_bytes())
+    assert scanner.scan_bytes("outbox", base64.b64decode(at_rest[0]["sealed"])) == []  # ciphertext only at rest
+    _screenshot(page, tmp_path, "browser-offline-queued.png")
+
+    page.context.set_offline(False)
+    page.evaluate("window.dispatchEvent(new Event('online'))")  # what the browser fires on reconnecting
+    rows = _wait_all(page, 1)
+    _screenshot(page, tmp_path, "browser-synced.png")
+    cats = _ccc_count([image])[image.name]
+    assert [(r["file"], r["state"], r["verdict"]) for r in rows] == [
+        (image.name, "verified", f"{cats} {'cat' if cats == 1 else 'cats'} — verified")
+    ], rows
+    assert page.evaluate(OUTBOX_CONTENTS) == []  # drained once

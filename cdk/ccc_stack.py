@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aws_cdk import Annotations, CfnOutput, Stack, Tags
+from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
 from ccc_common.contracts import stack_outputs
@@ -135,6 +136,7 @@ class CccStack(Stack):
             storage_key=self.keys.storage_key,
             watched_key_arns=self.keys.key_arns(),
         )
+        self._admit_tenant_principals_to_the_api(config.stage)
         self._outputs()
 
     def _tenant_principals_json(self, external_json: str) -> str:
@@ -183,6 +185,35 @@ class CccStack(Stack):
                 "(docs/kms.md, 'What the operator-run key costs'). Tenant-owned keys (CccTenant) avoid that.",
             )
         return operator_key
+
+    def _admit_tenant_principals_to_the_api(self, stage: str) -> None:
+        """Tenants' principals live in their own accounts; an IAM-auth API admits a cross-account
+        caller only if its resource policy does too. Exactly the three job methods, exactly those
+        principals (same-account demo roles keep passing through their IAM policies alone)."""
+        principals = sorted(arn for tenant in self.inputs.tenants for arn in tenant.principals)
+        if not principals:
+            return
+        api = self.orchestration.api.node.default_child
+        assert isinstance(api, apigw.CfnRestApi)
+        api.add_property_override(
+            "Policy",
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "TenantPrincipalsInvokeTheJobMethods",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": principals},
+                        "Action": "execute-api:Invoke",
+                        "Resource": [
+                            f"execute-api:/{stage}/POST/jobs",
+                            f"execute-api:/{stage}/GET/jobs",
+                            f"execute-api:/{stage}/GET/jobs/*",
+                        ],
+                    }
+                ],
+            },
+        )
 
     def _data_key_output(self) -> str:
         return self.keys.data_key.key_arn if self.keys.data_key is not None else TENANT_OWNED_KEYS_OUTPUT

@@ -66,8 +66,13 @@ def test_idle_cost_follows_the_network_mode(dev: Any, dev_endpoints: Any, prod: 
     public, endpoints = _idle(dev), _idle(dev_endpoints)
     assert public.monthly_usd <= 6.00  # target: dev idle <= $6/month in the zero-idle mode
     kinds = {i.kind: i for i in endpoints.items}
-    assert kinds["endpoints"].quantity == 9 * dev_endpoints.stack.config.max_azs
-    assert _idle(prod).monthly_usd - public.monthly_usd == pytest.approx(9 * 2 * 0.01 * 730, abs=0.01)
+    endpoints_per_az = 10  # the 9 AWS APIs the hosts and Lambdas use + X-Ray (the hosts' traces)
+    assert kinds["endpoints"].quantity == endpoints_per_az * dev_endpoints.stack.config.max_azs
+    # prod: interface endpoints in 2 AZs, and no operator-run data key (tenants own theirs): $1 less.
+    operator_key_month = 1.00
+    assert _idle(prod).monthly_usd - public.monthly_usd == pytest.approx(
+        endpoints_per_az * 2 * 0.01 * 730 - operator_key_month, abs=0.01
+    )
     assert public.warm_pool_size == dev.stack.config.warm_pool_size == 1
 
 

@@ -129,3 +129,20 @@ def test_the_projects_own_service_templates_lint_clean(any_mode: Any, capsys: py
         assert f"{synth.logical_id(synth.stack.keys.data_key)}: clean" in out
     else:
         assert "no data key" in out
+
+
+def test_prod_api_admits_exactly_the_tenants_principals_to_the_job_methods(prod: Any) -> None:
+    (api,) = prod.of_type("AWS::ApiGateway::RestApi").values()
+    (statement,) = api["Properties"]["Policy"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
+    assert statement["Principal"]["AWS"] == sorted(p for t in PROD_TENANTS for p in t["principals"])
+    assert statement["Resource"] == [
+        "execute-api:/prod/POST/jobs",
+        "execute-api:/prod/GET/jobs",
+        "execute-api:/prod/GET/jobs/*",
+    ]
+
+
+def test_dev_api_without_tenant_owned_keys_has_no_resource_policy(dev: Any) -> None:
+    (api,) = dev.of_type("AWS::ApiGateway::RestApi").values()
+    assert "Policy" not in api["Properties"]

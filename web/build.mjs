@@ -28,6 +28,7 @@ if (tests) {
     sourcemap: true,
     logLevel: "warning",
     define: { global: "globalThis" },
+    inject: ["src/buffer-shim.ts"],
   });
   // A classic (non-module) worker: served at /sw.js so its scope is the whole page.
   await build({

@@ -18,7 +18,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RESULT_TIMEOUT_MS = 180_000
+RESULT_TIMEOUT_S = 180.0
 ARTEFACTS = Path(os.environ.get("CCC_TEST_ARTEFACTS", "")) if os.environ.get("CCC_TEST_ARTEFACTS") else None
 
 
@@ -108,11 +109,7 @@ def _drop(page: Page, images: list[Path]) -> None:
     )
 
 
-def _wait_all(page: Page, count: int) -> list[dict[str, str]]:
-    page.wait_for_function(
-        f"document.querySelectorAll('.job:not([data-state=working]):not([data-state=queued])').length === {count}",
-        timeout=RESULT_TIMEOUT_MS,
-    )
+def _rows(page: Page) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = page.eval_on_selector_all(
         ".job",
         """rows => rows.map(r => ({file: r.dataset.file, state: r.dataset.state, cats: r.dataset.cats || '',
@@ -120,6 +117,24 @@ def _wait_all(page: Page, count: int) -> list[dict[str, str]]:
                                   status: r.querySelector('.status').textContent}))""",
     )
     return rows
+
+
+def _poll(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll from Python: the page's CSP has no 'unsafe-eval', so Playwright's string predicates cannot run."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def _wait_all(page: Page, count: int) -> list[dict[str, str]]:
+    def finished() -> bool:
+        states = [r["state"] for r in _rows(page)]
+        return len(states) == count and all(s not in ("working", "queued") for s in states)
+
+    _poll(finished, RESULT_TIMEOUT_S, f"{count} results")
+    return _rows(page)
 
 
 def _screenshot(page: Page, tmp_path: Path, name: str) -> Path:
@@ -189,7 +204,8 @@ OUTBOX_CONTENTS = """async () => {
                                                  r.onerror = () => no(r.error); });
     const all = await new Promise((ok) => { const r = db.transaction('entries').objectStore('entries').getAll();
                                              r.onsuccess = () => ok(r.result); });
-    return all.map(e => ({name: e.name, sealed: btoa(String.fromCharCode(...e.sealed))}));
+    const b64 = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s); };
+    return all.map(e => ({name: e.name, sealed: b64(e.sealed)}));
 }"""
 
 
@@ -198,11 +214,11 @@ def test_images_chosen_offline_wait_encrypted_survive_a_reload_and_are_verified_
 ) -> None:
     image = samples[3]
     page, _ = _open_page(browser, stack, Path(os.environ["CCC_TRUST_FILE"]))
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+    _poll(lambda: bool(page.evaluate("() => navigator.serviceWorker.controller !== null")), 15, "the service worker")
     page.context.set_offline(True)
     _drop(page, [image])
     page.wait_for_selector(".job[data-state=queued]", timeout=10_000)
-    page.wait_for_function(f"({OUTBOX_CONTENTS})().then(e => e.length === 1)", timeout=10_000)
+    _poll(lambda: len(page.evaluate(OUTBOX_CONTENTS)) == 1, 10, "the outbox entry")
 
     page.reload()  # offline: the service worker serves the page, the outbox is still there
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)

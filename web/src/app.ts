@@ -65,6 +65,7 @@ class JobRow {
     this.verdict = document.createElement("span");
     this.verdict.className = "verdict";
     this.canvas = document.createElement("canvas");
+    this.canvas.hidden = true; // shown once a verified result's boxes are drawn
     this.element.append(name, this.status, this.verdict, this.canvas);
     $("#jobs").append(this.element);
   }
@@ -102,6 +103,7 @@ async function drawBoxes(row: JobRow, detections: Detection[]): Promise<void> {
   const scale = Math.min(1, 480 / bitmap.width);
   row.canvas.width = Math.round(bitmap.width * scale);
   row.canvas.height = Math.round(bitmap.height * scale);
+  row.canvas.hidden = false;
   const g = row.canvas.getContext("2d")!;
   g.drawImage(bitmap, 0, 0, row.canvas.width, row.canvas.height);
   g.lineWidth = 3;
@@ -173,6 +175,7 @@ function run(row: JobRow, onUploaded?: () => Promise<void>): void {
 }
 
 const queuedRows = new Map<string, JobRow>();
+const inFlight = new Set<string>(); // outbox entries being submitted: never twice (online fires more than once)
 let draining = false;
 
 function submit(files: Iterable<File>): void {
@@ -197,6 +200,8 @@ async function drainOutbox(): Promise<void> {
     if (!config) config = await loadConfig().catch(() => null);
     if (!config || !trust) return;
     for (const entry of await entries()) {
+      if (inFlight.has(entry.id)) continue;
+      inFlight.add(entry.id);
       const row = queuedRows.get(entry.id) ?? new JobRow(entry.name, null);
       queuedRows.delete(entry.id);
       row.file = await openEntry(entry);
@@ -247,7 +252,9 @@ async function main(): Promise<void> {
     config = await loadConfig();
     $("#stack").textContent = `${config.tier} stack · jobs API ${config.api_url} · signed in as ${config.tenant}`;
   } catch (error) {
-    $("#stack").textContent = error instanceof Error ? error.message : String(error);
+    $("#stack").textContent = navigator.onLine
+      ? `the stack is not reachable: ${error instanceof Error ? error.message : String(error)}`
+      : "offline: queued images are sent when the connection returns";
   }
   document.body.dataset["ready"] = "true";
   await drainOutbox();

@@ -55,7 +55,9 @@ from ccc.local.state import (
     signal_process,
     write_pid_file,
 )
+from ccc.local.web_server import WebServer, apply_bucket_cors
 from ccc.telemetry.runs import archive_current_run
+from ccc_common.domain.cors import WEB_ORIGINS_ENV
 from ccc_common.domain.naming import resource_names
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account: ARNs moto returns carry it
@@ -126,6 +128,7 @@ class Supervisor:
     _autoscaling: Any = field(default=None, init=False)
     _desired: int = field(default=0, init=False)
     _next_desired_poll: float = field(default=0.0, init=False)
+    _web: WebServer | None = field(default=None, init=False)  # the browser client (web/)
 
     def __post_init__(self) -> None:
         self.paths = StatePaths(self.options.state_dir.resolve())
@@ -189,6 +192,9 @@ class Supervisor:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self._web is not None:
+            self._web.stop()
+            self._web = None
         if self._owns_pid_file:
             for owned in (self.paths.stack_file, self.paths.fleet_file, self.paths.pid_file):
                 with contextlib.suppress(FileNotFoundError):
@@ -228,6 +234,10 @@ class Supervisor:
         def remaining() -> float:
             return max(1.0, deadline - time.monotonic())
 
+        # The page's origin first: the jobs API and the buckets allow exactly it (ccc_common.domain.cors),
+        # and every child inherits CCC_WEB_ORIGINS from here.
+        self._web = WebServer(lambda: self.info).start()
+        os.environ[WEB_ORIGINS_ENV] = self._web.origin
         moto_ready = self.paths.run / "moto.json"
         self._moto = ManagedProcess(
             name="moto",
@@ -268,6 +278,12 @@ class Supervisor:
         pcrs = components.measure(image)
         resources = components.provision_stack(layout, identities, pcrs, opts.workers)
         log.info("provisioned key %s, queue %s", resources.key_arn, resources.queue_url)
+        apply_bucket_cors(
+            components.admin_client(layout, identities, "s3"),
+            layout.names.inbox_bucket,
+            layout.names.results_bucket,
+            (self._web.origin,),
+        )
 
         gateway = components.gateway_process(layout, identities)
         self._watch(gateway.process)
@@ -343,6 +359,7 @@ class Supervisor:
             ready_seconds=round(time.monotonic() - began, 2),
             aws_config_file=str(config_file),
             aws_credentials_file=str(credentials_file),
+            web_url=self._web.url,
         )
         self.info = info
         self._publish()
@@ -583,6 +600,7 @@ def run_foreground(options: StackOptions) -> int:
         print(
             f"local stack ready in {info.ready_seconds:.1f}s: AWS (IAM gateway) {info.endpoint_url}, "
             f"KMS gateway {info.kms_endpoint_url}, {info.workers} worker(s); state in {info.state_dir}\n"
+            f"  web client (tenant-a): {info.web_url}\n"
             f"  eval $(ccc local env --state-dir {options.state_dir})   # point the AWS CLI at it (as tenant-a)\n"
             f"  Ctrl-C or `ccc local down --state-dir {options.state_dir}` stops it",
             file=sys.stderr,

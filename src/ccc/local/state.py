@@ -79,6 +79,7 @@ class StackInfo:
     aws_credentials_file: str = ""
     # tenant -> the ARN of that tenant's own data key (in the tenant's account; interface C).
     tenant_key_arns: dict[str, str] = field(default_factory=dict)
+    web_url: str = ""  # the browser client served by the stack (ccc.local.web_server)
     schema_version: int = SCHEMA_VERSION
 
     def identity(self, name: str) -> IdentityRecord:

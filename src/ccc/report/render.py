@@ -425,7 +425,7 @@ STYLE = (
     "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}"
     "td{font-variant-numeric:tabular-nums}.summary th{font-weight:normal;background:#f6f6f6}"
     "tr.failed td{background:#fde8e8}.empty{color:#888}.note{color:#555;font-size:12px;margin-top:0}"
-    ".jobs td{font-family:monospace;font-size:12px}.jobs th{white-space:nowrap}.num{text-align:right}"
+    ".jobs td,.jobs th{white-space:nowrap}.jobs td{font-family:monospace;font-size:12px}.num{text-align:right}"
 )
 
 

@@ -54,10 +54,11 @@ def test_reports_render() -> None:
     stats = {"median_ms": 1.0, "p95_ms": 2.0, "jobs": 3}
     pipeline = {
         "jobs": 3, "cpus": 2, "pipeline_vs_bare": 0.5, "enclave_vs_bare_inference": 1.2,
-        "enclave_infer_vs_bare_inference": 1.1,
-        "bare": {"images_per_s": 10.0, "count_bytes": stats},
+        "enclave_infer_vs_bare_inference": 1.1, "enclave_cpu_vs_bare_cpu": 1.05, "enclave_cpu_ms_per_job": 150.0,
+        "bare": {"images_per_s": 10.0, "count_bytes": stats, "cpu_ms_per_image": 140.0},
         "pipeline": {"workers": 1, "jobs_per_s": 5.0, "jobs": 3, "elapsed_s": 0.6, "submit_s": 0.2,
-                     "stages": {"enclave: infer": stats}, "processes": {"moto": {"cpu_s": 1.0, "peak_rss_mib": 90.0}}},
+                     "stages": {"enclave: infer": stats}, "processes": {"moto": {"cpu_s": 1.0, "peak_rss_mib": 90.0}},
+                     "cpu_s_during_run": {"moto": 0.5}},
     }  # fmt: skip
     text = bench_pipeline.render_text(pipeline)
     assert "pipeline / bare = 0.5" in text and "enclave: infer" in text and "moto" in text

@@ -159,11 +159,12 @@ class CatCounter:
         batch, placements = self._writer.fill(image, passes)
         t1 = time.perf_counter()
         model = self._model
-        if model.batched:
-            raw = model.session.run(None, {model.input_name: batch})
-            per_view = [[output[i : i + 1] for output in raw] for i in range(len(passes))]
-        else:
-            per_view = [model.session.run(None, {model.input_name: batch[i : i + 1]}) for i in range(len(passes))]
+        with model.run_lock:
+            if model.batched:
+                raw = model.session.run(None, {model.input_name: batch})
+                per_view = [[output[i : i + 1] for output in raw] for i in range(len(passes))]
+            else:
+                per_view = [model.session.run(None, {model.input_name: batch[i : i + 1]}) for i in range(len(passes))]
         t2 = time.perf_counter()
         parts = [
             self._view_candidates(raw_view, item, placement, image, view_id, threshold, classes=self._wanted)

@@ -29,8 +29,11 @@ pytestmark = pytest.mark.slow
 
 def _admin_session(stack) -> boto3.session.Session:
     admin = stack.info.identity("admin")
-    return boto3.session.Session(aws_access_key_id=admin.access_key_id,
-                                 aws_secret_access_key=admin.secret_access_key, region_name=stack.info.region)
+    return boto3.session.Session(
+        aws_access_key_id=admin.access_key_id,
+        aws_secret_access_key=admin.secret_access_key,
+        region_name=stack.info.region,
+    )
 
 
 def _lease_holder_pid(stack, job_id: str, timeout_s: float = 30.0) -> int:
@@ -38,8 +41,12 @@ def _lease_holder_pid(stack, job_id: str, timeout_s: float = 30.0) -> int:
     dynamodb = _admin_session(stack).client("dynamodb", endpoint_url=stack.info.endpoint_url)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        item = dynamodb.get_item(TableName=stack.info.jobs_table, Key={PARTITION_KEY: {"S": job_id}},
-                                 ConsistentRead=True).get("Item") or {}
+        item = (
+            dynamodb.get_item(
+                TableName=stack.info.jobs_table, Key={PARTITION_KEY: {"S": job_id}}, ConsistentRead=True
+            ).get("Item")
+            or {}
+        )
         owner = item.get(LEASE_OWNER, {}).get("S")
         if owner:
             return int(owner.split(":")[-2])
@@ -77,12 +84,16 @@ def test_a_parent_killed_mid_job_leaves_the_job_done_once_and_verified(stack, sa
     assert report.status == "done" and report.verified, report
     assert holder not in stack.refresh().pids.values(), "the supervisor did not restart the killed parent"
     logs = stack.state_dir / "logs"
-    handled = [json.loads(line) for path in logs.glob("parent-*.log") for line in path.read_text().splitlines()
-               if line.startswith("{") and submitted.job.job_id in line and '"job handled"' in line]
+    handled = [
+        json.loads(line)
+        for path in logs.glob("parent-*.log")
+        for line in path.read_text().splitlines()
+        if line.startswith("{") and submitted.job.job_id in line and '"job handled"' in line
+    ]
     done = [entry for entry in handled if entry.get("outcome") == "done"]
     assert len(done) == 1, handled  # exactly one run committed a result...
     # ... and not before the dead holder's lease (claimed just before the fetch) could have ended.
-    assert done[0]["ts"] >= killed_at + LOCAL_JOB_LEASE_S - 10, (done[0]["ts"] - killed_at)
+    assert done[0]["ts"] >= killed_at + LOCAL_JOB_LEASE_S - 10, done[0]["ts"] - killed_at
     first = _result_etag(s3, stack, submitted.job.result_key)
     time.sleep(2)  # later deliveries (the killed run's message, duplicates) change nothing the tenant sees
     assert _result_etag(s3, stack, submitted.job.result_key) == first

@@ -12,10 +12,24 @@ from ccc.evaluation.chaos_tally import TrackedJob, enclave_passes, tally
 from ccc_core.identity import JobRef
 
 
-def job(index: int, status: str, *, bad: bool = False, verified: bool = True, first: str | None = "d1",
-        final: str | None = "d1", passes: int = 1) -> TrackedJob:
-    tracked = TrackedJob(ref=JobRef("tenant-a", f"{index:032x}"), scenario="s", bad_image=bad, status=status,
-                         verified=verified and status == "done", enclave_passes=passes)
+def job(
+    index: int,
+    status: str,
+    *,
+    bad: bool = False,
+    verified: bool = True,
+    first: str | None = "d1",
+    final: str | None = "d1",
+    passes: int = 1,
+) -> TrackedJob:
+    tracked = TrackedJob(
+        ref=JobRef("tenant-a", f"{index:032x}"),
+        scenario="s",
+        bad_image=bad,
+        status=status,
+        verified=verified and status == "done",
+        enclave_passes=passes,
+    )
     if status == "done":
         tracked.first_digest, tracked.final_digest = first, final
     return tracked
@@ -25,8 +39,10 @@ def test_a_clean_run_passes_and_counts_every_outcome() -> None:
     result = tally([job(1, "done"), job(2, "done", passes=2), job(3, "failed", bad=True)])
     assert result.ok
     assert (result.submitted, result.done, result.failed, result.failed_bad_images, result.run_twice) == (3, 2, 1, 1, 1)
-    assert result.line() == ("chaos: submitted 3, done 2, failed 1 (1 bad images), lost 0, run-twice 1, torn 0, "
-                             "double-visible 0, unexpected 0")
+    assert result.line() == (
+        "chaos: submitted 3, done 2, failed 1 (1 bad images), lost 0, run-twice 1, torn 0, "
+        "double-visible 0, unexpected 0"
+    )
 
 
 @pytest.mark.parametrize(

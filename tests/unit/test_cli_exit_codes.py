@@ -17,8 +17,10 @@ from ccc.cli import build_parser, main
 from ccc.cli.exit_codes import DOCUMENTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED
 
 JOB_ID = "a" * 32
-OPEN_POLICY = {"Version": "2012-10-17",
-               "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}]}
+OPEN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}],
+}
 
 
 def documented_codes() -> dict[int, str]:
@@ -51,8 +53,14 @@ def files(tmp_path: Path) -> dict[str, Path]:
     open_policy.write_text(json.dumps(OPEN_POLICY))
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    return {"empty": empty, "corrupted": corrupted, "deep": deep, "open": open_policy, "file": a_file,
-            "no-trust": tmp_path / "missing-trust.json"}
+    return {
+        "empty": empty,
+        "corrupted": corrupted,
+        "deep": deep,
+        "open": open_policy,
+        "file": a_file,
+        "no-trust": tmp_path / "missing-trust.json",
+    }
 
 
 CASES: list[tuple[str, list[str], int]] = [
@@ -60,10 +68,16 @@ CASES: list[tuple[str, list[str], int]] = [
     ("no stack: fleet status", ["fleet", "status", "--state-dir", "{empty}"], EXIT_REFUSED),
     ("unusable stack.json: local env", ["local", "env", "--state-dir", "{corrupted}"], EXIT_REFUSED),
     ("unusable stack.json: fleet status", ["fleet", "status", "--state-dir", "{corrupted}"], EXIT_REFUSED),
-    ("no stack, no trust file: submit", ["submit", "--state-dir", "{empty}", "--trust", "{no-trust}", "{open}"],
-     EXIT_REFUSED),
-    ("no stack, no trust file: result", ["result", "--state-dir", "{empty}", "--trust", "{no-trust}", JOB_ID],
-     EXIT_REFUSED),
+    (
+        "no stack, no trust file: submit",
+        ["submit", "--state-dir", "{empty}", "--trust", "{no-trust}", "{open}"],
+        EXIT_REFUSED,
+    ),
+    (
+        "no stack, no trust file: result",
+        ["result", "--state-dir", "{empty}", "--trust", "{no-trust}", JOB_ID],
+        EXIT_REFUSED,
+    ),
     ("state dir is a file", ["local", "env", "--state-dir", "{file}"], EXIT_REFUSED),
     ("timeout nan", ["result", "--timeout", "nan", JOB_ID], EXIT_REFUSED),
     ("negative timeout", ["submit", "--timeout", "-1", "{open}"], EXIT_REFUSED),

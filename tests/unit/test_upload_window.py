@@ -33,8 +33,10 @@ def job(status: JobStatus = JobStatus.SUBMITTED) -> Job:
     return apply_event(base, event, ttl_days=30).job
 
 
-@given(offset_s=st.integers(min_value=0, max_value=EXPIRY + UPLOAD_GRACE_S - 1),
-       status=st.sampled_from([JobStatus.SUBMITTED, JobStatus.QUEUED]))
+@given(
+    offset_s=st.integers(min_value=0, max_value=EXPIRY + UPLOAD_GRACE_S - 1),
+    status=st.sampled_from([JobStatus.SUBMITTED, JobStatus.QUEUED]),
+)
 def test_a_missing_input_inside_the_window_is_not_yet(offset_s: int, status: JobStatus) -> None:
     verdict = judge_missing_input(job(status), REF, now=CREATED + timedelta(seconds=offset_s), url_expiry_s=EXPIRY)
     assert verdict == WaitForUpload(until=CREATED + timedelta(seconds=EXPIRY + UPLOAD_GRACE_S))

@@ -123,8 +123,11 @@ class ChaosRun:
         self.deadline = time.monotonic() + options.budget_s
         self.rng = random.Random(options.seed)
         admin = stack.info.identity("admin")
-        session = boto3.session.Session(aws_access_key_id=admin.access_key_id,
-                                        aws_secret_access_key=admin.secret_access_key, region_name=stack.info.region)
+        session = boto3.session.Session(
+            aws_access_key_id=admin.access_key_id,
+            aws_secret_access_key=admin.secret_access_key,
+            region_name=stack.info.region,
+        )
         self._s3 = session.client("s3", endpoint_url=stack.info.endpoint_url)
         self._sqs = session.client("sqs", endpoint_url=stack.info.endpoint_url)
         self.results: list[ScenarioResult] = []
@@ -209,8 +212,9 @@ class ChaosRun:
     def _good(self, count: int) -> list[tuple[Path, bool]]:
         return [(self.inputs.good[i % len(self.inputs.good)], False) for i in range(count)]
 
-    def _scenario(self, name: str, images: list[tuple[Path, bool]],
-                  fault: Callable[[list[TrackedJob]], str] | None) -> None:
+    def _scenario(
+        self, name: str, images: list[tuple[Path, bool]], fault: Callable[[list[TrackedJob]], str] | None
+    ) -> None:
         began = time.monotonic()
         jobs = self._submit(name, images)
         note = fault(jobs) if fault is not None else ""
@@ -218,8 +222,10 @@ class ChaosRun:
         result = ScenarioResult(name=name, jobs=jobs, seconds=round(time.monotonic() - began, 1), note=note)
         self.results.append(result)
         settled = sum(job.status != "pending" for job in jobs)
-        print(f"  {name}: {settled}/{len(jobs)} jobs settled in {result.seconds} s{'; ' + note if note else ''}",
-              flush=True)
+        print(
+            f"  {name}: {settled}/{len(jobs)} jobs settled in {result.seconds} s{'; ' + note if note else ''}",
+            flush=True,
+        )
 
     def _submit(self, name: str, images: list[tuple[Path, bool]]) -> list[TrackedJob]:
         limit = self.client.target.limits.max_image_bytes
@@ -241,9 +247,14 @@ class ChaosRun:
         """A copy of the job's "Object Created" event, as EventBridge would deliver it again."""
         info = self.stack.info
         head = self._s3.head_object(Bucket=info.inbox_bucket, Key=ref.inbox_key)
-        event = encode_eventbridge_object_created(info.inbox_bucket, ref.inbox_key, size=int(head["ContentLength"]),
-                                                  account=info.account_id, region=info.region,
-                                                  time=datetime.now(UTC))
+        event = encode_eventbridge_object_created(
+            info.inbox_bucket,
+            ref.inbox_key,
+            size=int(head["ContentLength"]),
+            account=info.account_id,
+            region=info.region,
+            time=datetime.now(UTC),
+        )
         self._sqs.send_message(QueueUrl=info.queue_url, MessageBody=encode_work_message(event))
 
     def _settle(self, jobs: list[TrackedJob]) -> None:
@@ -349,8 +360,13 @@ def run_chaos(options: ChaosOptions) -> tuple[Tally, list[ScenarioResult]]:
         with LocalStack.start(root / "stack", workers=options.workers) as stack:
             print(f"chaos: local stack up in {time.monotonic() - began:.0f} s ({options.workers} workers)", flush=True)
             trust = propose_from_local_stack(stack.state_dir, TENANT).trust_file()
-            client = CccClient(local_target(stack.state_dir), TENANT, trust=trust,
-                               inputs=InputRecord(root / "client"), show_progress=False)
+            client = CccClient(
+                local_target(stack.state_dir),
+                TENANT,
+                trust=trust,
+                inputs=InputRecord(root / "client"),
+                show_progress=False,
+            )
             run = ChaosRun(stack, client, inputs, replace_budget(options, began))
             run.storm()
             run.load_under_faults()
@@ -396,8 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = ChaosOptions(jobs=args.jobs, bad_fraction=args.bad_fraction, budget_s=args.budget,
-                           state_dir=args.state_dir, json_out=args.json_out)
+    options = ChaosOptions(
+        jobs=args.jobs,
+        bad_fraction=args.bad_fraction,
+        budget_s=args.budget,
+        state_dir=args.state_dir,
+        json_out=args.json_out,
+    )
     began = time.monotonic()
     try:
         summary, scenarios = run_chaos(options)
@@ -413,11 +434,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {example}")
     if options.json_out is not None:
         options.json_out.parent.mkdir(parents=True, exist_ok=True)
-        options.json_out.write_text(json.dumps({
-            "summary": summary.to_json(), "seconds": round(elapsed, 1),
-            "scenarios": [{"name": s.name, "seconds": s.seconds, "note": s.note, **tally(s.jobs).to_json()}
-                          for s in scenarios],
-        }, indent=2))
+        options.json_out.write_text(
+            json.dumps(
+                {
+                    "summary": summary.to_json(),
+                    "seconds": round(elapsed, 1),
+                    "scenarios": [
+                        {"name": s.name, "seconds": s.seconds, "note": s.note, **tally(s.jobs).to_json()}
+                        for s in scenarios
+                    ],
+                },
+                indent=2,
+            )
+        )
     return 0 if summary.ok else 1
 
 

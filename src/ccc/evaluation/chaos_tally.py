@@ -89,10 +89,17 @@ class Tally:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "submitted": self.submitted, "done": self.done, "failed": self.failed,
-            "failed_bad_images": self.failed_bad_images, "lost": self.lost, "run_twice": self.run_twice,
-            "torn": self.torn, "double_visible": self.double_visible, "unexpected": self.unexpected,
-            "ok": self.ok, "examples": list(self.examples),
+            "submitted": self.submitted,
+            "done": self.done,
+            "failed": self.failed,
+            "failed_bad_images": self.failed_bad_images,
+            "lost": self.lost,
+            "run_twice": self.run_twice,
+            "torn": self.torn,
+            "double_visible": self.double_visible,
+            "unexpected": self.unexpected,
+            "ok": self.ok,
+            "examples": list(self.examples),
         }
 
 

@@ -298,6 +298,29 @@ def _extra_unattested_statement(p: dict) -> None:
     )
 
 
+def _result_reader(principal_of: Callable[[dict], Any]) -> Callable[[dict], None]:
+    """Issue 11: an extra statement letting someone decrypt tenant-a's results used to lint clean."""
+
+    def mutate(p: dict) -> None:
+        p["Statement"].append(
+            {
+                "Sid": "Extra reader",
+                "Effect": "Allow",
+                "Principal": {"AWS": principal_of(p)},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {
+                        "kms:EncryptionContext:ccc:tenant": "tenant-a",
+                        "kms:EncryptionContext:ccc:kind": "result",
+                    }
+                },
+            }
+        )
+
+    return mutate
+
+
 MUTATIONS: dict[str, tuple[Callable[[dict], None], str]] = {
     "drop attestation": (_drop_attestation, "unattested_key_release"),
     "zero PCR1": (_zero_pcr, "zero_pcr"),
@@ -319,6 +342,15 @@ MUTATIONS: dict[str, tuple[Callable[[dict], None], str]] = {
     "other image": (_other_image, "pcr_mismatch"),
     "short PCR": (_short_pcr, "malformed_pcr"),
     "extra unattested statement": (_extra_unattested_statement, "unattested_key_release"),
+    "parent reads tenant-a results": (_result_reader(lambda p: _enclave(p)["Principal"]["AWS"]), "foreign_reader"),
+    "tenant-b reads tenant-a results": (
+        _result_reader(lambda p: _by_sid(p, "tenant-b encrypts")["Principal"]["AWS"]),
+        "foreign_reader",
+    ),
+    "foreign account reads tenant-a results": (
+        _result_reader(lambda p: "arn:aws:iam::999999999999:root"),
+        "foreign_reader",
+    ),
 }
 
 

@@ -9,7 +9,7 @@ difference, so an order change between near-equal scores is not a mismatch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,7 @@ class IdentityReport:
 
 
 def compare(
-    reference: CatCounter, candidate: CatCounter, sets: dict[str, Sequence[SampleImage]], report: IdentityReport
+    reference: CatCounter, candidate: CatCounter, sets: Mapping[str, Sequence[SampleImage]], report: IdentityReport
 ) -> IdentityReport:
     """Count every image of every set with both counters and record any difference in `report`."""
     for set_name, images in sets.items():

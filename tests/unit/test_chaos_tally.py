@@ -82,3 +82,11 @@ def test_enclave_passes_count_outcomes_not_retries(tmp_path: Path) -> None:
 def test_one_process_of_each_kind_is_killed_and_moto_never() -> None:
     pids = {"moto": 1, "kms-gateway": 2, "lambdas": 3, "enclave-1": 4, "enclave-2": 5, "parent-1": 6, "parent-2": 7}
     assert killable(pids) == ["enclave-1", "kms-gateway", "lambdas", "parent-1"]
+
+
+def test_lost_jobs_at_the_budget_say_whether_the_queue_still_held_work() -> None:
+    pending = [job(1, "pending"), job(2, "done")]
+    assert "still held 7 messages" in tally(pending, backlog_at_end=7).line()
+    assert not tally(pending, backlog_at_end=7).ok  # still a failure: the suite is bounded
+    assert "still held" not in tally(pending).line()
+    assert "still held" not in tally([job(2, "done")], backlog_at_end=7).line()

@@ -164,6 +164,9 @@ class ChaosRun:
             for index, fault in enumerate(faults):
                 if index:
                     time.sleep(self.options.fault_spacing_s)
+                if time.monotonic() >= self.deadline:  # bounded: the faults left are not run
+                    notes.append(f"budget spent: {len(faults) - index} faults not run")
+                    break
                 notes.append(fault())
                 print(f"  {name}: {notes[-1]} [{time.monotonic() - began:.0f} s]", flush=True)
             jobs = submitting.result()
@@ -307,11 +310,27 @@ class ChaosRun:
         """The end-of-run checks: stored results unchanged since first seen, enclave passes per job."""
         passes = enclave_passes(sorted((self.stack.state_dir / "logs").glob("enclave-*.log")))
         every = [job for result in self.results for job in result.jobs]
+        # One last look, past the deadline, at jobs whose outcome is stored but was not yet read:
+        # "lost" must mean nothing came, not that the budget ended between the store and the read.
+        stored = self._stored_outcomes(self.stack.info.results_bucket)
+        with ThreadPoolExecutor(VERIFIERS) as pool:
+            list(pool.map(self._observe, [job for job in every if job.lost and job.ref.job_id in stored]))
         for job in every:
             job.enclave_passes = passes.get(job.ref.job_id, 0)
             if job.status == "done":
                 job.final_digest = self._result_digest(job.ref)
-        return tally(every)
+        return tally(every, backlog_at_end=self._backlog() if any(job.lost for job in every) else 0)
+
+    def _backlog(self) -> int:
+        """Messages still in the work queue (visible or being worked on)."""
+        try:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self.stack.info.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        except Exception:  # unknown: say nothing rather than guess
+            return 0
+        return sum(int(value) for value in attributes.values())
 
 
 def killable(pids: dict[str, int]) -> list[str]:

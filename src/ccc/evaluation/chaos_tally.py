@@ -75,15 +75,23 @@ class Tally:
     double_visible: int
     unexpected: int
     examples: tuple[str, ...] = field(default=())  # a few "<scenario> <job>: <what>" lines for a human
+    # Work-queue messages (visible + in flight) when the run ended: with lost jobs, tells "the budget
+    # ran out while the stack still had work" (slow, perhaps not lost) from "nothing left to do them".
+    backlog_at_end: int = 0
 
     @property
     def ok(self) -> bool:
         return self.lost == self.torn == self.double_visible == self.unexpected == 0
 
     def line(self, label: str = "chaos") -> str:
+        backlog = (
+            f" (the work queue still held {self.backlog_at_end} messages: the budget ran out, perhaps not lost)"
+            if self.lost and self.backlog_at_end
+            else ""
+        )
         return (
             f"{label}: submitted {self.submitted}, done {self.done}, failed {self.failed} "
-            f"({self.failed_bad_images} bad images), lost {self.lost}, run-twice {self.run_twice}, "
+            f"({self.failed_bad_images} bad images), lost {self.lost}{backlog}, run-twice {self.run_twice}, "
             f"torn {self.torn}, double-visible {self.double_visible}, unexpected {self.unexpected}"
         )
 
@@ -98,12 +106,13 @@ class Tally:
             "torn": self.torn,
             "double_visible": self.double_visible,
             "unexpected": self.unexpected,
+            "backlog_at_end": self.backlog_at_end,
             "ok": self.ok,
             "examples": list(self.examples),
         }
 
 
-def tally(jobs: Iterable[TrackedJob], *, max_examples: int = 5) -> Tally:
+def tally(jobs: Iterable[TrackedJob], *, max_examples: int = 5, backlog_at_end: int = 0) -> Tally:
     jobs = list(jobs)
     examples: list[str] = []
     for job in jobs:
@@ -122,6 +131,7 @@ def tally(jobs: Iterable[TrackedJob], *, max_examples: int = 5) -> Tally:
         double_visible=sum(job.double_visible for job in jobs),
         unexpected=sum(job.unexpected for job in jobs),
         examples=tuple(examples),
+        backlog_at_end=backlog_at_end,
     )
 
 

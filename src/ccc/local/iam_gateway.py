@@ -333,6 +333,9 @@ class Upstream:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK added
+    # ~40 ms to every answer on a kept-alive connection (measured: 48 ms vs 2.6 ms p50 per GetObject).
+    disable_nagle_algorithm = True
     server: _GatewayServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from ccc_common.domain.cors import check_origins
 from cdk.ccc_stack import CccStack, StackInputs
 from cdk.measurements import resolve_measurements
 from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, MIXED_INSTANCES, Ack, apply_acknowledgements
@@ -88,6 +89,7 @@ def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
         external_tenant_principals=_json_mapping(context.get("tenant_principals"), "tenant_principals"),
         key_admins=_csv(context.get("key_admins")),
         powertools_layer_version=layer_version,
+        web_origins=check_origins(_csv(context.get("web_origins"))),
     )
 
 
@@ -137,4 +139,5 @@ _CONTEXT_KEYS = (
     "powertools_layer_version",
     "network",
     "warm_pool",
+    "web_origins",
 )

@@ -50,6 +50,7 @@ class StackInputs:
     powertools_layer_version: int = POWERTOOLS_LAYER_VERSION
     network: str | None = None  # NetworkMode value; None = the stage's default
     warm_pool_size: int = 1
+    web_origins: tuple[str, ...] = ()  # the browser client's origins: CORS on the API and buckets
 
 
 class CccStack(Stack):
@@ -84,7 +85,9 @@ class CccStack(Stack):
             pcrs=inputs.measurements.pcrs,
         )
         self.identities.grant_parent_tenant_keys([tenant.key_arn for tenant in inputs.tenants])
-        self.storage = Storage(self, "Storage", config=config, storage_key=self.keys.storage_key)
+        self.storage = Storage(
+            self, "Storage", config=config, storage_key=self.keys.storage_key, web_origins=inputs.web_origins
+        )
         self.work_queue = WorkQueue(self, "WorkQueue", config=config)
         self.orchestration = Orchestration(
             self,
@@ -98,6 +101,7 @@ class CccStack(Stack):
             dead_letter_queue=self.work_queue.dead_letter_queue,
             tenant_principals_json=self._tenant_principals_json(tenant_principals_json),
             powertools_layer_version=inputs.powertools_layer_version,
+            web_origins=inputs.web_origins,
         )
         self.work_queue.route(
             inbox=self.storage.inbox,

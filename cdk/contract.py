@@ -30,6 +30,7 @@ DLQ_URL = function_env.DLQ_URL
 ARCHIVE_BUCKET = function_env.ARCHIVE_BUCKET  # dead_letters archives DLQ messages (metadata) here
 FLEET_GROUP = function_env.FLEET_GROUP
 SCALER_FUNCTION = function_env.SCALER_FUNCTION
+WEB_ORIGINS = function_env.WEB_ORIGINS  # the browser client's origins (CORS), comma-separated
 TENANT_PRINCIPALS = function_env.TENANT_PRINCIPALS  # JSON {tenant: [IAM role/user ARNs]} for caller -> tenant
 
 FUNCTIONS: tuple[str, ...] = tuple(function_env.FUNCTION_MODELS)

@@ -34,6 +34,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from ccc_common.domain.cors import web_client_cors
 from ccc_common.domain.iam_policies import lambda_statements
 from cdk import contract
 from cdk.bundling import copy_tree_bundling, copy_trees_bundling
@@ -93,6 +94,7 @@ class Orchestration(Construct):
         tenant_principals_json: str,
         powertools_layer_version: int = POWERTOOLS_LAYER_VERSION,
         functions_dir: Path = FUNCTIONS_DIR,
+        web_origins: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         names = config.names
@@ -154,6 +156,7 @@ class Orchestration(Construct):
             contract.FLEET_GROUP: names.fleet_group,
             contract.SCALER_FUNCTION: names.function_name("scaler"),
             contract.TENANT_PRINCIPALS: tenant_principals_json,
+            **({contract.WEB_ORIGINS: ",".join(web_origins)} if web_origins else {}),
         }
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -239,13 +242,28 @@ class Orchestration(Construct):
         # dead_letters archives each DLQ message (S3 event metadata, no image data) before failing its job.
         dead_letters.add_to_role_policy(s3_via_service(storage_key, ["kms:GenerateDataKey"], [artifacts]))
 
-        self.api = self._jobs_api(config, jobs_api)
+        self.api = self._jobs_api(config, jobs_api, web_origins)
 
     def _table_access(self, function: lambda_.Function, actions: list[str]) -> None:
         """Item-level actions on the table itself (CDK's table.grant would add every index too)."""
         function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[self.table.table_arn]))
 
-    def _jobs_api(self, config: StageConfig, handler: lambda_.IFunction) -> apigw.RestApi:
+    def _jobs_api(
+        self, config: StageConfig, handler: lambda_.IFunction, web_origins: tuple[str, ...] = ()
+    ) -> apigw.RestApi:
+        # The browser client's preflight (ccc_common.domain.cors): answered by API Gateway itself, with
+        # no authorisation (browsers send none on OPTIONS); the Lambda adds Allow-Origin to its answers.
+        rule = web_client_cors(web_origins).jobs_api if web_origins else None
+        preflight = (
+            apigw.CorsOptions(
+                allow_origins=list(rule.allowed_origins),
+                allow_methods=list(rule.allowed_methods),
+                allow_headers=list(rule.allowed_headers),
+                max_age=Duration.seconds(rule.max_age_seconds),
+            )
+            if rule
+            else None
+        )
         access_logs = logs.LogGroup(
             self, "ApiAccessLogs", retention=config.log_retention, removal_policy=config.removal_policy
         )
@@ -278,6 +296,7 @@ class Orchestration(Construct):
                 ),
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+            default_cors_preflight_options=preflight,
         )
         validator = api.add_request_validator("Validator", validate_request_body=True, validate_request_parameters=True)
         integration = apigw.LambdaIntegration(handler)

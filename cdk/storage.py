@@ -21,6 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ccc_common.domain.cors import CorsRule, cdk_s3_cors_rule, web_client_cors
 from cdk import contract
 from cdk.stage_config import StageConfig
 
@@ -34,10 +35,29 @@ def _enable_eventbridge(bucket: s3.Bucket) -> None:
     )
 
 
+def _add_cors(bucket: s3.Bucket, rule: CorsRule) -> None:
+    spec = dict(cdk_s3_cors_rule(rule))
+    bucket.add_cors_rule(
+        allowed_methods=[s3.HttpMethods[method] for method in spec["allowed_methods"]],
+        allowed_origins=spec["allowed_origins"],
+        allowed_headers=spec["allowed_headers"],
+        exposed_headers=spec["exposed_headers"],
+        max_age=spec["max_age"],
+    )
+
+
 class Storage(Construct):
     """The four buckets of a stage."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, storage_key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        storage_key: kms.IKey,
+        web_origins: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(scope, construct_id)
         names = config.names
         self.access_logs = s3.Bucket(
@@ -68,6 +88,10 @@ class Storage(Construct):
         self.results = self._data_bucket(
             "Results", names.results_bucket, config, None, config.results_expiry_days, "results/", eventbridge=True
         )
+        if web_origins:  # the browser client: PUT its ciphertext, GET its result (ccc_common.domain.cors)
+            rules = web_client_cors(web_origins)
+            _add_cors(self.inbox, rules.inbox_bucket)
+            _add_cors(self.results, rules.results_bucket)
         # Artifacts are releases (EIF + agent bundle): they must not expire under a running fleet.
         # Dead-letter archives (metadata) live beside them and expire with the job records.
         self.artifacts = self._data_bucket(

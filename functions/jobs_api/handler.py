@@ -16,7 +16,9 @@ from botocore.config import Config
 
 from ccc_common.aws.jobs_dal import DynamoJobStore
 from ccc_common.aws.s3_adapters import S3Presigner, S3ResultDigests
+from ccc_common.contracts import lambda_env
 from ccc_common.contracts.lambda_env import JobsApiEnv, load_env
+from ccc_common.domain.cors import CorsRule, origins_from_env, web_client_cors
 from ccc_common.domain.jobs_api import ApiRequest, JobsApi, jobs_api_for
 from ccc_common.lambda_observability import telemetry_for
 from ccc_core.telemetry import metric_registry as m
@@ -45,6 +47,14 @@ def runtime() -> JobsApi:
     )
 
 
+@functools.cache
+def cors() -> CorsRule:
+    """The browser client's rule (ccc_common.domain.cors): API Gateway answers the preflight, a proxy
+    integration must add Allow-Origin to its own answers."""
+    origins = load_env(JobsApiEnv).web_origins
+    return web_client_cors(origins_from_env({lambda_env.WEB_ORIGINS: origins})).jobs_api
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(raise_on_empty_metrics=False)
@@ -68,4 +78,6 @@ def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, An
         "api request",
         extra={"method": request.method, "route": event.resource, "status": response.status},
     )
-    return {"statusCode": response.status, "headers": dict(RESPONSE_HEADERS), "body": response.json()}
+    origin = (event.headers or {}).get("origin") or (event.headers or {}).get("Origin")
+    headers = {**RESPONSE_HEADERS, **cors().response_headers(origin)}
+    return {"statusCode": response.status, "headers": headers, "body": response.json()}

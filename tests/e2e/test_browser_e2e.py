@@ -13,6 +13,7 @@ build. Screenshots land in the test's artefact directory (tmp_path) and are kept
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -59,11 +60,13 @@ class NetworkLog:
 
     def __init__(self, page: Page) -> None:
         self.entries: list[tuple[str, bytes]] = []
+        self.bodies: dict[str, bytes] = {}  # request line -> body, as sent
         page.on("request", self._request)
         page.on("response", self._response)
 
     def _request(self, request: Any) -> None:
         body = request.post_data_buffer or b""
+        self.bodies[f"{request.method} {request.url}"] = body
         self.entries.append((f"{request.method} {request.url}", request.url.encode() + b"\n" + body))
 
     def _response(self, response: Any) -> None:
@@ -177,8 +180,12 @@ def test_dropped_images_are_counted_verified_in_the_page_and_never_leave_it_in_t
         scanner.add_blob(image.name, image.read_bytes())
     leaks = [leak for source, data in network.entries for leak in scanner.scan_bytes(source, data)]
     assert leaks == []
-    uploads = [source for source, _ in network.entries if source.startswith("PUT ")]
-    assert len(uploads) == len(images)  # the images did travel — as ciphertext
+    # The images did travel — as ciphertext, and the scan saw exactly those bodies (not an empty capture):
+    # each PUT body is the ciphertext whose SHA-256 the page recorded as the job's input.
+    uploads = sorted(network.bodies[source] for source, _ in network.entries if source.startswith("PUT "))
+    recorded = page.evaluate("() => JSON.parse(localStorage.getItem('ccc.uploads/v1'))")
+    assert sorted(hashlib.sha256(body).hexdigest() for body in uploads) == sorted(recorded.values())
+    assert all(len(body) > 1024 for body in uploads)
 
 
 def test_a_trust_file_pinning_another_release_shows_every_result_not_verified(

@@ -199,6 +199,7 @@ async function drainOutbox(): Promise<void> {
   try {
     if (!config) config = await loadConfig().catch(() => null);
     if (!config || !trust) return;
+    showStack(config);
     for (const entry of await entries()) {
       if (inFlight.has(entry.id)) continue;
       inFlight.add(entry.id);
@@ -210,6 +211,11 @@ async function drainOutbox(): Promise<void> {
   } finally {
     draining = false;
   }
+}
+
+function showStack(loaded: PageConfig): void {
+  $("#stack").textContent = `${loaded.tier} stack · jobs API ${loaded.api_url} · signed in as ${loaded.tenant}`;
+  $("#network").textContent = "";
 }
 
 async function showQueued(): Promise<void> {
@@ -250,7 +256,7 @@ async function main(): Promise<void> {
   window.addEventListener("offline", () => ($("#network").textContent = "offline: new images are queued"));
   try {
     config = await loadConfig();
-    $("#stack").textContent = `${config.tier} stack · jobs API ${config.api_url} · signed in as ${config.tenant}`;
+    showStack(config);
   } catch (error) {
     $("#stack").textContent = navigator.onLine
       ? `the stack is not reachable: ${error instanceof Error ? error.message : String(error)}`

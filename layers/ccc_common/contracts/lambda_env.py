@@ -26,6 +26,7 @@ spelling (``POWERTOOLS_*``, read by Powertools itself). No other spelling is acc
 | CCC_SCALER_FUNCTION          |        | opt        |          |              |
 | CCC_TENANT_PRINCIPALS        |        |            | yes      |              |
 | CCC_URL_EXPIRY_S             |        |            | opt      |              |  (default 900)
+| CCC_WEB_ORIGINS              |        |            | opt      |              |  (browser origins, CORS)
 | CCC_ARCHIVE_BUCKET           |        |            |          | yes          |
 | CCC_DLQ_URL                  |        |            |          | opt          |
 
@@ -68,6 +69,7 @@ RESULTS_BUCKET = "CCC_RESULTS_BUCKET"
 SCALER_FUNCTION = "CCC_SCALER_FUNCTION"
 TENANT_PRINCIPALS = "CCC_TENANT_PRINCIPALS"
 URL_EXPIRY_S = "CCC_URL_EXPIRY_S"
+WEB_ORIGINS = "CCC_WEB_ORIGINS"  # the browser client's origins: CORS (ccc_common.domain.cors)
 ARCHIVE_BUCKET = "CCC_ARCHIVE_BUCKET"
 DLQ_URL = "CCC_DLQ_URL"
 
@@ -149,6 +151,7 @@ class JobsApiEnv(JobsTableEnv):
     results_bucket: str = Field(validation_alias=RESULTS_BUCKET, pattern=_BUCKET_RE)
     tenant_principals: dict[str, str] = Field(validation_alias=TENANT_PRINCIPALS)
     url_expiry_s: int = Field(default=900, validation_alias=URL_EXPIRY_S, ge=60, le=12 * 3600)
+    web_origins: str = Field(default="", validation_alias=WEB_ORIGINS, max_length=4096)
 
     @field_validator("tenant_principals", mode="before")
     @classmethod

@@ -24,10 +24,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ccc_common.contracts.lambda_env import WEB_ORIGINS
 from ccc_common.errors import CommonError
 
-# Set in the local stack's processes: the origins its web server serves the page from.
-WEB_ORIGINS_ENV: Final = "CCC_WEB_ORIGINS"
+# The jobs API Lambda's variable (CDK sets it; the local stack's supervisor passes it to every child).
+WEB_ORIGINS_ENV: Final = WEB_ORIGINS
 MAX_AGE_SECONDS: Final = 600
 # What the AWS SDK for JavaScript and the page send on signed requests.
 SIGNED_REQUEST_HEADERS: Final = (

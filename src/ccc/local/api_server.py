@@ -196,8 +196,8 @@ class LocalJobsApiServer:
 
     def _send(self, request: BaseHTTPRequestHandler, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
         request.send_response(status)
-        for name, value in self._cors.response_headers(request.headers.get("Origin")).items():
-            request.send_header(name, value)
+        # Allow-Origin comes from the handler (as on AWS: a proxy integration adds it, API Gateway's own
+        # 4XX answers carry none)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection"):
                 request.send_header(name, value)

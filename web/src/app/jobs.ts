@@ -73,7 +73,7 @@ export function upload(job: CreatedJob, ciphertext: Uint8Array, onProgress: (fra
     xhr.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`upload refused: HTTP ${xhr.status}`)));
     xhr.onerror = () => reject(new Error("upload failed (network or CORS)"));
-    xhr.send(new Blob([ciphertext.slice().buffer as ArrayBuffer]));
+    xhr.send(ciphertext.slice().buffer as ArrayBuffer); // bytes, not a Blob: a network log records them
   });
 }
 

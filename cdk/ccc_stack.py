@@ -34,7 +34,7 @@ DEMO_ROLES_WARNING_ID = "ccc:demo-roles"
 OPERATOR_KEY_WARNING_ID = "ccc:operator-key"
 # The DataKeyArn output when the stage has no operator-run key: each tenant's key is in its own
 # CccTenant stack (output TenantDataKeyArn), pinned in its trust file; the service names none.
-TENANT_OWNED_KEYS_OUTPUT = "tenant-owned"
+TENANT_OWNED_KEYS_OUTPUT = stack_outputs.TENANT_OWNED_KEYS  # the contract's marker (ccc_common.contracts.stack_outputs)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ccc.cli import main
 from ccc.trust import aws_nitro_root, load_trust, write_trust
 from ccc.trust.proposal import Proposal, ProposalError, propose_from_cloudformation
 from ccc.trust.releases import pinned_release
-from ccc_common.contracts.stack_outputs import StackOutputs, encode_stack_outputs
+from ccc_common.contracts.stack_outputs import TENANT_OWNED_KEYS, StackOutputs, encode_stack_outputs
 from ccc_common.domain.key_policy import ApprovedRelease, TenantKeySpec, build_tenant_key_policy
 
 PCR0, PCR1, PCR2, OTHER = "a1" * 48, "b2" * 48, "c3" * 48, "d4" * 48
@@ -246,3 +246,18 @@ def test_init_refuses_a_placeholder_measurement_from_the_stack() -> None:
         propose_from_cloudformation(
             "CccProd", "acme", region="eu-west-1", cloudformation=_Cfn(_outputs()), kms=_Kms(None), s3=_S3()
         )
+
+
+def test_init_from_a_stack_whose_tenants_own_their_keys_asks_for_the_tenants_key() -> None:
+    # A prod stack has no operator-run key: its DataKeyArn output is the contract's marker, and
+    # the tenant's key lives in its own CccTenant stack, which only the tenant can name.
+    outputs = {**_outputs(PCR0=PCR0), "DataKeyArn": TENANT_OWNED_KEYS}
+    with pytest.raises(ProposalError, match="own their data keys: pass yours with --key-arn"):
+        propose_from_cloudformation(
+            "CccProd", "acme", region="eu-west-1", cloudformation=_Cfn(outputs), kms=_Kms(None), s3=object()
+        )
+    proposal = propose_from_cloudformation(
+        "CccProd", "acme", region="eu-west-1", key_arn=TENANT_KEY, cloudformation=_Cfn(outputs),
+        kms=_Kms(_tenant_policy()), s3=object(),
+    )
+    assert proposal.data_key_arn == TENANT_KEY and not proposal.warnings

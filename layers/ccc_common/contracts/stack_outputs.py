@@ -50,6 +50,11 @@ OutputText = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 PcrHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{96}$")]
 
 
+# The DataKeyArn output of a stack without an operator-run key: every tenant encrypts to the key of
+# its own CccTenant stack (cdk/tenant_stack.py), which the service stack does not know.
+TENANT_OWNED_KEYS = "tenant-owned"
+
+
 class StackOutputs(StrictModel):
     """The outputs, by Python name; ``encode_stack_outputs`` gives the CloudFormation keys.
 
@@ -92,7 +97,7 @@ class StackOutputs(StrictModel):
     data_key_arn: OutputText = Field(
         validation_alias=OUTPUT_DATA_KEY_ARN,
         serialization_alias=OUTPUT_DATA_KEY_ARN,
-        description="Data key: encrypt inputs with it",
+        description=f"Data key: encrypt inputs with it ({TENANT_OWNED_KEYS!r}: each tenant's own CccTenant key)",
     )
     tenant_roles: OutputText = Field(
         validation_alias=OUTPUT_TENANT_ROLES,

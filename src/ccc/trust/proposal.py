@@ -33,7 +33,7 @@ from ccc.trust.document import PinnedRelease, PinnedRoot, TrustFile, aws_nitro_r
 from ccc.trust.errors import TrustError, TrustFileError
 from ccc.trust.key_policy_reader import KeyPolicyUnreadable, key_releases
 from ccc.trust.releases import pinned_release
-from ccc_common.contracts.stack_outputs import MEASUREMENTS_NAME
+from ccc_common.contracts.stack_outputs import MEASUREMENTS_NAME, TENANT_OWNED_KEYS
 from ccc_core.identity import NamingError, validate_tenant
 
 
@@ -176,6 +176,11 @@ def propose_from_cloudformation(
     warnings: list[str] = []
     if key_arn:
         chosen_key, key_source = key_arn, "given with --key-arn (your own key)"
+    elif stack.data_key_arn == TENANT_OWNED_KEYS:
+        raise ProposalError(
+            f"{stack_name}'s tenants own their data keys: pass yours with --key-arn (the TenantDataKeyArn "
+            "output of the CccTenant stack you deployed in your account)"
+        )
     else:
         chosen_key, key_source = stack.data_key_arn, f"stack output DataKeyArn of {stack_name}"
         warnings.append(

@@ -366,3 +366,11 @@ def test_presigned_url_expiry_is_checked_against_its_signing_time(stack: SimpleN
         verify_s3_presigned(
             method="PUT", path=parts.path, query=parts.query, headers=headers, secret_for=secrets.get, now=later
         )
+
+
+def test_get_caller_identity_names_the_caller(stack: SimpleNamespace) -> None:
+    """Always allowed on AWS, and the answer is the caller's own ARN (never the gateway's upstream user)."""
+    for name in ("tenant-a", "parent"):
+        who = stack.client(name, "sts").get_caller_identity()
+        assert who["Arn"] == stack.identities[name].principal_arn
+        assert who["Account"] == stack.identities[name].account_id

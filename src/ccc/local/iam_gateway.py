@@ -285,6 +285,18 @@ def _signature_status(service: str, json_protocol: bool, error: SignatureError) 
     return (400 if json_protocol else 403), error.code
 
 
+def caller_identity_response(identity: LocalIdentity) -> tuple[int, dict[str, str], bytes]:
+    """STS GetCallerIdentity for the authenticated identity (query protocol, as STS answers it)."""
+    request_id = uuid.uuid4().hex
+    body = (
+        '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+        f"<Arn>{escape(identity.principal_arn)}</Arn><UserId>{escape(identity.access_key_id)}</UserId>"
+        f"<Account>{escape(identity.account_id)}</Account></GetCallerIdentityResult>"
+        f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+    ).encode()
+    return 200, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body
+
+
 # ----- forwarding -------------------------------------------------------------------------------
 
 
@@ -412,6 +424,10 @@ class _Handler(BaseHTTPRequestHandler):
                     account=authorizer.config.account_id,
                 )
             )
+            if service == "sts" and request.operation == "GetCallerIdentity":
+                # Always allowed on AWS, and it must name the caller (moto would name the upstream user).
+                self._send(*caller_identity_response(principal.identity))
+                return
             authorizer.authorize(principal, request)
         except SignatureError as exc:
             status, code = _signature_status(service, json_protocol, exc)

@@ -51,6 +51,7 @@ from ccc.local.iam_eval import Access, Decision, IdentityPolicy, PolicyNotUnders
 from ccc.local.iam_requests import ClassifiedRequest, RequestFacts, classify, split_target
 from ccc.local.iam_users import LocalIdentity
 from ccc.local.sigv4 import (
+    MISSING_AUTHENTICATION,
     SignatureError,
     SignedRequestInfo,
     Sigv4Profile,
@@ -276,6 +277,8 @@ def _error_response(
 
 
 def _signature_status(service: str, json_protocol: bool, error: SignatureError) -> tuple[int, str]:
+    if service == "s3" and error.code == MISSING_AUTHENTICATION:
+        return 403, "AccessDenied"  # S3 treats an unsigned request as anonymous: no anonymous grant here
     if service == "s3":
         return (
             400

@@ -46,7 +46,7 @@ def test_stack_json_describes_a_reachable_stack(stack):
 
 def test_second_up_on_a_running_state_dir_is_refused(stack):
     again = _ccc("local", "up", "--state-dir", str(stack.state_dir), "--workers", "0")
-    assert again.returncode == 1
+    assert again.returncode == 2  # nothing done: the documented "refused" status (ccc --help)
     assert "already running" in again.stderr
     assert read_stack_info(stack.state_dir).supervisor_pid == stack.process.pid  # untouched
 

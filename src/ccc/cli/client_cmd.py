@@ -56,8 +56,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit = subparsers.add_parser("submit", help="encrypt images and submit them to the confidential pipeline")
     submit.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     submit.add_argument("--wait", action="store_true", help="wait for each result, verify and decrypt it")
+    submit.add_argument("--queue", action="store_true",
+                        help="no network: seal the images in the local outbox; `ccc sync` submits them later")
     _add_target_options(submit)
     submit.set_defaults(func=run_submit)
+
+    sync = subparsers.add_parser("sync", help="submit the images `ccc submit --queue` put in the outbox")
+    sync.add_argument("--wait", action="store_true", help="wait for each result, verify and decrypt it")
+    _add_target_options(sync)
+    sync.set_defaults(func=run_sync)
 
     result = subparsers.add_parser("result", help="fetch, verify and decrypt the result of a job")
     result.add_argument("job_id", metavar="JOB_ID")
@@ -148,10 +155,70 @@ def _status_board(client: Any) -> Any:
     return board
 
 
+def _queue(args: argparse.Namespace) -> int:
+    """`ccc submit --queue`: check and seal each image into the outbox; no stack, key or network needed."""
+    from ccc.client import ClientError, check_images
+    from ccc.client.outbox import Outbox
+    from ccc_core.limits import LIMITS
+
+    outbox = Outbox()
+    try:
+        images = check_images(list(args.images), LIMITS.max_image_bytes)
+        for image in images:
+            outbox.add(image.path.name, image.path.read_bytes())
+    except (ClientError, OSError) as exc:
+        _say(f"ccc submit --queue: {exc}", error=True)
+        return 2
+    _say(f"queued {len(images)} image(s), sealed in {outbox.root}; `ccc sync` submits them")
+    return 0
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    telemetry = _start_telemetry(args)
+    try:
+        return _run_sync(args)
+    finally:
+        telemetry.shutdown()
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    from ccc.client import CccClient, ClientError, JobReport
+    from ccc.client.outbox import Outbox
+    from ccc.client.sync import sync_outbox
+    from ccc.trust import TrustError
+
+    try:
+        client = CccClient(_target(args), args.tenant, trust=_trust(args))
+        outcomes = sync_outbox(client, Outbox())
+    except (ClientError, TrustError) as exc:
+        _say(f"ccc sync: {exc}", error=True)
+        return 2
+    status = 0
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            _say(f"{outcome.name}: not submitted, still queued: {outcome.error}", error=True)
+            status = 1
+        elif not args.wait or outcome.job is None:
+            report = JobReport(image=outcome.name, job_id=outcome.job_id or "", status="submitted",
+                               tenant=client.tenant)
+            line = f"{outcome.name}: {outcome.status} as job {outcome.job_id}"
+            _print_report(report, args.json) if args.json else _say(line)
+    if args.wait:
+        for outcome in outcomes:
+            if outcome.job is not None:
+                job = outcome.job
+                report = client.wait(job.job, timeout=args.timeout, image=job.image, started=job.started)
+                _print_report(report, args.json)
+                status = status or (0 if report.ok else 1)
+    return status
+
+
 def _run_submit(args: argparse.Namespace) -> int:
     from ccc.client import CccClient, ClientError, JobReport, check_images
     from ccc.trust import TrustError
 
+    if args.queue:
+        return _queue(args)
     try:
         trust = _trust(args)
         target = _target(args)

@@ -335,7 +335,8 @@ def test_parent_role_has_no_iam_right_on_the_data_key_and_storage_key_only_via_s
     tenant_keys = [s for s in statements if s.get("Sid") == "TenantOwnedDataKeys"]
     statements = [s for s in statements if s not in tenant_keys]
     assert tenant_keys == _expected_tenant_key_statements(synth)
-    data_key = synth.logical_id(synth.stack.keys.data_key) if synth.stack.keys.data_key is not None else "<no operator key>"
+    operator_key = synth.stack.keys.data_key
+    data_key = synth.logical_id(operator_key) if operator_key is not None else "<no operator key>"
     for statement in kms_statements(statements):
         assert data_key not in json.dumps(statement["Resource"]), statement
         assert as_list(statement["Resource"]) == [_storage_key_arn(synth)], statement
@@ -465,7 +466,8 @@ def test_no_lambda_can_use_the_data_key_and_storage_key_use_is_minimal(synth: An
         "jobs_api": {"kms:GenerateDataKey": _bucket_ids(synth, "inbox")},
         "dead_letters": {"kms:GenerateDataKey": _bucket_ids(synth, "artifacts")},
     }
-    data_key = synth.logical_id(synth.stack.keys.data_key) if synth.stack.keys.data_key is not None else "<no operator key>"
+    operator_key = synth.stack.keys.data_key
+    data_key = synth.logical_id(operator_key) if operator_key is not None else "<no operator key>"
     tenant_keys = [t.key_arn for t in synth.stack.inputs.tenants]
     for name, function in synth.stack.orchestration.functions.items():
         resource = synth.resources[synth.logical_id(function)]

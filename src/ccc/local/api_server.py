@@ -106,6 +106,9 @@ class LocalJobsApiServer:
 
         class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
+            # added ~44 ms to every answer on a kept-alive connection (0.1 ms without).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # access logs would carry nothing but paths; the handler logs each request

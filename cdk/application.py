@@ -90,6 +90,7 @@ def inputs_from_context(stage: str, context: Mapping[str, Any]) -> StackInputs:
         key_admins=_csv(context.get("key_admins")),
         powertools_layer_version=layer_version,
         web_origins=check_origins(_csv(context.get("web_origins"))),
+        web_hosting=bool(_bool(context.get("web_hosting"), "web_hosting")),
     )
 
 
@@ -140,4 +141,5 @@ _CONTEXT_KEYS = (
     "network",
     "warm_pool",
     "web_origins",
+    "web_hosting",
 )

@@ -26,6 +26,7 @@ from cdk.orchestration import POWERTOOLS_LAYER_VERSION, Orchestration
 from cdk.stage_config import TAG_MEASUREMENTS, StageConfig, StageConfigError, stage_config
 from cdk.storage import Storage
 from cdk.tenants import TenantConfig
+from cdk.web_hosting import WebHosting
 from cdk.work_queue import WorkQueue
 
 PLACEHOLDER_TAG_VALUE = "PLACEHOLDER-no-enclave-can-decrypt"
@@ -51,6 +52,7 @@ class StackInputs:
     network: str | None = None  # NetworkMode value; None = the stage's default
     warm_pool_size: int = 1
     web_origins: tuple[str, ...] = ()  # the browser client's origins: CORS on the API and buckets
+    web_hosting: bool = False  # host the browser client (S3 + CloudFront with OAC; cdk/web_hosting.py)
 
 
 class CccStack(Stack):
@@ -87,6 +89,11 @@ class CccStack(Stack):
         self.identities.grant_parent_tenant_keys([tenant.key_arn for tenant in inputs.tenants])
         self.storage = Storage(
             self, "Storage", config=config, storage_key=self.keys.storage_key, web_origins=inputs.web_origins
+        )
+        self.web = (
+            WebHosting(self, "Web", config=config, access_logs=self.storage.access_logs)
+            if inputs.web_hosting
+            else None
         )
         self.work_queue = WorkQueue(self, "WorkQueue", config=config)
         self.orchestration = Orchestration(

@@ -135,6 +135,32 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
         "Lambdas run python3.13 (arm64) because the public Powertools v3 layer and our tested toolchain "
         "cover it; python3.14 will follow once its layer is published and tested.",
     ),
+    # --- browser client hosting (only with -c web_hosting=true; cdk/web_hosting.py) -------------
+    Ack(
+        "Web/Cdn/Resource",
+        "AwsSolutions-CFR1",
+        "The page is static public code holding no data; tenants may work from anywhere, and every call it "
+        "makes is SigV4-signed with the tenant's own credentials.",
+    ),
+    Ack(
+        "Web/Cdn/Resource",
+        "AwsSolutions-CFR2",
+        "Only cached static files (GET/HEAD) are served; there is nothing for WAF to protect that caching and "
+        "CloudFront's own protections do not, and WAF adds a fixed monthly cost.",
+    ),
+    Ack(
+        "Web/Cdn/Resource",
+        "AwsSolutions-CFR3",
+        "Standard logging needs an ACL-enabled bucket, and the stack's log buckets enforce bucket-owner "
+        "ownership (no ACLs); the requests carry no tenant data (the page's own files), the bucket's "
+        "access is logged.",
+    ),
+    Ack(
+        "Web/Cdn/Resource",
+        "AwsSolutions-CFR4",
+        "The default *.cloudfront.net certificate cannot be pinned to TLS 1.2; the distribution sets "
+        "TLSv1.2_2021 for a custom domain with an ACM certificate (docs/web.md), which removes this finding.",
+    ),
     # --- jobs API ------------------------------------------------------------------------------
     Ack(
         "Orchestration/JobsApi",

@@ -115,6 +115,16 @@ def dev_without_warm_pool(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     )
 
 
+@pytest.fixture(scope="session")
+def prod_hosted(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """web_hosting=true: the browser client's bucket and CloudFront distribution (cdk/web_hosting.py)."""
+    return synthesise(
+        "prod",
+        {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": json.dumps(PROD_TENANTS), "web_hosting": "true"},
+        tmp_path_factory.mktemp("cdk-prod-hosted"),
+    )
+
+
 # Every (stage, network mode): the stage defaults plus the other mode of each.
 ALL_MODES = ("dev", "prod", "dev_endpoints", "prod_public")
 

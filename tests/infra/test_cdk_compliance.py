@@ -72,8 +72,10 @@ def test_every_acknowledgement_has_a_real_reason() -> None:
     assert len(keys) == len(set(keys)), "duplicate acknowledgement"
 
 
-def test_every_table_entry_applies_in_some_stage(dev: Any, prod: Any, dev_without_warm_pool: Any) -> None:
-    synths = (dev, prod, dev_without_warm_pool)
+def test_every_table_entry_applies_in_some_stage(
+    dev: Any, prod: Any, dev_without_warm_pool: Any, prod_hosted: Any
+) -> None:
+    synths = (dev, prod, dev_without_warm_pool, prod_hosted)
     applied = {(a.path, a.finding) for s in synths for a in s.applied_acks}
     for entry in ACKNOWLEDGEMENTS:
         concrete = {

@@ -3,19 +3,15 @@ CloudFront with Origin Access Control, the page's security headers set by CloudF
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from tests.infra.conftest import MEASUREMENTS_FIXTURE, PROD_TENANTS, Synth, synthesise
+from tests.infra.conftest import Synth
 
 
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    # synthesise() runs cdk-nag: an unacknowledged finding fails here.
-    context = {"measurements": str(MEASUREMENTS_FIXTURE), "tenants": json.dumps(PROD_TENANTS), "web_hosting": "true"}
-    return synthesise("prod", context, Path(tmp_path_factory.mktemp("cdk-prod-hosted")))
+@pytest.fixture
+def hosted(prod_hosted: Synth) -> Synth:
+    # Synthesised once per session (tests/infra/conftest.py); cdk-nag ran: an unacknowledged finding fails it.
+    return prod_hosted
 
 
 def test_the_page_bucket_is_private_and_read_only_by_its_distribution(hosted: Synth) -> None:

@@ -743,8 +743,9 @@ def test_each_lambda_gets_exactly_the_variables_its_handler_model_reads(synth: A
         reads = function_env.variables(function_env.FUNCTION_MODELS[name])
         assert {v for v, required in reads.items() if required} <= env, name
         assert env - set(reads) == {contract.POWERTOOLS_LOG_LEVEL}, name
-    # The stack leaves these at the handlers' defaults on purpose; everything else it fills.
-    expected_unset = {function_env.IDLE_TIMEOUT_S, function_env.URL_EXPIRY_S}
+    # The stack leaves these at the handlers' defaults on purpose (web origins: none unless deployed with
+    # `-c web_origins=...`, see docs/web.md); everything else it fills.
+    expected_unset = {function_env.IDLE_TIMEOUT_S, function_env.URL_EXPIRY_S, function_env.WEB_ORIGINS}
     for name, function in synth.stack.orchestration.functions.items():
         env = set(synth.resources[synth.logical_id(function)]["Properties"]["Environment"]["Variables"])
         unset = set(function_env.variables(function_env.FUNCTION_MODELS[name])) - env

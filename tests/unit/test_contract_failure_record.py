@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,8 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ccc.client.input_record import InputRecord
 from ccc.client.job_runner import CccClient
 from ccc.client.target import Target
+from ccc.trust import TrustFile, aws_nitro_root
+from ccc.trust.releases import pinned_release
 from ccc_common.contracts.failure_record import (
     FAILURE_RECORD_FORMAT,
     MAX_FAILURE_RECORD_BYTES,
@@ -29,8 +34,11 @@ from enclave_worker.parent.agent import AgentSettings, ParentAgent
 
 JOB = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 
-jobs = st.builds(JobRef, tenant=st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
-                 job_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True))
+jobs = st.builds(
+    JobRef,
+    tenant=st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
+    job_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+)
 codes = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,30}", fullmatch=True)
 
 
@@ -50,8 +58,14 @@ def test_encode_then_decode_is_the_identity(job: JobRef, code: str, reason: str)
 
 def test_the_wire_shape_is_the_one_the_parent_always_wrote_plus_the_format_tag() -> None:
     raw = encode_failure_record(FailureRecord.for_job(JOB, "context_mismatch", "wrong context"))
-    assert json.loads(raw) == {"job_id": JOB.job_id, "tenant": JOB.tenant, "status": "failed",
-                               "code": "context_mismatch", "reason": "wrong context", "format": FAILURE_RECORD_FORMAT}
+    assert json.loads(raw) == {
+        "job_id": JOB.job_id,
+        "tenant": JOB.tenant,
+        "status": "failed",
+        "code": "context_mismatch",
+        "reason": "wrong context",
+        "format": FAILURE_RECORD_FORMAT,
+    }
     assert raw == json.dumps(json.loads(raw), sort_keys=True).encode()
 
 
@@ -83,8 +97,15 @@ def test_fields_the_writer_never_writes_are_refused(extra: dict[str, object]) ->
 
 @pytest.mark.parametrize(
     "changes",
-    [{"status": "done"}, {"code": "Bad Code"}, {"code": 7}, {"reason": ""}, {"reason": "y" * (MAX_REASON_CHARS + 1)},
-     {"job_id": "nope"}, {"tenant": None}],
+    [
+        {"status": "done"},
+        {"code": "Bad Code"},
+        {"code": 7},
+        {"reason": ""},
+        {"reason": "y" * (MAX_REASON_CHARS + 1)},
+        {"job_id": "nope"},
+        {"tenant": None},
+    ],
 )
 def test_wrong_types_and_values_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(DocumentError) as info:
@@ -128,10 +149,22 @@ def _written_by_the_parent_agent(code: str, reason: str) -> _RecordingS3:
 
 
 def _client(s3: _RecordingS3) -> CccClient:
-    target = Target(description="t", stage="local", region="eu-west-1", inbox_bucket="in", results_bucket="out",
-                    key_arn="arn:aws:kms:eu-west-1:111122223333:key/k", attestation_root_der=None,
-                    expected_pcrs={0: b"\x01" * 48}, session_factory=lambda tenant: None)
-    client = CccClient(target, JOB.tenant)
+    target = Target(
+        description="t",
+        stage="local",
+        region="eu-west-1",
+        inbox_bucket="in",
+        results_bucket="out",
+        session_factory=lambda tenant: None,
+    )
+    trust = TrustFile(
+        format="ccc.trust/v1",
+        tenant=JOB.tenant,
+        data_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
+        attestation_root=aws_nitro_root(),
+        releases=[pinned_release(None, {0: "01" * 48}, source="pcrs")],
+    )
+    client = CccClient(target, JOB.tenant, trust=trust, inputs=InputRecord(Path(tempfile.mkdtemp())))
     client._s3 = s3
     return client
 

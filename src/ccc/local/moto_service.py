@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 import threading
@@ -96,9 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     make_conditional_writes_atomic()  # job leases and exactly-once results rely on it, as on AWS
     cache_module_list()
-    # One access-log line per request (werkzeug, INFO) cost ~8 % of moto's CPU under load and said
-    # nothing the gateways' logs do not; errors (WARNING and up) are still logged.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # werkzeug's access log (one line per request, ~8 % of moto's CPU under load) stays: it is how a
+    # reader, and tests/e2e/test_pipeline_e2e.py, sees which object the parent fetched and when.
     # moto's server answers every origin with Access-Control-Allow-Origin: * (flask-cors); AWS does not:
     # S3 answers CORS only from a bucket's CORS configuration (ccc_common.domain.cors sets it).
     werkzeug_app.DISABLE_GLOBAL_CORS = True  # read when each service's backend app is created

@@ -94,12 +94,18 @@ def test_backlog_scales_from_zero_and_idle_returns_to_zero(aws, monkeypatch, cap
 
     for message in received:
         sqs.delete_message(QueueUrl=aws, ReceiptHandle=message["ReceiptHandle"])
+    # Idle: one instance stays warm until the idle timeout, the others go a step per tick.
+    warm = MAX
+    while warm > 1:
+        result = tick(module)
+        assert result["desired"] == warm - 1 and result["reason"] == "scale-in"
+        warm -= 1
     result = tick(module)
-    assert result["desired"] == MAX and result["reason"] == "idle-wait"  # warm until the idle timeout
+    assert result["desired"] == 1 and result["reason"] == "idle-wait"
 
     set_last_activity(time.time() - 31)  # the idle timeout has passed since work was last seen
     result = tick(module)
-    assert result == {"previous_desired": MAX, "desired": 0, "reason": "idle-timeout", "backlog": 0, "in_flight": 0}
+    assert result == {"previous_desired": 1, "desired": 0, "reason": "idle-timeout", "backlog": 0, "in_flight": 0}
     assert group()["DesiredCapacity"] == 0
     metrics_out = capsys.readouterr().out
     for name in ("Backlog", "BacklogPerInstance", "DesiredCapacity", "InServiceInstances"):

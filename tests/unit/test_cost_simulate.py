@@ -6,7 +6,7 @@ import math
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ccc.cost import arrivals
@@ -68,6 +68,9 @@ def test_zero_arrivals_cost_exactly_the_idle_cost(endpoints: int, azs: int, pool
 
 @SIM
 @given(base=times_in_a_day, extra=times_in_a_day, burst_list=bursts, name=st.sampled_from(SCENARIOS))
+# Found by this test: 5 jobs at t=0 cost more than the same plus one at 51 s, because the idle fleet
+# kept a second (cold-launching) instance warm until the idle timeout; now one stays warm.
+@example(base=[0.0] * 5, extra=[51.0], burst_list=[], name="ccc")
 def test_cost_is_monotone_in_traffic(base: list[float], extra: list[float], burst_list, name: str) -> None:
     idle = price_idle(template(), US_EAST_1)
     more = _with_bursts(base + extra, burst_list)

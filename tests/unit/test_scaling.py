@@ -95,8 +95,11 @@ def test_worked_examples() -> None:
     assert decide(obs(backlog=100), cfg).desired == 3
     assert decide(obs(in_flight=1, desired=3), cfg).desired == 2  # one step
     assert decide(obs(in_flight=1, desired=3, draining=1), cfg).reason is ScalingReason.WAIT_FOR_DRAIN
-    idle = decide(obs(desired=2, last=NOW - 30), cfg)
-    assert idle.desired == 2 and idle.reason is ScalingReason.IDLE_WAIT
+    # Idle but inside the timeout: one instance stays warm, extra ones go a step at a time.
+    shed = decide(obs(desired=2, last=NOW - 30), cfg)
+    assert shed.desired == 1 and shed.reason is ScalingReason.SCALE_IN
+    idle = decide(obs(desired=1, last=NOW - 30), cfg)
+    assert idle.desired == 1 and idle.reason is ScalingReason.IDLE_WAIT
     gone = decide(obs(desired=2, last=NOW - 61), cfg)
     assert gone.desired == 0 and gone.reason is ScalingReason.IDLE_TIMEOUT
     assert decide(obs(desired=5, backlog=1), cfg).desired == 3  # max lowered
@@ -121,11 +124,14 @@ def test_scaler_loop_wakes_from_zero_and_returns_to_zero_after_idle() -> None:
     run_scaler(gauge, group, cfg, now=NOW + 5)
     assert group.state.desired == 2
     gauge.visible, gauge.in_flight = 0, 0
-    assert run_scaler(gauge, group, cfg, now=NOW + 20).decision.reason is ScalingReason.IDLE_WAIT
-    assert group.state.desired == 2
+    # idle: the surplus instance goes, one stays warm until the idle timeout
+    assert run_scaler(gauge, group, cfg, now=NOW + 20).decision.reason is ScalingReason.SCALE_IN
+    assert group.state.desired == 1
+    assert run_scaler(gauge, group, cfg, now=NOW + 25).decision.reason is ScalingReason.IDLE_WAIT
+    assert group.state.desired == 1
     final = run_scaler(gauge, group, cfg, now=NOW + 5 + 31)
     assert final.decision.reason is ScalingReason.IDLE_TIMEOUT and group.state.desired == 0
-    assert group.history == [1, 2, 0]
+    assert group.history == [1, 2, 1, 0]
 
 
 def test_scaler_respects_group_max_size() -> None:

@@ -12,8 +12,11 @@ Rules, in order:
      that the termination lifecycle hook drains instances a few at a time and in-flight jobs
      finish (terminations go through the hook; a draining instance finishes its jobs).
   4. Go to 0 only when there is no visible or in-flight message at all *and* ``idle_timeout_s``
-     has passed since work was last seen; until then keep the current (warm) capacity. With no
-     work in flight there is nothing to drain, so this last step goes straight to 0.
+     has passed since work was last seen; until then keep ONE warm instance (what the idle timeout
+     is for: the next job starts without a launch), shedding any more by ``scale_in_step`` per
+     decision — with no work there is nothing to drain, and a second idle host (e.g. a cold launch
+     still booting for a burst that is already done) would only be billed. At the timeout the
+     last step goes straight to 0.
   5. Never exceed ``max_instances`` (if the maximum was lowered, come down to it immediately).
 """
 
@@ -117,6 +120,8 @@ def decide(observation: FleetObservation, settings: ScalingSettings) -> ScalingD
     if not busy:
         idle_for = math.inf if obs.last_activity is None else obs.now - obs.last_activity
         if idle_for < settings.idle_timeout_s:
+            if current > 1:
+                return result(max(1, current - settings.scale_in_step), ScalingReason.SCALE_IN)
             return result(current, ScalingReason.IDLE_WAIT)
         return result(0, ScalingReason.IDLE_TIMEOUT)
     if obs.draining > 0:

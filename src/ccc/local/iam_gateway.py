@@ -24,12 +24,10 @@ KMS is refused here: the attested-KMS gateway is the only KMS endpoint of the lo
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
 import logging
-import signal
 import sys
 import threading
 import uuid
@@ -47,6 +45,7 @@ from botocore.credentials import Credentials
 
 from ccc.atomic_files import write_json_atomic
 from ccc.local.errors import LocalStackError
+from ccc.local.gateway_process import serve_gateway
 from ccc.local.iam_eval import Access, Decision, IdentityPolicy, PolicyNotUnderstood
 from ccc.local.iam_requests import ClassifiedRequest, RequestFacts, classify, split_target
 from ccc.local.iam_users import LocalIdentity
@@ -523,34 +522,15 @@ class IamGateway:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ccc.local.iam_gateway", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, required=True, help="gateway JSON config (see GatewayConfig)")
-    parser.add_argument("--ready-file", type=Path, help="written atomically with {url, host, port} once listening")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = GatewayConfig.load(args.config)
-        if config.host not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("the local IAM gateway listens on loopback only")
-        gateway = IamGateway(config).start()
-    except (OSError, ValueError, IamGatewayError) as exc:
-        print(f"iam gateway: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    if args.ready_file:
-        parts = urlsplit(gateway.url)
-        write_json_atomic(args.ready_file, {"url": gateway.url, "host": parts.hostname, "port": parts.port}, mode=0o644)
-    print(f"IAM_GATEWAY_URL={gateway.url}", flush=True)
-    stop.wait()
-    gateway.stop()
-    return 0
+    return serve_gateway(
+        argv,
+        module="ccc.local.iam_gateway",
+        description=(__doc__ or "").split("\n\n")[0],
+        name="IAM",
+        load=GatewayConfig.load,
+        start=lambda config: IamGateway(config).start(),
+        errors=(OSError, ValueError, IamGatewayError),
+    )
 
 
 if __name__ == "__main__":

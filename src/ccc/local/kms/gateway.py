@@ -25,10 +25,8 @@ Run in a thread (`KmsGateway(...).start()`) or as a process:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import signal
 import socket
 import sys
 import threading
@@ -39,12 +37,12 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ccc.atomic_files import write_json_atomic
+from ccc.local.gateway_process import serve_gateway
 from ccc.local.iam_users import LocalIdentity, identities_from_dict, identities_to_dict
 from ccc.local.kms.api_error import KmsApiError
 from ccc.local.kms.gateway_core import (
@@ -270,39 +268,16 @@ class GatewayConfig:
         )
 
 
-def _write_ready(path: Path, url: str) -> None:
-    host, port = urlsplit(url).hostname, urlsplit(url).port
-    write_json_atomic(path, {"url": url, "host": host, "port": port}, mode=0o644)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ccc.local.kms.gateway", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, required=True, help="gateway JSON config (see GatewayConfig)")
-    parser.add_argument("--ready-file", type=Path, help="written atomically with {url, host, port} once listening")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = GatewayConfig.load(args.config)
-        if config.host not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("the local KMS gateway listens on loopback only")
-        gateway = config.gateway().start()
-    except (OSError, ValueError, KeyStoreError) as exc:
-        print(f"kms gateway: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    if args.ready_file:
-        _write_ready(args.ready_file, gateway.url)
-    print(f"KMS_GATEWAY_URL={gateway.url}", flush=True)
-    stop.wait()
-    gateway.stop()
-    return 0
+    return serve_gateway(
+        argv,
+        module="ccc.local.kms.gateway",
+        description=(__doc__ or "").split("\n\n")[0],
+        name="KMS",
+        load=GatewayConfig.load,
+        start=lambda config: config.gateway().start(),
+        errors=(OSError, ValueError, KeyStoreError),
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from ccc_enclave.protocol.health_messages import HealthReply, HealthRequest
 from ccc_enclave.protocol.messages import encode_message
 from ccc_enclave.relay import Relay
 from ccc_enclave.server import EnclaveServer, ServerSettings
-from ccc_enclave.transport import Channel, TransportTimeout, connect, listen
+from ccc_enclave.transport import Channel, TransportError, TransportTimeout, connect, listen
 from tests.unit.test_enclave_server import PCR0, SHA, FakeAttester, FakeCounter, FakeCrypto
 
 FRAME = encode_message(HealthRequest(request_id="trickled"))
@@ -160,7 +160,10 @@ class Trickler(threading.Thread):
 
 def _health(uri: str) -> object:
     with Channel.connect(uri, timeout=5) as channel:
-        channel.send(HealthRequest(request_id="probe"), timeout=5)
+        # A server at capacity answers `busy` and hangs up without reading (server.py), so the probe's
+        # send may meet a closed socket (EPIPE) on a loaded machine; the answer is already waiting.
+        with contextlib.suppress(TransportError):
+            channel.send(HealthRequest(request_id="probe"), timeout=5)
         return channel.receive(timeout=5)
 
 

@@ -208,3 +208,20 @@ def test_real_process_reading_stdin(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["module_id"] == REAL.meta["module_id"]
+
+
+def test_human_output_strips_escape_sequences_from_document_strings(tmp_path, capsys):
+    """module_id is chosen by whoever made the document; printed raw, an ESC sequence in it could
+    rewrite the terminal (e.g. clear the screen and draw another verdict)."""
+    now = datetime.now(UTC)
+    ca = LocalNitroCA.create(tmp_path / "ca", now=now - timedelta(minutes=1))
+    hostile = "i-0\x1b[2J\x1b[HVALID\u202eevil"
+    doc = SimulatedNsm(ca, {0: b"\x01" * 48}, module_id=hostile).attest()
+    doc_path = _write(tmp_path, "doc.cbor", doc)
+    root_path = _write(tmp_path, "root.pem", ca.root_pem)
+    assert run("attest", "verify", doc_path, "--root", root_path) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "module_id: i-0VALIDevil" in out
+    status, as_json = run_json(capsys, "attest", "verify", doc_path, "--root", root_path)
+    assert status == 0 and as_json["module_id"] == hostile  # JSON escapes control characters itself

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ccc.client.untrusted_text import printable
 from ccc.errors import CccError
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def _report_invalid(reason: str, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"valid": False, "reason": reason}))
     else:
-        print(f"INVALID attestation document: {reason}")
+        print(f"INVALID attestation document: {printable(reason)}")
 
 
 def _optional_hex(value: bytes | None) -> str | None:
@@ -230,7 +231,8 @@ def _report_valid(document: AttestationDocument, at: datetime, root_sha256: str,
     print("VALID attestation document")
     for key in ("module_id", "timestamp", "verified_at", "root_sha256", "debug", "public_key_sha256",
                 "user_data", "nonce"):
-        print(f"  {key}: {summary[key] if summary[key] is not None else '(none)'}")
+        # module_id (and a reason) are written by whoever made the document: one visible line each.
+        print(f"  {key}: {printable(summary[key]) if summary[key] is not None else '(none)'}")
     zero = "0" * 96
     for index, value in summary["pcrs"].items():
         print(f"  PCR{index}: {'(zero)' if value == zero else value}")

@@ -14,12 +14,13 @@ WEB_STAMP := web/dist/.built
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench chaos synth cost-docs clean help web
+.PHONY: setup venv enclave-venv enclave-wheels enclave-bundle model test test-unit test-integration test-e2e test-infra lint demo bench fuzz chaos synth cost-docs clean help web
 
 help:
 	@echo "make demo   - set up, start the local stack, count cats through the encrypted pipeline"
 	@echo "make test   - set up, then lint and run every test tier"
 	@echo "make bench  - benchmarks (JSON + human output)"
+	@echo "make fuzz   - property tests with random seeds and 20x the examples (make test runs them derandomised)"
 	@echo "make chaos  - faults against a local stack (duplicates, kills, slow enclave, 1000 jobs); CHAOS_JOBS=N"
 	@echo "make synth  - synthesise the CDK app offline (cdk.out/)"
 	@echo "make cost-docs - regenerate docs/deploy.md's cost tables (ccc cost idle / simulate)"
@@ -103,7 +104,7 @@ test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
 test: setup lint
-	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/infra tests/web
+	$(PY) -m pytest -q -n 2 --dist loadfile --hypothesis-profile=ci tests/unit tests/integration tests/infra tests/web
 	$(PY) -m pytest -q tests/e2e
 
 demo: setup
@@ -118,6 +119,11 @@ bench: setup
 # enclave and a CHAOS_JOBS-job load with 10 % bad images; exit 1 on any lost, torn,
 # double-visible or unexpected job (ccc.evaluation.chaos).
 CHAOS_JOBS ?= 1000
+# Property tests with random seeds and 20x the examples (tests/conftest.py's "fuzz" profile); `make
+# test` runs them derandomised so CI's verdict does not depend on the seed of the day.
+fuzz: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile --hypothesis-profile=fuzz --hypothesis-show-statistics tests/unit tests/integration
+
 chaos: $(STAMP) $(ENCLAVE_STAMP) $(MODEL)
 	$(PY) -m ccc.evaluation.chaos --jobs $(CHAOS_JOBS) --json-out bench-results/chaos.json
 

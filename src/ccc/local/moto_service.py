@@ -92,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     from ccc.local.moto_atomic import make_conditional_writes_atomic
+    from ccc.local.moto_sqs import make_sqs_backlog_constant
 
     make_conditional_writes_atomic()  # job leases and exactly-once results rely on it, as on AWS
+    make_sqs_backlog_constant()  # moto's SQS cost per message grew with the queue's backlog
     cache_module_list()
     # werkzeug's access log (one line per request, ~8 % of moto's CPU under load) stays: it is how a
     # reader, and tests/e2e/test_pipeline_e2e.py, sees which object the parent fetched and when.

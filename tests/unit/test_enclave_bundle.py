@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ccc.local.components import enclave_python
 from ccc.release.assemble import CACHE_DIR, PINS_FILE, ReleaseSources, build_release, check_bundle, git_state
 from ccc.release.bundle import (
     BUNDLE_FILE,
@@ -43,6 +44,7 @@ from ccc.release.wheelhouse import (
     read_pins,
     target_platforms,
 )
+from ccc_enclave.attester import DISTRIBUTION_PACKAGES, distribution_root
 from ccc_enclave.attester import PINS_FILE as MEASURED_PINS_FILE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -315,6 +317,37 @@ def test_the_dockerfile_takes_only_the_bundle_and_installs_offline() -> None:
     text = "\n".join(lines)
     assert "pip install --no-index --no-deps" in text and "pip check" in text and "printf" not in text
     assert 'ENTRYPOINT ["/usr/local/bin/ccc-enclave-entry"]' in text
+
+
+def test_the_image_ships_bytecode_compiled_without_mtimes_after_deleting_every_cache() -> None:
+    """An EIF without bytecode compiles every module at each boot (ccc bench coldstart measures it);
+    timestamped pycs would make the file system, and so PCR0, depend on build time."""
+    text = (REPO / "enclave_worker" / "Dockerfile").read_text()
+    delete = text.index("-name '__pycache__' -type d -prune -exec rm -rf")
+    compile_ = text.index("python -m compileall")
+    assert delete < compile_
+    assert "--invalidation-mode unchecked-hash" in text[compile_:]
+    assert '["stdlib"]' in text[compile_:] and '["purelib"]' in text[compile_:]
+
+
+def test_unchecked_hash_bytecode_is_the_same_whatever_the_hash_seed_and_parallelism(tmp_path: Path) -> None:
+    """The property the image's compile step relies on, checked on the enclave's own code with the
+    enclave's interpreter: two compiles of the same tree under other hash seeds and -j give equal bytes."""
+    digests = []
+    for seed, jobs in (("1", "1"), ("4242", "2")):
+        tree = tmp_path / f"tree-{seed}"
+        for package in DISTRIBUTION_PACKAGES:
+            shutil.copytree(distribution_root() / package, tree / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        subprocess.run(
+            [str(enclave_python()), "-s", "-m", "compileall", "-q", "-j", jobs, "-d", "/site",
+             "--invalidation-mode", "unchecked-hash", str(tree)],
+            check=True, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True,
+        )
+        pycs = sorted(tree.rglob("*.pyc"))
+        assert len(pycs) > 40
+        digests.append({path.relative_to(tree).as_posix(): path.read_bytes() for path in pycs})
+    assert digests[0] == digests[1]
 
 
 def test_build_eif_builds_the_bundle_and_records_the_pcrs_in_release_json() -> None:

@@ -23,6 +23,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from ccc.atomic_files import write_bytes_atomic
 from ccc.release.errors import ManifestError
+from ccc.strict_json import StrictJsonError, load_json_object
+from ccc_core.versioned import validation_summary
 
 SCHEMA_V1 = "ccc.release/v1"
 MANIFEST_FILE = "release.json"
@@ -137,21 +139,6 @@ _MODELS: dict[str, type[ReleaseManifest]] = {SCHEMA_V1: ReleaseManifest}
 SUPPORTED_SCHEMAS = tuple(_MODELS)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        raise ManifestError(f"duplicate key(s) {duplicates}")
-    return dict(pairs)
-
-
-def _validation_summary(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(part) for part in error['loc']) or '(document)'}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_input=False)]
-    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-    return "; ".join(problems[:5]) + more
-
-
 def manifest_from_document(document: object, *, source: str = MANIFEST_FILE) -> ReleaseManifest:
     """Validate the dict form; the `schema` value picks the model, an unknown one is refused first."""
     if not isinstance(document, Mapping):
@@ -163,19 +150,15 @@ def manifest_from_document(document: object, *, source: str = MANIFEST_FILE) -> 
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise ManifestError(f"{source}: not a valid {schema} manifest: {_validation_summary(exc)}") from None
+        raise ManifestError(f"{source}: not a valid {schema} manifest: {validation_summary(exc)}") from None
 
 
 def parse_manifest(data: bytes | str, *, source: str = MANIFEST_FILE) -> ReleaseManifest:
     """Parse and validate release.json text; any problem is a `ManifestError`, never another exception."""
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{source}: {len(data)} bytes is too large for a release manifest")
     try:
-        document = json.loads(data, object_pairs_hook=_no_duplicate_keys)
-    except ManifestError as exc:
+        document = load_json_object(data, max_bytes=MAX_MANIFEST_BYTES, what="release manifest")
+    except StrictJsonError as exc:
         raise ManifestError(f"{source}: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ManifestError(f"{source}: not JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     return manifest_from_document(document, source=source)
 
 

@@ -34,6 +34,7 @@ from pydantic import AfterValidator, Field, StringConstraints, ValidationError, 
 from ccc.atomic_files import write_bytes_atomic
 from ccc.attestation import AWS_NITRO_ROOT_G1_SHA256, aws_nitro_root_der
 from ccc.release.manifest import pcr_problem
+from ccc.strict_json import StrictJsonError, load_json_object
 from ccc.trust.errors import TrustFileError
 from ccc_core.versioned import StrictModel, TenantId, validation_summary
 
@@ -162,14 +163,6 @@ class TrustFile(StrictModel):
         return self.model_dump(mode="json")
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        raise TrustFileError(f"duplicate key(s) {duplicates[:5]}")
-    return dict(pairs)
-
-
 def trust_from_document(document: object, *, source: str = "trust file") -> TrustFile:
     """Validate the dict form; the ``format`` tag is checked first, so a v2 file is named as such."""
     if not isinstance(document, Mapping):
@@ -186,14 +179,10 @@ def trust_from_document(document: object, *, source: str = "trust file") -> Trus
 
 def parse_trust(data: bytes | str, *, source: str = "trust file") -> TrustFile:
     """Parse trust-file text; any problem is a one-line `TrustFileError`, never another exception."""
-    if len(data) > MAX_TRUST_FILE_BYTES:
-        raise TrustFileError(f"{source}: {len(data)} bytes is too large for a trust file")
     try:
-        document = json.loads(data, object_pairs_hook=_no_duplicate_keys)
-    except TrustFileError as exc:
+        document = load_json_object(data, max_bytes=MAX_TRUST_FILE_BYTES, what="trust file")
+    except StrictJsonError as exc:
         raise TrustFileError(f"{source}: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise TrustFileError(f"{source}: not JSON ({type(exc).__name__})") from None
     return trust_from_document(document, source=source)
 
 

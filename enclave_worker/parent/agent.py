@@ -172,6 +172,16 @@ class _InputMissing(ParentError):
     """The inbox object does not exist (now): not the job's failure until its upload window closes."""
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    """A job this attempt may run: its lease (None without leases) and its input's size and trace
+    carrier as the HEAD before the claim saw them."""
+
+    lease: Lease | None
+    size: int
+    carrier: dict[str, str]
+
+
 class ParentAgent:
     def __init__(
         self,
@@ -390,8 +400,8 @@ class ParentAgent:
                 if isinstance(claimed, JobOutcome):
                     outcome = claimed
                 else:
-                    lease = claimed
-                    outcome = self._process_claimed_job(ref)
+                    lease = claimed.lease
+                    outcome = self._process_claimed_job(ref, claimed)
             except _Permanent as failure:
                 outcome = self._record_failure(ref, ErrorInfo.of(failure.code, failure.reason, retryable=False))
             except _InputMissing:
@@ -411,17 +421,18 @@ class ParentAgent:
         self._metrics.job_handled(outcome.outcome.value, outcome.code, elapsed)
         return outcome
 
-    def _claim(self, ref: JobRef) -> Lease | JobOutcome | None:
-        """The job's lease (None without leases), or the outcome that ends this attempt at once."""
+    def _claim(self, ref: JobRef) -> _Claimed | JobOutcome:
+        """The job's lease (None without leases) and its input's HEAD, or the outcome that ends this
+        attempt at once."""
         # A duplicate that arrives after the job finished is a no-op: it never touches the lease,
         # which would make the other duplicates arriving at the same moment wait for it.
         if self._finished(ref):
             return JobOutcome(MessageOutcome.ALREADY_DONE)
         # Before the claim: a claim records a job that has no item yet, and a message whose object
         # does not exist must not create one (nor hold a lease while it waits for the upload).
-        self._head_input(ref)
+        size, carrier = self._head_input(ref)
         if self._leases is None:
-            return None
+            return _Claimed(None, size, carrier)
         now = datetime.now(UTC)
         claim = self._leases.claim(ref, f"{self._owner}:{uuid.uuid4().hex[:12]}", now=now,
                                    until=now + timedelta(seconds=self.settings.effective_lease_s))
@@ -430,7 +441,7 @@ class ParentAgent:
             log_event(_LOG, logging.INFO, "job leased by another worker", job_id=ref.job_id, tenant=ref.tenant,
                       retry_in_s=wait_s)
             return JobOutcome(MessageOutcome.LEASED, "job_leased", retry_in_s=wait_s)
-        return claim
+        return _Claimed(claim, size, carrier)
 
     def _input_missing(self, ref: JobRef) -> JobOutcome:
         """The inbox object does not exist: wait for the upload, fail the job, or drop the message,
@@ -465,15 +476,19 @@ class ParentAgent:
             log_event(_LOG, logging.WARNING, "lease release failed", job_id=lease.job.job_id,
                       error_type=type(exc).__name__, code=client_error_code(exc))
 
-    def _process_claimed_job(self, ref: JobRef) -> JobOutcome:
+    def _process_claimed_job(self, ref: JobRef, claimed: _Claimed) -> JobOutcome:
         # Checked again under the lease: a run that committed and released just before it is seen here.
         if self._leases is not None and self._finished(ref):
             return JobOutcome(MessageOutcome.ALREADY_DONE)
-        size, carrier = self._head_input(ref)  # again: the object may have changed since the claim
+        # No second HEAD under the lease: the GET in `_run_job` reads the object as it is now and
+        # applies the same checks (missing, empty, over the limit) to what it reads. The trace
+        # carrier comes from the HEAD before the claim (trace linkage only; metadata is untrusted).
         # Continue the client's trace: its context on the object, else the job's derived trace context.
         with _TRACER.start_as_current_span(
-            SPAN_PARENT_JOB, context=extract(carrier, job_id=ref.job_id), record_exception=False,
-            attributes=safe_attributes({"ccc.job_id": ref.job_id, "ccc.tenant": ref.tenant, "ccc.input_bytes": size}),
+            SPAN_PARENT_JOB, context=extract(claimed.carrier, job_id=ref.job_id), record_exception=False,
+            attributes=safe_attributes(
+                {"ccc.job_id": ref.job_id, "ccc.tenant": ref.tenant, "ccc.input_bytes": claimed.size}
+            ),
         ) as span:
             outcome = self._run_job(ref)
             span.set_attributes(safe_attributes({"ccc.outcome": outcome.outcome.value, "ccc.code": outcome.code or ""}))
@@ -570,7 +585,16 @@ class ParentAgent:
 
     def _get_input(self, ref: JobRef) -> bytes:
         s = self.settings
-        body = self._s3.get_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)["Body"]
+        try:
+            response = self._s3.get_object(Bucket=s.inbox_bucket, Key=ref.inbox_key)
+        except Exception as exc:
+            if _is_not_found(exc):  # gone since the HEAD before the claim: as if that HEAD had missed it
+                raise _InputMissing("the input object does not exist (any more)") from None
+            raise
+        body = response["Body"]
+        if int(response.get("ContentLength") or 0) > s.max_ciphertext_bytes:  # replaced since the HEAD
+            body.close()
+            raise _Permanent(ErrorCode.TOO_LARGE, f"input is larger than the limit of {s.max_ciphertext_bytes} bytes")
         try:
             data: bytes = body.read(s.max_ciphertext_bytes + 1)
         finally:

@@ -644,3 +644,87 @@ def test_a_stalled_worker_whose_lease_expired_cannot_replace_the_result(world: W
     assert len(world.enclave.requests) == 2  # a lease that expires mid-job costs a second pass, never a torn pair
     assert world.s3.get_object(Bucket=RESULTS, Key=f"results/{TENANT}/{JOB_A}.ccc")["Body"].read() == committed
     assert pair_verifies(world, JOB_A)
+
+
+def _s3_ops(world: World, key: str) -> list[str]:
+    return [op for service, op, logged in world.log if service == "s3" and logged == key]
+
+
+def test_a_job_reads_its_input_with_one_head_and_one_get(world: World) -> None:
+    """The input is HEADed once, before the claim, then read once under the lease: no second HEAD."""
+    ref = JobRef(TENANT, JOB_A)
+    world.jobs().create(new_job(ref, datetime.now(UTC), ttl_days=30))
+    world.upload(JOB_A)
+    agent = world.agent(leases=True)
+    world.run(agent, messages=2)  # the S3 test event, then the job
+    assert agent.stats["done"] == 1
+    assert _s3_ops(world, ref.inbox_key) == ["head_object", "get_object"]
+    assert [r.ciphertext for r in world.enclave.requests] == [b"ESDK-CIPHERTEXT"]
+
+
+class _ChangeInputAfterHead:
+    """The S3 client of a worker, but the input is replaced (or deleted) right after its HEAD."""
+
+    def __init__(self, world: World, replacement: bytes | None) -> None:
+        self._world, self._replacement = world, replacement
+        self._client = Recording(world.s3, "s3", world.log)
+
+    def __getattr__(self, operation: str) -> Any:
+        return getattr(self._client, operation)
+
+    def head_object(self, **kwargs: Any) -> Any:
+        answer = self._client.head_object(**kwargs)
+        if kwargs["Bucket"] == INBOX:
+            if self._replacement is None:
+                self._world.s3.delete_object(Bucket=INBOX, Key=kwargs["Key"])
+            else:
+                self._world.s3.put_object(Bucket=INBOX, Key=kwargs["Key"], Body=self._replacement)
+        return answer
+
+
+def test_an_input_replaced_by_an_oversize_one_after_the_head_fails_as_too_large(world: World) -> None:
+    world.upload(JOB_A)
+    agent = world.agent(leases=True, s3=_ChangeInputAfterHead(world, b"x" * 101), max_ciphertext_bytes=100)
+    world.run(agent, messages=2)
+    assert agent.stats == {"ignored": 1, "failed": 1}
+    record = json.loads(world.s3.get_object(Bucket=RESULTS, Key=JobRef(TENANT, JOB_A).failure_key)["Body"].read())
+    assert record["code"] == "too_large"
+    assert world.enclave.requests == []
+
+
+def test_an_input_deleted_after_the_head_is_missing_not_an_error(world: World) -> None:
+    """Gone between the HEAD and the GET: judged by the upload window like a HEAD that missed it."""
+    ref = JobRef(TENANT, JOB_B)
+    world.jobs().create(new_job(ref, datetime.now(UTC), ttl_days=30))
+    world.upload(JOB_B)
+    agent = world.agent(leases=True, s3=_ChangeInputAfterHead(world, None))
+    world.run(agent, messages=2)
+    assert agent.stats == {"ignored": 1, "waiting": 1}
+    assert world.enclave.requests == [] and not world.result_exists(ref.failure_key)
+    item = world.dynamodb.get_item(TableName=TABLE, Key={"job_id": {"S": JOB_B}})["Item"]
+    assert "lease_owner" not in item  # released: the job waits for its upload, holding nothing
+
+
+def test_a_message_redelivered_after_the_input_expired_ends_as_the_one_finished_job(world: World) -> None:
+    """The inbox's lifecycle rule (or anything else) may delete a finished job's input: a late copy
+    of its work message is then a no-op, never a failure and never a second run."""
+    ref = JobRef(TENANT, JOB_A)
+    world.jobs().create(new_job(ref, datetime.now(UTC) - timedelta(days=20), ttl_days=30))
+    world.upload(JOB_A)
+    agent = world.agent(leases=True)
+    world.run(agent, messages=2)
+    assert agent.stats["done"] == 1
+    committed = world.s3.get_object(Bucket=RESULTS, Key=ref.result_key)["Body"].read()
+    world.jobs().apply(JobEvent.done(ref, datetime.now(UTC)))
+    world.s3.delete_object(Bucket=INBOX, Key=ref.inbox_key)  # expired
+    late = encode_work_message(encode_s3_notification([(INBOX, ref.inbox_key)], region=REGION, time=datetime.now(UTC)))
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody=late)
+    world.log.clear()
+    agent = world.agent(leases=True)
+    world.run(agent, messages=1)
+    assert agent.stats == {"already_done": 1}
+    assert world.queue_counts() == (0, 0)
+    assert len(world.enclave.requests) == 1 and not world.result_exists(ref.failure_key)
+    assert world.s3.get_object(Bucket=RESULTS, Key=ref.result_key)["Body"].read() == committed
+    assert world.jobs().get(JOB_A).status is JobStatus.DONE
+    assert _s3_ops(world, ref.inbox_key) == []  # the finished check comes first: the input is never looked at

@@ -10,13 +10,13 @@ heartbeat covers a whole visibility timeout).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
+from ccc_common.domain.bucket_lifecycle import job_bucket_lifecycles
 from ccc_common.domain.naming import PROJECT, ResourceNames, resource_names
 from ccc_common.domain.settings import StageSettings, stage_settings
 from cdk.errors import CdkAppError
@@ -123,17 +123,17 @@ def stage_config(stage: str, *, network: object = None, warm_pool_size: int = 1)
     # Environment-agnostic stack: account and region are CloudFormation pseudo parameters.
     names = resource_names(stage, Aws.ACCOUNT_ID, Aws.REGION)
     prod = stage == "prod"
-    # A job can be redriven from the DLQ until the DLQ drops it, so its input must live that long.
-    dlq_days = math.ceil(settings.queue.dlq_retention_s / 86400)
+    # The job buckets' retention is shared with the local stack (ccc_common.domain.bucket_lifecycle).
+    lifecycles = job_bucket_lifecycles(settings)
     return StageConfig(
         stage=stage,
         settings=settings,
         names=names,
         removal_policy=RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY,
         auto_delete_objects=not prod,
-        inbox_expiry_days=dlq_days + 1,
-        results_expiry_days=settings.job_ttl_days,
-        noncurrent_expiry_days=7 if prod else 1,
+        inbox_expiry_days=lifecycles.inbox.expire_days,
+        results_expiry_days=lifecycles.results.expire_days,
+        noncurrent_expiry_days=lifecycles.inbox.noncurrent_expire_days,
         access_log_expiry_days=365 if prod else 30,
         log_retention=logs.RetentionDays.ONE_YEAR if prod else logs.RetentionDays.TWO_WEEKS,
         use_spot=not prod and warm_pool_size == 0,

@@ -76,6 +76,20 @@ def test_work_queue_has_the_stage_settings_and_redrive_to_the_dlq(provisioned):
     assert res.queue_url.endswith(provisioned.names.work_queue)
 
 
+def test_job_buckets_carry_the_cdk_stacks_lifecycle_rules(provisioned):
+    """Same retention as AWS (ccc_common.domain.bucket_lifecycle builds both): the inbox keeps an input
+    as long as its message can be redriven from the DLQ; results as long as the jobs table keeps the job."""
+    names, s3 = provisioned.names, provisioned.aws.s3
+    settings = stage_settings("local")
+    expected = {names.inbox_bucket: 15, names.results_bucket: settings.job_ttl_days}
+    for bucket, days in expected.items():
+        (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        assert rule["Status"] == "Enabled" and rule["Expiration"] == {"Days": days}, bucket
+        assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+        assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert expected[names.inbox_bucket] * 86400 > settings.queue.dlq_retention_s
+
+
 def _drain(sqs, url):
     messages = []
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):

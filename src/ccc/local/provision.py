@@ -27,6 +27,7 @@ from typing import Any
 from ccc.local.errors import LocalStackError
 from ccc.local.kms.key_store import Alias, KeyStore
 from ccc_common.contracts import jobs_table
+from ccc_common.domain.bucket_lifecycle import job_bucket_lifecycles, s3_lifecycle_configuration
 from ccc_common.domain.key_policy import (
     KeyPolicySpec,
     TenantKeySpec,
@@ -111,7 +112,6 @@ def tenant_key_policy_for(tenant: str, partition: str, principals: PrincipalSet,
 
 
 def create_buckets(s3: Any, names: ResourceNames, settings: StageSettings) -> None:
-    expire_days = settings.job_ttl_days
     for bucket in (names.inbox_bucket, names.results_bucket, names.artifacts_bucket):
         s3.create_bucket(Bucket=bucket)
         s3.put_public_access_block(
@@ -129,21 +129,11 @@ def create_buckets(s3: Any, names: ResourceNames, settings: StageSettings) -> No
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
-    for bucket in (names.inbox_bucket, names.results_bucket):
-        s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "expire-job-objects",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": ""},
-                        "Expiration": {"Days": expire_days},
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
-                ]
-            },
-        )
+    # The CDK stack's rules (ccc_common.domain.bucket_lifecycle). moto stores them and never applies
+    # them; a local stack lives hours, the shortest rule is a day (docs/local-stack.md).
+    lifecycles = job_bucket_lifecycles(settings)
+    for bucket, rule in ((names.inbox_bucket, lifecycles.inbox), (names.results_bucket, lifecycles.results)):
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=s3_lifecycle_configuration(rule))
 
 
 def create_queues(sqs: Any, names: ResourceNames, settings: StageSettings) -> tuple[str, str, str, str]:

@@ -13,6 +13,8 @@ if (tests) {
     platform: "node",
     format: "esm",
     target: "node20",
+    // CommonJS dependencies bundled into ESM (the ESDK's asn1.js) still require node's builtins.
+    banner: { js: 'import { createRequire as __cccRequire } from "node:module"; const require = __cccRequire(import.meta.url);' },
     sourcemap: "inline",
     logLevel: "warning",
   });

@@ -56,25 +56,58 @@ def browser() -> Iterator[Browser]:
 
 
 class NetworkLog:
-    """Every request and response body the page exchanged (what a network observer could see)."""
+    """Every request and response body the page exchanged (what a network observer could see).
+
+    A request whose body is a Blob (the page uploads its ciphertext Blob) carries no bytes in
+    Playwright's request event; those bodies are read through the DevTools protocol
+    (`Network.getRequestPostData`, which reads Blob bodies too) when the log is looked at.
+    """
 
     def __init__(self, page: Page) -> None:
-        self.entries: list[tuple[str, bytes]] = []
-        self.bodies: dict[str, bytes] = {}  # request line -> body, as sent
+        self._entries: list[tuple[str, bytes]] = []
+        self._bodies: dict[str, bytes] = {}  # request line -> body, as sent
+        self._pending: dict[str, str] = {}  # DevTools request id -> request line, body still to read
+        self._cdp = page.context.new_cdp_session(page)
+        self._cdp.send("Network.enable", {"maxPostDataSize": 64 * 1024 * 1024})
+        self._cdp.on("Network.requestWillBeSent", self._devtools_request)
         page.on("request", self._request)
         page.on("response", self._response)
 
+    def _devtools_request(self, event: dict[str, Any]) -> None:
+        request = event["request"]
+        if request.get("hasPostData") and not request.get("postDataEntries"):
+            self._pending[event["requestId"]] = f"{request['method']} {request['url']}"
+
     def _request(self, request: Any) -> None:
         body = request.post_data_buffer or b""
-        self.bodies[f"{request.method} {request.url}"] = body
-        self.entries.append((f"{request.method} {request.url}", request.url.encode() + b"\n" + body))
+        self._bodies[f"{request.method} {request.url}"] = body
+        self._entries.append((f"{request.method} {request.url}", request.url.encode() + b"\n" + body))
 
     def _response(self, response: Any) -> None:
         try:
             body = response.body()
         except Exception:  # a preflight or a redirect has no body to read
             body = b""
-        self.entries.append((f"response {response.url}", body))
+        self._entries.append((f"response {response.url}", body))
+
+    def _read_pending(self) -> None:
+        for request_id, line in list(self._pending.items()):
+            answer = self._cdp.send("Network.getRequestPostData", {"requestId": request_id})
+            data = answer["postData"]
+            body = base64.b64decode(data) if answer.get("base64Encoded") else data.encode("utf-8", "surrogateescape")
+            del self._pending[request_id]
+            self._bodies[line] = body
+            self._entries.append((line, line.split(" ", 1)[1].encode() + b"\n" + body))
+
+    @property
+    def entries(self) -> list[tuple[str, bytes]]:
+        self._read_pending()
+        return self._entries
+
+    @property
+    def bodies(self) -> dict[str, bytes]:
+        self._read_pending()
+        return self._bodies
 
 
 def _open_page(browser: Browser, stack: LocalStack, trust_file: Path) -> tuple[Page, NetworkLog]:

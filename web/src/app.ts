@@ -6,12 +6,12 @@
  *
  * Anything that does not verify is shown as "not verified" with its reason, never as a count.
  */
-import { decryptResult, encryptInput } from "./app/esdk";
+import { decryptResult, encryptFile } from "./app/esdk";
 import { type PageConfig, loadConfig } from "./app/config";
 import { createJob, download, getJob, sleep, upload } from "./app/jobs";
 import { enqueue, entries, openEntry, remove } from "./app/outbox";
 import { recordedUpload, recordUpload, savedTrustText, saveTrustText } from "./app/storage";
-import { hex, sha256 } from "./verify/bytes";
+import { hex } from "./verify/bytes";
 import { VerificationError } from "./verify/errors";
 import { checkResultDocument, type Detection, verifyAgainstTrust } from "./verify/provenance";
 import { parseTrust, type Trust } from "./verify/trust";
@@ -126,11 +126,12 @@ async function processFile(row: JobRow, onUploaded: () => Promise<void> = async 
   const job = await createJob(config, pinned.tenant);
   row.element.dataset["job"] = job.jobId;
   row.progress("encrypting in the page");
-  const plaintext = new Uint8Array(await row.file!.arrayBuffer());
-  const ciphertext = await encryptInput(plaintext, job.context, pinned.dataKeyArn, config.credentials, kms);
-  plaintext.fill(0); // the clear image is not kept past encryption (the file itself stays the user's)
-  recordUpload(job.jobId, hex(await sha256(ciphertext)));
-  await upload(job, ciphertext, (f) => row.progress(`uploading ciphertext ${Math.round(f * 100)}%`));
+  // Streamed frame by frame into a ciphertext Blob (app/esdk-stream.ts): never the whole image in memory.
+  const ciphertext = await encryptFile(row.file!, job.context, pinned.dataKeyArn, config.credentials, kms, (f) =>
+    row.progress(`encrypting in the page ${Math.round(f * 100)}%`),
+  );
+  recordUpload(job.jobId, hex(ciphertext.sha256));
+  await upload(job, ciphertext.blob, (f) => row.progress(`uploading ciphertext ${Math.round(f * 100)}%`));
   await onUploaded();
   const started = Date.now();
   let delay = 250;

@@ -64,8 +64,15 @@ export async function getJob(config: PageConfig, jobId: string): Promise<JobView
   };
 }
 
-/** PUT the ciphertext through the presigned URL, reporting progress (fetch has no upload progress). */
-export function upload(job: CreatedJob, ciphertext: Uint8Array, onProgress: (fraction: number) => void): Promise<void> {
+/**
+ * PUT the ciphertext Blob through the presigned URL, reporting progress (fetch has no upload
+ * progress). The body is the Blob itself: its exact length goes out as Content-Length and its bytes
+ * are read by the browser, not copied into the page; one larger than the job allows is not sent.
+ */
+export function upload(job: CreatedJob, ciphertext: Blob, onProgress: (fraction: number) => void): Promise<void> {
+  if (job.maxBytes > 0 && ciphertext.size > job.maxBytes) {
+    return Promise.reject(new Error(`the ciphertext is ${ciphertext.size} bytes, more than the ${job.maxBytes} the job accepts`));
+  }
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", job.uploadUrl);
@@ -73,7 +80,7 @@ export function upload(job: CreatedJob, ciphertext: Uint8Array, onProgress: (fra
     xhr.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`upload refused: HTTP ${xhr.status}`)));
     xhr.onerror = () => reject(new Error("upload failed (network or CORS)"));
-    xhr.send(ciphertext.slice().buffer as ArrayBuffer); // bytes, not a Blob: a network log records them
+    xhr.send(ciphertext);
   });
 }
 

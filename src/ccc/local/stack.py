@@ -55,6 +55,7 @@ from ccc.local.state import (
     signal_process,
     write_pid_file,
 )
+from ccc.local.ttl_sweeper import TtlSweeper
 from ccc.local.web_server import WebServer, apply_bucket_cors
 from ccc.telemetry.runs import archive_current_run
 from ccc_common.domain.cors import WEB_ORIGINS_ENV
@@ -129,6 +130,7 @@ class Supervisor:
     _desired: int = field(default=0, init=False)
     _next_desired_poll: float = field(default=0.0, init=False)
     _web: WebServer | None = field(default=None, init=False)  # the browser client (web/)
+    _ttl: TtlSweeper | None = field(default=None, init=False)  # DynamoDB TTL (ccc.local.ttl_sweeper)
 
     def __post_init__(self) -> None:
         self.paths = StatePaths(self.options.state_dir.resolve())
@@ -161,8 +163,10 @@ class Supervisor:
         return status
 
     def step(self) -> None:
-        """One monitoring round: restarts, desired capacity, fleet progress, state files."""
+        """One monitoring round: restarts, desired capacity, fleet progress, expired items, state files."""
         changed = self._restart_dead()
+        if self._ttl is not None:
+            self._ttl.tick()
         if self.fleet is not None:
             now = time.monotonic()
             if now >= self._next_desired_poll:
@@ -298,6 +302,8 @@ class Supervisor:
         log.info("attested-KMS gateway on %s", gateway.url)
 
         self._autoscaling = components.admin_client(layout, identities, "autoscaling")
+        # moto never applies the jobs table's TTL; the supervisor deletes expired items as AWS would.
+        self._ttl = TtlSweeper(components.admin_client(layout, identities, "dynamodb"), resources.jobs_table)
         self.fleet = LocalFleet(
             lambda slot: components.worker_processes(layout, identities, resources, gateway.url, slot, image),
             drain_timeout_s=PARENT_DRAIN_S,

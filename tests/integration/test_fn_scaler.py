@@ -10,7 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from ccc.local.iam_eval import Access, IdentityPolicy
 from ccc_common.aws.fleet_adapters import LAST_ACTIVITY_TAG
+from ccc_common.domain.iam_policies import PolicyResources, lambda_policy
 from ccc_common.domain.settings import stage_settings
 from tests.conftest import load_event
 from tests.integration.fn_helpers import GROUP, REGION, FakeLambdaContext, load_handler
@@ -136,3 +138,68 @@ def test_bad_environment_fails_at_cold_start(aws, monkeypatch) -> None:
     module.runtime.cache_clear()
     with pytest.raises(EnvError, match="CCC_FLEET_GROUP"):
         tick(module)
+
+
+def _scaler_policy(queue_url: str) -> IdentityPolicy:
+    account = "123456789012"  # moto's
+    resources = PolicyResources(
+        partition="aws", region=REGION, account=account, stage="local",
+        inbox_bucket_arn="arn:aws:s3:::inbox", results_bucket_arn="arn:aws:s3:::results",
+        artifacts_bucket_arn="arn:aws:s3:::artifacts",
+        work_queue_arn=f"arn:aws:sqs:{REGION}:{account}:{queue_url.rsplit('/', 1)[-1]}",
+        dead_letter_queue_arn=f"arn:aws:sqs:{REGION}:{account}:dlq",
+        jobs_table_arn=f"arn:aws:dynamodb:{REGION}:{account}:table/jobs", fleet_group_name=GROUP,
+        metrics_namespace="CCC", jobs_api_arn=f"arn:aws:execute-api:{REGION}:{account}:api",
+        scaler_function_arn=f"arn:aws:lambda:{REGION}:{account}:function:scaler",
+    )  # fmt: skip
+    return IdentityPolicy.parse(lambda_policy("scaler", resources))
+
+
+def test_every_call_the_scaler_makes_is_allowed_by_its_shared_policy(aws, monkeypatch) -> None:
+    """moto (and the local IAM gateway, which covers S3/SQS/DynamoDB only) never checks Auto Scaling
+    permissions, so this records each AWS call of a busy and an idle run and evaluates it against the
+    policy CDK attaches to the scaler's role. It found the missing autoscaling:CreateOrUpdateTags:
+    on AWS every run that saw work failed after resizing, and the idle timeout never started."""
+    calls: list[tuple[str, str, dict]] = []
+
+    def record(model, params, **_kwargs) -> None:
+        calls.append((model.service_model.signing_name, model.name, dict(params)))
+
+    boto3.DEFAULT_SESSION = None  # a fresh default session, so the hook sees the handler's clients
+    boto3.setup_default_session(region_name=REGION)
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build.*.*", record)
+    module = scaler(monkeypatch, aws)
+    boto3.client("sqs").send_message(QueueUrl=aws, MessageBody="one job")
+    assert tick(module)["reason"] == "scale-out"
+    boto3.client("sqs").purge_queue(QueueUrl=aws)
+    tick(module)
+    group_arn = group()["AutoScalingGroupARN"]
+    policy = _scaler_policy(aws)
+    handler_calls = [(service, name, params) for service, name, params in calls
+                     if (service, name) not in {("sqs", "SendMessage"), ("sqs", "PurgeQueue")}]  # fmt: skip
+    assert {name for _, name, _ in handler_calls} >= {"GetQueueAttributes", "DescribeAutoScalingGroups",
+                                                      "SetDesiredCapacity", "CreateOrUpdateTags"}  # fmt: skip
+    for service, name, params in handler_calls:
+        if service == "sqs":
+            resource = _scaler_policy_queue_arn(aws)
+        elif name.startswith("Describe"):
+            resource = "*"
+        else:
+            resource = group_arn
+        context = {"aws:TagKeys": [tag["Key"] for tag in params.get("Tags", [])]} if "Tags" in params else {}
+        outcome = policy.evaluate([Access(f"{service}:{name}", resource)], context)
+        assert outcome.allowed, outcome.reason
+
+
+def _scaler_policy_queue_arn(queue_url: str) -> str:
+    return f"arn:aws:sqs:{REGION}:123456789012:{queue_url.rsplit('/', 1)[-1]}"
+
+
+def test_the_scaler_may_write_only_its_own_tags(aws) -> None:
+    group_arn = group()["AutoScalingGroupARN"]
+    policy = _scaler_policy(aws)
+    tagging = Access("autoscaling:CreateOrUpdateTags", group_arn)
+    assert policy.evaluate([tagging], {"aws:TagKeys": [LAST_ACTIVITY_TAG]}).allowed
+    assert not policy.evaluate([tagging], {"aws:TagKeys": [LAST_ACTIVITY_TAG, "Name"]}).allowed
+    deleting = Access("autoscaling:DeleteTags", group_arn)
+    assert not policy.evaluate([deleting], {"aws:TagKeys": [LAST_ACTIVITY_TAG]}).allowed

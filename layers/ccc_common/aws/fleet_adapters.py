@@ -14,9 +14,16 @@ import math
 from typing import Any
 
 from ccc_common.contracts.scaler_wake import wake_payload
-from ccc_common.domain.fleet_ports import FleetGroup, GroupState, QueueDepth, ScalerWaker, WorkQueueGauge
+from ccc_common.domain.fleet_ports import (
+    LAST_ACTIVITY_TAG,
+    FleetGroup,
+    GroupState,
+    QueueDepth,
+    ScalerWaker,
+    WorkQueueGauge,
+)
 
-LAST_ACTIVITY_TAG = "ccc:last-activity"
+__all__ = ["LAST_ACTIVITY_TAG", "AsgFleetGroup", "LambdaScalerWaker", "SqsQueueGauge"]
 
 IN_SERVICE_STATES = frozenset({"InService"})
 PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})

@@ -12,6 +12,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+# What the stateless scaler remembers between runs, as tags on the fleet group (the adapters write
+# them; the scaler's IAM policy may write these keys and no other).
+LAST_ACTIVITY_TAG = "ccc:last-activity"
+SCALER_TAG_KEYS = (LAST_ACTIVITY_TAG,)
+
 
 @dataclass(frozen=True)
 class QueueDepth:

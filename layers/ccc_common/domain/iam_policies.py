@@ -36,6 +36,7 @@ from typing import Any
 
 from ccc_common.contracts.jobs_table import TENANT_INDEX
 from ccc_common.domain import dead_letters
+from ccc_common.domain.fleet_ports import SCALER_TAG_KEYS
 from ccc_common.domain.naming import ResourceNames
 from ccc_core.identity import FAILURE_SUFFIX, INBOX_PREFIX, RESULTS_PREFIX, validate_tenant
 
@@ -212,6 +213,14 @@ def lambda_statements(function: str, r: PolicyResources) -> list[Statement]:
         return [
             statement("ReadBacklog", ["sqs:GetQueueAttributes"], [r.work_queue_arn]),
             statement("SizeFleet", ["autoscaling:SetDesiredCapacity"], [r.fleet_group_arn]),
+            # The scaler is stateless: what it must remember between runs (when work was last seen)
+            # is a tag on the group, and it may write those tag keys only.
+            statement(
+                "RememberFleetState",
+                ["autoscaling:CreateOrUpdateTags"],
+                [r.fleet_group_arn],
+                {"ForAllValues:StringEquals": {"aws:TagKeys": list(SCALER_TAG_KEYS)}, "Null": {"aws:TagKeys": "false"}},
+            ),
             # Describe* calls have no resource-level permissions in Auto Scaling.
             statement("DescribeFleet", ["autoscaling:DescribeAutoScalingGroups"], ["*"]),
         ]

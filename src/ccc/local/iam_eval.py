@@ -16,6 +16,10 @@ policy feature we do not model can never silently grant access):
   StringNotLike, ArnEquals, ArnLike, Null, Bool. Condition-key *names* are case-insensitive (as
   AWS); values within a key are ORed; keys and operators ANDed; a key the request lacks never
   satisfies a positive operator (and always satisfies a negated one, as AWS).
+* Set qualifiers `ForAllValues:` / `ForAnyValue:` on StringEquals, StringEqualsIgnoreCase and
+  StringLike, for multivalued keys such as `aws:TagKeys`, with AWS's semantics: ForAllValues holds
+  when every request value matches some policy value, and so also for a missing or empty key (pair
+  it with `Null ... false`); ForAnyValue needs at least one match.
 * Explicit Deny wins over Allow; no matching Allow is an implicit deny. A request that needs
   several (action, resource) pairs (CopyObject, batch calls) is allowed only if every pair is.
 """
@@ -38,6 +42,8 @@ _STRING_OPERATORS = frozenset(
 )
 _NEGATED = frozenset({"stringnotequals", "stringnotlike"})
 _OPERATORS = _STRING_OPERATORS | {"null", "bool"}
+_SET_QUALIFIERS = ("forallvalues:", "foranyvalue:")
+_SET_OPERATORS = frozenset({"stringequals", "stringequalsignorecase", "stringlike"})
 
 
 class PolicyNotUnderstood(LocalStackError, ValueError):
@@ -87,9 +93,14 @@ class _Condition:
     operator: str  # lower-case
     key: str  # lower-case
     values: tuple[str, ...]
+    qualifier: str = ""  # "forallvalues" / "foranyvalue" for a set operator, else ""
 
     def holds(self, context: Mapping[str, Sequence[str]]) -> bool:
         present = context.get(self.key)
+        if self.qualifier == "forallvalues":
+            return all(any(self._match(actual, expected) for expected in self.values) for actual in present or ())
+        if self.qualifier == "foranyvalue":
+            return any(self._match(actual, expected) for actual in present or () for expected in self.values)
         if self.operator == "null":
             want_missing = self.values[0].lower() == "true"
             return (not present) == want_missing
@@ -130,8 +141,11 @@ def _parse_conditions(raw: Any) -> tuple[_Condition, ...]:
         raise PolicyNotUnderstood("Condition must be an object")
     found: list[_Condition] = []
     for operator, keys in raw.items():
-        op = str(operator).lower()
-        if op not in _OPERATORS:
+        op, qualifier = str(operator).lower(), ""
+        for prefix in _SET_QUALIFIERS:
+            if op.startswith(prefix):
+                op, qualifier = op[len(prefix) :], prefix[:-1]
+        if op not in (_SET_OPERATORS if qualifier else _OPERATORS):
             raise PolicyNotUnderstood(f"condition operator {operator!r} is not modelled")
         if not isinstance(keys, Mapping) or not keys:
             raise PolicyNotUnderstood(f"{operator} must map condition keys to values")
@@ -139,7 +153,7 @@ def _parse_conditions(raw: Any) -> tuple[_Condition, ...]:
             values = tuple(_as_list(value, f"{operator} {key}"))
             if op in ("null", "bool") and (len(values) != 1 or values[0].lower() not in ("true", "false")):
                 raise PolicyNotUnderstood(f"{operator} {key} takes one of true/false")
-            found.append(_Condition(op, str(key).lower(), values))
+            found.append(_Condition(op, str(key).lower(), values, qualifier))
     return tuple(found)
 
 

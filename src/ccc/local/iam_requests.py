@@ -18,6 +18,7 @@ everything (the local admin) allows it, so an unknown request shape fails closed
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -294,6 +295,30 @@ def _autoscaling_resource(facts: RequestFacts, params: Mapping[str, str]) -> str
     return f"{prefix}:autoScalingGroup:*:autoScalingGroupName/{name}"
 
 
+_TAG_MEMBER = re.compile(r"^Tags\.member\.(\d{1,4})\.(ResourceId|ResourceType|Key)$")
+
+
+def _autoscaling_tags(facts: RequestFacts, operation: str, form: Mapping[str, str]) -> ClassifiedRequest:
+    """CreateOrUpdateTags / DeleteTags: one group ARN per tagged group, `aws:TagKeys` = every key.
+
+    The group comes from `Tags.member.N.ResourceId` (these calls carry no AutoScalingGroupName),
+    so a policy scoped to one group and to some tag keys is evaluated as IAM does."""
+    members: dict[str, dict[str, str]] = {}
+    for name, value in form.items():
+        match = _TAG_MEMBER.match(name)
+        if match:
+            members.setdefault(match.group(1), {})[match.group(2)] = value
+    groups = sorted({m.get("ResourceId", "") for m in members.values()})
+    if not members or "" in groups or any(m.get("ResourceType") != "auto-scaling-group" for m in members.values()):
+        return _unclassified(facts)
+    needs = tuple(
+        Access(f"autoscaling:{operation}", _autoscaling_resource(facts, {"AutoScalingGroupName": group}))
+        for group in groups
+    )
+    keys = sorted({m["Key"] for m in members.values() if "Key" in m})
+    return ClassifiedRequest("autoscaling", operation, needs, {"aws:TagKeys": keys})
+
+
 def classify_rpc(facts: RequestFacts) -> ClassifiedRequest:
     """JSON (X-Amz-Target) and query (Action=) protocol requests of any service but S3."""
     target = facts.header("x-amz-target")
@@ -313,6 +338,8 @@ def classify_rpc(facts: RequestFacts) -> ClassifiedRequest:
     if service == "sqs":
         queue_url = form.get("QueueUrl") or (f"http://x{facts.path}" if facts.path.count("/") == 2 else None)
         return _sqs(facts, operation, {**form, "QueueUrl": queue_url})
+    if service == "autoscaling" and operation in ("CreateOrUpdateTags", "DeleteTags"):
+        return _autoscaling_tags(facts, operation, form)
     if service == "autoscaling" and operation not in ("DescribeAutoScalingGroups",) and "AutoScalingGroupName" in form:
         return ClassifiedRequest(
             service, operation, (Access(f"{service}:{operation}", _autoscaling_resource(facts, form)),)

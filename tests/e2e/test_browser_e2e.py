@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from ccc.local.stack import LocalStack
 from ccc.telemetry.leakscan import LeakScanner
+from ccc_core.limits import LIMITS
 
 CHROMIUM = os.environ.get("CCC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -245,7 +247,10 @@ OUTBOX_CONTENTS = """async () => {
     const all = await new Promise((ok) => { const r = db.transaction('entries').objectStore('entries').getAll();
                                              r.onsuccess = () => ok(r.result); });
     const b64 = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s); };
-    return all.map(e => ({name: e.name, sealed: b64(e.sealed)}));
+    const bytes = async (sealed) => sealed instanceof Blob ? new Uint8Array(await sealed.arrayBuffer()) : sealed;
+    const out = [];
+    for (const e of all) out.push({name: e.name, blob: e.sealed instanceof Blob, sealed: b64(await bytes(e.sealed))});
+    return out;
 }"""
 
 
@@ -264,7 +269,7 @@ def test_images_chosen_offline_wait_encrypted_survive_a_reload_and_are_verified_
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
     assert page.eval_on_selector_all(".job", "rows => rows.map(r => r.dataset.state)") == ["queued"]
     at_rest = page.evaluate(OUTBOX_CONTENTS)
-    assert [entry["name"] for entry in at_rest] == [image.name]
+    assert [(entry["name"], entry["blob"]) for entry in at_rest] == [(image.name, True)]  # a sealed Blob
     scanner = LeakScanner()
     scanner.add_blob(image.name, image.read_bytes())
     assert scanner.scan_bytes("outbox", base64.b64decode(at_rest[0]["sealed"])) == []  # ciphertext only at rest
@@ -279,3 +284,39 @@ def test_images_chosen_offline_wait_encrypted_survive_a_reload_and_are_verified_
         (image.name, "verified", f"{cats} {'cat' if cats == 1 else 'cats'} — verified")
     ], rows
     assert page.evaluate(OUTBOX_CONTENTS) == []  # drained once
+
+
+def _large_png(sample: Path, out: Path) -> Path:
+    """A PNG just under the stack's 20 MiB limit, made deterministically from a sample image: upscaled
+    to 3000x2270 and stored uncompressed (PNG's zlib level 0), so its size is the pixels' size."""
+    with Image.open(sample) as opened:
+        opened.convert("RGB").resize((3000, 2270), Image.Resampling.BICUBIC).save(out, format="PNG", compress_level=0)
+    return out
+
+
+def test_an_image_close_to_the_limit_is_streamed_encrypted_in_the_page_counted_and_verified(
+    stack: LocalStack, browser: Browser, samples: list[Path], tmp_path: Path
+) -> None:
+    image = _large_png(samples[0], tmp_path / "large-cats.png")
+    size = image.stat().st_size
+    assert 19 * 1024 * 1024 < size <= LIMITS.max_image_bytes
+    page, network = _open_page(browser, stack, Path(os.environ["CCC_TRUST_FILE"]))
+    _drop(page, [image])
+    rows = _wait_all(page, 1)
+    _screenshot(page, tmp_path, "browser-large-verified.png")
+    cats = _ccc_count([image])[image.name]
+    assert [(r["file"], r["state"], r["verdict"]) for r in rows] == [
+        (image.name, "verified", f"{cats} {'cat' if cats == 1 else 'cats'} — verified")
+    ], rows
+
+    # What went out is one ESDK message of 64 KiB frames (a header, 312 frames, the signature), the
+    # one whose SHA-256 the page recorded, and nothing the page sent carries the image's bytes.
+    uploads = [network.bodies[source] for source, _ in network.entries if source.startswith("PUT ")]
+    assert len(uploads) == 1
+    frames = -(-size // (64 * 1024))
+    assert size + frames * (4 + 12 + 16) < len(uploads[0]) < size + frames * (4 + 12 + 16) + 4096
+    recorded = page.evaluate("() => JSON.parse(localStorage.getItem('ccc.uploads/v1'))")
+    assert list(recorded.values()) == [hashlib.sha256(uploads[0]).hexdigest()]
+    scanner = LeakScanner()
+    scanner.add_blob(image.name, image.read_bytes())
+    assert [leak for source, data in network.entries for leak in scanner.scan_bytes(source, data)] == []

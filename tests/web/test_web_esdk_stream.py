@@ -30,11 +30,11 @@ from aws_encryption_sdk.internal.formatting.deserialize import deserialize_heade
 from ccc.local.iam_users import LocalIdentity, default_identities
 from ccc.local.kms.gateway import KmsGateway
 from ccc_common.domain.key_policy import KeyPolicySpec, build_key_policy
-from ccc_enclave.esdk_crypto import AttestedEsdkCrypto, AttestedEsdkSession
+from ccc_enclave.esdk_crypto import AttestedEsdkCrypto
 from ccc_enclave.kms.recipient import EnclaveKeyPair
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
 from ccc_enclave.pipeline import check_input_context
-from ccc_enclave.ports import JobError
+from ccc_enclave.ports import CryptoSession, JobError
 from ccc_enclave.protocol.errors import ErrorCode
 from ccc_enclave.protocol.job_messages import Credentials, JobSpec, KmsTarget
 
@@ -61,7 +61,7 @@ class Kms:
     gateway: KmsGateway
     identities: dict[str, LocalIdentity]
     key_arn: str
-    session: AttestedEsdkSession
+    session: CryptoSession
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def kms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kms]:
             Credentials(access_key_id=parent.access_key_id, secret_access_key=parent.secret_access_key),
             KmsTarget(region=REGION, endpoint_url=gateway.url),
         )
-        yield Kms(gateway, identities, key_arn, session)  # type: ignore[arg-type]
+        yield Kms(gateway, identities, key_arn, session)
     finally:
         gateway.stop()
 

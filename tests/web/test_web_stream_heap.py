@@ -1,0 +1,129 @@
+"""What the page holds while it encrypts a ~20 MiB image: the old whole-message path against the
+streamed one, in real Chromium (Debian's package, driven by Playwright, nothing downloaded).
+
+A benchmark-like check, not a timed test: the page (web/test/stream-heap-page.ts, bundled for the
+browser) encrypts a 20 MiB file either way while this test samples the renderer's heap through the
+DevTools protocol (`Runtime.getHeapUsage`: the V8 heap plus ArrayBuffer backing stores, where image
+and ciphertext arrays live). The peak over the run, less the heap before it, is what encrypting
+cost. The whole-message path must show the image held several times (this proves the sampling sees
+the arrays at all); the streamed path must stay well below one image. Numbers: docs/web.md, and
+CCC_WEB_HEAP_OUT (a JSON file) when set.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+CHROMIUM = os.environ.get("CCC_CHROMIUM", "/usr/bin/chromium")
+SIZE = 20 * 1024 * 1024
+MIB = 1024 * 1024
+BUILD = """
+import { build } from "esbuild";
+await build({
+  entryPoints: ["test/stream-heap-page.ts"], outfile: process.env.CCC_OUT, bundle: true, platform: "browser",
+  format: "esm", target: "es2022", define: { global: "globalThis" }, inject: ["src/buffer-shim.ts"],
+  logLevel: "warning",
+});
+"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        return
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    node = shutil.which("node")
+    if node is None or not (WEB / "node_modules").is_dir():
+        pytest.fail("node and web/node_modules are needed (make setup runs `npm ci` in web/)")
+    root = tmp_path_factory.mktemp("heap-page")
+    built = subprocess.run(
+        [node, "--input-type=module", "-e", BUILD],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": str(Path(node).parent), "CCC_OUT": str(root / "bench.js")},
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (root / "index.html").write_text('<!doctype html><script type="module" src="bench.js"></script>')
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make setup` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"], headless=True
+        )
+        yield launched
+        launched.close()
+
+
+def _held(usage: dict[str, Any]) -> int:
+    """The V8 heap in use plus the ArrayBuffer backing stores (image and ciphertext arrays live there)."""
+    return int(usage["usedSize"]) + int(usage.get("backingStorageSize", 0))
+
+
+def _peak_while_encrypting(browser: Browser, url: str, which: str) -> dict[str, int]:
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_function("() => globalThis.bench !== undefined")
+        page.evaluate(f"() => bench.prepare({SIZE})")
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("HeapProfiler.enable")
+        cdp.send("HeapProfiler.collectGarbage")
+        baseline = _held(cdp.send("Runtime.getHeapUsage"))
+        page.evaluate(f"() => bench.start('{which}')")
+        peak, samples = baseline, 0
+        while True:
+            peak = max(peak, _held(cdp.send("Runtime.getHeapUsage")))
+            samples += 1
+            state = page.evaluate("() => bench.state")
+            if state != "running":
+                break
+            time.sleep(0.005)
+        assert state == "done", state
+        message = page.evaluate("() => bench.size")
+        return {"baseline": baseline, "peak": peak, "growth": peak - baseline, "samples": samples, "message": message}
+    finally:
+        page.close()
+
+
+def test_the_streamed_path_holds_far_less_than_one_image_where_the_whole_message_path_held_several(
+    browser: Browser, page_url: str
+) -> None:
+    whole = _peak_while_encrypting(browser, page_url, "whole")
+    streamed = _peak_while_encrypting(browser, page_url, "streamed")
+    report = {"image_bytes": SIZE, "whole_message": whole, "streamed": streamed}
+    if os.environ.get("CCC_WEB_HEAP_OUT"):
+        Path(os.environ["CCC_WEB_HEAP_OUT"]).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    assert whole["message"] > SIZE and streamed["message"] > SIZE  # both made the whole message
+    assert whole["growth"] > 2 * SIZE, report  # the sampling sees the arrays the old path held
+    assert streamed["growth"] < SIZE // 4, report  # the streamed path: a few frames and a 1 MiB batch

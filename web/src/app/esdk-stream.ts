@@ -168,18 +168,21 @@ export async function encryptStream(
   // The signing key pair of this one message (the ESDK's default CMM makes one per message too).
   const signingKey = p384.utils.randomSecretKey();
   const compressedPublicKey = p384.getPublicKey(signingKey, true);
-  const material = await keyring.onEncrypt(
-    new WebCryptoEncryptionMaterial(suite, { ...context, [ENCODED_SIGNER_KEY]: toBase64(compressedPublicKey) }),
-  );
-  needs(material.hasValidKey(), "the keyring returned no usable data key");
+  const material = await keyring
+    .onEncrypt(new WebCryptoEncryptionMaterial(suite, { ...context, [ENCODED_SIGNER_KEY]: toBase64(compressedPublicKey) }))
+    .catch((error: unknown) => {
+      signingKey.fill(0);
+      throw error;
+    });
   const edks = material.encryptedDataKeys;
-  needs(edks.length >= 1, "no encrypted data key: the message could never be decrypted");
-  if (options.onlyKmsKeyArn !== undefined) {
-    for (const edk of edks) {
-      if (edk.providerId !== "aws-kms" || edk.providerInfo !== options.onlyKmsKeyArn) {
-        throw new StreamEncryptionError("the keyring wrapped the data key for a key other than the tenant's");
-      }
-    }
+  const wrongKey =
+    options.onlyKmsKeyArn !== undefined &&
+    edks.some((edk) => edk.providerId !== "aws-kms" || edk.providerInfo !== options.onlyKmsKeyArn);
+  if (!material.hasValidKey() || edks.length < 1 || wrongKey) {
+    signingKey.fill(0);
+    if (material.hasUnencryptedDataKey) material.zeroUnencryptedDataKey();
+    if (wrongKey) throw new StreamEncryptionError("the keyring wrapped the data key for a key other than the tenant's");
+    throw new StreamEncryptionError("the keyring returned no usable, wrapped data key");
   }
 
   const { getEncryptInfo, dispose } = await getEncryptHelper(material);

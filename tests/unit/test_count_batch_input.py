@@ -58,14 +58,19 @@ def test_batch_is_bit_identical_to_per_view_preprocessing(
         assert placements[index] == placement
 
 
-def test_a_smaller_image_after_a_larger_one_leaves_no_stale_pixels() -> None:
-    spec = spec_for(**NANODET_LIKE, tile_grid=1)
+@pytest.mark.parametrize("fields", [NANODET_LIKE, {**YOLO_LIKE, "layout": "NHWC"}])
+@pytest.mark.parametrize("first, second", [((64, 64), (60, 10)), ((60, 10), (10, 60)), ((10, 60), (60, 10))])
+def test_a_reused_buffer_leaves_no_stale_pixels(
+    fields: dict[str, object], first: tuple[int, int], second: tuple[int, int]
+) -> None:
+    """Only the padding strips and the inside are written: each must cover what the last image left."""
+    spec = spec_for(**fields, tile_grid=1)
     writer = BatchWriter(spec)
-    bright = np.full((64, 64, 3), 255, dtype=np.uint8)
-    small = np.zeros((10, 60, 3), dtype=np.uint8)
-    writer.fill(bright, [ViewPass(plan_views(64, 64, 1, 0.0)[0], False)])
-    batch, _ = writer.fill(small, [ViewPass(plan_views(60, 10, 1, 0.0)[0], False)])
-    assert np.array_equal(batch[0], preprocess(small, spec)[0][0])
+    bright = np.full((first[1], first[0], 3), 255, dtype=np.uint8)
+    dark = np.random.default_rng(5).integers(0, 40, (second[1], second[0], 3), dtype=np.uint8)
+    writer.fill(bright, [ViewPass(plan_views(*first, 1, 0.0)[0], False)])
+    batch, _ = writer.fill(dark, [ViewPass(plan_views(*second, 1, 0.0)[0], False)])
+    assert np.array_equal(batch[0], preprocess(dark, spec)[0][0])
 
 
 def test_decoding_only_some_classes_keeps_exactly_their_candidates() -> None:

@@ -26,8 +26,17 @@ def load_spec(model_dir: Path | None, spec_file: Path | None = None) -> Any:
 class OnnxCounter:
     """`Counter` port: bad images become JobError(bad_image), which is final (retrying cannot help)."""
 
-    def __init__(self, spec: Any, *, threads: int | None = None, max_pixels: int = LIMITS.max_image_pixels) -> None:
-        self._counter = CatCounter(spec, threads=threads)  # loads and warms the onnxruntime session
+    def __init__(
+        self,
+        spec: Any,
+        *,
+        threads: int | None = None,
+        max_pixels: int = LIMITS.max_image_pixels,
+        concurrent_jobs: int = 2,
+    ) -> None:
+        # Loads and warms the onnxruntime session. `concurrent_jobs`: the enclave counts two jobs at
+        # once by default (its --concurrency), so onnxruntime's threads must not spin-wait.
+        self._counter = CatCounter(spec, threads=threads, concurrent_jobs=concurrent_jobs)
         self._max_pixels = max_pixels
         self.model_path = Path(spec.model_path)
 

@@ -98,12 +98,19 @@ class BatchWriter:
     def _write(self, target: np.ndarray, pixels: np.ndarray, placement: Letterbox, new_w: int, new_h: int) -> None:
         top, left = placement.pad_y, placement.pad_x
         if self._spec.layout == "NCHW":
-            target[...] = self._pad[:, np.newaxis, np.newaxis]
+            pad = self._pad[:, np.newaxis, np.newaxis]
+            target[:, :top] = pad  # only the padding: the inside is written below (no pixel twice)
+            target[:, top + new_h :] = pad
+            target[:, top : top + new_h, :left] = pad
+            target[:, top : top + new_h, left + new_w :] = pad
             for channel, source in enumerate(self._source):
                 inside = target[channel, top : top + new_h, left : left + new_w]
                 np.take(self._table[channel], pixels[..., source], out=inside, mode="clip")
         else:
-            target[...] = self._pad
+            target[:top] = self._pad
+            target[top + new_h :] = self._pad
+            target[top : top + new_h, :left] = self._pad
+            target[top : top + new_h, left + new_w :] = self._pad
             for channel, source in enumerate(self._source):
                 inside = target[top : top + new_h, left : left + new_w, channel]
                 np.take(self._table[channel], pixels[..., source], out=inside, mode="clip")

@@ -38,7 +38,10 @@ def probe(model_dir: Path, nsm_spec: str, pipeline: str) -> dict[str, object]:
     spec = load_spec(model_dir)
     step("spec")
     reference = pipeline == "reference"
-    counter = CatCounter(spec, profile="default", pipeline="reference") if reference else CatCounter(spec)
+    # The enclave counts two jobs at once (`OnnxCounter`): the same session settings here.
+    counter = (
+        CatCounter(spec, profile="default", pipeline="reference") if reference else CatCounter(spec, concurrent_jobs=2)
+    )
     step("model")
     keypair = EnclaveKeyPair.generate()
     step("key_pair")

@@ -93,6 +93,12 @@ class CatCounter:
     dynamic batch axis (per view otherwise), and decodes only the classes the counter reads.
     `pipeline="reference"` is the earlier path, one `letterbox.preprocess` and one call per view,
     kept so `ccc bench count` can prove the two give the same counts and boxes.
+
+    `concurrent_jobs`: how many images the caller counts at once on these CPUs. One (`ccc count`,
+    `ccc bench count`): the tuned session's threads spin-wait between parallel sections, which is
+    faster when nothing else needs the CPUs; more (the enclave counts two jobs at once): they
+    sleep instead, so the other job's decryption, decoding and encryption get the CPU
+    (`session.session_options`). Only the session's waiting changes, never the arithmetic.
     """
 
     def __init__(
@@ -102,11 +108,16 @@ class CatCounter:
         threads: int | None = None,
         profile: SessionProfile = "tuned",
         pipeline: Pipeline = "optimised",
+        concurrent_jobs: int = 1,
     ) -> None:
+        if concurrent_jobs < 1:
+            raise ValueError("concurrent_jobs must be >= 1")
         self.spec = spec
         self.pipeline: Pipeline = pipeline
         warm_up_batch = views_per_image(spec) if pipeline == "optimised" else 1
-        self._model: LoadedModel = load_model(spec, threads=threads, profile=profile, warm_up_batch=warm_up_batch)
+        self._model: LoadedModel = load_model(
+            spec, threads=threads, profile=profile, warm_up_batch=warm_up_batch, spinning=concurrent_jobs == 1
+        )
         self._writer = BatchWriter(spec, workers=min(available_cpus(), views_per_image(spec)))
         self._wanted = np.asarray((spec.cat_class, *spec.competitors), dtype=np.int64)
 

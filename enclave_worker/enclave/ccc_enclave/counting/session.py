@@ -38,6 +38,7 @@ class LoadedModel:
     output_names: tuple[str, ...]
     profile: SessionProfile
     threads: int | None
+    spinning: bool  # onnxruntime's intra-op threads spin-wait between parallel sections (`session_options`)
     batched: bool  # the input's batch axis is dynamic: all views of an image go in one run
     startup_ms: dict[str, float]  # read, hash, create (parse + optimise), warm_up: `ccc bench coldstart`
     # One run at a time on this session: each run already uses every CPU (intra-op threads), so two
@@ -46,19 +47,21 @@ class LoadedModel:
     run_lock: Any = field(default_factory=threading.Lock, compare=False, repr=False)
 
 
-_CACHE: dict[tuple[str, int, int, int | None, SessionProfile], LoadedModel] = {}
+_CACHE: dict[tuple[str, int, int, int | None, SessionProfile, bool], LoadedModel] = {}
 _LOCK = threading.Lock()
 
 
-def session_options(profile: SessionProfile, threads: int | None) -> Any:
+def session_options(profile: SessionProfile, threads: int | None, *, spinning: bool = False) -> Any:
     """`default`: onnxruntime's own defaults (the baseline of `ccc bench count`).
 
     `tuned`: full graph optimisation, sequential execution (the graph is a chain, parallel
     execution only adds scheduling), memory-pattern planning on, intra-op threads as given (None:
-    one per CPU this process may use, `available_cpus`), and no spin-waiting. Measured both ways
-    (docs/counting.md): one image at a time, spinning made inference 5-10 % faster; with two jobs
-    counting at once (what the enclave does) throughput was the same or better without it, at 8 %
-    less CPU per image (157 vs 170 ms), and on a host the CPUs are shared with everything else.
+    one per CPU this process may use, `available_cpus`), and spin-waiting only if `spinning`.
+    Measured both ways (docs/counting.md): one image at a time, spinning made inference 5-10 %
+    faster; with two jobs counting at once (what the enclave does) throughput was the same or
+    better without it, at 8 % less CPU per image (157 vs 170 ms), because the spinning threads take
+    the CPU the other job needs to decrypt, decode or encrypt. So the caller decides from how many
+    jobs share the CPUs (`CatCounter(concurrent_jobs=...)`).
     """
 
     options = ort.SessionOptions()
@@ -70,7 +73,7 @@ def session_options(profile: SessionProfile, threads: int | None) -> Any:
         options.enable_cpu_mem_arena = True
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     elif threads is not None:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # warnings about unused initialisers are noise here
@@ -122,7 +125,12 @@ def _check_input(session: Any, spec: DetectorSpec) -> str:
 
 
 def load_model(
-    spec: DetectorSpec, *, threads: int | None = None, profile: SessionProfile = "tuned", warm_up_batch: int = 1
+    spec: DetectorSpec,
+    *,
+    threads: int | None = None,
+    profile: SessionProfile = "tuned",
+    warm_up_batch: int = 1,
+    spinning: bool = False,
 ) -> LoadedModel:
     """The cached, warmed-up session for `spec.model_path` with these options (created on first use).
 
@@ -138,7 +146,8 @@ def load_model(
         raise ModelError(f"model file not found: {path} (build it with `make model` or fix the spec)") from None
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc}") from None
-    key = (str(path), stat.st_size, stat.st_mtime_ns, threads, profile)
+    spinning = spinning and profile == "tuned"  # `default` keeps onnxruntime's own setting
+    key = (str(path), stat.st_size, stat.st_mtime_ns, threads, profile, spinning)
     with _LOCK:
         loaded = _CACHE.get(key)
         if loaded is None:
@@ -148,7 +157,7 @@ def load_model(
             digest = hashlib.sha256(data).hexdigest()
             hashed = time.perf_counter()
             _check_digest(path, digest, spec)
-            loaded = _create(data, digest, spec, threads, profile, warm_up_batch)
+            loaded = _create(data, digest, spec, threads, profile, warm_up_batch, spinning)
             loaded.startup_ms.update(read=(read - started) * 1000, hash=(hashed - read) * 1000)
             _CACHE[key] = loaded
         else:
@@ -163,12 +172,18 @@ def _check_digest(path: Path, digest: str, spec: DetectorSpec) -> None:
 
 
 def _create(
-    data: bytes, digest: str, spec: DetectorSpec, threads: int | None, profile: SessionProfile, warm_up_batch: int
+    data: bytes,
+    digest: str,
+    spec: DetectorSpec,
+    threads: int | None,
+    profile: SessionProfile,
+    warm_up_batch: int,
+    spinning: bool,
 ) -> LoadedModel:
     started = time.perf_counter()
     try:
         session = ort.InferenceSession(
-            data, sess_options=session_options(profile, threads), providers=["CPUExecutionProvider"]
+            data, sess_options=session_options(profile, threads, spinning=spinning), providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
         raise ModelError(f"onnxruntime cannot load the model: {exc}") from None
@@ -183,7 +198,7 @@ def _create(
     session.run(None, {input_name: np.zeros(shape, dtype=np.float32)})  # warm-up: allocate buffers once
     warmed = time.perf_counter()
     startup = {"create": (created - started) * 1000, "warm_up": (warmed - created) * 1000}
-    return LoadedModel(session, digest, input_name, output_names, profile, threads, batched, startup)
+    return LoadedModel(session, digest, input_name, output_names, profile, threads, spinning, batched, startup)
 
 
 def clear_cache() -> None:

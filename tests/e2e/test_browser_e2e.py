@@ -82,8 +82,10 @@ class NetworkLog:
 
     def _request(self, request: Any) -> None:
         body = request.post_data_buffer or b""
-        self._bodies[f"{request.method} {request.url}"] = body
-        self._entries.append((f"{request.method} {request.url}", request.url.encode() + b"\n" + body))
+        line = f"{request.method} {request.url}"
+        if body or line not in self._bodies:  # never replace a Blob body already read with Playwright's empty one
+            self._bodies[line] = body
+        self._entries.append((line, request.url.encode() + b"\n" + body))
 
     def _response(self, response: Any) -> None:
         try:
@@ -99,7 +101,13 @@ class NetworkLog:
             body = base64.b64decode(data) if answer.get("base64Encoded") else data.encode("utf-8", "surrogateescape")
             del self._pending[request_id]
             self._bodies[line] = body
-            self._entries.append((line, line.split(" ", 1)[1].encode() + b"\n" + body))
+            entry = (line, line.split(" ", 1)[1].encode() + b"\n" + body)
+            # The same request's entry from Playwright's event (without the body) becomes this one.
+            same = [i for i, (source, _) in enumerate(self._entries) if source == line]
+            if same:
+                self._entries[same[0]] = entry
+            else:
+                self._entries.append(entry)
 
     @property
     def entries(self) -> list[tuple[str, bytes]]:

@@ -6,8 +6,9 @@ browser) encrypts a 20 MiB file either way while this test samples the renderer'
 DevTools protocol (`Runtime.getHeapUsage`: the V8 heap plus ArrayBuffer backing stores, where image
 and ciphertext arrays live). The peak over the run, less the heap before it, is what encrypting
 cost. The whole-message path must show the image held several times (this proves the sampling sees
-the arrays at all); the streamed path must stay well below one image. Numbers: docs/web.md, and
-CCC_WEB_HEAP_OUT (a JSON file) when set.
+the arrays at all); the streamed path must stay well below one image. A second view, reported but
+not asserted: the growth of the renderer processes' anonymous resident memory (/proc). Numbers:
+docs/web.md, and CCC_WEB_HEAP_OUT (a JSON file) when set.
 """
 
 from __future__ import annotations
@@ -89,6 +90,28 @@ def _held(usage: dict[str, Any]) -> int:
     return int(usage["usedSize"]) + int(usage.get("backingStorageSize", 0))
 
 
+def _renderers_anonymous_memory(browser: Browser) -> int:
+    """Anonymous resident memory of the renderer processes (the page's process; Blob data lives in the
+    browser process, outside it), from /proc: a second view that needs nothing from V8."""
+    session = browser.new_browser_cdp_session()
+    try:
+        processes = session.send("SystemInfo.getProcessInfo")["processInfo"]
+    finally:
+        session.detach()
+    total = 0
+    for process in processes:
+        if process["type"] != "renderer":
+            continue
+        try:
+            status = Path(f"/proc/{process['id']}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("RssAnon:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 def _peak_while_encrypting(browser: Browser, url: str, which: str) -> dict[str, int]:
     page = browser.new_page()
     try:
@@ -99,10 +122,12 @@ def _peak_while_encrypting(browser: Browser, url: str, which: str) -> dict[str, 
         cdp.send("HeapProfiler.enable")
         cdp.send("HeapProfiler.collectGarbage")
         baseline = _held(cdp.send("Runtime.getHeapUsage"))
+        rss_baseline = _renderers_anonymous_memory(browser)
         page.evaluate(f"() => bench.start('{which}')")
-        peak, samples = baseline, 0
+        peak, rss_peak, samples = baseline, rss_baseline, 0
         while True:
             peak = max(peak, _held(cdp.send("Runtime.getHeapUsage")))
+            rss_peak = max(rss_peak, _renderers_anonymous_memory(browser))
             samples += 1
             state = page.evaluate("() => bench.state")
             if state != "running":
@@ -110,7 +135,14 @@ def _peak_while_encrypting(browser: Browser, url: str, which: str) -> dict[str, 
             time.sleep(0.005)
         assert state == "done", state
         message = page.evaluate("() => bench.size")
-        return {"baseline": baseline, "peak": peak, "growth": peak - baseline, "samples": samples, "message": message}
+        return {
+            "baseline": baseline,
+            "peak": peak,
+            "growth": peak - baseline,
+            "renderer_rss_anon_growth": rss_peak - rss_baseline,
+            "samples": samples,
+            "message": message,
+        }
     finally:
         page.close()
 

@@ -33,8 +33,11 @@ class InMemoryFleetGroup(FleetGroup):
         self.history.append(desired)
         self.state = replace(self.state, desired=desired, in_service=desired)
 
-    def record_activity(self, epoch_s: float) -> None:
-        self.state = replace(self.state, last_activity=float(int(epoch_s)))
+    def record_marks(self, *, last_activity: float | None, last_full_capacity: float | None) -> None:
+        if last_activity is not None:
+            self.state = replace(self.state, last_activity=float(int(last_activity)))
+        if last_full_capacity is not None:
+            self.state = replace(self.state, last_full_capacity=float(int(last_full_capacity)))
 
 
 class RecordingWaker(ScalerWaker):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,7 @@ settings_st = st.builds(
     max_instances=st.integers(0, 12),
     idle_timeout_s=st.integers(0, 1200),
     scale_in_step=st.integers(1, 3),
+    scale_in_cooldown_s=st.integers(0, 600),
 )
 NOW = 1_700_000_000.0
 
@@ -35,6 +37,7 @@ def observations(draw) -> FleetObservation:
         draining=draw(st.integers(0, 4)),
         last_activity=last,
         now=NOW,
+        last_full_capacity=draw(st.one_of(st.none(), st.floats(NOW - 5000, NOW, allow_nan=False))),
     )
 
 
@@ -74,6 +77,7 @@ def test_more_backlog_never_means_fewer_instances(obs: FleetObservation, cfg: Sc
         draining=obs.draining,
         last_activity=obs.last_activity,
         now=obs.now,
+        last_full_capacity=obs.last_full_capacity,
     )
     assert decide(busier, cfg).desired >= decide(obs, cfg).desired
 
@@ -82,6 +86,50 @@ def test_more_backlog_never_means_fewer_instances(obs: FleetObservation, cfg: Sc
 def test_activity_time_is_now_when_busy(obs: FleetObservation, cfg: ScalingSettings) -> None:
     decision = decide(obs, cfg)
     assert decision.last_activity == (obs.now if obs.demand else obs.last_activity)
+
+
+@given(observations(), settings_st)
+def test_no_scale_in_under_load_within_the_cooldown(obs: FleetObservation, cfg: ScalingSettings) -> None:
+    decision = decide(obs, cfg)
+    if obs.demand > 0 and decision.desired < obs.current_desired <= cfg.max_instances:
+        assert obs.last_full_capacity is None or obs.now - obs.last_full_capacity >= cfg.scale_in_cooldown_s
+
+
+@given(observations(), settings_st)
+def test_full_capacity_time_is_now_when_the_whole_fleet_is_needed(obs: FleetObservation, cfg: ScalingSettings) -> None:
+    decision = decide(obs, cfg)
+    fully_needed = obs.demand > 0 and decision.need >= obs.current_desired
+    assert decision.last_full_capacity == (obs.now if fully_needed else obs.last_full_capacity)
+
+
+def test_a_dip_under_steady_load_keeps_the_fleet_until_the_cooldown_passes() -> None:
+    """The thrash the cost simulator found: 3 hosts busy, demand dips to what 2 can hold for a
+    minute, then comes back. Without a cooldown the scaler shed a host at the dip and relaunched
+    one at the peak."""
+    cfg = ScalingSettings(jobs_per_instance=4, max_instances=10, idle_timeout_s=900, scale_in_cooldown_s=300)
+    full = decide(FleetObservation(2, 10, 3, 3, 0, NOW - 60, NOW, NOW - 60), cfg)
+    assert full.reason is ScalingReason.STEADY and full.last_full_capacity == NOW
+    dip = decide(FleetObservation(0, 7, 3, 3, 0, NOW, NOW + 60, NOW), cfg)
+    assert dip.desired == 3 and dip.reason is ScalingReason.SCALE_IN_COOLDOWN and dip.last_full_capacity == NOW
+    later = decide(FleetObservation(0, 7, 3, 3, 0, NOW + 290, NOW + 300, NOW), cfg)
+    assert later.desired == 2 and later.reason is ScalingReason.SCALE_IN
+    no_cooldown = decide(FleetObservation(0, 7, 3, 3, 0, NOW, NOW + 60, NOW), replace(cfg, scale_in_cooldown_s=0))
+    assert no_cooldown.desired == 2
+
+
+def test_the_cooldown_persists_through_the_group_like_the_activity_time() -> None:
+    group = InMemoryFleetGroup(max_size=4, desired=2)
+    cfg = ScalingSettings(jobs_per_instance=4, max_instances=4, idle_timeout_s=60, scale_in_cooldown_s=300)
+    run_scaler(InMemoryQueueGauge(visible=8), group, cfg, now=NOW)
+    assert group.state.last_full_capacity == NOW
+    assert run_scaler(InMemoryQueueGauge(in_flight=3), group, cfg, now=NOW + 60).decision.desired == 2
+    assert run_scaler(InMemoryQueueGauge(in_flight=3), group, cfg, now=NOW + 301).decision.desired == 1
+
+
+def test_every_stage_cools_down_for_at_least_a_warm_start() -> None:
+    for stage in ("dev", "prod"):
+        assert stage_settings(stage).fleet.scale_in_cooldown_s >= 60
+        assert ScalingSettings.from_fleet(stage_settings(stage).fleet).scale_in_cooldown_s >= 60
 
 
 def test_worked_examples() -> None:

@@ -2,7 +2,8 @@
 gauge, the Auto Scaling fleet group, and the Lambda wake-up. Clients are injected, never created.
 
 Why the last-activity time lives in a tag on the Auto Scaling group: the scaler Lambda is
-stateless, and the idle timeout needs "when did we last see work". A group tag needs no extra
+stateless, and the idle timeout needs "when did we last see work" (and the scale-in cooldown
+"when was the whole capacity last needed", a second tag written in the same call). A group tag needs no extra
 resource, is visible in the console next to the capacity it explains, and moto supports it, so
 the local stack uses the same code path.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from ccc_common.contracts.scaler_wake import wake_payload
 from ccc_common.domain.fleet_ports import (
     LAST_ACTIVITY_TAG,
+    LAST_FULL_CAPACITY_TAG,
     FleetGroup,
     GroupState,
     QueueDepth,
@@ -23,7 +25,7 @@ from ccc_common.domain.fleet_ports import (
     WorkQueueGauge,
 )
 
-__all__ = ["LAST_ACTIVITY_TAG", "AsgFleetGroup", "LambdaScalerWaker", "SqsQueueGauge"]
+__all__ = ["LAST_ACTIVITY_TAG", "LAST_FULL_CAPACITY_TAG", "AsgFleetGroup", "LambdaScalerWaker", "SqsQueueGauge"]
 
 IN_SERVICE_STATES = frozenset({"InService"})
 PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
@@ -73,23 +75,27 @@ class AsgFleetGroup(FleetGroup):
             pending=sum(state in PENDING_STATES for state in states),
             draining=sum(state in DRAINING_STATES for state in states),
             last_activity=_parse_activity(tags.get(LAST_ACTIVITY_TAG)),
+            last_full_capacity=_parse_activity(tags.get(LAST_FULL_CAPACITY_TAG)),
         )
 
     def set_desired(self, desired: int) -> None:
         self._client.set_desired_capacity(AutoScalingGroupName=self._name, DesiredCapacity=desired, HonorCooldown=False)
 
-    def record_activity(self, epoch_s: float) -> None:
-        self._client.create_or_update_tags(
-            Tags=[
-                {
-                    "ResourceId": self._name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": LAST_ACTIVITY_TAG,
-                    "Value": str(int(epoch_s)),
-                    "PropagateAtLaunch": False,
-                }
-            ]
-        )
+    def record_marks(self, *, last_activity: float | None, last_full_capacity: float | None) -> None:
+        marks = {LAST_ACTIVITY_TAG: last_activity, LAST_FULL_CAPACITY_TAG: last_full_capacity}
+        tags = [
+            {
+                "ResourceId": self._name,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": str(int(value)),
+                "PropagateAtLaunch": False,
+            }
+            for key, value in marks.items()
+            if value is not None
+        ]
+        if tags:
+            self._client.create_or_update_tags(Tags=tags)
 
 
 class LambdaScalerWaker(ScalerWaker):

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 # What the stateless scaler remembers between runs, as tags on the fleet group (the adapters write
 # them; the scaler's IAM policy may write these keys and no other).
 LAST_ACTIVITY_TAG = "ccc:last-activity"
-SCALER_TAG_KEYS = (LAST_ACTIVITY_TAG,)
+LAST_FULL_CAPACITY_TAG = "ccc:last-full-capacity"
+SCALER_TAG_KEYS = (LAST_ACTIVITY_TAG, LAST_FULL_CAPACITY_TAG)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class GroupState:
     pending: int
     draining: int
     last_activity: float | None
+    last_full_capacity: float | None = None
 
 
 class WorkQueueGauge(ABC):
@@ -47,7 +49,8 @@ class FleetGroup(ABC):
     def set_desired(self, desired: int) -> None: ...
 
     @abstractmethod
-    def record_activity(self, epoch_s: float) -> None: ...
+    def record_marks(self, *, last_activity: float | None, last_full_capacity: float | None) -> None:
+        """Persist the times the next run needs (whole seconds; None = leave as is), in one write."""
 
 
 class ScalerWaker(ABC):

@@ -2,7 +2,7 @@
 
 Why apart from ``scaling``: ``scaling.decide`` is a pure function of an observation; this module
 is the use case that feeds it from the ports and writes its decision back (desired capacity and
-the last-activity time the idle timeout needs), the same code in the Lambda and the local stack.
+the times the idle timeout and the scale-in cooldown need), the same code in the Lambda and the local stack.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ class ScalerRun:
         return self.observation.demand / max(self.observation.in_service, 1)
 
 
+def _changed(decided: float | None, stored: float | None) -> float | None:
+    """The decided time if it differs from the stored one in whole seconds (what a tag holds)."""
+    if decided is None or (stored is not None and int(decided) == int(stored)):
+        return None
+    return decided
+
+
 def run_scaler(
     gauge: WorkQueueGauge,
     group: FleetGroup,
@@ -37,7 +44,7 @@ def run_scaler(
     now: float,
     arrivals_hint: int = 0,
 ) -> ScalerRun:
-    """Observe, decide, act: set the group's desired capacity and persist the activity time."""
+    """Observe, decide, act: set the group's desired capacity and persist the times the next run needs."""
     depth = gauge.depth()
     state = group.describe()
     effective = replace(settings, max_instances=min(settings.max_instances, state.max_size))
@@ -49,12 +56,13 @@ def run_scaler(
         draining=state.draining,
         last_activity=state.last_activity,
         now=now,
+        last_full_capacity=state.last_full_capacity,
     )
     decision = decide(observation, effective)
     if decision.desired != state.desired:
         group.set_desired(decision.desired)
-    if decision.last_activity is not None and (
-        state.last_activity is None or int(decision.last_activity) != int(state.last_activity)
-    ):
-        group.record_activity(decision.last_activity)
+    activity = _changed(decision.last_activity, state.last_activity)
+    full = _changed(decision.last_full_capacity, state.last_full_capacity)
+    if activity is not None or full is not None:
+        group.record_marks(last_activity=activity, last_full_capacity=full)
     return ScalerRun(observation=observation, decision=decision, previous_desired=state.desired, pending=state.pending)

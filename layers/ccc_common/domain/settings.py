@@ -27,6 +27,10 @@ class FleetSettings:
     jobs_per_instance: int
     idle_timeout_s: int
     scaler_rate_minutes: int
+    # While busy, no scale-in until the whole capacity has not been needed for this long (scaling.py
+    # rule 3). At least a launch's length (warm-pool resume ~1 min, cold ~3 min): shorter, and a
+    # dip sheds a host that the next peak relaunches.
+    scale_in_cooldown_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,19 @@ def stage_settings(stage: str) -> StageSettings:
             visibility_timeout_s=30, max_receive_count=3, retention_s=4 * 24 * 3600,
             dlq_retention_s=14 * 24 * 3600, receive_wait_s=1,
         )
-        fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=30, scaler_rate_minutes=1)
+        fleet = FleetSettings(
+            max_instances=2, jobs_per_instance=4, idle_timeout_s=30, scaler_rate_minutes=1, scale_in_cooldown_s=10
+        )
     elif stage == "dev":
         # 5 min idle: with a warm pool a wake costs ~1 min, so holding a host 10 min after each
         # sparse job doubled dev compute for no latency gain (`ccc cost simulate`, docs/deploy.md).
-        fleet = FleetSettings(max_instances=2, jobs_per_instance=4, idle_timeout_s=300, scaler_rate_minutes=1)
+        fleet = FleetSettings(
+            max_instances=2, jobs_per_instance=4, idle_timeout_s=300, scaler_rate_minutes=1, scale_in_cooldown_s=300
+        )
     elif stage == "prod":
-        fleet = FleetSettings(max_instances=10, jobs_per_instance=4, idle_timeout_s=900, scaler_rate_minutes=1)
+        fleet = FleetSettings(
+            max_instances=10, jobs_per_instance=4, idle_timeout_s=900, scaler_rate_minutes=1, scale_in_cooldown_s=300
+        )
     else:
         raise ValueError(f"unknown stage {stage!r}")
     ttl_days = 90 if stage == "prod" else 30

@@ -90,6 +90,7 @@ class _Group(FleetGroup):
         self._sim = sim
         self.desired = 0
         self.last_activity: float | None = None
+        self.last_full_capacity: float | None = None
 
     def describe(self) -> GroupState:
         hosts = self._sim.hosts.values()
@@ -100,14 +101,18 @@ class _Group(FleetGroup):
             pending=sum(h.state is HostState.BOOTING for h in hosts),
             draining=sum(h.state is HostState.DRAINING for h in hosts),
             last_activity=self.last_activity,
+            last_full_capacity=self.last_full_capacity,
         )
 
     def set_desired(self, desired: int) -> None:
         self.desired = desired
         self._sim.reconcile()
 
-    def record_activity(self, epoch_s: float) -> None:
-        self.last_activity = epoch_s
+    def record_marks(self, *, last_activity: float | None, last_full_capacity: float | None) -> None:
+        if last_activity is not None:
+            self.last_activity = last_activity
+        if last_full_capacity is not None:
+            self.last_full_capacity = last_full_capacity
 
 
 @dataclass(order=True)

@@ -7,7 +7,8 @@
  * Anything that does not verify is shown as "not verified" with its reason, never as a count.
  */
 import { decryptResult, encryptFile } from "./app/esdk";
-import { type PageConfig, loadConfig } from "./app/config";
+import { freshCredentials, loadSignedInConfig } from "./app/auth_page";
+import type { PageConfig } from "./app/config";
 import { createJob, download, getJob, sleep, upload } from "./app/jobs";
 import { enqueue, entries, openEntry, remove } from "./app/outbox";
 import { recordedUpload, recordUpload, savedTrustText, saveTrustText } from "./app/storage";
@@ -123,6 +124,7 @@ async function processFile(row: JobRow, onUploaded: () => Promise<void> = async 
   const pinned = trust;
   const kms = config.kms_endpoint_url;
   row.progress("creating the job");
+  await freshCredentials(config); // on AWS: the signed-in user's role, refreshed before it expires
   const job = await createJob(config, pinned.tenant);
   row.element.dataset["job"] = job.jobId;
   row.progress("encrypting in the page");
@@ -136,6 +138,7 @@ async function processFile(row: JobRow, onUploaded: () => Promise<void> = async 
   const started = Date.now();
   let delay = 250;
   for (;;) {
+    await freshCredentials(config);
     const view = await getJob(config, job.jobId);
     row.progress(view.status);
     if (view.status === "failed") throw new Error(`the job failed: ${view.error ?? "no reason given"}`);
@@ -145,6 +148,7 @@ async function processFile(row: JobRow, onUploaded: () => Promise<void> = async 
       const document = await download(view.attestationUrl, MAX_ATTESTATION_BYTES, "the attestation");
       const verified = await verifyAgainstTrust(document, result, pinned, recordedUpload(job.jobId));
       let clear: Uint8Array;
+      await freshCredentials(config);
       try {
         clear = await decryptResult(
           result,
@@ -198,7 +202,7 @@ async function drainOutbox(): Promise<void> {
   if (draining || !navigator.onLine) return;
   draining = true;
   try {
-    if (!config) config = await loadConfig().catch(() => null);
+    if (!config) config = await loadSignedInConfig().catch(() => null);
     if (!config || !trust) return;
     showStack(config);
     for (const entry of await entries()) {
@@ -256,7 +260,7 @@ async function main(): Promise<void> {
   window.addEventListener("online", () => void drainOutbox());
   window.addEventListener("offline", () => ($("#network").textContent = "offline: new images are queued"));
   try {
-    config = await loadConfig();
+    config = await loadSignedInConfig();
     showStack(config);
   } catch (error) {
     $("#stack").textContent = navigator.onLine

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from ccc.cli import report_cmd
 from ccc.report import load_telemetry, render_html
-from ccc.report.render import ReportData
+from ccc.report.render import ReportData, _latest_total, instance_gauge_series
+from ccc_core.telemetry import metric_registry as registry
 
-from .report_fixtures import job_trace, run_metrics
+from .report_fixtures import gauge, job_trace, run_metrics
 
 DONE_1, DONE_2, FAILED = "a" * 32, "b" * 32, "f" * 32
 
@@ -77,8 +78,8 @@ def test_the_dlq_is_charted_and_summarised() -> None:
 def test_each_chart_plots_one_quantity() -> None:
     headings = _headings(render_html(_run_data()))
     # CPU % and jobs in flight used to share one axis: now two charts, each with its own unit.
-    assert "Enclave CPU (highest enclave per 2 s)" in headings
-    assert "Enclave jobs in flight (highest enclave per 2 s)" in headings
+    assert "Enclave CPU (per worker)" in headings
+    assert "Enclave jobs in flight (per worker)" in headings
     html = render_html(_run_data())
     cpu = html[html.index("Enclave CPU") : html.index("Enclave jobs in flight")]
     assert ">%</text>" in cpu and ">100</text>" in cpu and ">jobs</text>" not in cpu
@@ -145,3 +146,22 @@ def test_cli_renders_the_latest_run_or_the_one_named(tmp_path: Path, capsys) -> 
     assert report_cmd.run(_args(tmp_path, out, list_runs=True)) == 0
     listed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == ["20260101T120000Z", "current"]
+
+
+def test_two_workers_get_a_line_each_and_their_counters_add_up() -> None:
+    """Both parents of a two-worker fleet write into parent.metrics.jsonl with the same attributes;
+    before `service.instance.id`, their CPU readings interleaved on one line and the attestation
+    total kept only the latest parent's count."""
+    metrics = []
+    for second in range(6):
+        for worker, cpu in (("worker-1", 90.0), ("worker-2", 10.0)):
+            metrics.append({**gauge(registry.METRIC_ENCLAVE_CPU, second, cpu, "parent"), "service.instance.id": worker})
+    for worker, count in (("worker-1", 7), ("worker-2", 5)):
+        metrics.append({**gauge(registry.METRIC_ATTESTATIONS, 5, count, "parent"), "service.instance.id": worker})
+    data = ReportData(metrics=metrics)
+    series = instance_gauge_series(data, registry.METRIC_ENCLAVE_CPU, label="CPU")
+    assert set(series) == {"CPU (worker-1)", "CPU (worker-2)"}
+    assert {v for _, v in series["CPU (worker-1)"]} == {90.0} and {v for _, v in series["CPU (worker-2)"]} == {10.0}
+    assert _latest_total(data, registry.METRIC_ATTESTATIONS) == 12
+    html = render_html(data)
+    assert "CPU (worker-1)" in html and "CPU (worker-2)" in html

@@ -302,6 +302,17 @@ def worker_endpoint(layout: StackLayout, index: int) -> str:
     return f"tcp://127.0.0.1:{free_tcp_port()}"
 
 
+_INSTANCE_KEY = "service.instance.id="
+
+
+def worker_resource_attributes(index: int) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES naming worker `index`'s processes `worker-<index>` (`service.instance.id`),
+    so the report draws each worker's enclave on its own line; the user's own attributes are kept."""
+    inherited = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    kept = [item for item in inherited.split(",") if item.strip() and not item.strip().startswith(_INSTANCE_KEY)]
+    return {"OTEL_RESOURCE_ATTRIBUTES": ",".join([*kept, f"service.instance.id=worker-{index}"])}
+
+
 def worker_processes(
     layout: StackLayout,
     identities: Iterable[LocalIdentity],
@@ -317,6 +328,7 @@ def worker_processes(
     outside the trust boundary, runs from the installed code.
     """
     endpoint = worker_endpoint(layout, index)
+    instance = worker_resource_attributes(index)
     enclave = ManagedProcess(
         name=f"enclave-{index}",
         command=enclave_command(
@@ -328,7 +340,7 @@ def worker_processes(
             "--concurrency", str(ENCLAVE_CONCURRENCY),
         ),
         log_path=layout.paths.log(f"enclave-{index}"),
-        env=clean_environment({"PYTHONPATH": str(image.root / "code"), "PYTHONDONTWRITEBYTECODE": "1"}),
+        env=clean_environment({"PYTHONPATH": str(image.root / "code"), "PYTHONDONTWRITEBYTECODE": "1", **instance}),
         cwd=image.root,
     )
     parent_identity = next(i for i in identities if i.name == "parent")
@@ -360,7 +372,7 @@ def worker_processes(
         name=f"parent-{index}",
         command=python_command("enclave_worker.parent", "--config", str(parent_config_path)),
         log_path=layout.paths.log(f"parent-{index}"),
-        env=clean_environment(),
+        env=clean_environment(instance),
     )
     return LocalWorker(slot=index, enclave=enclave, parent=parent, parent_ready=parent_ready_file, endpoint=endpoint)
 

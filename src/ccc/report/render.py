@@ -25,9 +25,12 @@ from ccc_core.telemetry import names
 MAX_LINE = 1_000_000
 NUMBER = re.compile(r"^[\d,.]+$")
 MAX_TABLE_ROWS = 500
-# Parent gauges come from every parent of the fleet into one file without an instance id: one
-# point per bucket (the highest reading) keeps two enclaves' readings from drawing a zigzag.
+# Parent gauges come from every parent of the fleet into one file. Each parent names itself with
+# `service.instance.id` (the local stack sets it per worker): one line per instance. Records
+# without it (older runs) are drawn as one point per bucket, the highest reading, which keeps two
+# enclaves' readings from drawing a zigzag.
 PARENT_GAUGE_BUCKET_NS = 2 * 10**9
+INSTANCE = "service.instance.id"
 
 
 @dataclass
@@ -106,13 +109,31 @@ def gauge_series(data: ReportData, metric: str, *, bucket_ns: int = 0, scale: fl
     return sorted(buckets.items())
 
 
+def instance_gauge_series(
+    data: ReportData, metric: str, *, label: str, scale: float = 1.0
+) -> dict[str, list[tuple[int, float]]]:
+    """One series per process instance ("label (worker-1)", ...); records without an instance id
+    fall back to one bucketed series under `label`."""
+    named = sorted({str(m[INSTANCE]) for m in data.metrics if m.get("name") == metric and m.get(INSTANCE)})
+    series: dict[str, list[tuple[int, float]]] = {}
+    for instance in named:
+        only = ReportData(metrics=[m for m in data.metrics if m.get(INSTANCE) == instance])
+        series[f"{label} ({instance[:12]})"] = gauge_series(only, metric, scale=scale)
+    unnamed = ReportData(metrics=[m for m in data.metrics if not m.get(INSTANCE)])
+    rest = gauge_series(unnamed, metric, bucket_ns=PARENT_GAUGE_BUCKET_NS, scale=scale)
+    if rest or not series:
+        series[label] = rest
+    return series
+
+
 def _latest_total(data: ReportData, metric: str) -> int | None:
-    """Sum over attribute sets of the latest cumulative value (one process per attribute set)."""
+    """Sum over processes and attribute sets of the latest cumulative value: a process is its
+    instance id when it has one (two parents of a fleet report the same attribute sets)."""
     latest: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for record in data.metrics:
         if record.get("name") != metric or not isinstance(record.get("value"), int | float):
             continue
-        key = tuple(sorted((record.get("attributes") or {}).items()))
+        key = ((INSTANCE, record.get(INSTANCE)), *sorted((record.get("attributes") or {}).items()))
         if key not in latest or record.get("time_ns", 0) >= latest[key].get("time_ns", 0):
             latest[key] = record
     return int(sum(float(r["value"]) for r in latest.values())) if latest else None
@@ -284,7 +305,6 @@ def _failures(data: ReportData, jobs: Sequence[JobView], window: tuple[int, int]
 
 
 def _time_section(data: ReportData, window: tuple[int, int] | None) -> str:
-    parent = PARENT_GAUGE_BUCKET_NS
     return "".join(
         [
             "<h2>The stack over time</h2>",
@@ -309,22 +329,22 @@ def _time_section(data: ReportData, window: tuple[int, int] | None) -> str:
                 integer=True,
             ),
             time_chart(
-                "Enclave CPU (highest enclave per 2 s)",
-                {"CPU": gauge_series(data, registry.METRIC_ENCLAVE_CPU, bucket_ns=parent)},
+                "Enclave CPU (per worker)",
+                instance_gauge_series(data, registry.METRIC_ENCLAVE_CPU, label="CPU"),
                 "%",
                 window=window,
                 top=100.0,
             ),
             time_chart(
-                "Enclave jobs in flight (highest enclave per 2 s)",
-                {"in flight": gauge_series(data, registry.METRIC_ENCLAVE_IN_FLIGHT, bucket_ns=parent)},
+                "Enclave jobs in flight (per worker)",
+                instance_gauge_series(data, registry.METRIC_ENCLAVE_IN_FLIGHT, label="in flight"),
                 "jobs",
                 window=window,
                 integer=True,
             ),
             time_chart(
-                "Enclave memory (highest enclave per 2 s)",
-                {"memory": gauge_series(data, registry.METRIC_ENCLAVE_MEMORY, bucket_ns=parent, scale=1 / 2**20)},
+                "Enclave memory (per worker)",
+                instance_gauge_series(data, registry.METRIC_ENCLAVE_MEMORY, label="memory", scale=1 / 2**20),
                 "MiB",
                 window=window,
                 integer=True,

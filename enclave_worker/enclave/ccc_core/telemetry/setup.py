@@ -63,6 +63,17 @@ class _JsonLinesFile:
             self._fh.close()
 
 
+INSTANCE_ATTRIBUTE = "service.instance.id"
+
+
+def _instance(attributes: Mapping[str, Any]) -> dict[str, str]:
+    """The record's process instance (OTel's `service.instance.id`: the SDK draws a random one per
+    process unless OTEL_RESOURCE_ATTRIBUTES names it, as the local stack does per worker), so the
+    readings of two parents of one fleet, written to one file, stay apart; {} when unset."""
+    value = attributes.get(INSTANCE_ATTRIBUTE)
+    return {INSTANCE_ATTRIBUTE: str(value)} if value else {}
+
+
 class JsonLinesSpanExporter(SpanExporter):
     def __init__(self, path: Path, service_name: str) -> None:
         self._file = _JsonLinesFile(path)
@@ -77,6 +88,7 @@ class JsonLinesSpanExporter(SpanExporter):
                 {
                     "kind": "span",
                     "service.name": self._service,
+                    **_instance(span.resource.attributes),
                     "name": span.name,
                     "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
                     "span_id": f"{ctx.span_id:016x}" if ctx else None,
@@ -111,6 +123,7 @@ class JsonLinesMetricExporter(MetricExporter):
                         record: dict[str, Any] = {
                             "kind": "metric",
                             "service.name": self._service,
+                            **_instance(resource_metrics.resource.attributes),
                             "name": metric.name,
                             "unit": metric.unit,
                             "time_ns": point.time_unix_nano,

@@ -61,10 +61,50 @@ def test_reports_render() -> None:
                      "cpu_s_during_run": {"moto": 0.5}},
     }  # fmt: skip
     text = bench_pipeline.render_text(pipeline)
-    assert "pipeline / bare = 0.5" in text and "enclave: infer" in text and "moto" in text
+    assert "pipeline / bare (shared) = 0.5" in text and "enclave: infer" in text and "moto" in text
     steps = {"interpreter_and_imports": 200.0, "model": 90.0}
     cold = {"runs": 1, "interpreter_ms": 30.0, "budget_ms": 2000.0, "server_ready_ms": 600.0,
             "server_ready_ms_all": [600.0], "within_budget": True,
             "reference": {"total_ms": 400.0, "steps_ms": steps, "model_ms": {"create": 40.0}},
             "optimised": {"total_ms": 420.0, "steps_ms": steps, "model_ms": {"create": 40.0}}}  # fmt: skip
     assert "within" in cold_start.render_text(cold) and "model: create" in cold_start.render_text(cold)
+
+
+def _enclave_span(job_id: str, start_ms: float, end_ms: float) -> dict[str, object]:
+    return {"name": "ccc.enclave.job", "start_ns": int(start_ms * 1e6), "end_ns": int(end_ms * 1e6),
+            "attributes": {"ccc.job_id": job_id}}  # fmt: skip
+
+
+def test_enclave_busy_time_counts_overlapping_jobs_once_and_idle_gaps_not_at_all() -> None:
+    spans = [
+        _enclave_span("a", 0, 100),
+        _enclave_span("b", 50, 180),  # overlaps a: 0..180 busy once
+        _enclave_span("c", 300, 350),  # after an idle gap
+        _enclave_span("other", 400, 900),  # not one of this run's jobs
+        {"name": "ccc.parent.job", "start_ns": 0, "end_ns": 10**12, "attributes": {"ccc.job_id": "a"}},
+    ]
+    assert bench_pipeline.enclave_busy_ms(spans, {"a", "b", "c"}) == 230.0
+    assert bench_pipeline.enclave_busy_ms(spans, set()) == 0.0
+
+
+def test_the_report_names_the_cpu_mode_next_to_its_ratios() -> None:
+    stats = {"median_ms": 100.0, "p95_ms": 120.0, "jobs": 4}
+    bare = {"images": 4, "elapsed_s": 0.4, "images_per_s": 10.0, "count_bytes": stats, "cpu_ms_per_image": 100.0,
+            "cpus": "1", "onnxruntime_threads": 1}
+    pipeline = {"jobs": 4, "workers": 1, "jobs_per_s": 8.0, "elapsed_s": 0.5, "submit_s": 0.1, "enclave_busy_ms": 440.0,
+                "stages": {"enclave work (decrypt+infer+encrypt+attest)": stats, "enclave: infer": stats},
+                "cpus_by_process": {"enclave-1": "1", "moto": "0"},
+                "processes": {"enclave-1": {"cpu_s": 1.0, "peak_rss_mib": 300.0}},
+                "cpu_s_during_run": {"enclave-1": 0.44}}  # fmt: skip
+    split = bench_pipeline.plan_split(1, frozenset({0, 1}))
+    report = bench_pipeline.summarise(4, bare, pipeline, split)
+    assert report["pipeline_vs_bare"] == 0.8
+    assert report["enclave_vs_bare_inference"] == 1.1  # 110 ms busy per job / 100 ms per bare image
+    assert report["enclave_cpu_vs_bare_cpu"] == 1.1 and report["enclave_span_vs_bare_inference"] == 1.0
+    assert report["cpu_mode"] == {"mode": "pinned", "enclave_cpus": "1", "other_cpus": "0", "onnxruntime_threads": 1}
+    text = bench_pipeline.render_text(report)
+    assert "CPU mode: PINNED" in text and "pipeline / bare (pinned) = 0.8" in text
+    assert "enclave work / bare inference (pinned) = 1.1" in text
+    shared = bench_pipeline.summarise(4, bare, pipeline, None)
+    assert shared["cpu_mode"]["mode"] == "shared"
+    assert "pipeline / bare (shared) = 0.8" in bench_pipeline.render_text(shared)

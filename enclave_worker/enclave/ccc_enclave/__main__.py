@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ccc_core.limits import LIMITS
 from ccc_core.logs import configure_logging, log_event
+from ccc_enclave.cpus import ENCLAVE_CPUS_ENV, CpuListError, parse_cpu_list, pin_this_process
 
 if TYPE_CHECKING:
     from ccc_enclave.server import EnclaveServer
@@ -38,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=int(env("CCC_ENCLAVE_CONCURRENCY", "2")),
                         help="jobs processed at once; more are answered 'busy' (env CCC_ENCLAVE_CONCURRENCY)")
     parser.add_argument("--max-connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnxruntime intra-op threads per session (default: one per CPU this process may use)")
+    parser.add_argument("--cpus", default=env(ENCLAVE_CPUS_ENV),
+                        help="run on these CPUs only, e.g. 1 or 2-3: the local stand-in for an enclave's dedicated "
+                             f"vCPUs (env {ENCLAVE_CPUS_ENV}; default: wherever the host schedules it)")
     parser.add_argument("--log-level", default=env("CCC_LOG_LEVEL", "INFO"))
     parser.add_argument("--state-dir", type=Path, default=env("CCC_STATE_DIR"),
                         help="local stack state dir: spans/metrics as JSON Lines under <dir>/telemetry "
@@ -52,6 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.listen:
         print("error: --listen (or CCC_ENCLAVE_LISTEN) is required", file=sys.stderr)
         return 2
+    if args.cpus:
+        # Before the model loads: onnxruntime sizes its thread pool to the CPUs this process may use,
+        # and every thread started from here on inherits the set.
+        try:
+            pin_this_process(parse_cpu_list(args.cpus))
+        except CpuListError as exc:
+            print(f"error: --cpus: {exc}", file=sys.stderr)
+            return 2
     try:
         server = boot(args)
     except Exception as exc:  # a boot failure is fatal and must say why (but never print secrets)

@@ -55,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pipeline.add_argument("--out", type=Path, default=Path("bench-results/pipeline.json"), help="JSON report path")
     pipeline.add_argument("--jobs", type=_positive_int, default=64, help="jobs (images) to run")
     pipeline.add_argument("--workers", type=_positive_int, default=1, help="enclave workers in the local stack")
+    pipeline.add_argument(
+        "--enclave-cpus", type=_positive_int, default=None, metavar="N",
+        help="pinned mode, as on AWS: the bare counter and the enclave(s) on the same N CPUs, moto, gateways, "
+             "Lambdas, parent and client on the others (default: shared, every process on every CPU)",
+    )  # fmt: skip
     pipeline.set_defaults(func=run_pipeline)
 
     accuracy = benches.add_parser("accuracy", help="exact-count accuracy on the generated sample set")
@@ -126,7 +131,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from ccc.evaluation.bench_pipeline import render_text, run_pipeline_bench
 
     try:
-        report = run_pipeline_bench(args.jobs, workers=args.workers)
+        report = run_pipeline_bench(args.jobs, workers=args.workers, enclave_cpus=args.enclave_cpus)
     except (CccError, OSError, subprocess.SubprocessError) as exc:
         print(f"ccc bench pipeline: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Tenant CDK app: `cdk --app "python3 tenant_app.py" deploy -c tenant=... ...` in the TENANT's account.
 
-Creates the tenant's own data key (cdk/tenant_stack.py says which context it takes). The service
-itself is the other app, app.py, deployed by the operator.
+Creates the tenant's own data key and, with `-c web_url=https://<page>/ -c api_url=<service ApiUrl>`,
+the browser client's sign-in (Cognito user pool, hosted UI, identity pool, web user role;
+cdk/tenant_sign_in.py). cdk/tenant_stack.py says which context it takes. The service itself is the
+other app, app.py, deployed by the operator.
 """
 
 from __future__ import annotations

@@ -198,6 +198,40 @@ ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
 )
 
 
+# The tenant's own stack (`CccTenant`, cdk/tenant_stack.py) with browser sign-in (cdk/tenant_sign_in.py):
+# applied by `TenantSignIn.acknowledge_findings` on its construct, with the deployment's ARNs for
+# `{inbox_arn}`, `{results_arn}`, `{jobs_api_arn}`, `{stage}` and `{tenant}` (the web user role's policy
+# is the shared `tenant_policy`, whose resources are the service's, known only from the context).
+TENANT_SIGN_IN_ACKNOWLEDGEMENTS: tuple[Ack, ...] = (
+    Ack(
+        "UserPool/Resource",
+        "AwsSolutions-COG8",
+        "The Plus feature plan (threat protection) is billed per monthly active user. The pool has no self "
+        "sign-up (the tenant's admin creates every user), requires TOTP MFA and 14-character passwords, and "
+        "its tokens only reach the tenant's own role; a tenant that wants adaptive authentication can switch "
+        "the plan on without any other change.",
+    ),
+    Ack(
+        "WebUserRole/Resource",
+        "AwsSolutions-IAM5[Resource::{inbox_arn}/jobs/{tenant}/*]",
+        "The shared tenant policy (iam_policies.tenant_policy, the CLI principal's): a tenant uploads "
+        "ciphertext for its own jobs, whose ids are random: only its own prefix jobs/<tenant>/.",
+    ),
+    Ack(
+        "WebUserRole/Resource",
+        "AwsSolutions-IAM5[Resource::{results_arn}/results/{tenant}/*]",
+        "The shared tenant policy (iam_policies.tenant_policy, the CLI principal's): a tenant downloads its "
+        "own results only, the prefix results/<tenant>/.",
+    ),
+    Ack(
+        "WebUserRole/Resource",
+        "AwsSolutions-IAM5[Resource::{jobs_api_arn}/{stage}/GET/jobs/*]",
+        "GET /jobs/{id}: the job id is a path parameter, so the execute-api ARN needs a wildcard for it; "
+        "the service's jobs API answers only for jobs of the caller's tenant.",
+    ),
+)
+
+
 def _find(stack: Stack, path: str) -> IConstruct | None:
     node: IConstruct = stack
     for part in filter(None, path.split("/")):

@@ -21,6 +21,13 @@ Context (all strings; lists as comma-separated ARNs or JSON lists):
   parent_roles  the service's parent instance role ARN(s) (the operator gives them; another account)
   releases      JSON list of {"id": ..., "pcrs": {"0": hex, ...}}; or pcr0 (+ pcr1, pcr2, pcr8) for one
   notify        e-mail addresses subscribed to the key-change topic (optional)
+
+Browser sign-in (cdk/tenant_sign_in.py; on when web_url is given):
+  web_url         the page's exact URL (https://<distribution>/): the app client's only callback/logout URL
+  api_url         the service's ApiUrl output: the jobs API the web user role may call
+  sign_in_domain  the hosted UI's domain prefix (default ccc-<tenant>-<account>)
+  sign_in         false: no sign-in even with a web_url
+With sign-in, principals may be empty: the web user role is a tenant principal of the key.
 """
 
 from __future__ import annotations
@@ -49,10 +56,13 @@ from ccc_common.domain.naming import PROJECT
 from cdk.errors import CdkAppError
 from cdk.key_change_alarm import KeyChangeAlarm
 from cdk.stage_config import TAG_PROJECT
+from cdk.tenant_sign_in import CONSTRUCT_ID as SIGN_IN_CONSTRUCT_ID
+from cdk.tenant_sign_in import SignInSettings, TenantSignIn, sign_in_settings_from_context
 
 DATA_KEY_TAG = "ccc:data-key"  # `ccc key-policy lint` lints the keys carrying it (value tenant:<id>)
 TAG_TENANT = "ccc:tenant"
 PCR_CONTEXT_KEYS = ("pcr0", "pcr1", "pcr2", "pcr8")
+SIGN_IN_CONTEXT_KEYS = ("web_url", "api_url", "sign_in_domain", "sign_in")
 
 OUTPUT_TENANT = "TenantName"
 OUTPUT_TENANT_KEY_ARN = "TenantDataKeyArn"
@@ -116,23 +126,37 @@ class TenantStackInputs:
     spec: TenantKeySpec
     region: str | None = None
     notify: tuple[str, ...] = ()
+    sign_in: SignInSettings | None = None
+
+
+_REQUIRED = ("tenant", "account", "principals", "parent_roles")
 
 
 def tenant_inputs_from_context(context: Mapping[str, Any]) -> TenantStackInputs:
     """Validated inputs; every refusal is one TenantConfigError line (tenant_app.py prints it)."""
-    missing = [key for key in ("tenant", "account", "principals", "parent_roles") if not context.get(key)]
+    required = ("tenant", "account", "parent_roles") if context.get("web_url") else _REQUIRED
+    missing = [key for key in required if not context.get(key)]
     if missing:
         raise TenantConfigError(f"missing context: {', '.join(missing)} (see cdk/tenant_stack.py)")
     account = str(context["account"])
     region = str(context["region"]) if context.get("region") else None
+    partition = str(context.get("partition") or "aws")
+    parents = _arn_list(context.get("parent_roles"), "parent_roles")
+    operator_accounts = tuple(sorted({arn.split(":")[4] for arn in parents if arn.count(":") >= 5}))
+    sign_in = sign_in_settings_from_context(
+        context, tenant=str(context["tenant"]), account=account, region=region, operator_accounts=operator_accounts
+    )
+    principals = _arn_list(context.get("principals"), "principals")
+    if sign_in is not None:  # the web user role is a tenant principal like the CLI's (same key statements)
+        principals = (*principals, sign_in.web_role_arn(partition, account, str(context["tenant"])))
     try:
         spec = TenantKeySpec(
             tenant=str(context["tenant"]),
-            partition=str(context.get("partition") or "aws"),
+            partition=partition,
             key_account_id=account,
             key_admin_principals=_arn_list(context.get("key_admins"), "key_admins"),
-            tenant_principals=_arn_list(context.get("principals"), "principals"),
-            parent_role_arns=_arn_list(context.get("parent_roles"), "parent_roles"),
+            tenant_principals=principals,
+            parent_role_arns=parents,
             releases=_releases(context),
         )
         build_tenant_key_policy(spec)  # size limit and the like, before any construct exists
@@ -142,7 +166,7 @@ def tenant_inputs_from_context(context: Mapping[str, Any]) -> TenantStackInputs:
     for address in notify:
         if "@" not in address:
             raise TenantConfigError(f"notify address {address!r} is not an e-mail address")
-    return TenantStackInputs(spec=spec, region=region, notify=notify)
+    return TenantStackInputs(spec=spec, region=region, notify=notify, sign_in=sign_in)
 
 
 class CccTenant(Stack):
@@ -160,6 +184,12 @@ class CccTenant(Stack):
         Tags.of(self).add(TAG_PROJECT, PROJECT)
         Tags.of(self).add(TAG_TENANT, spec.tenant)
         self.policy_document = build_tenant_key_policy(spec)
+        self.sign_in: TenantSignIn | None = None
+        if inputs.sign_in is not None:
+            self.sign_in = TenantSignIn(
+                self, SIGN_IN_CONSTRUCT_ID, tenant=spec.tenant, partition=spec.partition, settings=inputs.sign_in
+            )
+            self.sign_in.acknowledge_findings(tenant=spec.tenant, settings=inputs.sign_in, partition=spec.partition)
         self.data_key = kms.Key(
             self,
             "DataKey",
@@ -174,6 +204,8 @@ class CccTenant(Stack):
         assert isinstance(cfn_key, kms.CfnKey)
         cfn_key.add_property_override("KeyPolicy", self.policy_document)
         Tags.of(self.data_key).add(DATA_KEY_TAG, f"tenant:{spec.tenant}")
+        if self.sign_in is not None:  # KMS refuses a key policy naming a role that does not exist yet
+            self.data_key.node.add_dependency(self.sign_in.web_role)
         kms.Alias(self, "DataKeyAlias", alias_name=f"alias/ccc-tenant/{spec.tenant}", target_key=self.data_key)
 
         # The topic is SSE-KMS with a key of its own: EventBridge and CloudWatch must be allowed to use
@@ -226,10 +258,10 @@ class CccTenant(Stack):
 
 
 def build_tenant_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, CccTenant]:
-    """The tenant app with cdk-nag AwsSolutions as a validation plugin (no finding is acknowledged)."""
+    """The tenant app with cdk-nag AwsSolutions as a validation plugin (only sign-in's table rows acknowledged)."""
     app = App(outdir=outdir, context=dict(context or {}))
     keys = ("tenant", "account", "region", "partition", "principals", "key_admins", "parent_roles", "releases")
-    merged = {key: app.node.try_get_context(key) for key in (*keys, "notify", *PCR_CONTEXT_KEYS)}
+    merged = {key: app.node.try_get_context(key) for key in (*keys, "notify", *PCR_CONTEXT_KEYS, *SIGN_IN_CONTEXT_KEYS)}
     stack = CccTenant(app, inputs=tenant_inputs_from_context({k: v for k, v in merged.items() if v is not None}))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack

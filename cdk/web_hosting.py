@@ -5,7 +5,8 @@ Why no BucketDeployment: it adds a Lambda with broad S3 rights to every deploy o
 stack; the page is published by whoever builds it (`make web`, then `aws s3 sync web/dist
 s3://<WebBucket>/dist` and `aws s3 cp web/index.html s3://<WebBucket>/`), and CloudFront serves what
 the bucket holds. The distribution adds the page's security headers itself (a Content-Security-Policy
-allowing scripts from the page's own origin only and connections to AWS endpoints over HTTPS), so
+allowing scripts from the page's own origin only and connections to AWS endpoints and the tenant's
+Cognito hosted UI (its token endpoint, for sign-in) over HTTPS), so
 the page runs no code from anywhere else.
 """
 
@@ -21,8 +22,8 @@ from cdk.stage_config import StageConfig
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
-    "connect-src 'self' https://*.amazonaws.com; worker-src 'self'; manifest-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
+    "connect-src 'self' https://*.amazonaws.com https://*.amazoncognito.com; worker-src 'self'; "
+    "manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 

@@ -55,6 +55,22 @@ PcrHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{96}$")]
 TENANT_OWNED_KEYS = "tenant-owned"
 
 
+# The tenant stack's sign-in outputs (`CccTenant` with web_url, cdk/tenant_sign_in.py). Not outputs of
+# the service stack (StackOutputs): they are the tenant's, and the page's config.json carries them,
+# under the field names of SIGN_IN_PAGE_CONFIG (web/src/app/config.ts reads the same names).
+OUTPUT_SIGN_IN_USER_POOL_ID = "SignInUserPoolId"
+OUTPUT_SIGN_IN_CLIENT_ID = "SignInClientId"
+OUTPUT_SIGN_IN_DOMAIN = "SignInDomain"  # <prefix>.auth.<region>.amazoncognito.com (hosted UI, no scheme)
+OUTPUT_SIGN_IN_IDENTITY_POOL_ID = "SignInIdentityPoolId"
+OUTPUT_WEB_USER_ROLE_ARN = "WebUserRoleArn"  # the operator lists it among the tenant's principals
+SIGN_IN_PAGE_CONFIG: Final[dict[str, str]] = {
+    OUTPUT_SIGN_IN_USER_POOL_ID: "user_pool_id",
+    OUTPUT_SIGN_IN_CLIENT_ID: "client_id",
+    OUTPUT_SIGN_IN_DOMAIN: "domain",
+    OUTPUT_SIGN_IN_IDENTITY_POOL_ID: "identity_pool_id",
+}
+
+
 class StackOutputs(StrictModel):
     """The outputs, by Python name; ``encode_stack_outputs`` gives the CloudFormation keys.
 
@@ -194,8 +210,14 @@ __all__ = [
     "OUTPUT_PCR_PREFIX",
     "OUTPUT_RELEASE_PREFIX",
     "OUTPUT_RESULTS_BUCKET",
+    "OUTPUT_SIGN_IN_CLIENT_ID",
+    "OUTPUT_SIGN_IN_DOMAIN",
+    "OUTPUT_SIGN_IN_IDENTITY_POOL_ID",
+    "OUTPUT_SIGN_IN_USER_POOL_ID",
     "OUTPUT_STAGE",
     "OUTPUT_TENANT_ROLES",
+    "OUTPUT_WEB_USER_ROLE_ARN",
+    "SIGN_IN_PAGE_CONFIG",
     "STACK_OUTPUTS_FORMAT",
     "DocumentError",
     "StackOutputs",

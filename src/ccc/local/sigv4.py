@@ -103,19 +103,71 @@ def header_lists(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return headers
 
 
-class _DeclaredHeadersSigV4(SigV4Auth):
-    """botocore's SigV4, canonicalising exactly the headers the request says it signed."""
+class DeclaredHeaders:
+    """For botocore signers: canonicalise exactly the headers the request says it signed (a signer
+    picks them; botocore's choice for outgoing requests drops e.g. ``user-agent``)."""
 
-    def __init__(self, credentials: Credentials, service: str, region: str, signed: Sequence[str]) -> None:
-        super().__init__(credentials, service, region)
-        self._signed = tuple(signed)
+    signed_names: tuple[str, ...] = ()
 
     def headers_to_sign(self, request: Any) -> HTTPHeaders:
         selected = HTTPHeaders()
-        for name in self._signed:
+        for name in self.signed_names:
             for value in request.headers.get_all(name) or []:
                 selected[name] = value
         return selected
+
+
+class _DeclaredHeadersSigV4(DeclaredHeaders, SigV4Auth):
+    """botocore's SigV4 over the declared headers."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str, signed: Sequence[str]) -> None:
+        super().__init__(credentials, service, region)
+        self.signed_names = tuple(signed)
+
+
+def signature_with(
+    signer: SigV4Auth, *, method: str, target: str, headers: Headers, body: bytes, amz_date: str
+) -> str:
+    """The signature `signer` (a `DeclaredHeaders` botocore signer) computes for this request.
+    ``target`` is the raw request target, query included. The URL's host is never used: the host
+    that was signed is the ``host`` header among the declared ones."""
+    request = AWSRequest(method=method.upper(), url=f"http://signed-host{target}", data=body)
+    for name in getattr(signer, "signed_names", ()):
+        for value in headers.get(name, ()):
+            request.headers[name] = value
+    request.context["timestamp"] = amz_date
+    canonical = signer.canonical_request(request)
+    signature: str = signer.signature(signer.string_to_sign(request, canonical), request)
+    return signature
+
+
+def first(headers: Headers, name: str) -> str | None:
+    """The first value of a (lower-case) header, or None."""
+    values = headers.get(name)
+    return values[0] if values else None
+
+
+def check_signed_headers(signed: Sequence[str], required: Sequence[str], headers: Headers, *, code: str) -> None:
+    """SignedHeaders sorted and unique, every required name among them, every signed one present."""
+    if list(signed) != sorted(set(signed)):
+        raise SignatureError(code, "SignedHeaders must be sorted and unique")
+    for name in required:
+        if name not in signed:
+            raise SignatureError(code, f"header {name!r} must be signed")
+    for name in signed:
+        if not headers.get(name):
+            raise SignatureError(code, f"signed header {name!r} is missing")
+
+
+def signing_time(amz_date: str, credential_date: str, *, malformed: str, mismatch: str) -> datetime:
+    """The request's X-Amz-Date, which must be ISO 8601 basic and on the credential scope's date."""
+    try:
+        signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
+    except ValueError:
+        raise SignatureError(malformed, "X-Amz-Date is not an ISO 8601 basic timestamp") from None
+    if amz_date[:8] != credential_date:
+        raise SignatureError(mismatch, "the credential date does not match X-Amz-Date")
+    return signed_at
 
 
 def parse_authorization(header: str | None) -> tuple[SignedRequestInfo, str, tuple[str, ...], str]:
@@ -132,11 +184,6 @@ def parse_authorization(header: str | None) -> tuple[SignedRequestInfo, str, tup
     return info, match.group("date"), signed, match.group("signature")
 
 
-def _first(headers: Headers, name: str) -> str | None:
-    values = headers.get(name)
-    return values[0] if values else None
-
-
 def _check_scope(profile: Sigv4Profile, info: SignedRequestInfo, path: str) -> None:
     if not path.startswith("/") or (profile.root_path_only and path != "/"):
         raise SignatureError(INCOMPLETE, f"unexpected request path {path[:100]!r}")
@@ -147,28 +194,16 @@ def _check_scope(profile: Sigv4Profile, info: SignedRequestInfo, path: str) -> N
 
 
 def _check_headers(profile: Sigv4Profile, headers: Headers, signed: tuple[str, ...], body: bytes) -> None:
-    if list(signed) != sorted(set(signed)):
-        raise SignatureError(INCOMPLETE, "SignedHeaders must be sorted and unique")
-    for name in profile.required_signed:
-        if name not in signed:
-            raise SignatureError(INCOMPLETE, f"header {name!r} must be signed")
-    for name in signed:
-        if not headers.get(name):
-            raise SignatureError(INCOMPLETE, f"signed header {name!r} is missing")
+    check_signed_headers(signed, profile.required_signed, headers, code=INCOMPLETE)
     if "x-amz-security-token" in headers:
         raise SignatureError(UNRECOGNIZED, "local identities have no session tokens")
-    content_hash = _first(headers, "x-amz-content-sha256")
+    content_hash = first(headers, "x-amz-content-sha256")
     if content_hash is not None and content_hash != hashlib.sha256(body).hexdigest():
         raise SignatureError(INVALID, "x-amz-content-sha256 does not match the body")
 
 
 def _check_time(amz_date: str, credential_date: str, now: datetime) -> None:
-    try:
-        signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
-    except ValueError:
-        raise SignatureError(INCOMPLETE, "x-amz-date is not an ISO 8601 basic timestamp") from None
-    if amz_date[:8] != credential_date:
-        raise SignatureError(INVALID, "credential date does not match x-amz-date")
+    signed_at = signing_time(amz_date, credential_date, malformed=INCOMPLETE, mismatch=INVALID)
     if abs(now - signed_at) > MAX_CLOCK_SKEW:
         raise SignatureError(INVALID, "Signature expired: the request time is too far from the server's clock")
 
@@ -179,16 +214,8 @@ def expected_signature(
 ) -> str:
     """The signature botocore computes for this request as signed (canonical request, string to
     sign and signing key all from `SigV4Auth`). ``path`` is the raw request target, query included."""
-    # The URL's host is never used: the host that was signed is the `host` header among `signed`.
-    request = AWSRequest(method=method.upper(), url=f"http://signed-host{path}", data=body)
-    for name in signed:
-        for value in headers.get(name, ()):
-            request.headers[name] = value
-    request.context["timestamp"] = amz_date
     signer = _DeclaredHeadersSigV4(Credentials(info.access_key_id, secret), info.service, info.region, signed)
-    canonical = signer.canonical_request(request)
-    signature: str = signer.signature(signer.string_to_sign(request, canonical), request)
-    return signature
+    return signature_with(signer, method=method, target=path, headers=headers, body=body, amz_date=amz_date)
 
 
 def verify_request(
@@ -207,7 +234,7 @@ def verify_request(
     names to all their values; ``secret_for(access_key_id)`` is the secret, or None for a key
     this server does not know.
     """
-    info, credential_date, signed, signature = parse_authorization(_first(headers, "authorization"))
+    info, credential_date, signed, signature = parse_authorization(first(headers, "authorization"))
     _check_scope(profile, info, path)
     _check_headers(profile, headers, signed, body)
     secret = secret_for(info.access_key_id)
@@ -215,7 +242,7 @@ def verify_request(
         raise SignatureError(
             UNRECOGNIZED, "The security token included in the request is invalid (unknown access key id)"
         )
-    amz_date = _first(headers, "x-amz-date") or ""
+    amz_date = first(headers, "x-amz-date") or ""
     _check_time(amz_date, credential_date, now or datetime.now(UTC))
     expected = expected_signature(
         method=method, path=path, headers=headers, body=body, signed=signed, info=info, secret=secret,
@@ -229,11 +256,16 @@ def verify_request(
 __all__ = [
     "KMS_PROFILE",
     "MAX_CLOCK_SKEW",
+    "DeclaredHeaders",
     "Headers",
     "SignatureError",
     "SignedRequestInfo",
     "Sigv4Profile",
+    "check_signed_headers",
     "execute_api_profile",
+    "first",
     "header_lists",
+    "signature_with",
+    "signing_time",
     "verify_request",
 ]

@@ -7,8 +7,9 @@ whole signature in its query (`X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
 `X-Amz-SignedHeaders`, `X-Amz-Signature`) with an unsigned payload. The local stack hands tenants
 presigned URLs signed by the jobs API, so both forms reach the local IAM gateway.
 
-As in `ccc.local.sigv4`, botocore's own signer (`S3SigV4Auth`) rebuilds the canonical request,
-over exactly the headers the request says it signed. Refused, with the error S3 gives:
+The checks both forms share with the JSON services (declared signed headers, signing time,
+signature over botocore's canonical request — `S3SigV4Auth` here, over exactly the headers the
+request says it signed) are `ccc.local.sigv4`'s, each raised with S3's own error code. Refused, with the error S3 gives:
 SigV2 (`AWSAccessKeyId=` / `AWS ` headers: not supported for new buckets), session tokens (local
 identities have none), signed-chunk streaming uploads (chunk signatures are not verified here;
 botocore does not send them), a body that does not match its declared SHA-256, a request time
@@ -26,11 +27,20 @@ from typing import Any
 from urllib.parse import unquote
 
 from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
-from ccc.local.sigv4 import MAX_CLOCK_SKEW, Headers, SignatureError, SignedRequestInfo, parse_authorization
+from ccc.local.sigv4 import (
+    MAX_CLOCK_SKEW,
+    DeclaredHeaders,
+    Headers,
+    SignatureError,
+    SignedRequestInfo,
+    check_signed_headers,
+    first,
+    parse_authorization,
+    signature_with,
+    signing_time,
+)
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -48,73 +58,43 @@ AUTH_MALFORMED = "AuthorizationHeaderMalformed"
 CONTENT_MISMATCH = "XAmzContentSHA256Mismatch"
 
 
-class _DeclaredS3SigV4(S3SigV4Auth):
+class _DeclaredS3SigV4(DeclaredHeaders, S3SigV4Auth):
     """botocore's S3 SigV4 over exactly the declared headers, with a fixed payload hash."""
 
     def __init__(self, credentials: Credentials, region: str, signed: Sequence[str], payload_hash: str) -> None:
         super().__init__(credentials, "s3", region)
-        self._signed = tuple(signed)
+        self.signed_names = tuple(signed)
         self._payload_hash = payload_hash
-
-    def headers_to_sign(self, request: Any) -> HTTPHeaders:
-        selected = HTTPHeaders()
-        for name in self._signed:
-            for value in request.headers.get_all(name) or []:
-                selected[name] = value
-        return selected
 
     def payload(self, request: Any) -> str:
         return self._payload_hash
 
 
-def _first(headers: Headers, name: str) -> str | None:
-    values = headers.get(name)
-    return values[0] if values else None
-
-
 def _signature(
-    *,
-    method: str,
-    path: str,
-    query: str,
-    headers: Headers,
-    signed: Sequence[str],
-    info: SignedRequestInfo,
-    secret: str,
-    amz_date: str,
-    payload_hash: str,
+    *, method: str, path: str, query: str, headers: Headers, signed: Sequence[str], info: SignedRequestInfo,
+    secret: str, amz_date: str, payload_hash: str,
 ) -> str:
-    url = f"http://signed-host{path}" + (f"?{query}" if query else "")
-    request = AWSRequest(method=method.upper(), url=url, data=b"")
-    for name in signed:
-        for value in headers.get(name, ()):
-            request.headers[name] = value
-    request.context["timestamp"] = amz_date
     signer = _DeclaredS3SigV4(Credentials(info.access_key_id, secret), info.region, signed, payload_hash)
-    canonical = signer.canonical_request(request)
-    result: str = signer.signature(signer.string_to_sign(request, canonical), request)
-    return result
+    target = path + (f"?{query}" if query else "")
+    return signature_with(signer, method=method, target=target, headers=headers, body=b"", amz_date=amz_date)
 
 
-def _parse_time(amz_date: str, credential_date: str) -> datetime:
-    try:
-        signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
-    except ValueError:
-        raise SignatureError(AUTH_MALFORMED, "X-Amz-Date is not an ISO 8601 basic timestamp") from None
-    if amz_date[:8] != credential_date:
-        raise SignatureError(AUTH_MALFORMED, "the credential date does not match X-Amz-Date")
-    return signed_at
+def _signed_at(amz_date: str, credential_date: str) -> datetime:
+    return signing_time(amz_date, credential_date, malformed=AUTH_MALFORMED, mismatch=AUTH_MALFORMED)
 
 
-def _check_signed(signed: Sequence[str], required: Sequence[str], headers: Headers) -> None:
-    if list(signed) != sorted(set(signed)):
-        raise SignatureError(AUTH_MALFORMED, "SignedHeaders must be sorted and unique")
-    for name in required:
-        if name not in signed:
-            raise SignatureError(AUTH_MALFORMED, f"header {name!r} must be signed")
-    for name in signed:
-        if not headers.get(name):
-            raise SignatureError(AUTH_MALFORMED, f"signed header {name!r} is missing")
+def _verified(expected: str, signature: str) -> None:
+    if not hmac.compare_digest(expected, signature):
+        raise SignatureError(
+            SIGNATURE_MISMATCH, "The request signature we calculated does not match the signature you provided."
+        )
+
+
+def _secret(secret_for: Callable[[str], str | None], info: SignedRequestInfo) -> str:
+    secret = secret_for(info.access_key_id)
+    if secret is None:
+        raise SignatureError(INVALID_ACCESS_KEY, "The AWS Access Key Id you provided does not exist in our records.")
+    return secret
 
 
 def is_presigned(query: Mapping[str, Sequence[str]]) -> bool:
@@ -132,7 +112,7 @@ def verify_s3_header(
     now: datetime | None = None,
 ) -> SignedRequestInfo:
     """An S3 request signed in the Authorization header. ``query`` is the raw query string."""
-    authorization = _first(headers, "authorization")
+    authorization = first(headers, "authorization")
     if authorization and authorization.startswith("AWS "):
         raise SignatureError(INVALID_REQUEST, "SigV2 is not supported: sign with AWS4-HMAC-SHA256")
     info, credential_date, signed, signature = parse_authorization(authorization)
@@ -140,18 +120,16 @@ def verify_s3_header(
         raise SignatureError(AUTH_MALFORMED, f"credential scope names service {info.service!r}, expected 's3'")
     if "x-amz-security-token" in headers:
         raise SignatureError(INVALID_ACCESS_KEY, "local identities have no session tokens")
-    _check_signed(signed, ("host", "x-amz-date", "x-amz-content-sha256"), headers)
-    payload_hash = _first(headers, "x-amz-content-sha256") or ""
+    check_signed_headers(signed, ("host", "x-amz-date", "x-amz-content-sha256"), headers, code=AUTH_MALFORMED)
+    payload_hash = first(headers, "x-amz-content-sha256") or ""
     if _HEX64.fullmatch(payload_hash):
         if payload_hash != hashlib.sha256(body).hexdigest():
             raise SignatureError(CONTENT_MISMATCH, "the body does not match x-amz-content-sha256")
     elif payload_hash not in (UNSIGNED_PAYLOAD, UNSIGNED_TRAILER):
         raise SignatureError(INVALID_REQUEST, f"x-amz-content-sha256 {payload_hash[:40]!r} is not supported locally")
-    secret = secret_for(info.access_key_id)
-    if secret is None:
-        raise SignatureError(INVALID_ACCESS_KEY, "The AWS Access Key Id you provided does not exist in our records.")
-    amz_date = _first(headers, "x-amz-date") or ""
-    signed_at = _parse_time(amz_date, credential_date)
+    secret = _secret(secret_for, info)
+    amz_date = first(headers, "x-amz-date") or ""
+    signed_at = _signed_at(amz_date, credential_date)
     if abs((now or datetime.now(UTC)) - signed_at) > MAX_CLOCK_SKEW:
         raise SignatureError(
             "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."
@@ -167,10 +145,7 @@ def verify_s3_header(
         amz_date=amz_date,
         payload_hash=payload_hash,
     )
-    if not hmac.compare_digest(expected, signature):
-        raise SignatureError(
-            SIGNATURE_MISMATCH, "The request signature we calculated does not match the signature you provided."
-        )
+    _verified(expected, signature)
     return info
 
 
@@ -212,7 +187,7 @@ def verify_s3_presigned(
         raise SignatureError(AUTH_MALFORMED, "X-Amz-Credential is not <access key>/<date>/<region>/s3/aws4_request")
     info = SignedRequestInfo(credential.group("akid"), credential.group("region"), "s3")
     signed = tuple(one("X-Amz-SignedHeaders").split(";"))
-    _check_signed(signed, ("host",), headers)
+    check_signed_headers(signed, ("host",), headers, code=AUTH_MALFORMED)
     signature = one("X-Amz-Signature")
     if not re.fullmatch(r"[0-9a-f]{64}", signature):
         raise SignatureError(AUTH_MALFORMED, "X-Amz-Signature is not 64 hex digits")
@@ -223,15 +198,13 @@ def verify_s3_presigned(
     if not 1 <= expires <= MAX_PRESIGN_EXPIRY_S:
         raise SignatureError(AUTH_MALFORMED, "X-Amz-Expires must be between 1 and 604800 seconds")
     amz_date = one("X-Amz-Date")
-    signed_at = _parse_time(amz_date, credential.group("date"))
+    signed_at = _signed_at(amz_date, credential.group("date"))
     current = now or datetime.now(UTC)
     if current > signed_at + timedelta(seconds=expires):
         raise SignatureError(ACCESS_DENIED, "Request has expired")
     if signed_at - current > MAX_CLOCK_SKEW:
         raise SignatureError(ACCESS_DENIED, "Request is not valid yet (X-Amz-Date in the future)")
-    secret = secret_for(info.access_key_id)
-    if secret is None:
-        raise SignatureError(INVALID_ACCESS_KEY, "The AWS Access Key Id you provided does not exist in our records.")
+    secret = _secret(secret_for, info)
     unsigned_query = "&".join(
         pair for pair in query.split("&") if pair and unquote(pair.split("=", 1)[0]) != "X-Amz-Signature"
     )
@@ -246,10 +219,7 @@ def verify_s3_presigned(
         amz_date=amz_date,
         payload_hash=UNSIGNED_PAYLOAD,
     )
-    if not hmac.compare_digest(expected, signature):
-        raise SignatureError(
-            SIGNATURE_MISMATCH, "The request signature we calculated does not match the signature you provided."
-        )
+    _verified(expected, signature)
     return info
 
 

@@ -213,12 +213,15 @@ class TenantSignIn(Construct):
             refresh_token_validity=REFRESH_TOKEN_VALIDITY,
         )
         # Only the refresh grant through the API: users sign in on the hosted UI (with its MFA), never
-        # by sending a password to InitiateAuth from a page.
+        # by sending a password to InitiateAuth from a page. The classic hosted UI (pinned below) signs
+        # users in whatever ExplicitAuthFlows says; managed login (version 2) would need a password flow.
         cfn_client = self.client.node.default_child
         assert isinstance(cfn_client, cognito.CfnUserPoolClient)
         cfn_client.explicit_auth_flows = ["ALLOW_REFRESH_TOKEN_AUTH"]
         self.domain = self.user_pool.add_domain(
-            "HostedUi", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=settings.domain_prefix)
+            "HostedUi",
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=settings.domain_prefix),
+            managed_login_version=cognito.ManagedLoginVersion.CLASSIC_HOSTED_UI,
         )
         self.domain_name = f"{settings.domain_prefix}.auth.{stack.region}.amazoncognito.com"
         self.identity_pool = cognito.CfnIdentityPool(

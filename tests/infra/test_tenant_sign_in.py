@@ -127,6 +127,8 @@ def test_the_user_pool_admits_only_admin_created_users_with_totp_and_strong_pass
     assert pool["DeletionPolicy"] == "Retain" and pool["UpdateReplacePolicy"] == "Retain"
     _d, domain = _one(template, "AWS::Cognito::UserPoolDomain")
     assert domain["Properties"]["Domain"] == f"ccc-acme-{TENANT_ACCOUNT}"
+    # the classic hosted UI: it signs users in without a password API flow on the client (managed login would not)
+    assert domain["Properties"]["ManagedLoginVersion"] == 1
 
 
 def test_only_authenticated_identities_of_this_identity_pool_can_assume_the_web_role(signed_in: Any) -> None:

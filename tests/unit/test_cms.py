@@ -8,11 +8,13 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from asn1crypto import algos
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ccc_enclave.kms import cms as cms_module
 from ccc_enclave.kms.cms import (
     CmsError,
     build_enveloped_data,
@@ -188,6 +190,26 @@ def test_wrong_algorithms_are_refused() -> None:
     signed_oid = bytes.fromhex("06092a864886f70d010702")
     with pytest.raises(CmsError):
         parse_enveloped_data(original.replace(enveloped_oid, signed_oid))
+
+
+def test_oaep_parameters_must_be_encoded_as_kms_encodes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the encoding differs (hash algorithms without their explicit NULL), so every field check
+    # passes; the byte comparison with KMS's encoding refuses it all the same.
+    without_null = algos.RSAESOAEPParams.load(bytes.fromhex(
+        "302d" "a00d300b0609608648016503040201" "a11c301a06092a864886f70d010108300d06096086480165030402010500"
+    ))  # fmt: skip
+    monkeypatch.setattr(cms_module, "_oaep_params", lambda: without_null)
+    parts = {"recipient_id": b"\x01" * 32, "encrypted_key": b"\x02" * 256, "iv": b"\x03" * 16,
+             "ciphertext": b"\x04" * 32}  # fmt: skip
+    other = cms_module.encode_enveloped_data(**parts)
+    monkeypatch.undo()
+    with pytest.raises(CmsError, match="not encoded the way KMS"):
+        parse_enveloped_data(other)
+    assert parse_enveloped_data(cms_module.encode_enveloped_data(**parts)).encrypted_key == parts["encrypted_key"]
+    original = _read("enclaver_pkcs7_e2e_ciphertext_for_recipient.ber")
+    assert original.count(bytes.fromhex("0500a11c")) == 1
+    with pytest.raises(CmsError):  # a malformed NULL inside the parameters is refused, not ignored
+        parse_enveloped_data(original.replace(bytes.fromhex("0500a11c"), bytes.fromhex("0400a11c"), 1))
 
 
 def test_non_bytes_and_oversize_inputs_are_refused() -> None:

@@ -82,17 +82,27 @@ def test_simulated_documents_have_the_real_format(ca: LocalNitroCA):
     assert len(document.cabundle) == 4 and document.cabundle == ca.cabundle
 
 
-def test_each_document_gets_a_fresh_short_lived_leaf_without_aki(ca: LocalNitroCA):
-    nsm = SimulatedNsm(ca, {}, clock=lambda: NOW)
-    first, second = parse_document(nsm.attest()), parse_document(nsm.attest())
-    assert first.certificate != second.certificate
+def test_a_short_lived_leaf_without_aki_signs_the_documents_of_an_hour_like_dev_nsm(ca: LocalNitroCA):
+    # Real documents five minutes apart share their leaf (vectors/attestation/marlin_oyster_verifier_*).
+    moments = iter([NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=59), NOW + timedelta(minutes=61),
+                    NOW - timedelta(minutes=1)])  # fmt: skip
+    nsm = SimulatedNsm(ca, {}, clock=lambda: next(moments))
+    first, second, third = (parse_document(nsm.attest(user_data=bytes([i]))) for i in range(3))
+    assert first.certificate == second.certificate == third.certificate
+    assert (first.user_data, third.user_data) == (b"\x00", b"\x02")  # each document signed on its own
+    assert first.timestamp == NOW and third.timestamp == NOW + timedelta(minutes=59)
+    fourth = parse_document(nsm.attest())  # past the hour: a new leaf, valid at the document's time
+    assert fourth.certificate != first.certificate
+    assert x509.load_der_x509_certificate(fourth.certificate).not_valid_before_utc <= fourth.timestamp
+    earlier = parse_document(nsm.attest())  # a clock that went back: never a leaf from the future
+    assert x509.load_der_x509_certificate(earlier.certificate).not_valid_before_utc <= earlier.timestamp
     leaf = x509.load_der_x509_certificate(first.certificate)
     assert leaf.not_valid_before_utc <= NOW
     assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == timedelta(hours=3)
     with pytest.raises(x509.ExtensionNotFound):
         leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
     assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
-    data = nsm.attest()
+    data = SimulatedNsm(ca, {}, clock=lambda: NOW).attest()
     verify_document(data, root_der=ca.root_der, at=NOW + timedelta(hours=2, minutes=59), policy=AttestationPolicy(
         allow_debug=True))
     with pytest.raises(AttestationError, match="leaf certificate expired"):

@@ -70,7 +70,16 @@ class NetworkLog:
         self._bodies: dict[str, bytes] = {}  # request line -> body, as sent
         self._pending: dict[str, str] = {}  # DevTools request id -> request line, body still to read
         self._cdp = page.context.new_cdp_session(page)
-        self._cdp.send("Network.enable", {"maxPostDataSize": 64 * 1024 * 1024})
+        # DevTools keeps a request's body only if it fits its per-resource buffer (a 20 MiB upload does
+        # not fit the default): room for the largest upload, and for several.
+        self._cdp.send(
+            "Network.enable",
+            {
+                "maxPostDataSize": 64 * 1024 * 1024,
+                "maxResourceBufferSize": 64 * 1024 * 1024,
+                "maxTotalBufferSize": 512 * 1024 * 1024,
+            },
+        )
         self._cdp.on("Network.requestWillBeSent", self._devtools_request)
         page.on("request", self._request)
         page.on("response", self._response)

@@ -2,8 +2,9 @@
  * A page for tests/web/test_web_stream_heap.py: encrypts a ~20 MiB file in real Chromium the old way
  * (the whole file read into an array, `@aws-crypto/client-browser`'s one-shot `encrypt`, a SHA-256
  * of a copy for the upload record, a copy as the XHR body — what web/src/app.ts did before the
- * streamed path) or the streamed way (web/src/app/esdk-stream.ts into a Blob), so the test can
- * sample the page's heap while each runs. A raw AES keyring stands in for KMS (no network): the
+ * streamed path) or the streamed way (web/src/app/esdk-stream.ts into a Blob). At checkpoints —
+ * after each step of the old path, after every frame of the streamed one — the page waits while the
+ * test reads its heap. A raw AES keyring stands in for KMS (no network): the
  * data key's origin changes nothing in what the page holds.
  */
 import {
@@ -36,19 +37,37 @@ function makeFile(size: number): File {
 let file: File | null = null;
 let kept: unknown = null; // what the page would upload, kept until the next run (as until the PUT ends)
 
+/** The test's hook (Playwright's exposeBinding): it reads the heap while the page waits here. */
+const checkpoint = (label: string): Promise<void> =>
+  (globalThis as unknown as { cccCheckpoint: (label: string) => Promise<void> }).cccCheckpoint(label);
+
 async function whole(): Promise<number> {
   const plaintext = new Uint8Array(await file!.arrayBuffer());
+  await checkpoint("read");
   const { result } = await encrypt(await keyring(), plaintext, { encryptionContext: CONTEXT, frameLength: FRAME_LENGTH });
+  await checkpoint("encrypted");
   plaintext.fill(0);
-  await crypto.subtle.digest("SHA-256", result.slice().buffer as ArrayBuffer);
+  const copy = result.slice().buffer as ArrayBuffer;
+  await checkpoint("copied for the upload record");
+  await crypto.subtle.digest("SHA-256", copy);
   kept = result.slice().buffer;
+  await checkpoint("upload body");
   return result.length;
 }
 
 async function streamed(): Promise<number> {
   const { stream } = await encryptStream(file!.stream() as ReadableStream<Uint8Array>, await keyring(), CONTEXT);
-  const { blob } = await collectToBlob(stream);
+  const observed = stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      async transform(frame, controller) {
+        controller.enqueue(frame);
+        await checkpoint("frame");
+      },
+    }),
+  );
+  const { blob } = await collectToBlob(observed);
   kept = blob;
+  await checkpoint("upload body");
   return blob.size;
 }
 

@@ -25,6 +25,7 @@ from ccc.local.iam_gateway import IamGateway
 from ccc.local.iam_stack import gateway_config
 from ccc.local.iam_users import LAMBDAS, LocalIdentity, default_identities
 from ccc.local.provision import create_buckets, create_jobs_table, create_queues
+from ccc.local.ttl_sweeper import expire_items
 from ccc_common.domain.naming import resource_names
 from ccc_common.domain.settings import stage_settings
 
@@ -374,3 +375,18 @@ def test_get_caller_identity_names_the_caller(stack: SimpleNamespace) -> None:
         who = stack.client(name, "sts").get_caller_identity()
         assert who["Arn"] == stack.identities[name].principal_arn
         assert who["Account"] == stack.identities[name].account_id
+
+
+def test_the_supervisors_ttl_sweep_works_as_admin_through_the_gateway(stack: SimpleNamespace) -> None:
+    """What `ccc local up` runs once a minute (ccc.local.ttl_sweeper), against moto's server."""
+    dynamodb = stack.client("admin", "dynamodb")
+    table = stack.names.jobs_table
+    now = int(time.time())
+    expired, later = "e" * 32, "f" * 32
+    for job_id, ttl in ((expired, now - 10), (later, now + 3600)):
+        dynamodb.put_item(TableName=table, Item={"job_id": {"S": job_id}, "tenant": {"S": "tenant-a"},
+                                                 "ttl": {"N": str(ttl)}})
+    assert expire_items(dynamodb, table, now=now) == 1
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"job_id": {"S": expired}})
+    assert "Item" in dynamodb.get_item(TableName=table, Key={"job_id": {"S": later}})
+    assert "Item" in dynamodb.get_item(TableName=table, Key={"job_id": {"S": JOB_B}})  # no TTL: kept

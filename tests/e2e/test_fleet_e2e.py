@@ -43,14 +43,25 @@ def _status(stack) -> dict:
     return json.loads(shown.stdout)
 
 
-def _job_status(stack, job_id: str) -> str | None:
+def _admin_client(stack, service: str):
     import boto3
 
     admin = stack.info.identity("admin")
-    dynamodb = boto3.client(
-        "dynamodb", endpoint_url=stack.info.endpoint_url, region_name=stack.info.region,
+    return boto3.client(
+        service, endpoint_url=stack.info.endpoint_url, region_name=stack.info.region,
         aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key,
     )
+
+
+def _group_tags(stack) -> dict[str, str]:
+    group = _admin_client(stack, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[stack.info.fleet_group]
+    )["AutoScalingGroups"][0]
+    return {tag["Key"]: tag["Value"] for tag in group.get("Tags", [])}
+
+
+def _job_status(stack, job_id: str) -> str | None:
+    dynamodb = _admin_client(stack, "dynamodb")
     item = dynamodb.get_item(TableName=stack.info.jobs_table, Key={"job_id": {"S": job_id}}).get("Item")
     return item["status"]["S"] if item else None
 
@@ -78,6 +89,10 @@ def test_uploads_wake_an_idle_fleet_all_jobs_finish_and_it_returns_to_zero(idle_
 
     reports = [client.wait(job.job, timeout=120, image=job.image, started=job.started) for job in submitted]
     assert all(report.ok for report in reports), [r for r in reports if not r.ok]
+    # The scaler (through the IAM gateway, as its role) remembered when work was last seen: without
+    # that write the idle timeout never starts. It was denied on AWS until the policy allowed it.
+    tags = _group_tags(idle_stack)
+    assert {"ccc:last-activity", "ccc:last-full-capacity"} <= set(tags), tags
 
     deadline = time.monotonic() + IDLE_TIMEOUT_S + 30
     status = _status(idle_stack)

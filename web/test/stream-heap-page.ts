@@ -37,9 +37,19 @@ function makeFile(size: number): File {
 let file: File | null = null;
 let kept: unknown = null; // what the page would upload, kept until the next run (as until the PUT ends)
 
-/** The test's hook (Playwright's exposeBinding): it reads the heap while the page waits here. */
-const checkpoint = (label: string): Promise<void> =>
-  (globalThis as unknown as { cccCheckpoint: (label: string) => Promise<void> }).cccCheckpoint(label);
+let resume: (() => void) | null = null;
+
+/** The page stops here (bench.paused names the step) until the test, having read the heap, resumes it. */
+function checkpoint(label: string): Promise<void> {
+  return new Promise((resolve) => {
+    bench.paused = label;
+    resume = () => {
+      bench.paused = null;
+      resume = null;
+      resolve();
+    };
+  });
+}
 
 async function whole(): Promise<number> {
   const plaintext = new Uint8Array(await file!.arrayBuffer());
@@ -73,7 +83,11 @@ async function streamed(): Promise<number> {
 
 const bench = {
   state: "idle" as string,
+  paused: null as string | null,
   size: 0,
+  resume(): void {
+    resume?.();
+  },
   prepare(size: number): void {
     file = makeFile(size);
     kept = null;

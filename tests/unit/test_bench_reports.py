@@ -108,3 +108,16 @@ def test_the_report_names_the_cpu_mode_next_to_its_ratios() -> None:
     shared = bench_pipeline.summarise(4, bare, pipeline, None)
     assert shared["cpu_mode"]["mode"] == "shared"
     assert "pipeline / bare (shared) = 0.8" in bench_pipeline.render_text(shared)
+
+
+def test_the_bare_figure_pools_the_runs_before_and_after_the_pipeline() -> None:
+    def run(images_per_s: float, cpu_ms: float) -> dict[str, object]:
+        return {"images": 10, "elapsed_s": 10 / images_per_s, "images_per_s": images_per_s, "cpu_ms_per_image": cpu_ms,
+                "count_bytes": {"median_ms": 1000 / images_per_s, "p95_ms": 2000 / images_per_s, "jobs": 10},
+                "cpus": "1", "onnxruntime_threads": 1}  # fmt: skip
+
+    bare = bench_pipeline.combine_bare_runs(run(5.0, 180.0), run(4.0, 200.0))
+    assert bare["images"] == 20 and bare["elapsed_s"] == 4.5 and bare["images_per_s"] == 4.444  # 20 images in 4.5 s
+    assert bare["cpu_ms_per_image"] == 190.0 and bare["count_bytes"]["median_ms"] == 225.0
+    assert bare["runs"]["after_pipeline"] == {"images_per_s": 4.0, "cpu_ms_per_image": 200.0}
+    assert "after 4.00/s" in bench_pipeline._bare_runs(bare)

@@ -178,6 +178,8 @@ def test_the_page_signs_in_with_pkce_and_keeps_tokens_in_session_storage_only(
     signed_out_page: tuple[Page, FakeCognito],
 ) -> None:
     page, fake = signed_out_page
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30_000)
+    assert "signed in" not in page.inner_text("#stack")  # nobody is, yet: the sign-in box says so
     page.click("#auth button")
     page.wait_for_selector("#auth[data-state='signed-in']", timeout=30_000)
     (authorize,) = fake.authorize

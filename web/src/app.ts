@@ -219,7 +219,10 @@ async function drainOutbox(): Promise<void> {
 }
 
 function showStack(loaded: PageConfig): void {
-  $("#stack").textContent = `${loaded.tier} stack · jobs API ${loaded.api_url} · signed in as ${loaded.tenant}`;
+  // On AWS, whether someone is signed in is the sign-in box's to say (the config names the tenant
+  // before anyone signs in); locally the stack's credentials page has signed the page in already.
+  const who = loaded.tier === "aws" ? `tenant ${loaded.tenant}` : `signed in as ${loaded.tenant}`;
+  $("#stack").textContent = `${loaded.tier} stack · jobs API ${loaded.api_url} · ${who}`;
   $("#network").textContent = "";
 }
 

@@ -31,20 +31,6 @@ class EnclaveUnavailable(ParentError):
 
 
 class EnclaveClient(Protocol):
-    def _send(self, channel: Channel, request: Message, timeout_s: float) -> None:
-        channel.send(request, timeout=timeout_s)
-
-    @staticmethod
-    def _answer_after_failed_send(channel: Channel, timeout_s: float, send_error: TransportError) -> Message:
-        """The error reply the enclave sent before hanging up on us (module docstring), else the send error."""
-        try:
-            reply = channel.receive(timeout=min(timeout_s, ANSWER_AFTER_FAILED_SEND_S))
-        except (TransportError, ProtocolError):
-            raise send_error from None
-        if not isinstance(reply, ErrorReply):
-            raise send_error
-        return reply
-
     def run_job(self, request: JobRequest, *, timeout_s: float) -> JobReply: ...
 
     def health(self, *, timeout_s: float) -> EnclaveStatus: ...

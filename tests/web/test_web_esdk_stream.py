@@ -17,8 +17,6 @@ import io
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from ccc_enclave.pipeline import check_input_context
 from ccc_enclave.ports import CryptoSession, JobError
 from ccc_enclave.protocol.errors import ErrorCode
 from ccc_enclave.protocol.job_messages import Credentials, JobSpec, KmsTarget
+from tests.web.web_build import run_node_tests
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 ACCOUNT = "111122223333"
@@ -109,9 +108,6 @@ class Encrypted:
 @pytest.fixture(scope="module")
 def encrypted(kms: Kms, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Encrypted]:
     """Run the page's encryptor in node over every size (one node process, real HTTP to the gateway)."""
-    node = shutil.which("node")
-    if node is None or not (WEB / "node_modules").is_dir():
-        pytest.fail("node and web/node_modules are needed (make setup runs `npm ci` in web/)")
     work = tmp_path_factory.mktemp("stream")
     jobs: dict[str, tuple[bytes, JobSpec]] = {}
     cases = []
@@ -140,22 +136,8 @@ def encrypted(kms: Kms, tmp_path_factory: pytest.TempPathFactory) -> dict[str, E
             }
         )
     )
-    build = subprocess.run(
-        [node, "build.mjs", "--tests"], cwd=WEB, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
-    run = subprocess.run(
-        [node, "--test", "dist-test/esdk-stream.test.mjs"],
-        cwd=WEB,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={"PATH": str(Path(node).parent), "CCC_WEB_STREAM_KMS": str(config)},
-    )
-    failures = [line for line in run.stdout.splitlines() if line.startswith("not ok")]
-    assert run.returncode == 0 and not failures, "\n".join(failures) + run.stdout[-4000:] + run.stderr[-2000:]
-    assert re.search(r"^ok \d+ - through the page's KMS keyring", run.stdout, re.M), run.stdout[-2000:]
+    stdout = run_node_tests("dist-test/esdk-stream.test.mjs", {"CCC_WEB_STREAM_KMS": str(config)})
+    assert re.search(r"^ok \d+ - through the page's KMS keyring", stdout, re.M), stdout[-2000:]
     return {
         name: Encrypted(name, plaintext, (work / f"{name}.esdk").read_bytes(), job)
         for name, (plaintext, job) in jobs.items()

@@ -15,8 +15,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from cdk.web_hosting import PAGE_CSP
+from tests.web.web_build import build
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 CHROMIUM = os.environ.get("CCC_CHROMIUM", "/usr/bin/chromium")
@@ -55,10 +54,7 @@ CORS = {"Access-Control-Allow-Origin": "https://ccc-page.test", "Access-Control-
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: `make setup` installs Debian's chromium")
-    node = shutil.which("node")
-    if node is None or not (WEB / "node_modules").is_dir():
-        pytest.fail("node and web/node_modules are needed (make setup runs `npm ci` in web/)")
-    subprocess.run([node, "build.mjs"], cwd=WEB, check=True, capture_output=True, timeout=300)
+    build(tests=False)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield launched

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from ccc.client.errors import VerificationError
 from ccc.client.provenance import verify_result_attestation
@@ -21,6 +17,7 @@ from ccc.trust.document import TrustFile, root_from_der, trust_bytes
 from ccc.trust.releases import pinned_release
 from ccc_core.result_binding import result_user_data
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
+from tests.web.web_build import run_node_tests
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 SIGNED_AT = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -29,13 +26,6 @@ PCRS = {0: bytes.fromhex("11" * 48), 1: bytes.fromhex("22" * 48), 2: bytes.fromh
 OTHER_PCR0 = bytes.fromhex("44" * 48)
 INPUT = b"the ESDK input message the tenant uploaded"
 RESULT = b"an ESDK result message"
-
-
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None or not (WEB / "node_modules").is_dir():
-        pytest.fail("node and web/node_modules are needed (make setup runs `npm ci` in web/)")
-    return node
 
 
 def _trust(root_der: bytes, releases: list[dict[int, bytes]]) -> TrustFile:
@@ -147,23 +137,8 @@ def _cases(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def test_the_page_verifier_passes_its_node_tests_and_agrees_with_the_python_client(tmp_path: Path) -> None:
-    node = _node()
     cases_file = tmp_path / "cases.json"
     cases_file.write_text(json.dumps(_cases(tmp_path)))
-    build = subprocess.run(
-        [node, "build.mjs", "--tests"], cwd=WEB, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
-    run = subprocess.run(
-        [node, "--test", "dist-test/"],
-        cwd=WEB,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={"PATH": str(Path(node).parent), "CCC_WEB_BINDING_CASES": str(cases_file)},
-    )
-    failures = [line for line in run.stdout.splitlines() if line.startswith("not ok")]
-    assert run.returncode == 0 and not failures, "\n".join(failures) + run.stdout[-4000:] + run.stderr[-2000:]
-    assert "# skipped 0" in run.stdout and "# fail 0" in run.stdout
-    assert "same verdict as the Python client: verified among two pinned releases" in run.stdout
+    stdout = run_node_tests("dist-test/", {"CCC_WEB_BINDING_CASES": str(cases_file)})
+    assert "# skipped 0" in stdout and "# fail 0" in stdout
+    assert "same verdict as the Python client: verified among two pinned releases" in stdout

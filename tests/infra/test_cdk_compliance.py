@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cdk.nag_acknowledgements import ACKNOWLEDGEMENTS, expand
+from tests.infra.cfn_lint import cfn_lint_errors
 
 
 def test_cdk_nag_reports_no_unacknowledged_finding(any_mode: Any) -> None:
@@ -91,27 +89,6 @@ def test_every_table_entry_applies_in_some_stage(
         assert concrete & applied, f"acknowledgement never applies: {entry.path} {entry.finding}"
 
 
-def _cfn_lint() -> list[str]:
-    exe = Path(sys.executable).with_name("cfn-lint")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("cfn-lint")
-    if not found:
-        pytest.fail("cfn-lint is not installed (requirements-dev.txt pins it)")
-    return [found]
-
-
 def test_cfn_lint_finds_no_errors(any_mode: Any, tmp_path: Path) -> None:
-    synth = any_mode
-    template = tmp_path / synth.template_path.name
-    shutil.copy(synth.template_path, template)
-    result = subprocess.run(
-        [*_cfn_lint(), "--format", "parseable", str(template)], capture_output=True, text=True, timeout=120
-    )
-    # parseable format: file:line:col:end_line:end_col:RULE:message
-    errors = [
-        line for line in result.stdout.splitlines() if line.split(":", 6)[5:6] and line.split(":", 6)[5].startswith("E")
-    ]
-    # Exit code 0 = clean, 4 = warnings only; 2 (errors) or anything else fails.
-    assert result.returncode in (0, 4), result.stdout + result.stderr
+    errors = cfn_lint_errors(any_mode.template_path, tmp_path)
     assert not errors, "\n".join(errors)

@@ -16,6 +16,8 @@ Encryption at rest, per bucket:
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -24,6 +26,18 @@ from constructs import Construct
 from ccc_common.domain.cors import CorsRule, cdk_s3_cors_rule, web_client_cors
 from cdk import contract
 from cdk.stage_config import StageConfig
+
+
+def bucket_baseline() -> dict[str, Any]:
+    """What every bucket of the stacks has (cdk-nag's S1/S2/S10 and more): no public access, TLS 1.2+
+    only, versioned, owner-enforced objects. One place, so a new bucket cannot start without it."""
+    return {
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "enforce_ssl": True,
+        "minimum_tls_version": 1.2,
+        "versioned": True,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    }
 
 
 def _enable_eventbridge(bucket: s3.Bucket) -> None:
@@ -65,11 +79,7 @@ class Storage(Construct):
             "AccessLogs",
             bucket_name=names.access_logs_bucket,
             encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            **bucket_baseline(),
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-access-logs",
@@ -128,11 +138,7 @@ class Storage(Construct):
             encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
             encryption_key=key,
             bucket_key_enabled=True if key else None,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            **bucket_baseline(),
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=log_prefix,
             lifecycle_rules=[rule],

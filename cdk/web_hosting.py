@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk.stage_config import StageConfig
+from cdk.storage import bucket_baseline
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
@@ -36,11 +37,7 @@ class WebHosting(Construct):
             self,
             "Site",
             encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            **bucket_baseline(),
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="web/",
             removal_policy=config.removal_policy,

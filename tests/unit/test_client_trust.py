@@ -23,13 +23,13 @@ from ccc.cli import main
 from ccc.client import CccClient, InputRecord, TargetError
 from ccc.client.api import JobState, PresignedUpload
 from ccc.client.job_runner import JobTicket
-from ccc.client.target import Target
 from ccc.trust import TrustFile, root_from_der, write_trust
 from ccc.trust.releases import pinned_release, with_release
 from ccc_core.identity import JobRef
 from ccc_core.result_binding import result_user_data
 from ccc_core.result_document import ModelInfo, ResultDocument
 from ccc_enclave.nsm.simulated import LocalNitroCA, SimulatedNsm
+from tests.support.client_target import offline_target
 
 PCRS = {0: bytes.fromhex("11" * 48), 1: bytes.fromhex("22" * 48), 2: bytes.fromhex("33" * 48)}
 ROGUE = {**PCRS, 0: bytes.fromhex("44" * 48)}
@@ -38,15 +38,7 @@ INPUT = b"the ESDK input message the tenant uploaded"
 INPUT_SHA256 = hashlib.sha256(INPUT).hexdigest()
 RESULT = b"an ESDK result message"
 JOB = JobRef("tenant-a", "c" * 32)
-TARGET = Target(
-    description="t",
-    stage="local",
-    region="eu-west-1",
-    inbox_bucket="in",
-    results_bucket="out",
-    session_factory=lambda tenant: None,
-    api_url="https://api.invalid",
-)
+TARGET = offline_target()
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,13 @@ import ccc.cli.client_cmd as client_cmd
 from ccc.cli import main
 from ccc.client import CccClient, UnknownJob
 from ccc.client.api import JobsApiError
-from ccc.client.target import Target
 from ccc.trust import TrustFile, aws_nitro_root, write_trust
 from ccc.trust.releases import pinned_release
 from ccc_core.identity import JobRef
+from tests.support.client_target import offline_target
 
 JOB = JobRef(tenant="tenant-a", job_id="c" * 32)
-TARGET = Target(description="t", stage="local", region="eu-west-1", inbox_bucket="in", results_bucket="out",
-                session_factory=lambda tenant: None, api_url="https://api.invalid")
+TARGET = offline_target()
 TRUST = TrustFile(format="ccc.trust/v1", tenant="tenant-a", data_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
                   attestation_root=aws_nitro_root(), releases=[pinned_release(None, {0: "01" * 48}, source="pcrs")])
 

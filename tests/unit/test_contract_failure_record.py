@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from ccc.client.input_record import InputRecord
 from ccc.client.job_runner import CccClient
-from ccc.client.target import Target
 from ccc.trust import TrustFile, aws_nitro_root
 from ccc.trust.releases import pinned_release
 from ccc_common.contracts.failure_record import (
@@ -31,6 +30,7 @@ from ccc_common.contracts.failure_record import (
 from ccc_common.domain.job_lifecycle import reason_from_failure_record
 from ccc_core.identity import JobRef
 from enclave_worker.parent.agent import AgentSettings, ParentAgent
+from tests.support.client_target import offline_target
 
 JOB = JobRef(tenant="tenant-a", job_id="0123456789abcdef0123456789abcdef")
 
@@ -149,14 +149,7 @@ def _written_by_the_parent_agent(code: str, reason: str) -> _RecordingS3:
 
 
 def _client(s3: _RecordingS3) -> CccClient:
-    target = Target(
-        description="t",
-        stage="local",
-        region="eu-west-1",
-        inbox_bucket="in",
-        results_bucket="out",
-        session_factory=lambda tenant: None,
-    )
+    target = offline_target(api_url=None)
     trust = TrustFile(
         format="ccc.trust/v1",
         tenant=JOB.tenant,

@@ -19,11 +19,11 @@ from ccc.cli import main
 from ccc.client import CccClient, InputRecord
 from ccc.client.api import JobState
 from ccc.client.job_runner import JobReport
-from ccc.client.target import Target
 from ccc.client.untrusted_text import printable
 from ccc.trust import TrustFile, aws_nitro_root, write_trust
 from ccc.trust.releases import pinned_release
 from ccc_core.identity import JobRef
+from tests.support.client_target import offline_target
 
 JOB = JobRef("tenant-a", "d" * 32)
 # Erase the line, go back to its start, and draw a verified result over the failure.
@@ -85,15 +85,7 @@ def test_ccc_result_prints_a_reason_from_the_jobs_api_safely(
         releases=[pinned_release(None, {0: "ab" * 48}, source="pcrs")],
     )
     write_trust(tmp_path / "trust.json", trust)
-    target = Target(
-        description="t",
-        stage="local",
-        region="eu-west-1",
-        inbox_bucket="in",
-        results_bucket="out",
-        session_factory=lambda tenant: None,
-        api_url="https://api.invalid",
-    )
+    target = offline_target()
 
     class Api:
         def get_job(self, job: JobRef) -> Any:
